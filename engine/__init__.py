@@ -1,0 +1,1 @@
+"""Latent Stage: a live generative art performance engine."""

@@ -1,0 +1,186 @@
+"""Command line: show, render, train, bench.
+
+The CLI is the only place that prints; the engine logs. Startup problems
+(bad scene, model file, flag, display) end with one `error: ...` line naming
+the culprit and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Sequence
+
+EXIT_USAGE = 2
+log = logging.getLogger("engine.cli")
+
+
+def _size(text: str) -> tuple[int, int]:
+    from engine.output.layout import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return v
+
+
+def _render_size(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in px, got {text!r}") from None
+    if not 16 <= v <= 4096:
+        raise argparse.ArgumentTypeError(f"expected a size from 16 to 4096 px, got {v}")
+    return v
+
+
+def _add_picture_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", type=_size, help="window or output size WxH (default: window 1280x720, render the model size)")
+    p.add_argument("--render-size", type=_render_size, help="the model's drawing size in px (default: its native size)")
+    p.add_argument("--aspect", choices=("fit", "fill", "stretch"), default="fit", help="square model on a non-square output")
+    p.add_argument("--fps", type=_positive_float, default=None, help="frames per second (show: 60, render: 30)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="where the model runs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_show.py", description="Latent Stage: live generative art engine")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors in the log")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    show = sub.add_parser("show", help="play scenes live in a window (or headless)")
+    show.add_argument("--scene", action="append", type=Path, help="scene file (repeatable; default scenes/default.toml)")
+    _add_picture_args(show)
+    show.add_argument("--fullscreen", action="store_true", help="fullscreen on the chosen display")
+    show.add_argument("--display", type=int, help="display index, 0-based (default: the primary one)")
+    show.add_argument("--headless", action="store_true", help="no window; still paced to --fps")
+    show.add_argument("--no-vsync", action="store_true", help="pace with a timer even where vsync works")
+    show.add_argument("--seconds", type=_positive_float, help="stop after this many seconds")
+    show.add_argument("--stats", type=Path, help="write frame statistics JSON here when the show ends")
+
+    render = sub.add_parser("render", help="render a scene offline to an mp4 or a PNG folder")
+    render.add_argument("--scene", type=Path, help="scene file (default scenes/default.toml)")
+    _add_picture_args(render)
+    render.add_argument("--seconds", type=_positive_float, required=True, help="length in seconds")
+    render.add_argument("--out", required=True, help="FILE.mp4, or DIR/ for a PNG sequence")
+
+    train = sub.add_parser("train", help="train a model from your own material")
+    tsub = train.add_subparsers(dest="family", required=True, metavar="FAMILY")
+    from engine.train.gan import add_gan_args
+
+    add_gan_args(tsub.add_parser("gan", help="a GAN from a folder of images (png/jpg/webp)"))
+
+    bench = sub.add_parser("bench", help="model forward vs whole-frame cost for every shipped scene")
+    bench.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    bench.add_argument("--frames", type=int, default=300, help="frames measured per scene")
+    bench.add_argument("--json", type=Path, help="write the results as JSON here")
+    return parser
+
+
+def _specs(paths: Sequence[Path] | None):
+    from engine.scene import DEFAULT_SCENE, load_scene
+
+    return [load_scene(p) for p in (paths or [DEFAULT_SCENE])]
+
+
+def _device(name: str):
+    from engine.train.common import resolve_device
+
+    return resolve_device(name)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from engine.render import render
+
+    specs = _specs([args.scene] if args.scene else None)
+    fps = int(round(args.fps or 30))
+    res = render(
+        specs, seconds=args.seconds, fps=fps, out=args.out, size=args.size,
+        aspect=args.aspect, render_size=args.render_size, device=_device(args.device),
+    )
+    print(f"rendered {res.frames} frames ({res.size[0]}x{res.size[1]}, {res.fps} fps) to {res.out}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from engine.live import no_display_reason, run_live
+
+    specs = _specs(args.scene)
+    reason = None if args.headless else no_display_reason(args.display)
+    if reason is not None:
+        from engine.render import render
+
+        out = Path("out") / "show-preview.mp4"
+        out.parent.mkdir(exist_ok=True)
+        print(f"{reason}: rendering 10 s of '{specs[0].name}' to a file instead ...", flush=True)
+        res = render(specs[:1], seconds=10, fps=30, out=str(out), size=args.size, aspect=args.aspect,
+                     render_size=args.render_size, device=_device(args.device))
+        print(f"wrote {res.out.resolve()} ({res.frames} frames, {res.size[0]}x{res.size[1]})")
+        return 0
+    summary = run_live(args, specs, _device(args.device))
+    from engine.stats import format_summary
+
+    print(format_summary(summary))
+    if args.stats:
+        args.stats.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"stats written to {args.stats}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.train.gan import opts_from_args, train_gan
+
+    summary = train_gan(opts_from_args(args), progress=sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS")))
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from engine.bench import bench_scenes, format_rows
+
+    rows = bench_scenes(_device(args.device), frames=args.frames)
+    print(format_rows(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        print(f"results written to {args.json}")
+    return 0
+
+
+COMMANDS = {"show": cmd_show, "render": cmd_render, "train": cmd_train, "bench": cmd_bench}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(levelname).1s %(name)s: %(message)s",
+    )
+    from engine.errors import startup_errors
+
+    try:
+        return COMMANDS[args.command](args)
+    except startup_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    sys.exit(main())

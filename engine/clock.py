@@ -1,0 +1,88 @@
+"""Clocks: the loop asks a clock for (t, dt) and never reads wall time itself.
+
+`LiveClock` reads `time.perf_counter`; `FixedClock` steps by exactly 1/fps, for
+offline renders and tests, so a show is a pure function of its inputs. `Pacer`
+waits for the next frame deadline when vsync does not pace the loop.
+
+Pure module: no pygame, torch.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Protocol
+
+
+class Clock(Protocol):
+    def tick(self) -> tuple[float, float]:
+        """Advance one frame; return (t seconds since start, dt seconds since last tick)."""
+        ...
+
+
+class FixedClock:
+    """Frame n is at t = n / fps exactly (no accumulated float drift)."""
+
+    def __init__(self, fps: float) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.fps = float(fps)
+        self.frame = -1
+
+    def tick(self) -> tuple[float, float]:
+        self.frame += 1
+        return self.frame / self.fps, (1.0 / self.fps if self.frame > 0 else 0.0)
+
+
+class LiveClock:
+    """perf_counter time since the first tick; dt is clamped so that a stall
+    (a dragged window, a debugger) does not make the picture jump."""
+
+    def __init__(self, now: Callable[[], float] = time.perf_counter, max_dt: float = 0.1) -> None:
+        self._now = now
+        self.max_dt = max_dt
+        self._start: float | None = None
+        self._last = 0.0
+
+    def tick(self) -> tuple[float, float]:
+        now = self._now()
+        if self._start is None:
+            self._start = now
+            self._last = now
+            return 0.0, 0.0
+        dt = min(max(now - self._last, 0.0), self.max_dt)
+        self._last = now
+        return now - self._start, dt
+
+
+class Pacer:
+    """Sleeps until the next frame deadline (period = 1/fps seconds).
+
+    Deadlines are on a fixed grid from the first call, so small oversleeps do
+    not accumulate; after a long stall the grid restarts rather than rushing
+    frames to catch up.
+    """
+
+    def __init__(
+        self,
+        fps: float,
+        now: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], None] = time.sleep,
+        spin_s: float = 0.0005,
+    ) -> None:
+        self.period = 1.0 / fps
+        self._now = now
+        self._sleep = sleep
+        self._spin_s = spin_s  # last bit is a yield-spin: sleep() overshoots ~0.1 ms
+        self._next: float | None = None
+
+    def wait(self) -> None:
+        now = self._now()
+        if self._next is None or now - self._next > self.period:
+            self._next = now + self.period
+            return
+        remaining = self._next - now
+        if remaining > self._spin_s:
+            self._sleep(remaining - self._spin_s)
+        while self._now() < self._next:
+            self._sleep(0)
+        self._next += self.period

@@ -1,0 +1,99 @@
+"""The live show: a window (or headless window), the live clock, signals, stats."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import Any
+
+import torch
+
+from engine.clock import LiveClock, Pacer
+from engine.deck import load_scenes
+from engine.errors import StartupError
+from engine.events import EventQueue
+from engine.frame import FrameRenderer
+from engine.params import build_registry
+from engine.scene import SceneSpec
+from engine.show import Show
+from engine.stats import FrameStats
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WINDOW = (1280, 720)
+
+
+def no_display_reason(display: int | None) -> str | None:
+    """Why no window can open here, or None when one can.
+
+    An explicitly requested display that does not exist is a startup error,
+    not a reason to fall back to a file.
+    """
+    from engine.output.video import DisplayError, has_display
+
+    if has_display():
+        return None
+    if display is not None:
+        raise DisplayError(f"--display {display}: no display is available on this machine (DISPLAY is not set)")
+    if sys.platform.startswith("linux"):
+        return "no display found (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+    return "no display found"
+
+
+def _install_signal_handlers(show: Show) -> None:
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("%s received: ending the show", signal.Signals(signum).name)
+        show.stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def run_live(args: argparse.Namespace, specs: list[SceneSpec], device: torch.device) -> dict[str, Any]:
+    """Open the output, play the scenes until Esc/--seconds/a signal; return the stats summary."""
+    from engine.output.video import VideoOutput
+
+    fps = float(args.fps or 60.0)
+    if args.headless and (args.fullscreen or args.display is not None):
+        raise StartupError("--headless cannot be combined with --fullscreen or --display")
+    scenes = load_scenes(specs, device)  # all models in memory before the first frame
+    renderer = FrameRenderer(device, args.render_size)
+    native = renderer.output_size(scenes[0].size)
+    output = VideoOutput(
+        (native, native),
+        window_size=args.size or (None if args.fullscreen else DEFAULT_WINDOW),
+        fullscreen=args.fullscreen,
+        display=args.display,
+        vsync=not args.no_vsync and not args.headless,
+        aspect=args.aspect,
+        headless=args.headless,
+        title="Latent Stage",
+    )
+    # Vsync paces only when it runs at the requested rate; otherwise pace ourselves.
+    pacer = None if (output.vsync_active and fps >= 59.0) else Pacer(fps)
+    stats = FrameStats(fps)
+    show = Show(scenes, build_registry(), EventQueue(), renderer, output, LiveClock(), pacer=pacer, stats=stats)
+    _install_signal_handlers(show)
+    _warm_up(show)
+    log.info("show running on %s: %d scene(s), %s fps, %s", device, len(scenes), fps,
+             "vsync" if pacer is None else "timer-paced")
+    try:
+        show.run(seconds=args.seconds)
+    finally:
+        output.close()
+    summary = stats.summary()
+    summary["frame_errors"] = show.frame_errors
+    summary["device"] = str(device)
+    summary["threads"] = torch.get_num_threads()
+    return summary
+
+
+def _warm_up(show: Show) -> None:
+    """Run each scene's model a few times so first-call costs stay out of the show."""
+    for sc in show.scenes:
+        z = torch.zeros((1, sc.latent_dim), device=show.renderer.device)
+        with torch.inference_mode():
+            for _ in range(3):
+                sc.generator(z)

@@ -1,0 +1,104 @@
+"""Offline render: the show loop on a fixed-step clock into an mp4 or PNG folder.
+
+Deterministic: the same scene, seed, size and frame count give the same
+frames, because time comes only from `FixedClock` and the model runs with a
+fixed thread count.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.clock import FixedClock
+from engine.deck import load_scenes
+from engine.events import EventQueue
+from engine.frame import FrameRenderer
+from engine.output.record import compose, open_writer
+from engine.params import build_registry
+from engine.scene import SceneSpec
+from engine.show import Show
+
+log = logging.getLogger(__name__)
+
+
+class RecordOutput:
+    """An `Output` that encodes each presented frame, scaled to the output size."""
+
+    def __init__(self, out: str, size: tuple[int, int] | None, fps: int, aspect: str) -> None:
+        self._out, self._size, self._fps, self.aspect = out, size, fps, aspect
+        self._buf = np.zeros((0, 0, 3), np.uint8)
+        self._writer = None
+        self.frames = 0
+
+    @property
+    def frame_buffer(self) -> np.ndarray:
+        return self._buf
+
+    def resize_frames(self, size: tuple[int, int]) -> None:
+        w, h = size
+        self._buf = np.zeros((h, w, 3), np.uint8)
+        if self._writer is None:
+            self._size = self._size or (w, h)
+            self._writer = open_writer(self._out, self._size, self._fps)
+
+    def present(self) -> None:
+        assert self._writer is not None and self._size is not None  # resize_frames runs at Show init
+        h, w = self._buf.shape[:2]
+        frame = self._buf if (w, h) == self._size else compose(self._buf, self._size, self.aspect)
+        self._writer.write(frame)
+        self.frames += 1
+
+    def poll(self) -> list[str]:
+        return []
+
+    def set_title(self, title: str) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+@dataclass
+class RenderResult:
+    out: Path
+    frames: int
+    size: tuple[int, int]
+    fps: int
+
+
+def render(
+    specs: list[SceneSpec],
+    *,
+    seconds: float,
+    fps: int,
+    out: str,
+    size: tuple[int, int] | None = None,
+    aspect: str = "fit",
+    render_size: int | None = None,
+    device: torch.device = torch.device("cpu"),
+) -> RenderResult:
+    """Render `seconds` of the first scene at `fps` to `out` (FILE.mp4 or DIR/)."""
+    frames = max(1, round(seconds * fps))
+    scenes = load_scenes(specs, device)
+    output = RecordOutput(out, size, fps, aspect)
+    show = Show(
+        scenes,
+        build_registry(),
+        EventQueue(),
+        FrameRenderer(device, render_size),
+        output,
+        FixedClock(fps),
+        strict=True,
+    )
+    try:
+        show.run(frames=frames)
+    finally:
+        output.close()
+    assert output._size is not None
+    return RenderResult(Path(out), output.frames, output._size, fps)

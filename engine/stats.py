@@ -1,0 +1,67 @@
+"""Frame statistics: present-to-present intervals, percentiles, late frames.
+
+A frame time is the interval between two presents, counted after the first
+`warmup_s` seconds (model warm-up, window creation); a late frame is one whose
+interval exceeds 1.5 target periods. Later subsystems add their own sections
+to the summary via `extra`.
+
+Pure module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class FrameStats:
+    def __init__(self, target_fps: float, warmup_s: float = 1.0) -> None:
+        self.target_period = 1.0 / target_fps
+        self.warmup_s = warmup_s
+        self.frames = 0  # all presented frames, warm-up included
+        self._first: float | None = None
+        self._last: float | None = None
+        self._intervals: list[float] = []  # seconds, after warm-up
+        self.extra: dict[str, Any] = {}
+
+    def presented(self, t: float) -> None:
+        """Record a present at perf_counter time t (seconds)."""
+        self.frames += 1
+        if self._first is None:
+            self._first = t
+        elif t - self._first > self.warmup_s and self._last is not None:
+            self._intervals.append(t - self._last)
+        self._last = t
+
+    def summary(self) -> dict[str, Any]:
+        seconds = (self._last - self._first) if self._first is not None and self._last is not None else 0.0
+        iv = np.asarray(self._intervals, dtype=np.float64) * 1000.0
+        measured = float(iv.sum()) / 1000.0
+        if iv.size:
+            p50, p95, p99 = (float(x) for x in np.percentile(iv, [50, 95, 99]))
+            frame_ms = {"p50": p50, "p95": p95, "p99": p99, "max": float(iv.max())}
+            fps = iv.size / measured if measured > 0 else 0.0
+        else:
+            frame_ms = {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+            fps = (self.frames - 1) / seconds if seconds > 0 else 0.0
+        late = int((iv > 1.5 * self.target_period * 1000.0).sum())
+        out: dict[str, Any] = {
+            "frames": self.frames,
+            "seconds": round(seconds, 4),
+            "fps": round(fps, 3),
+            "frame_ms": {k: round(v, 3) for k, v in frame_ms.items()},
+            "late_frames": late,
+        }
+        out.update(self.extra)
+        return out
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """One human line for the terminal."""
+    f = s["frame_ms"]
+    return (
+        f"{s['frames']} frames in {s['seconds']:.1f} s: {s['fps']:.1f} fps; frame ms "
+        f"p50 {f['p50']:.2f} p95 {f['p95']:.2f} p99 {f['p99']:.2f} max {f['max']:.2f}; "
+        f"late frames {s['late_frames']}"
+    )

@@ -1,0 +1,102 @@
+"""Startup errors through the real CLI: one clear line naming the culprit, exit 2."""
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from tests.conftest import make_tiny_gan
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def expect_error(capsys, argv, *fragments):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2, (out, err)
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    for f in fragments:
+        assert f in err, err
+    return err
+
+
+def test_scene_naming_missing_model(capsys, scene_file):
+    f = scene_file(model="gone.safetensors")
+    expect_error(capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", "x.mp4"], str(f), "'model'", "gone.safetensors")
+
+
+def test_typo_in_key(capsys, scene_file):
+    f = scene_file("[path]\nseconds_per_kee = 2\n")
+    expect_error(capsys, ["show", "--headless", "--scene", str(f)], str(f), "path.seconds_per_kee")
+
+
+def test_out_of_range_value(capsys, scene_file):
+    f = scene_file("[params]\ntruncation = 9\n")
+    expect_error(capsys, ["show", "--scene", str(f)], str(f), "params.truncation", "0.0 to 2.0")
+
+
+def test_malformed_toml(capsys, tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text("model = [\n")
+    expect_error(capsys, ["show", "--scene", str(f)], str(f), "not valid TOML")
+
+
+def test_truncated_model_file(capsys, tmp_path, scene_file):
+    m = make_tiny_gan(tmp_path / "cut.safetensors")
+    data = m.read_bytes()
+    m.write_bytes(data[: len(data) // 2])
+    f = scene_file(model="cut.safetensors")
+    expect_error(capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", str(tmp_path / "o.mp4")], "cut.safetensors")
+
+
+def test_pickle_renamed_to_safetensors(capsys, tmp_path, scene_file):
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    f = scene_file(model="evil.safetensors")
+    expect_error(capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", str(tmp_path / "o.mp4")], "evil.safetensors")
+
+
+def test_display_that_does_not_exist(capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    expect_error(capsys, ["show", "--display", "7"], "--display 7")
+
+
+def test_bad_flags_are_usage_errors(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["render", "--seconds", "1", "--out", "x.mp4", "--size", "big"])
+    assert e.value.code == 2
+    assert "expected WxH" in capsys.readouterr().err
+
+
+def test_bad_out_suffix(capsys, scene_file):
+    f = scene_file("")
+    expect_error(capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", "movie.avi"], "--out")
+
+
+def test_headless_show_writes_stats(capsys, tmp_path, scene_file):
+    stats = tmp_path / "s.json"
+    code, out, err = run_cli(capsys, "show", "--headless", "--scene", str(scene_file("")), "--seconds", "1.5",
+                             "--stats", str(stats), "--fps", "30")
+    assert code == 0, err
+    s = json.loads(stats.read_text())
+    assert set(s) >= {"frames", "seconds", "fps", "frame_ms", "late_frames"}
+    assert set(s["frame_ms"]) == {"p50", "p95", "p99", "max"}
+    assert s["frames"] >= 40 and 25 <= s["fps"] <= 31
+    assert "fps" in out
+
+
+def test_no_display_renders_a_file_instead(capsys, tmp_path, monkeypatch, scene_file):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "show", "--scene", str(scene_file("")))
+    assert code == 0, err
+    assert "no display found" in out
+    path = Path(out.strip().splitlines()[-1].split()[1])
+    assert path.is_file() and path.stat().st_size > 1000

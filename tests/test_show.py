@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+import torch
+
+from engine.clock import FixedClock
+from engine.deck import load_scenes
+from engine.events import Event, EventQueue
+from engine.frame import FrameRenderer
+from engine.params import build_registry
+from engine.scene import load_scene
+from engine.show import Show
+from tests.fakes import FakeOutput
+
+
+def make_show(scene_paths, fps=30, keys=None, render_size=None):
+    scenes = load_scenes([load_scene(p) for p in scene_paths], torch.device("cpu"))
+    out = FakeOutput(keys)
+    reg = build_registry()
+    q = EventQueue()
+    show = Show(scenes, reg, q, FrameRenderer(torch.device("cpu"), render_size), out, FixedClock(fps))
+    return show, out, reg, q
+
+
+def diffs(frames):
+    return [float(np.abs(a.astype(int) - b.astype(int)).mean()) for a, b in zip(frames, frames[1:])]
+
+
+def test_frames_move_and_are_deterministic(scene_file):
+    f = scene_file('[path]\nseconds_per_key = 0.5\n')
+    show, out, *_ = make_show([f])
+    show.run(frames=20)
+    assert out.presents == 20 and out.frames[0].shape == (64, 64, 3)
+    assert min(diffs(out.frames)) > 0.0
+    show2, out2, *_ = make_show([f])
+    show2.run(frames=20)
+    assert all(np.array_equal(a, b) for a, b in zip(out.frames, out2.frames))
+
+
+def test_same_picture_at_same_time_at_30_and_60_fps(scene_file):
+    f = scene_file('[path]\nkind = "walk"\nseconds_per_key = 0.5\n')
+    s30, o30, *_ = make_show([f], fps=30)
+    s60, o60, *_ = make_show([f], fps=60)
+    s30.run(frames=16)
+    s60.run(frames=31)
+    # frame k at 30 fps is at the same time as frame 2k at 60 fps
+    for k in (5, 15):
+        assert np.abs(o30.frames[k].astype(int) - o60.frames[2 * k].astype(int)).max() <= 1
+
+
+def test_brightness_and_blackout_fade(scene_file):
+    show, out, reg, q = make_show([scene_file("")], fps=10)
+    show.run(frames=1)
+    assert out.frames[-1].mean() > 0
+    q.put(Event("set", "/master/brightness", 0.0))
+    show.run(frames=2)
+    assert out.frames[-1].max() == 0
+    reg.set("/master/brightness", 1.0)
+    reg.set("/master/blackout_fade", 0.5)  # 5 frames at 10 fps
+    q.put(Event("toggle", "/master/blackout"))
+    show.run(frames=4)
+    mid = out.frames[-1].mean()
+    show.run(frames=10)
+    assert 0 < mid and out.frames[-1].max() == 0
+    assert show.blackout_level == 1.0
+
+
+def test_freeze_holds_picture_and_path(scene_file):
+    show, out, reg, q = make_show([scene_file('[path]\nseconds_per_key = 0.2\n')], keys={3: ["freeze"]})
+    show.run(frames=8)
+    tau = show.deck.scene.tau
+    assert np.array_equal(out.frames[3], out.frames[7])
+    show.run(frames=2)
+    assert show.deck.scene.tau == tau
+
+
+def test_keys_switch_scenes_speed_and_quit(scene_file, tiny_gan):
+    a = scene_file('name = "A"\n', name="a.toml")
+    b = scene_file('name = "B"\n[params]\ntruncation = 0.5\n', name="b.toml")
+    show, out, reg, q = make_show([a, b], keys={1: ["next"], 2: ["faster"], 3: ["slower", "slower"], 5: ["quit"]})
+    show.run(frames=100)
+    assert out.presents == 6  # quit on the 6th frame, still presented
+    assert show.deck.scene.spec.name == "B" and "B" in out.title
+    assert reg.get("/deck/a/truncation") == 0.5
+    assert reg.param("/master/speed").target == pytest.approx(1.25 * 0.8 * 0.8)
+    assert len(show.scenes) == 2 and show.scenes[0].generator is show.scenes[1].generator  # one load
+
+
+def test_latent_offset_moves_picture(scene_file):
+    show, out, reg, q = make_show([scene_file("")])
+    reg.set("/master/freeze", 0)
+    show.run(frames=1)
+    q.put(Event("set", "/deck/a/latent/2", 3.0))
+    reg.set("/master/speed", 0.0)
+    show.run(frames=60)
+    assert np.abs(out.frames[-1].astype(int) - out.frames[0].astype(int)).mean() > 1.0
+
+
+def test_bad_events_are_counted_not_fatal(scene_file):
+    show, out, reg, q = make_show([scene_file("")])
+    for ev in [Event("set", "/master/brightness", float("nan")), Event("set", "/nope", 1.0),
+               Event("set", "/master/brightness", "loud"), Event("verb", "/show/explode"),
+               Event("scale", "/master/speed", None)]:
+        q.put(ev)
+    show.run(frames=2)
+    assert reg.rejected == 5 and out.presents == 2
+
+
+class Boom(torch.nn.Module):
+    def forward(self, z):
+        raise RuntimeError("model fell over")
+
+
+def test_frame_error_keeps_last_frame_and_counts(scene_file, caplog):
+    show, out, reg, q = make_show([scene_file("")])
+    show.run(frames=2)
+    good = out.frames[-1].copy()
+    show.scenes[0].generator = Boom()
+    show.run(frames=5)
+    assert show.frame_errors == 5
+    assert np.array_equal(out.frames[-1], good)
+    assert sum("frame failed" in r.message for r in caplog.records) == 1  # logged once
+
+
+def test_render_size_resamples(scene_file):
+    show, out, *_ = make_show([scene_file("")], render_size=96)
+    show.run(frames=1)
+    assert out.frames[0].shape == (96, 96, 3)
