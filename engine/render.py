@@ -18,7 +18,8 @@ from engine.clock import FixedClock
 from engine.deck import load_scenes
 from engine.events import EventQueue
 from engine.frame import FrameRenderer
-from engine.output.record import compose, open_writer
+from engine.errors import StartupError
+from engine.output.record import FrameWriter, compose, open_writer
 from engine.params import build_registry
 from engine.scene import SceneSpec
 from engine.show import Show
@@ -29,10 +30,9 @@ log = logging.getLogger(__name__)
 class RecordOutput:
     """An `Output` that encodes each presented frame, scaled to the output size."""
 
-    def __init__(self, out: str, size: tuple[int, int] | None, fps: int, aspect: str) -> None:
-        self._out, self._size, self._fps, self.aspect = out, size, fps, aspect
+    def __init__(self, writer: FrameWriter, size: tuple[int, int], aspect: str) -> None:
+        self._writer, self.size, self.aspect = writer, size, aspect
         self._buf = np.zeros((0, 0, 3), np.uint8)
-        self._writer = None
         self.frames = 0
 
     @property
@@ -42,14 +42,10 @@ class RecordOutput:
     def resize_frames(self, size: tuple[int, int]) -> None:
         w, h = size
         self._buf = np.zeros((h, w, 3), np.uint8)
-        if self._writer is None:
-            self._size = self._size or (w, h)
-            self._writer = open_writer(self._out, self._size, self._fps)
 
     def present(self) -> None:
-        assert self._writer is not None and self._size is not None  # resize_frames runs at Show init
         h, w = self._buf.shape[:2]
-        frame = self._buf if (w, h) == self._size else compose(self._buf, self._size, self.aspect)
+        frame = self._buf if (w, h) == self.size else compose(self._buf, self.size, self.aspect)
         self._writer.write(frame)
         self.frames += 1
 
@@ -59,9 +55,12 @@ class RecordOutput:
     def set_title(self, title: str) -> None:
         pass
 
-    def close(self) -> None:
-        if self._writer is not None:
+    def close(self, ok: bool = True) -> None:
+        """Finish the file; on failure abort, so no half file takes the final name."""
+        if ok:
             self._writer.close()
+        else:
+            self._writer.abort()
 
 
 @dataclass
@@ -86,19 +85,27 @@ def render(
     """Render `seconds` of the first scene at `fps` to `out` (FILE.mp4 or DIR/)."""
     frames = max(1, round(seconds * fps))
     scenes = load_scenes(specs, device)
-    output = RecordOutput(out, size, fps, aspect)
+    renderer = FrameRenderer(device, render_size)
+    native = renderer.output_size(scenes[0].size)
+    size = size or (native, native)
+    try:
+        writer = open_writer(out, size, fps)
+    except ValueError as e:
+        raise StartupError(str(e)) from None
+    output = RecordOutput(writer, size, aspect)
     show = Show(
         scenes,
         build_registry(),
         EventQueue(),
-        FrameRenderer(device, render_size),
+        renderer,
         output,
         FixedClock(fps),
         strict=True,
     )
     try:
         show.run(frames=frames)
-    finally:
-        output.close()
-    assert output._size is not None
-    return RenderResult(Path(out), output.frames, output._size, fps)
+    except BaseException:
+        output.close(ok=False)
+        raise
+    output.close()
+    return RenderResult(Path(out), output.frames, size, fps)

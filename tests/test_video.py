@@ -1,0 +1,243 @@
+"""Layout maths, the headless window, and a real X window under Xvfb."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pygame
+import pytest
+
+from engine.output.layout import fit_rect, parse_size
+from engine.output.video import DisplayError, VideoOutput, has_display
+
+REPO = Path(__file__).resolve().parent.parent
+
+# ------------------------------------------------------------------- layout
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "mode", "rect"),
+    [
+        ((128, 128), (1280, 720), "fit", (280, 0, 720, 720)),
+        ((1920, 1080), (1280, 720), "fit", (0, 0, 1280, 720)),
+        ((640, 480), (1280, 720), "fit", (160, 0, 960, 720)),
+        ((1280, 720), (1024, 1024), "fit", (0, 224, 1024, 576)),
+        ((128, 128), (1280, 720), "fill", (0, -280, 1280, 1280)),
+        ((1280, 720), (1024, 1024), "fill", (-398, 0, 1820, 1024)),
+        ((128, 128), (1280, 720), "stretch", (0, 0, 1280, 720)),
+        ((64, 48), (64, 48), "fit", (0, 0, 64, 48)),
+    ],
+)
+def test_fit_rect(src: tuple, dst: tuple, mode: str, rect: tuple) -> None:
+    assert fit_rect(*src, *dst, mode) == rect
+
+
+def test_fit_rect_invariants() -> None:
+    rng = np.random.default_rng(0)
+    for sw, sh, dw, dh in rng.integers(1, 4000, (200, 4)):
+        x, y, w, h = fit_rect(int(sw), int(sh), int(dw), int(dh), "fit")
+        assert 0 <= x and 0 <= y and x + w <= dw and y + h <= dh
+        assert w == dw or h == dh  # touches two sides
+        x, y, w, h = fit_rect(int(sw), int(sh), int(dw), int(dh), "fill")
+        assert x <= 0 and y <= 0 and x + w >= dw and y + h >= dh
+        assert w == dw or h == dh
+
+
+def test_fit_rect_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="aspect"):
+        fit_rect(10, 10, 10, 10, "zoom")
+    with pytest.raises(ValueError, match="src_w"):
+        fit_rect(0, 10, 10, 10, "fit")
+
+
+def test_parse_size() -> None:
+    assert parse_size("1280x720") == (1280, 720)
+    assert parse_size(" 64X48 ") == (64, 48)
+    for bad in ("1280", "1280x", "x720", "12.5x4", "-3x4", "0x10", "axb", ""):
+        with pytest.raises(ValueError, match="expected WxH, e.g. 1280x720"):
+            parse_size(bad)
+
+
+# ---------------------------------------------------------------- headless
+
+
+@pytest.fixture
+def headless() -> VideoOutput:
+    out = VideoOutput((128, 96), window_size=(640, 360), headless=True, title="test")
+    yield out
+    out.close()
+
+
+def test_headless_present_and_buffer(headless: VideoOutput) -> None:
+    buf = headless.frame_buffer
+    assert buf.shape == (96, 128, 3) and buf.dtype == np.uint8 and buf.flags.c_contiguous
+    assert headless.window_size == (640, 360)
+    assert headless.dst_rect == (80, 0, 480, 360)
+    assert headless.vsync_active is False
+    for i in range(5):
+        buf[...] = (i * 40, 255 - i * 40, 7)
+        headless.present()
+    assert headless.frame_buffer is buf  # no reallocation per frame
+    headless.set_title("scene: aurora")
+
+
+def test_headless_shows_what_the_buffer_holds(headless: VideoOutput) -> None:
+    headless.frame_buffer[...] = (200, 30, 60)
+    headless.present()
+    shot = headless._renderer.to_surface()  # what the renderer drew
+    assert tuple(shot.get_at((320, 180)))[:3] == (200, 30, 60)
+    assert tuple(shot.get_at((10, 180)))[:3] == (0, 0, 0)  # letterbox bar
+
+
+def test_headless_resize_frames(headless: VideoOutput) -> None:
+    headless.resize_frames((256, 256))
+    assert headless.frame_buffer.shape == (256, 256, 3)
+    assert headless.frame_size == (256, 256)
+    assert headless.dst_rect == (140, 0, 360, 360)
+    headless.present()
+    with pytest.raises(ValueError, match="frame_size"):
+        headless.resize_frames((0, 10))
+
+
+def _key(key: int) -> None:
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0, unicode="", scancode=0))
+
+
+def test_poll_maps_keys_to_actions(headless: VideoOutput) -> None:
+    headless.poll()  # drop window-shown events
+    keys = [pygame.K_SPACE, pygame.K_b, pygame.K_f, pygame.K_PLUS, pygame.K_EQUALS,
+            pygame.K_KP_PLUS, pygame.K_MINUS, pygame.K_KP_MINUS, pygame.K_a, pygame.K_ESCAPE]
+    for key in keys:
+        _key(key)
+    pygame.event.post(pygame.event.Event(pygame.QUIT))
+    assert headless.poll() == [
+        "next", "blackout", "freeze", "faster", "faster", "faster", "slower", "slower", "quit",
+    ]
+    assert headless.poll() == []
+
+
+def test_display_out_of_range_is_a_display_error() -> None:
+    with pytest.raises(DisplayError, match=r"--display 7: this machine has 1 display \(index 0\)"):
+        VideoOutput((64, 64), display=7, headless=True)
+    with pytest.raises(DisplayError, match="--display -1"):
+        VideoOutput((64, 64), display=-1, headless=True)
+
+
+def test_no_display_on_linux_is_a_display_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
+        monkeypatch.delenv(name, raising=False)
+    assert has_display() is False
+    with pytest.raises(DisplayError, match="--display 0: this machine has no display"):
+        VideoOutput((64, 64), display=0)
+    monkeypatch.setenv("SDL_VIDEODRIVER", "kmsdrm")
+    assert has_display() is True
+    monkeypatch.setenv("SDL_VIDEODRIVER", "offscreen")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert has_display() is True
+
+
+def test_bad_aspect_is_rejected() -> None:
+    with pytest.raises(ValueError, match="aspect"):
+        VideoOutput((64, 64), headless=True, aspect="zoom")
+
+
+# ---------------------------------------------------------------- Xvfb
+
+
+def _start_xvfb(screens: list[str]) -> tuple[subprocess.Popen, str]:
+    """Start Xvfb on a display number it picks itself (-displayfd); return (proc, ':N')."""
+    read_fd, write_fd = os.pipe()
+    args = ["Xvfb", "-displayfd", str(write_fd), "-nolisten", "tcp"]
+    for i, geometry in enumerate(screens):
+        args += ["-screen", str(i), geometry]
+    proc = subprocess.Popen(args, pass_fds=(write_fd,), stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        number = pipe.readline().strip().decode()  # written once the server accepts clients
+    if not number:
+        proc.kill()
+        pytest.skip("Xvfb did not start")
+    return proc, f":{number}"
+
+
+def _xwd_rgb(display: str) -> np.ndarray:
+    """Screenshot of the root window as (h, w, 3) uint8 RGB, from `xwd -root`."""
+    raw = subprocess.run(["xwd", "-root", "-silent", "-display", display],
+                         capture_output=True, check=True, timeout=20).stdout
+    # XWD header: 25 big-endian uint32 fields, then the window name, then
+    # ncolors 12-byte colour entries, then the pixels.
+    fields = struct.unpack(">25I", raw[:100])
+    header_size, width, height = fields[0], fields[4], fields[5]
+    byte_order, bpp, bytes_per_line, ncolors = fields[7], fields[11], fields[12], fields[19]
+    masks = fields[14:17]
+    assert bpp == 32 and masks == (0xFF0000, 0x00FF00, 0x0000FF), fields
+    dtype = "<u4" if byte_order == 0 else ">u4"
+    pixels = np.frombuffer(raw, dtype=dtype, count=bytes_per_line // 4 * height,
+                           offset=header_size + 12 * ncolors).reshape(height, -1)[:, :width]
+    return np.stack([(pixels >> 16) & 255, (pixels >> 8) & 255, pixels & 255], axis=-1).astype(np.uint8)
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {repo!r})
+    from engine.output.video import DisplayError, VideoOutput, available_displays
+    print("displays", available_displays(), flush=True)
+    try:
+        VideoOutput((8, 8), display=available_displays())
+    except DisplayError as exc:
+        print("error", exc, flush=True)
+    out = VideoOutput((160, 80), fullscreen=True, display=0, title="xvfb test")
+    print("window", *out.window_size, *out.dst_rect, int(out.vsync_active), flush=True)
+    out.frame_buffer[...] = (200, 30, 60)
+    for _ in range(3):
+        out.present()
+        out.poll()
+    print("ready", flush=True)
+    sys.stdin.readline()  # keep the window up while the parent takes a screenshot
+    out.close()
+    """
+)
+
+
+@pytest.mark.integration
+def test_real_window_under_xvfb() -> None:
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb not installed (apt-get install xvfb)")
+    if shutil.which("xwd") is None:
+        pytest.skip("xwd not installed (apt-get install x11-apps)")
+    xvfb, display = _start_xvfb(["320x240x24"])
+    env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "WAYLAND_DISPLAY")}
+    env["DISPLAY"] = display
+    child = subprocess.Popen([sys.executable, "-c", _CHILD.format(repo=str(REPO))], env=env, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        lines = {}
+        for line in child.stdout:
+            word, _, rest = line.strip().partition(" ")
+            lines[word] = rest
+            if word == "ready":
+                break
+        assert "ready" in lines, child.stderr.read()
+        assert lines["displays"] == "1"
+        assert lines["error"] == "--display 1: this machine has 1 display (index 0)"
+        # Fullscreen on a 320x240 screen: a 2:1 frame letterboxed to 320x160 at y=40.
+        assert lines["window"].split()[:6] == ["320", "240", "0", "40", "320", "160"]
+        shot = _xwd_rgb(display)
+        assert shot.shape == (240, 320, 3)
+        assert tuple(shot[120, 160]) == (200, 30, 60)
+        assert tuple(shot[80, 10]) == (200, 30, 60)
+        assert tuple(shot[10, 160]) == (0, 0, 0)  # bar above
+        assert tuple(shot[230, 160]) == (0, 0, 0)  # bar below
+    finally:
+        child.communicate("\n", timeout=20)
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
