@@ -98,9 +98,13 @@ def _specs(paths: Sequence[Path] | None):
 
 
 def _device(name: str):
+    from engine.errors import StartupError
     from engine.train.common import resolve_device
 
-    return resolve_device(name)
+    try:
+        return resolve_device(name)
+    except ValueError as e:
+        raise StartupError(str(e)) from None
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -142,9 +146,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from engine.errors import StartupError
     from engine.train.gan import opts_from_args, train_gan
 
-    summary = train_gan(opts_from_args(args), progress=sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS")))
+    try:
+        summary = train_gan(opts_from_args(args), progress=sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS")))
+    except ValueError as e:  # the trainer's setup checks (data folder, flags, resume state)
+        raise StartupError(str(e)) from None
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

@@ -15,6 +15,5 @@ def startup_errors() -> tuple[type[BaseException], ...]:
     from engine.models.checkpoint import ModelFileError
     from engine.output.video import DisplayError
     from engine.scene import SceneError
-    from engine.train.common import TrainSetupError
 
-    return (StartupError, SceneError, ModelFileError, DisplayError, TrainSetupError)
+    return (StartupError, SceneError, ModelFileError, DisplayError)
