@@ -54,7 +54,13 @@ def _add_picture_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--render-size", type=_render_size, help="the model's drawing size in px (default: its native size)")
     p.add_argument("--aspect", choices=("fit", "fill", "stretch"), default="fit", help="square model on a non-square output")
     p.add_argument("--fps", type=_positive_float, default=None, help="frames per second (show: 60, render: 30)")
+    _add_device_args(p)
+
+
+def _add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="where the model runs")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the model (default 1: see docs/BENCHMARKS.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_gan_args(tsub.add_parser("gan", help="a GAN from a folder of images (png/jpg/webp)"))
 
     bench = sub.add_parser("bench", help="model forward vs whole-frame cost for every shipped scene")
-    bench.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    _add_device_args(bench)
     bench.add_argument("--frames", type=int, default=300, help="frames measured per scene")
     bench.add_argument("--json", type=Path, help="write the results as JSON here")
     return parser
@@ -168,6 +174,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_threads(n: int | None) -> None:
+    """One intra-op thread by default: on a 2-core machine a second OpenMP thread
+    saves little and, when anything else wants a core, its spin-waits stall a
+    frame by 100+ ms (measured; see docs/BENCHMARKS.md)."""
+    import torch
+
+    if n is not None and n < 1:
+        raise SystemExit("error: --threads must be at least 1")
+    torch.set_num_threads(n or 1)
+
+
 COMMANDS = {"show": cmd_show, "render": cmd_render, "train": cmd_train, "bench": cmd_bench}
 
 
@@ -178,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname).1s %(name)s: %(message)s",
     )
     from engine.errors import startup_errors
+
+    if getattr(args, "threads", "absent") != "absent":
+        _set_threads(args.threads)
 
     try:
         return COMMANDS[args.command](args)

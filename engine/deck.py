@@ -67,6 +67,7 @@ class Deck:
         self.base = f"/deck/{name}"
         self.scene: LoadedScene | None = None
         self._z_np = np.zeros((0,), np.float32)
+        self._offset_z = np.zeros((0,), np.float32)
         self._offsets = np.zeros((LATENT_OFFSETS,), np.float32)
         self._offset_addrs = [f"{self.base}/latent/{i}" for i in range(1, LATENT_OFFSETS + 1)]
 
@@ -74,6 +75,7 @@ class Deck:
         """Make `scene` the playing one and reset the deck params to its defaults."""
         self.scene = scene
         self._z_np = np.zeros((scene.latent_dim,), np.float32)
+        self._offset_z = np.zeros((scene.latent_dim,), np.float32)
         for p in self.registry:
             if p.address.startswith(self.base + "/"):
                 name = p.address[len(self.base) + 1 :]
@@ -97,5 +99,6 @@ class Deck:
         for i, a in enumerate(self._offset_addrs):
             self._offsets[i] = get(a)
         np.multiply(sc.path.at(sc.tau), get(f"{self.base}/truncation"), out=self._z_np)
-        self._z_np += self._offsets @ sc.directions  # (8,) @ (8, dim) -> (dim,)
+        np.dot(self._offsets, sc.directions, out=self._offset_z)  # (8,) @ (8, dim) -> (dim,)
+        self._z_np += self._offset_z
         return self._z_np

@@ -22,6 +22,7 @@ class FrameRenderer:
         self._z: torch.Tensor | None = None  # (1, latent_dim) on device
         self._last: torch.Tensor | None = None  # (1, 3, S, S) float in [-1, 1], last model output
         self._staging: torch.Tensor | None = None  # (S, S, 3) uint8, pinned host memory on CUDA
+        self._scaled: torch.Tensor | None = None  # (S, S, 3) float32 on device, conversion scratch
 
     def output_size(self, native: int) -> int:
         return self.render_size or native
@@ -49,8 +50,10 @@ class FrameRenderer:
             return
         # [-1, 1] -> [0, 255] with the gain folded into one multiply-add; +0.5 rounds on the cast.
         scale = 127.5 * gain
-        img = self._last[0].permute(1, 2, 0)  # (3, S, S) -> (S, S, 3) view
-        img = (img * scale + (scale + 0.5)).clamp_(0.0, 255.0)
+        src = self._last[0].permute(1, 2, 0)  # (3, S, S) -> (S, S, 3) view
+        if self._scaled is None or self._scaled.shape != src.shape:
+            self._scaled = torch.empty(src.shape, dtype=torch.float32, device=self._last.device)
+        img = torch.mul(src, scale, out=self._scaled).add_(scale + 0.5).clamp_(0.0, 255.0)
         if self.device.type == "cpu":
             torch.from_numpy(out).copy_(img)  # float -> uint8 cast fused into the copy
             return

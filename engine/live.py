@@ -53,33 +53,22 @@ def _install_signal_handlers(show: Show) -> None:
 
 def run_live(args: argparse.Namespace, specs: list[SceneSpec], device: torch.device) -> dict[str, Any]:
     """Open the output, play the scenes until Esc/--seconds/a signal; return the stats summary."""
-    from engine.output.video import VideoOutput
-
     fps = float(args.fps or 60.0)
     if args.headless and (args.fullscreen or args.display is not None):
         raise StartupError("--headless cannot be combined with --fullscreen or --display")
-    scenes = load_scenes(specs, device)  # all models in memory before the first frame
-    renderer = FrameRenderer(device, args.render_size)
-    native = renderer.output_size(scenes[0].size)
-    output = VideoOutput(
-        (native, native),
-        window_size=args.size or (None if args.fullscreen else DEFAULT_WINDOW),
-        fullscreen=args.fullscreen,
-        display=args.display,
-        vsync=not args.no_vsync and not args.headless,
-        aspect=args.aspect,
-        headless=args.headless,
-        title="Latent Stage",
-    )
-    # Vsync paces only when it runs at the requested rate; otherwise pace ourselves.
-    pacer = None if (output.vsync_active and fps >= 59.0) else Pacer(fps)
-    stats = FrameStats(fps)
-    show = Show(scenes, build_registry(), EventQueue(), renderer, output, LiveClock(), pacer=pacer, stats=stats)
-    _install_signal_handlers(show)
-    _warm_up(show)
-    log.info("show running on %s: %d scene(s), %s fps, %s", device, len(scenes), fps,
-             "vsync" if pacer is None else "timer-paced")
+    # The window first: a bad --display fails before seconds of model loading.
+    output = _open_output(args, fps, vsync=not args.no_vsync and not args.headless)
     try:
+        scenes = load_scenes(specs, device)  # all models in memory before the first frame
+        # Vsync paces only when the display refreshes at the requested rate.
+        pacer = None if output.vsync_active else Pacer(fps)
+        stats = FrameStats(fps)
+        show = Show(scenes, build_registry(), EventQueue(), FrameRenderer(device, args.render_size), output,
+                    LiveClock(), pacer=pacer, stats=stats)
+        _install_signal_handlers(show)
+        _warm_up(show)
+        log.info("show running on %s: %d scene(s), %s fps, %s", device, len(scenes), fps,
+                 "vsync" if pacer is None else "timer-paced")
         show.run(seconds=args.seconds)
     finally:
         output.close()
@@ -88,6 +77,31 @@ def run_live(args: argparse.Namespace, specs: list[SceneSpec], device: torch.dev
     summary["device"] = str(device)
     summary["threads"] = torch.get_num_threads()
     return summary
+
+
+def _open_output(args: argparse.Namespace, fps: float, vsync: bool):
+    """The window; reopened without vsync when the display's refresh rate is not --fps."""
+    from engine.output.video import VideoOutput
+
+    def open_(vsync_: bool) -> VideoOutput:
+        return VideoOutput(
+            (64, 64),  # resized to the first scene's frames by Show
+            window_size=args.size or (None if args.fullscreen else DEFAULT_WINDOW),
+            fullscreen=args.fullscreen,
+            display=args.display,
+            vsync=vsync_,
+            aspect=args.aspect,
+            headless=args.headless,
+            title="Latent Stage",
+        )
+
+    output = open_(vsync)
+    rate = output.refresh_rate
+    if output.vsync_active and abs(rate - fps) > 1.0:
+        log.info("display refreshes at %s Hz, not %s fps: pacing by timer instead of vsync", rate or "unknown", fps)
+        output.close()
+        output = open_(False)
+    return output
 
 
 def _warm_up(show: Show) -> None:

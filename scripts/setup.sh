@@ -13,6 +13,7 @@ need_apt=()
 if [ "$want_test" = 1 ]; then
   command -v Xvfb >/dev/null || need_apt+=(xvfb xauth)
   command -v xwd >/dev/null || need_apt+=(x11-apps)
+  command -v xdotool >/dev/null || need_apt+=(xdotool)
   command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
 fi
 if ! "$PY" -c "import venv, ensurepip" 2>/dev/null; then need_apt+=(python3-venv); fi

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import struct
 import subprocess
 import sys
 import textwrap
@@ -16,6 +14,7 @@ import pytest
 
 from engine.output.layout import fit_rect, parse_size
 from engine.output.video import DisplayError, VideoOutput, has_display
+from tests.xvfb import screenshot, xvfb  # noqa: F401  (xvfb is a fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -152,39 +151,6 @@ def test_bad_aspect_is_rejected() -> None:
 # ---------------------------------------------------------------- Xvfb
 
 
-def _start_xvfb(screens: list[str]) -> tuple[subprocess.Popen, str]:
-    """Start Xvfb on a display number it picks itself (-displayfd); return (proc, ':N')."""
-    read_fd, write_fd = os.pipe()
-    args = ["Xvfb", "-displayfd", str(write_fd), "-nolisten", "tcp"]
-    for i, geometry in enumerate(screens):
-        args += ["-screen", str(i), geometry]
-    proc = subprocess.Popen(args, pass_fds=(write_fd,), stderr=subprocess.DEVNULL)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        number = pipe.readline().strip().decode()  # written once the server accepts clients
-    if not number:
-        proc.kill()
-        pytest.skip("Xvfb did not start")
-    return proc, f":{number}"
-
-
-def _xwd_rgb(display: str) -> np.ndarray:
-    """Screenshot of the root window as (h, w, 3) uint8 RGB, from `xwd -root`."""
-    raw = subprocess.run(["xwd", "-root", "-silent", "-display", display],
-                         capture_output=True, check=True, timeout=20).stdout
-    # XWD header: 25 big-endian uint32 fields, then the window name, then
-    # ncolors 12-byte colour entries, then the pixels.
-    fields = struct.unpack(">25I", raw[:100])
-    header_size, width, height = fields[0], fields[4], fields[5]
-    byte_order, bpp, bytes_per_line, ncolors = fields[7], fields[11], fields[12], fields[19]
-    masks = fields[14:17]
-    assert bpp == 32 and masks == (0xFF0000, 0x00FF00, 0x0000FF), fields
-    dtype = "<u4" if byte_order == 0 else ">u4"
-    pixels = np.frombuffer(raw, dtype=dtype, count=bytes_per_line // 4 * height,
-                           offset=header_size + 12 * ncolors).reshape(height, -1)[:, :width]
-    return np.stack([(pixels >> 16) & 255, (pixels >> 8) & 255, pixels & 255], axis=-1).astype(np.uint8)
-
-
 _CHILD = textwrap.dedent(
     """
     import sys
@@ -209,12 +175,9 @@ _CHILD = textwrap.dedent(
 
 
 @pytest.mark.integration
-def test_real_window_under_xvfb() -> None:
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb not installed (apt-get install xvfb)")
-    if shutil.which("xwd") is None:
-        pytest.skip("xwd not installed (apt-get install x11-apps)")
-    xvfb, display = _start_xvfb(["320x240x24"])
+@pytest.mark.parametrize("xvfb", [["320x240x24"]], indirect=True, ids=["320x240"])
+def test_real_window_under_xvfb(xvfb: str) -> None:
+    display = xvfb
     env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "WAYLAND_DISPLAY")}
     env["DISPLAY"] = display
     child = subprocess.Popen([sys.executable, "-c", _CHILD.format(repo=str(REPO))], env=env, text=True,
@@ -231,7 +194,7 @@ def test_real_window_under_xvfb() -> None:
         assert lines["error"] == "--display 1: this machine has 1 display (index 0)"
         # Fullscreen on a 320x240 screen: a 2:1 frame letterboxed to 320x160 at y=40.
         assert lines["window"].split()[:6] == ["320", "240", "0", "40", "320", "160"]
-        shot = _xwd_rgb(display)
+        shot = screenshot(display)
         assert shot.shape == (240, 320, 3)
         assert tuple(shot[120, 160]) == (200, 30, 60)
         assert tuple(shot[80, 10]) == (200, 30, 60)
@@ -239,5 +202,3 @@ def test_real_window_under_xvfb() -> None:
         assert tuple(shot[230, 160]) == (0, 0, 0)  # bar below
     finally:
         child.communicate("\n", timeout=20)
-        xvfb.terminate()
-        xvfb.wait(timeout=10)

@@ -121,7 +121,7 @@ def _init_video(headless: bool) -> bool:
             return False
         pygame.display.quit()  # wrong driver for this output: start again
     if not headless:
-        pygame.display.init()
+        _init_real_display()
         return True
     previous = os.environ.get("SDL_VIDEODRIVER")
     os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -133,6 +133,26 @@ def _init_video(headless: bool) -> bool:
         else:
             os.environ["SDL_VIDEODRIVER"] = previous
     return True
+
+
+def _init_real_display() -> None:
+    """Initialise SDL on a real display or raise DisplayError.
+
+    When DISPLAY points at no X server, SDL silently falls back to its
+    offscreen driver: the show would run with nothing visible. Refuse that.
+    """
+    where = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or "?"
+    try:
+        pygame.display.init()
+    except pygame.error as exc:
+        raise DisplayError(f"cannot open display {where}: {exc}") from exc
+    driver = pygame.display.get_driver()
+    if driver in _HEADLESS_DRIVERS:
+        pygame.display.quit()
+        raise DisplayError(
+            f"cannot open display {where} (SDL fell back to its '{driver}' driver); "
+            "is the X server running? Use --headless for no window"
+        )
 
 
 def _check_display(display: int | None, headless: bool) -> int:
@@ -228,6 +248,7 @@ class VideoOutput:
             self._release_display()
             raise DisplayError(f"--display {display}: {_describe_displays(count)}")
         self.headless = headless
+        self._index = index
         self.aspect = aspect
         # Bilinear is free on a GPU renderer; the dummy driver's software
         # renderer would spend ~0.8 ms per 720p frame on it for nobody to see.
@@ -253,6 +274,14 @@ class VideoOutput:
         )
 
     # ---------------------------------------------------------------- frames
+
+    @property
+    def refresh_rate(self) -> float:
+        """The display's refresh rate in Hz (0 if unknown, e.g. headless)."""
+        if self.headless:
+            return 0.0
+        rates = pygame.display.get_desktop_refresh_rates()
+        return float(rates[self._index]) if self._index < len(rates) else 0.0
 
     @property
     def frame_buffer(self) -> np.ndarray:
