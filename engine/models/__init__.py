@@ -1,0 +1,1 @@
+"""Generator families (one file each) and the model file format (checkpoint.py)."""

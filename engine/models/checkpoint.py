@@ -1,0 +1,266 @@
+"""Model files: safetensors weights plus a JSON metadata header. Data, never code.
+
+A model file holds the tensors of one model (fp16 by default, to keep shipped
+files small) and string metadata under ``__metadata__``:
+
+    format   FORMAT_VERSION ("1")
+    kind     one of KINDS ("gan", "vae", "notes", "text")
+    config   JSON: the constructor config of the model (e.g. GANConfig.to_dict())
+    data     JSON: a summary of the training data
+    metrics  JSON: evaluation numbers (e.g. sample distance)
+    steps    decimal int: training steps
+    torch    torch.__version__ that wrote the file
+
+Files are only ever read with safetensors (never torch.load / pickle: a .pt
+pickle runs arbitrary code when loaded) and every failure becomes a
+ModelFileError naming the file and what was expected. Writes are atomic (temp
+file in the same folder, fsync, os.replace), so a crash or SIGKILL while saving
+leaves either the old file or the new one, never a torn one.
+
+Training-state files (for --resume) use the same container with their own
+metadata (format, kind "<family>-state", state JSON, torch) and full precision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Mapping
+
+import safetensors
+import safetensors.torch
+import torch
+
+from engine.models.gan import Generator, GANConfig
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = "1"
+KINDS = ("gan", "vae", "notes", "text")
+_STATE_SUFFIX = "-state"
+_MODEL_KEYS = ("format", "kind", "config", "data", "metrics", "steps")
+_JSON_KEYS = ("config", "data", "metrics")
+
+PathLike = str | os.PathLike[str]
+
+
+class ModelFileError(Exception):
+    """A model or state file is missing, unreadable or not what was expected."""
+
+
+def atomic_write_bytes(path: PathLike, payload: bytes) -> None:
+    """Write `payload` to `path` so readers see the old file or the new one, never half.
+
+    A SIGKILL mid-write can leave a hidden ``.NAME.*.tmp`` file next to the
+    target; it is harmless and never read.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_name = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # os.open with 0o666 (not mkstemp's 0o600) so the file gets the usual umask permissions.
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        # BaseException: also clean up on KeyboardInterrupt, then re-raise.
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist the rename itself (POSIX); not possible on every platform."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory; the data is already synced
+    finally:
+        os.close(dir_fd)
+
+
+def _prepare(tensors: Mapping[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """CPU, contiguous, independent copies; floating tensors cast to `dtype` if given.
+
+    clone(): safetensors refuses tensors that share storage (views, tied weights).
+    """
+    out = {}
+    for name, t in tensors.items():
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"tensor '{name}' is a {type(t).__name__}, expected a torch.Tensor")
+        t = t.detach().to("cpu")
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        out[name] = t.contiguous().clone()
+    return out
+
+
+def save_model(
+    path: PathLike,
+    tensors: Mapping[str, torch.Tensor],
+    *,
+    kind: str,
+    config: Mapping[str, Any],
+    data: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    steps: int,
+    dtype: torch.dtype = torch.float16,
+) -> None:
+    """Atomically write a model file (tensors cast to `dtype`, metadata as above)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
+    metadata = {
+        "format": FORMAT_VERSION,
+        "kind": kind,
+        "config": json.dumps(dict(config), sort_keys=True),
+        "data": json.dumps(dict(data), sort_keys=True),
+        "metrics": json.dumps(dict(metrics), sort_keys=True),
+        "steps": str(int(steps)),
+        "torch": torch.__version__,
+    }
+    payload = safetensors.torch.save(_prepare(tensors, dtype), metadata=metadata)
+    atomic_write_bytes(path, payload)
+
+
+def _open_checked(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Load all tensors and raw metadata, turning every failure into ModelFileError."""
+    p = Path(path)
+    if not p.is_file():
+        what = "is a folder, not a file" if p.is_dir() else "not found"
+        raise ModelFileError(f"model file '{p}' {what}; expected a .safetensors file")
+    try:
+        with safetensors.safe_open(str(p), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+        tensors = safetensors.torch.load_file(str(p))
+    except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(
+            f"model file '{p}' is not a valid safetensors model file "
+            f"(truncated or another format?): {exc}"
+        ) from exc
+    return tensors, metadata
+
+
+def _check_header(path: PathLike, metadata: Mapping[str, str], required: tuple[str, ...]) -> None:
+    missing = [k for k in required if k not in metadata]
+    if missing:
+        raise ModelFileError(
+            f"model file '{path}' lacks metadata key(s) {missing}; expected a Latent Stage "
+            f"model file with {list(required)}"
+        )
+    if metadata["format"] != FORMAT_VERSION:
+        raise ModelFileError(
+            f"model file '{path}' has format version {metadata['format']!r}; this engine "
+            f"reads format {FORMAT_VERSION!r}"
+        )
+
+
+def _decode_json(path: PathLike, metadata: Mapping[str, str], key: str) -> dict[str, Any]:
+    try:
+        value = json.loads(metadata[key])
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"model file '{path}': metadata '{key}' is not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise ModelFileError(
+            f"model file '{path}': metadata '{key}' must be a JSON object, got {type(value).__name__}"
+        )
+    return value
+
+
+def read_model(path: PathLike, expect_kind: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a model file; returns (tensors as stored, decoded metadata).
+
+    Decoded metadata: format, kind, torch (str), config/data/metrics (dict), steps (int).
+    `expect_kind` None accepts any known kind.
+    """
+    if expect_kind is not None and expect_kind not in KINDS:
+        raise ValueError(f"unknown model kind {expect_kind!r}; expected one of {KINDS}")
+    tensors, raw = _open_checked(path)
+    _check_header(path, raw, _MODEL_KEYS)
+    kind = raw["kind"]
+    if kind not in KINDS:
+        raise ModelFileError(f"model file '{path}' holds unknown kind {kind!r}; expected one of {KINDS}")
+    if expect_kind is not None and kind != expect_kind:
+        raise ModelFileError(f"model file '{path}': expected kind '{expect_kind}', file holds '{kind}'")
+    meta: dict[str, Any] = {"format": raw["format"], "kind": kind, "torch": raw.get("torch", "")}
+    for key in _JSON_KEYS:
+        meta[key] = _decode_json(path, raw, key)
+    try:
+        meta["steps"] = int(raw["steps"])
+    except ValueError as exc:
+        raise ModelFileError(
+            f"model file '{path}': metadata 'steps' must be an integer, got {raw['steps']!r}"
+        ) from exc
+    return tensors, meta
+
+
+def check_tensors(path: PathLike, tensors: Mapping[str, torch.Tensor], model: torch.nn.Module) -> None:
+    """Raise ModelFileError naming the first tensor (in model order) that does not fit `model`."""
+    expected = model.state_dict()
+    for name, want in expected.items():
+        if name not in tensors:
+            missing = sum(1 for n in expected if n not in tensors)
+            raise ModelFileError(f"model file '{path}' lacks tensor '{name}' ({missing} missing)")
+        if tuple(tensors[name].shape) != tuple(want.shape):
+            raise ModelFileError(
+                f"model file '{path}': tensor '{name}' has shape {tuple(tensors[name].shape)}, "
+                f"expected {tuple(want.shape)} for the config in the file"
+            )
+    unexpected = [n for n in tensors if n not in expected]
+    if unexpected:
+        raise ModelFileError(
+            f"model file '{path}' has unexpected tensor '{unexpected[0]}' for this model "
+            f"({len(unexpected)} unexpected)"
+        )
+
+
+def load_generator(
+    path: PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> tuple[Generator, dict[str, Any]]:
+    """Build the GAN generator a model file describes; eval mode, no gradients."""
+    tensors, meta = read_model(path, expect_kind="gan")
+    try:
+        config = GANConfig.from_dict(meta["config"])
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"model file '{path}': bad GAN config: {exc}") from exc
+    model = Generator(config)
+    check_tensors(path, tensors, model)
+    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    model = model.to(device=torch.device(device), dtype=dtype).eval()
+    model.requires_grad_(False)
+    return model, meta
+
+
+def save_state(path: PathLike, tensors: Mapping[str, torch.Tensor], *, kind: str, state: Mapping[str, Any]) -> None:
+    """Atomically write a training-state file: full-precision tensors + JSON `state`."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
+    metadata = {
+        "format": FORMAT_VERSION,
+        "kind": kind + _STATE_SUFFIX,
+        "state": json.dumps(dict(state), sort_keys=True),
+        "torch": torch.__version__,
+    }
+    payload = safetensors.torch.save(_prepare(tensors, None), metadata=metadata)
+    atomic_write_bytes(path, payload)
+
+
+def read_state(path: PathLike, expect_kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a training-state file written by save_state; returns (tensors, state dict)."""
+    tensors, raw = _open_checked(path)
+    _check_header(path, raw, ("format", "kind", "state"))
+    if raw["kind"] != expect_kind + _STATE_SUFFIX:
+        raise ModelFileError(
+            f"state file '{path}': expected kind '{expect_kind}{_STATE_SUFFIX}', "
+            f"file holds '{raw['kind']}'"
+        )
+    return tensors, _decode_json(path, raw, "state")

@@ -1,0 +1,1 @@
+"""Offline training: data loading, one trainer per model family, sample metrics."""

@@ -1,0 +1,215 @@
+"""Pieces every trainer shares: CLI flags, device choice, budgets, checkpoint timing,
+output paths and (de)serialising optimiser state into flat tensors for safetensors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEFAULT_MINUTES = 10.0
+MODEL_SUFFIX = ".safetensors"
+STATE_SUFFIX = ".state.safetensors"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from exc
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """--out, --minutes | --steps, --resume, --device, --seed (shared by all trainers)."""
+    parser.add_argument(
+        "--out", required=True, metavar="PATH",
+        help="output name: PATH.safetensors (model), PATH.png (samples), "
+        "PATH.state.safetensors (training state for --resume)",
+    )
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--minutes", type=_positive_float, default=None,
+        help=f"train for this many wall-clock minutes (default {DEFAULT_MINUTES:g} if no --steps)",
+    )
+    budget.add_argument("--steps", type=_positive_int, default=None, help="train for this many steps")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue from PATH.state.safetensors; the budget counts anew from there",
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                        help="auto = cuda if available, else cpu (default auto)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'cpu' | 'cuda' | 'auto' -> torch.device; ValueError if cuda is asked for but absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda was requested but no CUDA device is available; use --device cpu")
+        return torch.device("cuda")
+    raise ValueError(f"unknown device {name!r}; expected cpu, cuda or auto")
+
+
+class Budget:
+    """How long to train: a step count or wall-clock minutes (default 10 minutes).
+
+    The budget always counts from the start of this run, also on --resume:
+    `--steps 100 --resume` trains 100 more steps.
+    """
+
+    def __init__(self, steps: int | None = None, minutes: float | None = None) -> None:
+        if steps is not None and minutes is not None:
+            raise ValueError("give either steps or minutes, not both")
+        if steps is not None and steps <= 0:
+            raise ValueError(f"steps must be positive, got {steps}")
+        if minutes is not None and not minutes > 0:
+            raise ValueError(f"minutes must be positive, got {minutes}")
+        self.steps = steps
+        self.seconds = None if steps is not None else 60.0 * (minutes or DEFAULT_MINUTES)
+        self.start = time.perf_counter()
+        self.done_steps = 0
+
+    def step(self) -> None:
+        self.done_steps += 1
+
+    def elapsed(self, now: float | None = None) -> float:
+        return (time.perf_counter() if now is None else now) - self.start
+
+    def exhausted(self, now: float | None = None) -> bool:
+        if self.steps is not None:
+            return self.done_steps >= self.steps
+        return self.elapsed(now) >= self.seconds  # type: ignore[operator]
+
+    def fraction(self, now: float | None = None) -> float:
+        """Progress 0..1, for progress bars."""
+        if self.steps is not None:
+            return min(1.0, self.done_steps / self.steps)
+        return min(1.0, self.elapsed(now) / self.seconds)  # type: ignore[operator]
+
+    def describe(self) -> str:
+        return f"{self.steps} steps" if self.steps is not None else f"{self.seconds / 60:g} minutes"
+
+
+class CheckpointTimer:
+    """Decides when to write checkpoints: first after `first_s`, then every `every_s`.
+
+    Times come from the caller (time.perf_counter values) so tests need no sleeps.
+    """
+
+    def __init__(self, every_s: float = 60.0, first_s: float = 30.0, start: float | None = None) -> None:
+        if every_s <= 0 or first_s < 0:
+            raise ValueError("every_s must be positive and first_s not negative")
+        self.every_s = every_s
+        self.next_due = (time.perf_counter() if start is None else start) + first_s
+
+    def due(self, now: float) -> bool:
+        return now >= self.next_due
+
+    def mark(self, now: float) -> None:
+        """Call after writing a checkpoint at time `now`."""
+        self.next_due = now + self.every_s
+
+
+def out_paths(out: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
+    """`trained/NAME` -> (trained/NAME.safetensors, trained/NAME.png, trained/NAME.state.safetensors).
+
+    A trailing .safetensors on `out` is tolerated (people paste the model path).
+    """
+    text = os.fspath(out)
+    if text.endswith(STATE_SUFFIX):
+        text = text[: -len(STATE_SUFFIX)]
+    elif text.endswith(MODEL_SUFFIX):
+        text = text[: -len(MODEL_SUFFIX)]
+    if not text or text.endswith(("/", os.sep)) or Path(text).name in ("", ".", ".."):
+        raise ValueError(f"--out needs a file name such as trained/NAME, got {os.fspath(out)!r}")
+    base = Path(text)
+    return (
+        base.with_name(base.name + MODEL_SUFFIX),
+        base.with_name(base.name + ".png"),
+        base.with_name(base.name + STATE_SUFFIX),
+    )
+
+
+def equalized_param_groups(module: torch.nn.Module, lr: float) -> list[dict[str, Any]]:
+    """Adam parameter groups in which every layer takes the same *relative* step.
+
+    Weight tensors get lr / sqrt(fan_in), 1-D tensors (biases) get lr; with
+    weights initialised N(0, 1/fan_in) (engine.models.gan.init_weights) that is
+    ProGAN's equalized learning rate, because Adam's step does not depend on
+    the gradient's scale. Plain Adam at one lr moves a 16-channel output layer
+    ~50x slower, relative to its weights, than a 256-channel conv; on 4 images
+    the generator then collapsed to flat grey or to borders. Each group stores
+    its "lr_scale" so a new base lr can be applied on resume (set_base_lr).
+    """
+    groups = []
+    for param in module.parameters():
+        if not param.requires_grad:
+            continue
+        scale = 1.0 / math.sqrt(param[0].numel()) if param.dim() > 1 else 1.0
+        groups.append({"params": [param], "lr": lr * scale, "lr_scale": scale})
+    return groups
+
+
+def set_base_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    """Apply a base lr to groups made by equalized_param_groups (or plain groups)."""
+    for group in opt.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def optimizer_to_flat(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], str]:
+    """Optimiser state -> ({f'{prefix}.{param}.{key}': tensor}, JSON of everything else).
+
+    safetensors holds only tensors, so per-parameter tensors (Adam moments,
+    step counters) become flat entries and the param groups (lr, betas, ...)
+    go to JSON.
+    """
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, pstate in sd["state"].items():
+        for key, value in pstate.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{prefix}.{pid}.{key}"] = value
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    return tensors, json.dumps({"param_groups": sd["param_groups"], "scalars": scalars})
+
+
+def optimizer_from_flat(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str, extra_json: str
+) -> None:
+    """Inverse of optimizer_to_flat; loads into `opt` (which defines the param layout)."""
+    extra = json.loads(extra_json)
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if not name.startswith(prefix + "."):
+            continue
+        pid, key = name[len(prefix) + 1 :].split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    for pid, scalars in extra["scalars"].items():
+        state.setdefault(int(pid), {}).update(scalars)
+    opt.load_state_dict({"state": state, "param_groups": extra["param_groups"]})

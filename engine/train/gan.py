@@ -1,0 +1,413 @@
+"""Train an image GAN on a small folder of images (as few as 4); see docs/TRAINING.md.
+
+Recipe (chosen to be stable on a handful of images and cheap on a CPU):
+hinge loss; spectral-norm discriminator with a minibatch-stddev feature;
+DiffAugment-style differentiable augmentation (colour, translation, cutout)
+applied to real and fake images before D, so D cannot memorise the few real
+images; Adam with betas (0, 0.99); an exponential moving average (EMA) of the
+generator weights, which is the generator that is sampled and shipped.
+
+Outputs per checkpoint (first within 30 s, then every 60 s, and at the end):
+NAME.safetensors (EMA generator, fp16), NAME.png (4x4 grid from fixed
+latents), NAME.state.safetensors (everything --resume needs). All written
+atomically, so a SIGKILL never leaves a torn file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from engine.models.checkpoint import read_state, save_model, save_state
+from engine.models.gan import Discriminator, GANConfig, Generator
+from engine.train.common import (
+    Budget,
+    CheckpointTimer,
+    add_common_args,
+    equalized_param_groups,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    out_paths,
+    resolve_device,
+    set_base_lr,
+)
+from engine.train.distance import sample_distance
+from engine.train.images import load_image_folder, random_crops, save_image_grid
+
+log = logging.getLogger(__name__)
+
+GRID_SAMPLES = 16  # 4x4 PNG grid
+EVAL_FAKE = 32  # generated samples per sample_distance (~0.2 s at 128 px on 2 cores)
+EVAL_REAL = 64  # fixed real crops to compare against
+_EVAL_SEED_OFFSET = 7919  # eval sets use their own seeds so they never move with training
+
+
+@dataclass
+class GanTrainOptions:
+    """Everything train_gan needs; mirrors the CLI flags."""
+
+    data: str
+    out: str
+    size: int = 128
+    latent_dim: int = 128
+    channels: int = 256
+    min_channels: int = 16
+    batch: int = 16
+    minutes: float | None = None
+    steps: int | None = None
+    resume: bool = False
+    device: str = "auto"
+    seed: int = 0
+    lr: float = 2e-4  # discriminator
+    lr_g: float | None = None  # generator; None = lr / 4 (TTUR, as in BigGAN)
+    ema: float = 0.999
+    checkpoint_every_s: float = 60.0
+    first_checkpoint_s: float = 30.0
+
+    def generator_lr(self) -> float:
+        return self.lr / 4.0 if self.lr_g is None else self.lr_g
+
+    def gan_config(self) -> GANConfig:
+        config = GANConfig(self.size, self.latent_dim, self.channels, self.min_channels)
+        config.validate()
+        return config
+
+
+def add_gan_args(parser: argparse.ArgumentParser) -> None:
+    """Register the `train gan` flags (plus the common ones) on a (sub)parser."""
+    parser.add_argument("--data", required=True, metavar="DIR", help="folder of .png/.jpg/.jpeg/.webp images")
+    parser.add_argument("--size", type=int, default=128, help="image size: 64, 128, 256 or 512 (default 128)")
+    parser.add_argument("--latent-dim", type=int, default=128, help="latent vector length (default 128)")
+    parser.add_argument("--channels", type=int, default=256, help="feature maps at 4x4 (default 256)")
+    parser.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
+    parser.add_argument("--lr", type=float, default=2e-4, help="discriminator Adam learning rate (default 2e-4)")
+    parser.add_argument("--lr-g", type=float, default=None, help="generator learning rate (default lr / 4)")
+    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of G weights (default 0.999)")
+    add_common_args(parser)
+
+
+def opts_from_args(ns: argparse.Namespace) -> GanTrainOptions:
+    """argparse namespace (from add_gan_args) -> GanTrainOptions."""
+    return GanTrainOptions(
+        data=ns.data, out=ns.out, size=ns.size, latent_dim=ns.latent_dim, channels=ns.channels,
+        batch=ns.batch, minutes=ns.minutes, steps=ns.steps, resume=ns.resume, device=ns.device,
+        seed=ns.seed, lr=ns.lr, lr_g=ns.lr_g, ema=ns.ema,
+    )
+
+
+def _validate(opts: GanTrainOptions) -> None:
+    opts.gan_config()
+    if opts.batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {opts.batch}")
+    for flag, lr in (("--lr", opts.lr), ("--lr-g", opts.generator_lr())):
+        if not 0.0 < lr < 1.0:
+            raise ValueError(f"{flag} must be between 0 and 1, got {lr}")
+    if not 0.0 <= opts.ema < 1.0:
+        raise ValueError(f"--ema must be in [0, 1), got {opts.ema}")
+
+
+def diff_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Differentiable colour + translation + cutout (Zhao et al. 2020); x: (B, C, H, W).
+
+    Gradients flow through to G, so G is trained to fool D on augmented
+    images while D never sees an unaugmented image and cannot memorise 4 pictures.
+    """
+    b, _, h, w = x.shape
+    r = torch.rand(b, 7, generator=gen).to(device=x.device, dtype=x.dtype)
+    x = x + (r[:, 0] - 0.5).view(b, 1, 1, 1)  # brightness
+    mean_c = x.mean(dim=1, keepdim=True)
+    x = (x - mean_c) * (2.0 * r[:, 1]).view(b, 1, 1, 1) + mean_c  # saturation
+    mean_all = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean_all) * (r[:, 2] + 0.5).view(b, 1, 1, 1) + mean_all  # contrast
+    x = _translate(x, r[:, 3], r[:, 4], ratio=0.125)
+    return _cutout(x, r[:, 5], r[:, 6], ratio=0.5)
+
+
+def _translate(x: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Shift each image by up to ratio*side pixels, zero fill; ry, rx: (B,) in [0, 1)."""
+    b, c, h, w = x.shape
+    sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    dy = (ry * (2 * sy + 1)).long().clamp_(max=2 * sy)  # (B,) in [0, 2*sy]
+    dx = (rx * (2 * sx + 1)).long().clamp_(max=2 * sx)
+    padded = F.pad(x, (sx, sx, sy, sy))  # (B, C, H + 2sy, W + 2sx)
+    rows = torch.arange(h, device=x.device).view(1, h) + dy.view(b, 1)  # (B, H)
+    cols = torch.arange(w, device=x.device).view(1, w) + dx.view(b, 1)  # (B, W)
+    out = padded.gather(2, rows.view(b, 1, h, 1).expand(b, c, h, w + 2 * sx))  # (B, C, H, W+2sx)
+    return out.gather(3, cols.view(b, 1, 1, w).expand(b, c, h, w))  # (B, C, H, W)
+
+
+def _cutout(x: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Zero one square of side ratio*side per image, centred anywhere; ry, rx: (B,) in [0, 1)."""
+    b, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    y0 = (ry * h).long() - ch // 2  # (B,) top edge, may be off-image
+    x0 = (rx * w).long() - cw // 2
+    ys = torch.arange(h, device=x.device).view(1, h)
+    xs = torch.arange(w, device=x.device).view(1, w)
+    in_y = (ys >= y0.view(b, 1)) & (ys < (y0 + ch).view(b, 1))  # (B, H)
+    in_x = (xs >= x0.view(b, 1)) & (xs < (x0 + cw).view(b, 1))  # (B, W)
+    keep = ~(in_y.view(b, h, 1) & in_x.view(b, 1, w))  # (B, H, W)
+    return x * keep.unsqueeze(1).to(x.dtype)
+
+
+class _GanRun:
+    """Models, optimisers, data and fixed evaluation sets of one training run."""
+
+    def __init__(self, opts: GanTrainOptions, device: torch.device) -> None:
+        self.opts = opts
+        self.device = device
+        self.config = opts.gan_config()
+        self.model_path, self.png_path, self.state_path = out_paths(opts.out)
+        self.images, self.scan = load_image_folder(opts.data, opts.size)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
+            torch.manual_seed(opts.seed)
+            self.g = Generator(self.config).to(device)
+            self.d = Discriminator(self.config).to(device)
+        self.ema_g = copy.deepcopy(self.g).requires_grad_(False)
+        betas = (0.0, 0.99)
+        self.opt_g = torch.optim.Adam(equalized_param_groups(self.g, opts.generator_lr()), betas=betas)
+        self.opt_d = torch.optim.Adam(equalized_param_groups(self.d, opts.lr), betas=betas)
+        self.gen = torch.Generator().manual_seed(opts.seed)  # crops, latents, augmentation
+        self.step = 0
+        self.total_seconds = 0.0
+        self.resumed_from: int | None = None
+        self.distance_start = math.nan
+        self.distance = math.nan
+        self.images_per_s = 0.0
+        self._make_eval_sets(opts.seed)
+
+    def _make_eval_sets(self, seed: int) -> None:
+        self.eval_seed = seed
+        gen = torch.Generator().manual_seed(seed + _EVAL_SEED_OFFSET)
+        self.grid_z = torch.randn(GRID_SAMPLES, self.config.latent_dim, generator=gen)
+        self.eval_z = torch.randn(EVAL_FAKE, self.config.latent_dim, generator=gen)
+        self.eval_real = random_crops(self.images, EVAL_REAL, self.config.size, gen)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+        """EMA generator samples (N, 3, S, S) on the CPU, in chunks to bound memory."""
+        outs = [self.ema_g(part.to(self.device)).float().cpu() for part in z.split(chunk)]
+        return torch.cat(outs).contiguous()
+
+    def measure(self) -> float:
+        return sample_distance(self.generate(self.eval_z), self.eval_real, seed=self.eval_seed)
+
+    def train_step(self) -> tuple[float, float]:
+        """One D update and one G update on the same fake batch; returns (d_loss, g_loss)."""
+        b, s = self.opts.batch, self.config.size
+        real = random_crops(self.images, b, s, self.gen).to(self.device)  # (B, 3, S, S)
+        z = torch.randn(b, self.config.latent_dim, generator=self.gen).to(self.device)
+        fake = self.g(z)  # (B, 3, S, S)
+        # Hinge loss for D; real and fake pass D separately so minibatch-stddev
+        # groups never mix real and fake images.
+        d_loss = F.relu(1.0 - self.d(diff_augment(real, self.gen))).mean() + F.relu(
+            1.0 + self.d(diff_augment(fake.detach(), self.gen))
+        ).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        # G update against the freshly updated D; D's weights get no gradients.
+        self.d.requires_grad_(False)
+        g_loss = -self.d(diff_augment(fake, self.gen)).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        self.d.requires_grad_(True)
+        self._update_ema()
+        self.step += 1
+        return float(d_loss.detach()), float(g_loss.detach())
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        # Warm-up: early on the EMA would mostly remember the random init.
+        beta = min(self.opts.ema, (1.0 + self.step) / (10.0 + self.step))
+        ema_p = list(self.ema_g.parameters())
+        torch._foreach_lerp_(ema_p, list(self.g.parameters()), 1.0 - beta)
+        for eb, b in zip(self.ema_g.buffers(), self.g.buffers()):
+            eb.copy_(b)
+
+    def checkpoint(self) -> None:
+        """Measure, then write PNG grid, model file and state file (each atomic)."""
+        self.distance = self.measure()
+        save_image_grid(self.generate(self.grid_z), self.png_path, nrow=4)
+        save_model(
+            self.model_path, self.ema_g.state_dict(), kind="gan", config=self.config.to_dict(),
+            data=self.data_summary(), metrics=self.metrics(), steps=self.step,
+        )
+        save_state(self.state_path, self._state_tensors(), kind="gan", state=self._state_meta())
+        log.info("checkpoint at step %d: sample distance %.4f (start %.4f) -> %s",
+                 self.step, self.distance, self.distance_start, self.model_path)
+
+    def data_summary(self) -> dict[str, Any]:
+        return {"folder": Path(self.opts.data).resolve().name, "images": self.scan.loaded,
+                "skipped": self.scan.skipped}
+
+    def metrics(self) -> dict[str, float]:
+        return {"sample_distance_start": round(self.distance_start, 6),
+                "sample_distance": round(self.distance, 6),
+                "images_per_s": round(self.images_per_s, 2)}
+
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors: dict[str, torch.Tensor] = {}
+        for prefix, module in (("g", self.g), ("d", self.d), ("ema", self.ema_g)):
+            tensors.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
+        for prefix, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            flat, _ = optimizer_to_flat(opt, prefix)
+            tensors.update(flat)
+        tensors["rng.train"] = self.gen.get_state()
+        return tensors
+
+    def _state_meta(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "seed": self.eval_seed, "config": self.config.to_dict(),
+            "batch": self.opts.batch, "lr": self.opts.lr, "lr_g": self.opts.generator_lr(),
+            "ema": self.opts.ema,
+            "sample_distance_start": self.distance_start, "sample_distance": self.distance,
+            "total_seconds": self.total_seconds, "data": self.data_summary(),
+            "opt_g": optimizer_to_flat(self.opt_g, "opt_g")[1],
+            "opt_d": optimizer_to_flat(self.opt_d, "opt_d")[1],
+        }
+
+    def resume(self) -> None:
+        """Load the state file; ValueError if it is missing or was trained differently."""
+        if not self.state_path.is_file():
+            raise ValueError(
+                f"--resume: no training state at '{self.state_path}'; "
+                f"train without --resume first (or check --out)"
+            )
+        tensors, state = read_state(self.state_path, "gan")
+        if state.get("config") != self.config.to_dict():
+            raise ValueError(
+                f"--resume: '{self.state_path}' was trained with config {state.get('config')}, "
+                f"but this run asks for {self.config.to_dict()}; use the same --size/--latent-dim/--channels"
+            )
+        for prefix, module in (("g", self.g), ("d", self.d), ("ema", self.ema_g)):
+            sub = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+            module.load_state_dict(sub, strict=True)
+        optimizer_from_flat(self.opt_g, tensors, "opt_g", state["opt_g"])
+        optimizer_from_flat(self.opt_d, tensors, "opt_d", state["opt_d"])
+        self._set_lr()
+        self.gen.set_state(tensors["rng.train"])
+        self.step = self.resumed_from = int(state["step"])
+        self.total_seconds = float(state.get("total_seconds", 0.0))
+        self.distance_start = float(state["sample_distance_start"])
+        self.distance = float(state.get("sample_distance", math.nan))
+        self._make_eval_sets(int(state.get("seed", self.opts.seed)))
+        log.info("resuming from step %d (%s, %.0f s trained so far, sample distance %.4f)",
+                 self.step, self.state_path, self.total_seconds, self.distance)
+
+    def _set_lr(self) -> None:
+        # --lr on the resume command wins over the saved one (lets you anneal by hand).
+        set_base_lr(self.opt_g, self.opts.generator_lr())
+        set_base_lr(self.opt_d, self.opts.lr)
+
+
+def _start(opts: GanTrainOptions) -> _GanRun:
+    _validate(opts)
+    device = resolve_device(opts.device)
+    run = _GanRun(opts, device)
+    if run.scan.skipped:
+        log.warning("skipped %d file(s) in %s: %s", run.scan.skipped, opts.data,
+                    ", ".join(run.scan.skipped_names[:10]) + (" ..." if run.scan.skipped > 10 else ""))
+    if opts.resume:
+        run.resume()
+    else:
+        if run.model_path.exists():
+            log.warning("overwriting existing model %s (use --resume to continue it)", run.model_path)
+        run.distance_start = run.distance = run.measure()  # untrained G, before step 0
+    log.info("training GAN %s on %d image(s) from %s, device %s, batch %d",
+             json.dumps(run.config.to_dict()), run.scan.loaded, opts.data, device, opts.batch)
+    return run
+
+
+def train_gan(opts: GanTrainOptions, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) a GAN; returns a summary dict (see docs/TRAINING.md)."""
+    run = _start(opts)
+    budget = Budget(steps=opts.steps, minutes=opts.minutes)
+    timer = CheckpointTimer(opts.checkpoint_every_s, opts.first_checkpoint_s, start=budget.start)
+    loop = _Loop(run, budget, progress)
+    try:
+        loop.run(timer)
+    except KeyboardInterrupt:
+        log.warning("interrupted at step %d; writing a final checkpoint", run.step)
+    finally:
+        loop.close()
+    if loop.last_checkpoint_step != run.step:
+        loop.timed_checkpoint()
+    log.info("done: %d steps (%s), %.1f img/s, sample distance %.4f -> %.4f",
+             run.step, budget.describe(), run.images_per_s, run.distance_start, run.distance)
+    return {
+        "steps": run.step,
+        "seconds": round(budget.elapsed(), 2),
+        "images_per_s": round(run.images_per_s, 2),
+        "sample_distance_start": run.distance_start,
+        "sample_distance": run.distance,
+        "paths": {"model": str(run.model_path), "png": str(run.png_path), "state": str(run.state_path)},
+        "images": run.scan.loaded,
+        "skipped": run.scan.skipped,
+        "skipped_names": list(run.scan.skipped_names),
+        "resumed_from_step": run.resumed_from,
+    }
+
+
+class _Loop:
+    """The step loop with its progress bar and timing (checkpoint time excluded from img/s)."""
+
+    def __init__(self, run: _GanRun, budget: Budget, progress: bool) -> None:
+        self.run_ = run
+        self.budget = budget
+        self.train_seconds = 0.0
+        self.steps = 0
+        self.last_checkpoint_step = -1
+        total = budget.steps if budget.steps is not None else round(budget.seconds or 0)
+        unit = "step" if budget.steps is not None else "s"
+        self.bar = tqdm(total=total, unit=unit, disable=not progress, dynamic_ncols=True,
+                        desc=f"gan {run.config.size}px")
+        self._last_bar = 0.0
+
+    def run(self, timer: CheckpointTimer) -> None:
+        run = self.run_
+        while not self.budget.exhausted():
+            t0 = time.perf_counter()
+            d_loss, g_loss = run.train_step()
+            t1 = time.perf_counter()
+            self.train_seconds += t1 - t0
+            run.total_seconds += t1 - t0
+            self.steps += 1
+            self.budget.step()
+            run.images_per_s = self.steps * run.opts.batch / max(self.train_seconds, 1e-9)
+            if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
+                raise FloatingPointError(f"loss became {d_loss}/{g_loss} at step {run.step}; "
+                                         "try a lower --lr")
+            if timer.due(t1):
+                self.timed_checkpoint()
+                timer.mark(time.perf_counter())
+            self._update_bar(t1, d_loss, g_loss)
+
+    def timed_checkpoint(self) -> None:
+        self.run_.checkpoint()
+        self.last_checkpoint_step = self.run_.step
+
+    def _update_bar(self, now: float, d_loss: float, g_loss: float) -> None:
+        if self.bar.disable or now - self._last_bar < 0.5:
+            return
+        self._last_bar = now
+        b = self.budget
+        self.bar.n = b.done_steps if b.steps is not None else min(round(b.elapsed(now)), self.bar.total)
+        self.bar.set_postfix(step=self.run_.step, d_loss=f"{d_loss:.3f}", g_loss=f"{g_loss:.3f}",
+                             img_s=f"{self.run_.images_per_s:.1f}", refresh=True)
+
+    def close(self) -> None:
+        self.bar.close()
+

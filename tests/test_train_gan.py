@@ -1,0 +1,201 @@
+"""GAN trainer end to end at tiny size, plus the shared trainer pieces and the distance."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.models.checkpoint import load_generator, read_model, read_state
+from engine.train import gan as gan_train
+from engine.train.common import (
+    Budget,
+    CheckpointTimer,
+    add_common_args,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    out_paths,
+    resolve_device,
+)
+from engine.train.distance import sample_distance
+from engine.train.gan import GanTrainOptions, add_gan_args, diff_augment, opts_from_args, train_gan
+
+TINY = {"size": 64, "latent_dim": 16, "channels": 32, "batch": 4}
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        base = rng.integers(0, 255, (1, 1, 3))
+        noise = rng.integers(-40, 40, (72 + 8 * i, 80, 3))
+        Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(folder / f"img{i}.png")
+    (folder / "readme.txt").write_text("skip me")
+    return folder
+
+
+def _opts(data_dir: Path, out: Path, **kwargs: object) -> GanTrainOptions:
+    # first_checkpoint_s large: only the final checkpoint is written (keeps tests fast).
+    return GanTrainOptions(data=str(data_dir), out=str(out), device="cpu",
+                           first_checkpoint_s=1e9, **{**TINY, **kwargs})  # type: ignore[arg-type]
+
+
+def test_train_writes_files_and_resumes(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "trained" / "tiny"
+    summary = train_gan(_opts(data_dir, out, steps=3), progress=False)
+    model, png, state = out_paths(out)
+    assert summary["steps"] == 3 and summary["resumed_from_step"] is None
+    assert summary["skipped"] == 1 and summary["skipped_names"] == ["readme.txt"]
+    assert summary["paths"] == {"model": str(model), "png": str(png), "state": str(state)}
+    g, meta = load_generator(model)
+    assert g(torch.randn(1, 16)).shape == (1, 3, 64, 64)
+    assert meta["steps"] == 3
+    assert meta["data"] == {"folder": "data", "images": 4, "skipped": 1}
+    assert set(meta["metrics"]) == {"sample_distance_start", "sample_distance", "images_per_s"}
+    with Image.open(png) as im:
+        assert im.size == (4 * 64, 4 * 64)
+    _, st = read_state(state, "gan")
+    assert st["step"] == 3
+
+    resumed = train_gan(_opts(data_dir, out, steps=2, resume=True), progress=False)
+    assert resumed["resumed_from_step"] == 3 and resumed["steps"] == 5
+    assert resumed["sample_distance_start"] == pytest.approx(summary["sample_distance_start"])
+    assert read_model(model, "gan")[1]["steps"] == 5
+
+
+def test_resume_without_state_is_clear(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no training state"):
+        train_gan(_opts(data_dir, tmp_path / "none", steps=1, resume=True), progress=False)
+
+
+def test_resume_with_other_config_is_clear(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cfg"
+    train_gan(_opts(data_dir, out, steps=1), progress=False)
+    with pytest.raises(ValueError, match="--size"):
+        train_gan(_opts(data_dir, out, steps=1, resume=True, channels=64), progress=False)
+
+
+def test_keyboard_interrupt_writes_final_checkpoint(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_step = gan_train._GanRun.train_step
+
+    def step_then_interrupt(self: gan_train._GanRun) -> tuple[float, float]:
+        if self.step >= 2:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(gan_train._GanRun, "train_step", step_then_interrupt)
+    out = tmp_path / "ctrlc"
+    summary = train_gan(_opts(data_dir, out, steps=50), progress=False)
+    assert summary["steps"] == 2
+    assert read_model(out_paths(out)[0], "gan")[1]["steps"] == 2
+
+
+def test_bad_options(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        train_gan(_opts(data_dir, tmp_path / "x", steps=1, size=100), progress=False)
+    with pytest.raises(ValueError, match="does not exist"):
+        train_gan(_opts(tmp_path / "missing", tmp_path / "x", steps=1), progress=False)
+
+
+def test_cli_flags_round_trip() -> None:
+    parser = argparse.ArgumentParser()
+    add_gan_args(parser)
+    ns = parser.parse_args(["--data", "d", "--out", "trained/x", "--size", "64", "--steps", "7",
+                            "--batch", "8", "--seed", "3"])
+    opts = opts_from_args(ns)
+    assert (opts.data, opts.out, opts.size, opts.steps, opts.minutes, opts.batch, opts.seed) == (
+        "d", "trained/x", 64, 7, None, 8, 3)
+    assert opts.device == "auto" and not opts.resume
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", "d", "--out", "o", "--steps", "3", "--minutes", "2"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", "d", "--out", "o", "--steps", "0"])
+
+
+def test_common_args_defaults() -> None:
+    parser = argparse.ArgumentParser()
+    add_common_args(parser)
+    ns = parser.parse_args(["--out", "o"])
+    assert (ns.minutes, ns.steps, ns.resume, ns.device, ns.seed) == (None, None, False, "auto", 0)
+    assert Budget(ns.steps, ns.minutes).seconds == 600.0  # 10 minutes by default
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda"):
+            resolve_device("cuda")
+
+
+def test_budget_steps_and_minutes() -> None:
+    b = Budget(steps=2)
+    assert not b.exhausted()
+    b.step()
+    b.step()
+    assert b.exhausted() and b.fraction() == 1.0
+    m = Budget(minutes=1.0)
+    assert not m.exhausted(now=m.start + 59.0) and m.exhausted(now=m.start + 60.0)
+    with pytest.raises(ValueError):
+        Budget(steps=1, minutes=1.0)
+
+
+def test_checkpoint_timer() -> None:
+    timer = CheckpointTimer(every_s=60.0, first_s=30.0, start=100.0)
+    assert not timer.due(129.9) and timer.due(130.0)
+    timer.mark(131.0)
+    assert not timer.due(190.0) and timer.due(191.0)
+
+
+def test_out_paths() -> None:
+    model, png, state = out_paths("trained/NAME")
+    assert (str(model), str(png), str(state)) == (
+        "trained/NAME.safetensors", "trained/NAME.png", "trained/NAME.state.safetensors")
+    assert out_paths("trained/NAME.safetensors")[0] == model
+    with pytest.raises(ValueError):
+        out_paths("trained/")
+
+
+def test_optimizer_flat_round_trip() -> None:
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.0, 0.99))
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    tensors, extra = optimizer_to_flat(opt, "opt")
+    fresh = torch.optim.Adam(model.parameters(), lr=1.0)
+    optimizer_from_flat(fresh, tensors, "opt", extra)
+    assert fresh.param_groups[0]["lr"] == 1e-3
+    torch.testing.assert_close(fresh.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+
+
+def test_diff_augment_is_differentiable_and_deterministic() -> None:
+    x = torch.rand(4, 3, 32, 32, requires_grad=True)
+    a = diff_augment(x, torch.Generator().manual_seed(0))
+    b = diff_augment(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b)
+    a.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_sample_distance_identical_vs_noise() -> None:
+    gen = torch.Generator().manual_seed(0)
+    # "real": smooth coloured blobs; "noise": uniform noise.
+    real = torch.nn.functional.interpolate(torch.rand(16, 3, 8, 8, generator=gen) * 2 - 1, size=64,
+                                           mode="bilinear", align_corners=False)
+    noise = torch.rand(16, 3, 64, 64, generator=gen) * 2 - 1
+    assert sample_distance(real, real) < 1e-6
+    far = sample_distance(noise, real)
+    assert far > 0.3
+    assert sample_distance(noise, real, seed=0) == far  # reproducible
+    near = sample_distance(real.flip(3), real)  # same statistics, other samples
+    assert near < far / 3
+    with pytest.raises(ValueError):
+        sample_distance(real, real[:, :, :32])
