@@ -13,6 +13,9 @@ import logging
 import time
 from typing import Callable, Protocol
 
+ChangeListener = Callable[[str, float, str], None]  # (param address, applied value, event source)
+FrameHook = Callable[["Show"], None]
+
 import numpy as np
 
 from engine.clock import Clock, Pacer
@@ -85,6 +88,11 @@ class Show:
         self.frame_errors = 0
         self.frame_count = 0
         self.t = 0.0  # show time of the current frame, seconds (from the clock)
+        # Told about every param change an input caused (feedback to OSC/MIDI);
+        # values that animate on their own (smoothing, paths) are not reported.
+        self.listeners: list[ChangeListener] = []
+        # Called after every present (status senders, port watchers' bookkeeping).
+        self.frame_hooks: list[FrameHook] = []
         self._select(0)
 
     # -- scenes ---------------------------------------------------------
@@ -102,16 +110,20 @@ class Show:
     # -- events ---------------------------------------------------------
     def apply(self, ev: Event) -> None:
         reg = self.registry
+        applied: float | None = None
         if ev.kind == "set" and isinstance(ev.value, (int, float)):
-            reg.set(ev.address, ev.value)
+            applied = reg.set(ev.address, ev.value)
         elif ev.kind == "toggle":
-            reg.toggle(ev.address)
+            applied = reg.toggle(ev.address)
         elif ev.kind == "scale" and isinstance(ev.value, (int, float)):
-            reg.scale(ev.address, ev.value)
+            applied = reg.scale(ev.address, ev.value)
         elif ev.kind == "verb":
             self._verb(ev)
         else:
             reg.rejected += 1
+        if applied is not None:
+            for listener in self.listeners:
+                listener(ev.address, applied, ev.source)
 
     def _verb(self, ev: Event) -> None:
         if ev.address == "/show/quit":
@@ -131,7 +143,7 @@ class Show:
             template = KEY_EVENTS.get(action)
             if template is not None:
                 self.queue.put(Event(template.kind, template.address, template.value, self._now(), "key"))
-        for ev in self.queue.drain():
+        for ev in self.queue.drain(self._now()):
             self.apply(ev)
         reg = self.registry
         reg.smooth(dt)
@@ -178,6 +190,8 @@ class Show:
             self.frame_count += 1
             if self.stats is not None:
                 self.stats.presented(self._now())
+            for hook in self.frame_hooks:
+                hook(self)
             if seconds is not None and self.t >= seconds:
                 break
 

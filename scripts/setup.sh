@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up: a virtualenv in .venv with the project and
 # its test tools. With --test it also installs the system programs the
-# integration tests drive (Xvfb, xwd, ffprobe) when it can (root + apt-get).
+# integration tests drive (Xvfb, xwd, ffprobe, oscsend/oscdump, jackd) when it
+# can (root + apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ if [ "$want_test" = 1 ]; then
   command -v xwd >/dev/null || need_apt+=(x11-apps)
   command -v xdotool >/dev/null || need_apt+=(xdotool)
   command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
+  command -v oscsend >/dev/null || need_apt+=(liblo-tools)
+  command -v jackd >/dev/null || need_apt+=(jackd2)
 fi
 if ! "$PY" -c "import venv, ensurepip" 2>/dev/null; then need_apt+=(python3-venv); fi
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -45,3 +45,17 @@ def test_threads_can_flood_without_losing_count():
     assert q.received == 8000
     assert drained + q.dropped + q.coalesced == 8000
     assert q.max_depth <= 100
+
+
+def test_timed_events_wait_for_their_due_time():
+    q = EventQueue(3)
+    assert q.put(Event("set", "/late", 2.0, due=10.0))
+    assert q.put(Event("set", "/early", 1.0, due=5.0))
+    assert q.put(Event("set", "/also_early", 3.0, due=5.0))
+    assert not q.put(Event("set", "/full", 4.0, due=6.0))  # the heap is bounded too
+    assert q.put(Event("verb", "/show/next"))
+    got = q.drain(now=5.0)
+    assert [e.address for e in got] == ["/show/next", "/early", "/also_early"]
+    assert q.scheduled == 1 and q.drain(now=9.9) == []
+    assert [e.address for e in q.drain(now=10.0)] == ["/late"]
+    assert q.dropped == 1

@@ -125,3 +125,16 @@ def test_render_size_resamples(scene_file):
     show, out, *_ = make_show([scene_file("")], render_size=96)
     show.run(frames=1)
     assert out.frames[0].shape == (96, 96, 3)
+
+
+def test_listeners_hear_input_changes_and_hooks_run_per_frame(scene_file):
+    show, out, reg, q = make_show([scene_file("")])
+    heard, hooked = [], []
+    show.listeners.append(lambda address, value, source: heard.append((address, value, source)))
+    show.frame_hooks.append(lambda s: hooked.append(s.frame_count))
+    q.put(Event("set", "/master/brightness", 7.0, source="osc"))  # clamped: the listener hears 1.0
+    q.put(Event("toggle", "/master/freeze", source="key"))
+    q.put(Event("set", "/nope", 1.0, source="osc"))  # rejected: nothing to echo
+    show.run(frames=3)
+    assert heard == [("/master/brightness", 1.0, "osc"), ("/master/freeze", 1.0, "key")]
+    assert hooked == [1, 2, 3]

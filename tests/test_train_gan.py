@@ -27,6 +27,16 @@ from engine.train.gan import GanTrainOptions, add_gan_args, diff_augment, opts_f
 TINY = {"size": 64, "latent_dim": 16, "channels": 32, "batch": 4}
 
 
+@pytest.fixture(autouse=True)
+def one_thread() -> object:
+    # Tiny models gain nothing from 2 threads, and on a loaded 2-core machine
+    # OpenMP spin-waiting made these tests 10x slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture()
 def data_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "data"
@@ -114,6 +124,11 @@ def test_cli_flags_round_trip() -> None:
     assert (opts.data, opts.out, opts.size, opts.steps, opts.minutes, opts.batch, opts.seed) == (
         "d", "trained/x", 64, 7, None, 8, 3)
     assert opts.device == "auto" and not opts.resume
+    assert (opts.checkpoint_every_s, opts.first_checkpoint_s) == (60.0, 30.0)
+    fast = opts_from_args(parser.parse_args(["--data", "d", "--out", "o", "--checkpoint-every", "0.5"]))
+    assert (fast.checkpoint_every_s, fast.first_checkpoint_s) == (0.5, 0.5)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", "d", "--out", "o", "--checkpoint-every", "0"])
     with pytest.raises(SystemExit):
         parser.parse_args(["--data", "d", "--out", "o", "--steps", "3", "--minutes", "2"])
     with pytest.raises(SystemExit):

@@ -40,7 +40,7 @@ def _positive_int(text: str) -> int:
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """--out, --minutes | --steps, --resume, --device, --seed (shared by all trainers)."""
+    """--out, --minutes | --steps, --resume, --device, --seed, --checkpoint-every (shared by all trainers)."""
     parser.add_argument(
         "--out", required=True, metavar="PATH",
         help="output name: PATH.safetensors (model), PATH.png (samples), "
@@ -59,6 +59,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
                         help="auto = cuda if available, else cpu (default auto)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--checkpoint-every", type=_positive_float, default=60.0, metavar="SECONDS",
+        help="write model, sample grid and state this often (default 60; the first "
+        "within 30 s or this interval, whichever is shorter)",
+    )
 
 
 def resolve_device(name: str) -> torch.device:

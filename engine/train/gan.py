@@ -103,6 +103,8 @@ def opts_from_args(ns: argparse.Namespace) -> GanTrainOptions:
         data=ns.data, out=ns.out, size=ns.size, latent_dim=ns.latent_dim, channels=ns.channels,
         batch=ns.batch, minutes=ns.minutes, steps=ns.steps, resume=ns.resume, device=ns.device,
         seed=ns.seed, lr=ns.lr, lr_g=ns.lr_g, ema=ns.ema,
+        checkpoint_every_s=ns.checkpoint_every,
+        first_checkpoint_s=min(ns.checkpoint_every, GanTrainOptions.first_checkpoint_s),
     )
 
 
