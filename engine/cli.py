@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--no-vsync", action="store_true", help="pace with a timer even where vsync works")
     show.add_argument("--seconds", type=_positive_float, help="stop after this many seconds")
     show.add_argument("--stats", type=Path, help="write frame statistics JSON here when the show ends")
+    from engine.control import add_control_args
+
+    add_control_args(show)
 
     render = sub.add_parser("render", help="render a scene offline to an mp4 or a PNG folder")
     render.add_argument("--scene", type=Path, help="scene file (default scenes/default.toml)")

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from engine.clock import LiveClock, Pacer
+from engine.control import close_controls, control_stats, start_controls
 from engine.deck import load_scenes
 from engine.errors import StartupError
 from engine.events import EventQueue
@@ -67,12 +68,18 @@ def run_live(args: argparse.Namespace, specs: list[SceneSpec], device: torch.dev
                     LiveClock(), pacer=pacer, stats=stats)
         _install_signal_handlers(show)
         _warm_up(show)
-        log.info("show running on %s: %d scene(s), %s fps, %s", device, len(scenes), fps,
-                 "vsync" if pacer is None else "timer-paced")
-        show.run(seconds=args.seconds)
+        controls = start_controls(args, show)
+        try:
+            log.info("show running on %s: %d scene(s), %s fps, %s", device, len(scenes), fps,
+                     "vsync" if pacer is None else "timer-paced")
+            show.run(seconds=args.seconds)
+        finally:
+            close_controls(controls)
     finally:
         output.close()
     summary = stats.summary()
+    summary.update(control_stats(controls))
+    summary["queue_max"] = show.queue.max_depth
     summary["frame_errors"] = show.frame_errors
     summary["device"] = str(device)
     summary["threads"] = torch.get_num_threads()

@@ -36,7 +36,10 @@ KEY_EVENTS: dict[str, Event] = {
     "freeze": Event("toggle", "/master/freeze"),
     "faster": Event("scale", "/master/speed", 1.25),
     "slower": Event("scale", "/master/speed", 0.8),
+    "learn": Event("verb", "/learn/start"),  # handled by the MIDI control when it runs
+    "tap": Event("verb", "/tempo/tap"),  # handled by the tempo control
 }
+VerbHandler = Callable[[Event], None]
 
 
 class Output(Protocol):
@@ -93,6 +96,8 @@ class Show:
         self.listeners: list[ChangeListener] = []
         # Called after every present (status senders, port watchers' bookkeeping).
         self.frame_hooks: list[FrameHook] = []
+        # Verbs beyond the show's own, registered by control modules (/learn/start, /tempo/tap).
+        self.verbs: dict[str, VerbHandler] = {}
         self._select(0)
 
     # -- scenes ---------------------------------------------------------
@@ -126,14 +131,44 @@ class Show:
                 listener(ev.address, applied, ev.source)
 
     def _verb(self, ev: Event) -> None:
-        if ev.address == "/show/quit":
+        address = ev.address
+        if address == "/show/quit":
             self.running = False
-        elif ev.address == "/show/next":
+        elif address == "/show/next":
             self._select(self.scene_index + 1)
-        elif ev.address == "/show/prev":
+        elif address == "/show/prev":
             self._select(self.scene_index - 1)
+        elif address == "/show/scene":
+            self._select_by(ev.value)
+        elif address in ("/show/blackout", "/show/freeze"):
+            self.apply(Event("toggle", "/master/" + address.rsplit("/", 1)[1], t=ev.t, source=ev.source))
+        elif address in self.verbs:
+            self.verbs[address](ev)
         else:
             self.registry.rejected += 1
+
+    def scene_names(self) -> list[str]:
+        return [sc.spec.name for sc in self.scenes]
+
+    def _select_by(self, value: float | str | None) -> None:
+        """A scene by 1-based index (number or digit string) or by name (case-insensitive)
+        or scene file stem; anything else is rejected and counted."""
+        index: int | None = None
+        if isinstance(value, (int, float)) and float(value).is_integer():
+            index = int(value) - 1
+        elif isinstance(value, str):
+            text = value.strip()
+            if text.isdigit():
+                index = int(text) - 1
+            else:
+                for i, sc in enumerate(self.scenes):
+                    if text.lower() in (sc.spec.name.lower(), sc.spec.file.stem.lower()):
+                        index = i
+                        break
+        if index is None or not 0 <= index < len(self.scenes):
+            self.registry.rejected += 1
+            return
+        self._select(index)
 
     # -- one frame ------------------------------------------------------
     def frame(self) -> None:

@@ -138,3 +138,22 @@ def test_listeners_hear_input_changes_and_hooks_run_per_frame(scene_file):
     show.run(frames=3)
     assert heard == [("/master/brightness", 1.0, "osc"), ("/master/freeze", 1.0, "key")]
     assert hooked == [1, 2, 3]
+
+
+def test_show_verbs_select_scenes_and_flip_masters(scene_file):
+    a = scene_file('name = "Alpha"\n', name="alpha.toml")
+    b = scene_file('name = "Beta"\n', name="beta.toml")
+    show, out, reg, q = make_show([a, b])
+    learned = []
+    show.verbs["/learn/start"] = learned.append
+    for ev in [Event("verb", "/show/scene", 2.0), Event("verb", "/show/blackout"), Event("verb", "/show/freeze"),
+               Event("verb", "/learn/start", "/master/speed")]:
+        q.put(ev)
+    show.run(frames=1)
+    assert show.scene_index == 1 and reg.get("/master/blackout") == 1.0 and reg.get("/master/freeze") == 1.0
+    assert [e.value for e in learned] == ["/master/speed"]
+    for value, index in [("alpha", 0), ("Beta", 1), ("1", 0), (3.0, 0), ("gamma", 0), (1.5, 0), (None, 0)]:
+        q.put(Event("verb", "/show/scene", value))
+        show.run(frames=1)
+        assert show.scene_index == index, value
+    assert reg.rejected == 4  # 3.0 (no third scene), "gamma", 1.5, None

@@ -51,6 +51,8 @@ _KEY_ACTIONS: dict[int, str] = {
     pygame.K_KP_PLUS: "faster",
     pygame.K_MINUS: "slower",
     pygame.K_KP_MINUS: "slower",
+    pygame.K_l: "learn",
+    pygame.K_t: "tap",
 }
 
 ACTIONS = ("quit", "next", "blackout", "freeze", "faster", "slower")

@@ -1,0 +1,71 @@
+"""Live control: inputs (OSC, MIDI, tempo sources) and their feedback outputs.
+
+Every control module listed in MODULES offers two functions, so the CLI and
+the live show never need to know the details:
+
+    add_args(parser: argparse.ArgumentParser) -> None
+        register its `show` flags (e.g. --osc-port).
+    start(args: argparse.Namespace, show: engine.show.Show) -> Control | None
+        open its sockets, ports and threads; attach to the show through
+        show.queue (inputs only enqueue), show.listeners (feedback of changes
+        inputs caused), show.frame_hooks (once-per-frame work) and show.verbs
+        (verbs it answers, such as /learn/start); None when its flags leave it off.
+
+A Control has `close()` (idempotent; stops threads, closes ports, sends panic
+where it matters) and `stats() -> dict`, merged into the show's stats JSON
+under the module's own keys ("osc", "midi", ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from engine.show import Show
+
+# Import paths of the control modules, in start order.
+MODULES: tuple[str, ...] = ()
+
+
+class Control(Protocol):
+    def close(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+def modules() -> list[ModuleType]:
+    return [importlib.import_module(name) for name in MODULES]
+
+
+def add_control_args(parser: argparse.ArgumentParser) -> None:
+    for module in modules():
+        module.add_args(parser)
+
+
+def start_controls(args: argparse.Namespace, show: "Show") -> list[Control]:
+    """Start every control module; if one fails at startup, close the ones already open."""
+    started: list[Control] = []
+    try:
+        for module in modules():
+            control = module.start(args, show)
+            if control is not None:
+                started.append(control)
+    except BaseException:
+        close_controls(started)
+        raise
+    return started
+
+
+def close_controls(controls: list[Control]) -> None:
+    for control in reversed(controls):
+        control.close()
+
+
+def control_stats(controls: list[Control]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for control in controls:
+        merged.update(control.stats())
+    return merged
