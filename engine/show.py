@@ -40,6 +40,9 @@ KEY_EVENTS: dict[str, Event] = {
     "tap": Event("verb", "/tempo/tap"),  # handled by the tempo control
 }
 VerbHandler = Callable[[Event], None]
+# An OSC address that is not a param address, routed by a patch file: (OSC arguments,
+# receive time on the perf_counter clock) -> events to enqueue. Called on the OSC thread.
+OscRoute = Callable[[list, float], list[Event]]
 
 
 class Output(Protocol):
@@ -98,6 +101,8 @@ class Show:
         self.frame_hooks: list[FrameHook] = []
         # Verbs beyond the show's own, registered by control modules (/learn/start, /tempo/tap).
         self.verbs: dict[str, VerbHandler] = {}
+        # Patch-defined OSC addresses (friendly names for OSC apps), filled by the patch loader.
+        self.osc_routes: dict[str, OscRoute] = {}
         self._select(0)
 
     # -- scenes ---------------------------------------------------------
