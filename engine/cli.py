@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 EXIT_USAGE = 2
 log = logging.getLogger("engine.cli")
@@ -77,14 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--no-vsync", action="store_true", help="pace with a timer even where vsync works")
     show.add_argument("--seconds", type=_positive_float, help="stop after this many seconds")
     show.add_argument("--stats", type=Path, help="write frame statistics JSON here when the show ends")
+    show.add_argument("--record-events", type=Path, metavar="FILE",
+                      help="record every applied input event as JSON lines (replay with render --events)")
     from engine.control import add_control_args
 
     add_control_args(show)
 
     render = sub.add_parser("render", help="render a scene offline to an mp4 or a PNG folder")
-    render.add_argument("--scene", type=Path, help="scene file (default scenes/default.toml)")
+    render.add_argument("--scene", action="append", type=Path,
+                        help="scene file (repeatable; default scenes/default.toml, or the --events log's scenes)")
     _add_picture_args(render)
-    render.add_argument("--seconds", type=_positive_float, required=True, help="length in seconds")
+    render.add_argument("--seconds", type=_positive_float, help="length in seconds (default with --events: the log's)")
+    render.add_argument("--events", type=Path, metavar="FILE",
+                        help="replay a performance recorded with show --record-events, frame for frame")
     render.add_argument("--out", required=True, help="FILE.mp4, or DIR/ for a PNG sequence")
 
     train = sub.add_parser("train", help="train a model from your own material")
@@ -93,10 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_gan_args(tsub.add_parser("gan", help="a GAN from a folder of images (png/jpg/webp)"))
 
+    params = sub.add_parser("params", help="list every OSC address: params (type, range, default) and verbs")
+    params.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+
     bench = sub.add_parser("bench", help="model forward vs whole-frame cost for every shipped scene")
     _add_device_args(bench)
     bench.add_argument("--frames", type=int, default=300, help="frames measured per scene")
     bench.add_argument("--json", type=Path, help="write the results as JSON here")
+    bench.add_argument("--control", action="store_true",
+                       help="input latency instead: OSC (and MIDI) send to the first presented frame that shows it")
+    bench.add_argument("--messages", type=int, default=300, help="with --control: messages sent per transport")
+    bench.add_argument("--osc-flood", type=float, metavar="SECONDS",
+                       help="robustness instead: flood a headless show with 5,000 OSC messages/s plus 10,000 "
+                            "malformed datagrams for SECONDS and print what it kept up with")
     return parser
 
 
@@ -117,13 +131,21 @@ def _device(name: str):
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from engine.errors import StartupError
+    from engine.eventlog import load_event_log
     from engine.render import render
 
-    specs = _specs([args.scene] if args.scene else None)
-    fps = int(round(args.fps or 30))
+    events = load_event_log(args.events) if args.events else None
+    if events is None and args.seconds is None:
+        raise StartupError("render needs --seconds (or --events FILE)")
+    specs = _specs(args.scene or (events.scenes if events is not None else None))
+    fps = int(round(args.fps or (events.fps if events is not None else 30)))
+    if events is not None and abs(fps - events.fps) > 1e-6:
+        raise StartupError(f"--fps {fps}: the event log {args.events} was recorded at {events.fps:g} fps; "
+                           "replay it at that rate (frame for frame)")
     res = render(
         specs, seconds=args.seconds, fps=fps, out=args.out, size=args.size,
-        aspect=args.aspect, render_size=args.render_size, device=_device(args.device),
+        aspect=args.aspect, render_size=args.render_size, device=_device(args.device), events=events,
     )
     print(f"rendered {res.frames} frames ({res.size[0]}x{res.size[1]}, {res.fps} fps) to {res.out}")
     return 0
@@ -167,13 +189,43 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.control:
+        from engine.bench_control import format_result, run_bench_control
+
+        res = run_bench_control(args)
+        return _report(format_result(res), res, args.json)
+    if args.osc_flood is not None:
+        return _bench_flood(args)
     from engine.bench import bench_scenes, format_rows
 
     rows = bench_scenes(_device(args.device), frames=args.frames)
-    print(format_rows(rows))
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
-        print(f"results written to {args.json}")
+    return _report(format_rows(rows), rows, args.json)
+
+
+def _bench_flood(args: argparse.Namespace) -> int:
+    from engine.control.flood import flood_bench, format_flood
+
+    if not args.osc_flood > 0:
+        raise SystemExit("error: --osc-flood: expected a number of seconds > 0")
+    result = flood_bench(args.osc_flood)
+    return _report(format_flood(result), result, args.json)
+
+
+def _report(text: str, data: Any, path: Path | None) -> int:
+    """Print a benchmark's table; with --json also write its data there."""
+    print(text)
+    if path:
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        print(f"results written to {path}")
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from engine.control.osc_space import params_json, params_table
+    from engine.params import build_registry
+
+    reg = build_registry()
+    print(json.dumps(params_json(reg), indent=2) if args.json else params_table(reg))
     return 0
 
 
@@ -188,7 +240,7 @@ def _set_threads(n: int | None) -> None:
     torch.set_num_threads(n or 1)
 
 
-COMMANDS = {"show": cmd_show, "render": cmd_render, "train": cmd_train, "bench": cmd_bench}
+COMMANDS = {"show": cmd_show, "render": cmd_render, "train": cmd_train, "bench": cmd_bench, "params": cmd_params}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ Pure module: no pygame, torch.
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Callable, Protocol
 
 
@@ -59,7 +60,9 @@ class Pacer:
 
     Deadlines are on a fixed grid from the first call, so small oversleeps do
     not accumulate; after a long stall the grid restarts rather than rushing
-    frames to catch up.
+    frames to catch up. `hold(lead)` waits until `lead` seconds before the
+    deadline without passing it, so the loop can start its work just in time
+    (late application: inputs are read as late as the work allows).
     """
 
     def __init__(
@@ -75,14 +78,49 @@ class Pacer:
         self._spin_s = spin_s  # last bit is a yield-spin: sleep() overshoots ~0.1 ms
         self._next: float | None = None
 
-    def wait(self) -> None:
+    def hold(self, lead: float = 0.0) -> None:
+        """Sleep until `lead` seconds before the next deadline (not past it)."""
         now = self._now()
         if self._next is None or now - self._next > self.period:
-            self._next = now + self.period
+            self._next = now  # (re)start the grid: this frame goes at once
             return
-        remaining = self._next - now
+        until = self._next - max(0.0, min(lead, self.period))
+        remaining = until - now
         if remaining > self._spin_s:
             self._sleep(remaining - self._spin_s)
-        while self._now() < self._next:
+        while self._now() < until:
             self._sleep(0)
-        self._next += self.period
+
+    def wait(self, lead: float = 0.0) -> None:
+        """hold(lead), then move the deadline on by one period."""
+        self.hold(lead)
+        self._next += self.period  # type: ignore[operator]  # set by hold()
+
+
+class WorkEstimate:
+    """How long a piece of per-frame work takes, for scheduling it just in time.
+
+    A high quantile (seconds) of the last `window` durations plus a fixed
+    margin: a frame started `lead` seconds before its deadline rarely misses
+    it, while one rare stall (a preempted present) does not push every later
+    frame's start earlier, which would read inputs earlier than needed.
+    """
+
+    def __init__(self, quantile: float = 0.95, window: int = 120, margin: float = 0.0005,
+                 initial: float = 0.004) -> None:
+        self.quantile = quantile
+        self.margin = margin  # seconds of slack for scheduler jitter
+        self._recent: deque[float] = deque([initial], maxlen=window)  # seconds
+        self._lead = initial + margin
+        self._frames = 0
+
+    def observe(self, seconds: float) -> None:
+        self._recent.append(seconds)
+        self._frames += 1
+        if self._frames % 8 == 0 or len(self._recent) < 16:  # re-sorting 120 numbers: every 8th frame is enough
+            ordered = sorted(self._recent)
+            self._lead = ordered[min(len(ordered) - 1, int(self.quantile * len(ordered)))] + self.margin
+
+    @property
+    def lead(self) -> float:
+        return self._lead

@@ -22,6 +22,10 @@ from engine.scene import SceneSpec
 
 log = logging.getLogger(__name__)
 
+# A beat step larger than this in one frame (or a backwards one) is a jump of the
+# tempo's position (MIDI start, song position), not playing: the path re-aligns.
+MAX_BEAT_STEP = 1.0
+
 
 @dataclass
 class LoadedScene:
@@ -70,6 +74,8 @@ class Deck:
         self._offset_z = np.zeros((0,), np.float32)
         self._offsets = np.zeros((LATENT_OFFSETS,), np.float32)
         self._offset_addrs = [f"{self.base}/latent/{i}" for i in range(1, LATENT_OFFSETS + 1)]
+        self._last_beat: float | None = None  # tempo beat at the last advance (beat-timed scenes)
+        self._align_modulus: float | None = None  # set: align the path's phase on the next advance
 
     def load(self, scene: LoadedScene) -> None:
         """Make `scene` the playing one and reset the deck params to its defaults."""
@@ -82,14 +88,43 @@ class Deck:
                 s = scene.spec.params.get(name)
                 lo, hi, default = (s.lo, s.hi, s.default) if s else (p.hard_lo, p.hard_hi, p.default)
                 self.registry.configure(p.address, default=default, lo=lo, hi=hi)
+        # A beat-timed scene starts with its keyframe boundaries on multiples of beats_per_key.
+        self._align_modulus = scene.spec.beats_per_key
 
-    def advance(self, dt: float, master_speed: float) -> None:
-        """Move along the path: dt seconds at the deck's and the master speed."""
+    def advance(self, dt: float, master_speed: float, beat: float = 0.0) -> None:
+        """Move along the path at the deck's and the master speed: by dt seconds, or, for
+        a beat-timed scene, by the tempo's beats since the last frame (`beat` in beats)."""
         sc = self.scene
         if sc is None:
             return
         speed = self.registry.get(f"{self.base}/speed") * master_speed
-        sc.tau += dt * speed / sc.spec.seconds_per_key
+        bpk = sc.spec.beats_per_key
+        if bpk is None:
+            sc.tau += dt * speed / sc.spec.seconds_per_key
+            return
+        last, self._last_beat = self._last_beat, beat
+        step = None if last is None else beat - last
+        if step is None or not 0.0 <= step <= MAX_BEAT_STEP:
+            self._align_modulus = self._align_modulus or min(bpk, 1.0)
+        if self._align_modulus is not None:
+            sc.tau = _aligned(sc.tau * bpk, beat, self._align_modulus) / bpk
+            self._align_modulus = None
+            return
+        sc.tau += step * speed / bpk  # type: ignore[operator]  # step is set when last is
+
+    def hold(self, beat: float) -> None:
+        """The path stands still (freeze); when it moves again it re-takes the beat's phase."""
+        self._last_beat = beat
+        sc = self.scene
+        if sc is not None and sc.spec.beats_per_key is not None and self._align_modulus is None:
+            self._align_modulus = min(sc.spec.beats_per_key, 1.0)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """The latent offsets (LATENT_OFFSETS,) the last latent() used (read-only view)."""
+        view = self._offsets.view()
+        view.flags.writeable = False
+        return view
 
     def latent(self) -> np.ndarray:
         """z (latent_dim,) float32 for the current frame: truncation * path + offsets."""
@@ -102,3 +137,9 @@ class Deck:
         np.dot(self._offsets, sc.directions, out=self._offset_z)  # (8,) @ (8, dim) -> (dim,)
         self._z_np += self._offset_z
         return self._z_np
+
+
+def _aligned(path_beats: float, beat: float, modulus: float) -> float:
+    """path_beats moved by less than modulus/2 so that path_beats == beat (mod modulus)."""
+    shift = (beat - path_beats + modulus / 2.0) % modulus - modulus / 2.0
+    return path_beats + shift

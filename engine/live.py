@@ -69,21 +69,40 @@ def run_live(args: argparse.Namespace, specs: list[SceneSpec], device: torch.dev
         _install_signal_handlers(show)
         _warm_up(show)
         controls = start_controls(args, show)
+        recorder = None
         try:
+            recorder = _start_recorder(args, show, fps, specs)
             log.info("show running on %s: %d scene(s), %s fps, %s", device, len(scenes), fps,
                      "vsync" if pacer is None else "timer-paced")
             show.run(seconds=args.seconds)
         finally:
+            if recorder is not None:
+                recorder.close(end_frame=show.frame_count)
             close_controls(controls)
     finally:
         output.close()
     summary = stats.summary()
     summary.update(control_stats(controls))
     summary["queue_max"] = show.queue.max_depth
+    if recorder is not None:
+        summary.update(recorder.stats())
     summary["frame_errors"] = show.frame_errors
     summary["device"] = str(device)
     summary["threads"] = torch.get_num_threads()
     return summary
+
+
+def _start_recorder(args: argparse.Namespace, show: Show, fps: float, specs: list[SceneSpec]):
+    """--record-events FILE: every applied input event, with its frame, as JSON lines."""
+    from engine.eventlog import EventRecorder
+
+    path = getattr(args, "record_events", None)
+    if path is None:
+        return None
+    recorder = EventRecorder(path, fps=fps, scenes=[s.file for s in specs], tempo_source=show.tempo.source)
+    recorder.attach(show)
+    log.info("recording input events to %s", path)
+    return recorder
 
 
 def _open_output(args: argparse.Namespace, fps: float, vsync: bool):

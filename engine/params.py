@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import Iterator, Literal
 
 ParamType = Literal["float", "int", "bool"]
+# When the loop reads a param: "model" params feed the forward pass (applied just
+# before it), "post" params are used after the model (applied just before present).
+ParamStage = Literal["model", "post"]
 _ADDRESS = re.compile(r"^(/[a-z0-9_]+)+$")
 
 
@@ -41,6 +44,7 @@ class Param:
     unit: str = ""
     smoothing: float = 0.0
     description: str = ""
+    stage: ParamStage = "model"
     target: float = field(init=False)
     value: float = field(init=False)
     hard_lo: float = field(init=False)  # the registered range; scenes may narrow lo/hi inside it
@@ -53,6 +57,8 @@ class Param:
             raise ParamError(f"param {self.address}: type must be float, int or bool, got {self.type!r}")
         if self.type == "bool":
             self.lo, self.hi = 0.0, 1.0
+        if self.stage not in ("model", "post"):
+            raise ParamError(f"param {self.address}: stage must be model or post, got {self.stage!r}")
         if not self.lo <= self.default <= self.hi:
             raise ParamError(
                 f"param {self.address}: default {self.default} outside its range {self.lo}..{self.hi}"
@@ -83,6 +89,7 @@ class Param:
             "unit": self.unit,
             "smoothing": self.smoothing,
             "description": self.description,
+            "stage": self.stage,
         }
 
 
@@ -177,16 +184,28 @@ class Registry:
             if abs(p.target - p.value) < 1e-6 * max(1.0, p.hi - p.lo):
                 p.value = p.target
 
+    def stage(self, address: str) -> ParamStage:
+        """When the loop applies changes to `address`: "post" params just before present,
+        everything else (unknown addresses too) just before the forward pass."""
+        p = self._params.get(address)
+        return p.stage if p is not None else "model"
+
     def snapshot(self) -> dict[str, float]:
         return {a: p.value for a, p in self._params.items()}
 
 
 MASTER_PARAMS = (
-    Param("/master/brightness", "float", 1.0, 0.0, 1.0, "", 0.0, "overall brightness, applied just before present"),
+    Param("/master/brightness", "float", 1.0, 0.0, 1.0, "", 0.0, "overall brightness, applied just before present",
+          "post"),
     Param("/master/speed", "float", 1.0, 0.0, 4.0, "x", 0.1, "multiplier on every deck's path speed"),
-    Param("/master/blackout", "bool", 0.0, 0.0, 1.0, "", 0.0, "fade to black (1) or back (0)"),
-    Param("/master/blackout_fade", "float", 0.5, 0.0, 10.0, "s", 0.0, "blackout fade time"),
+    Param("/master/blackout", "bool", 0.0, 0.0, 1.0, "", 0.0, "fade to black (1) or back (0)", "post"),
+    Param("/master/blackout_fade", "float", 0.5, 0.0, 10.0, "s", 0.0, "blackout fade time", "post"),
     Param("/master/freeze", "bool", 0.0, 0.0, 1.0, "", 0.0, "hold the current picture; the path stops"),
+)
+
+TEMPO_PARAMS = (
+    Param("/tempo/bpm", "float", 120.0, 20.0, 300.0, "BPM", 0.0,
+          "tempo in beats per minute (set it, tap it with /tempo/tap; MIDI clock or Link overwrite it)"),
 )
 
 LATENT_OFFSETS = 8  # /deck/<d>/latent/1 .. /latent/8
@@ -214,8 +233,8 @@ def deck_params(deck: str) -> list[Param]:
 
 def build_registry(decks: tuple[str, ...] = ("a",)) -> Registry:
     reg = Registry()
-    for p in MASTER_PARAMS:
-        reg.add(Param(p.address, p.type, p.default, p.lo, p.hi, p.unit, p.smoothing, p.description))
+    for p in (*MASTER_PARAMS, *TEMPO_PARAMS):  # fresh copies: a registry owns its params' state
+        reg.add(Param(p.address, p.type, p.default, p.lo, p.hi, p.unit, p.smoothing, p.description, p.stage))
     for d in decks:
         for p in deck_params(d):
             reg.add(p)

@@ -2,7 +2,8 @@
 
 Deterministic: the same scene, seed, size and frame count give the same
 frames, because time comes only from `FixedClock` and the model runs with a
-fixed thread count.
+fixed thread count. With an event log (`render --events`), the recorded
+inputs are applied at the frames and phases they were applied at live.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from engine.deck import load_scenes
 from engine.events import EventQueue
 from engine.frame import FrameRenderer
 from engine.errors import StartupError
+from engine.eventlog import EventLog, EventReplay
 from engine.output.record import FrameWriter, compose, open_writer
 from engine.params import build_registry
 from engine.scene import SceneSpec
 from engine.show import Show
+from engine.tempo import Tempo
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +77,20 @@ class RenderResult:
 def render(
     specs: list[SceneSpec],
     *,
-    seconds: float,
+    seconds: float | None,
     fps: int,
     out: str,
     size: tuple[int, int] | None = None,
     aspect: str = "fit",
     render_size: int | None = None,
     device: torch.device = torch.device("cpu"),
+    events: EventLog | None = None,
 ) -> RenderResult:
-    """Render `seconds` of the first scene at `fps` to `out` (FILE.mp4 or DIR/)."""
-    frames = max(1, round(seconds * fps))
+    """Render `seconds` (None: the event log's length) at `fps` to `out` (FILE.mp4 or DIR/),
+    starting with the first scene; `events` replays a recorded performance."""
+    if seconds is None and events is None:
+        raise ValueError("render needs seconds or an event log")
+    frames = events.frames if seconds is None and events is not None else max(1, round((seconds or 0) * fps))
     scenes = load_scenes(specs, device)
     renderer = FrameRenderer(device, render_size)
     native = renderer.output_size(scenes[0].size)
@@ -93,15 +100,11 @@ def render(
     except ValueError as e:
         raise StartupError(str(e)) from None
     output = RecordOutput(writer, size, aspect)
-    show = Show(
-        scenes,
-        build_registry(),
-        EventQueue(),
-        renderer,
-        output,
-        FixedClock(fps),
-        strict=True,
-    )
+    registry = build_registry()
+    tempo = Tempo(registry, events.tempo_source if events is not None else "internal")
+    show = Show(scenes, registry, EventQueue(), renderer, output, FixedClock(fps), strict=True, tempo=tempo)
+    if events is not None:
+        show.replay = EventReplay(events)
     try:
         show.run(frames=frames)
     except BaseException:

@@ -12,8 +12,8 @@ Example (scenes/default.toml):
     seed = 7
     [path]
     kind = "keyframes"        # keyframes | walk | noise
-    seconds_per_key = 4.0
-    keys = 8
+    seconds_per_key = 4.0     # or beats_per_key = 2 (follows the tempo), or
+    keys = 8                  # bars_per_loop = 4 (keyframes/noise: the whole loop, 4/4 bars)
     [params]
     truncation = 0.8                                  # default only
     speed = { default = 1.0, min = 0.25, max = 2.0 }  # default and range
@@ -41,8 +41,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENE = REPO_ROOT / "scenes" / "default.toml"
 
 _TOP_KEYS = {"name", "description", "model", "seed", "path", "params"}
-_PATH_COMMON = {"kind": str, "seconds_per_key": float}
+_PATH_COMMON = {"kind": str, "seconds_per_key": float, "beats_per_key": float, "bars_per_loop": float}
 _SECONDS_PER_KEY = (0.05, 3600.0)
+_BEATS_PER_KEY = (1.0 / 16.0, 4096.0)  # a 64th note .. 1024 bars
+_BARS_PER_LOOP = (0.25, 4096.0)
+BEATS_PER_BAR = 4  # bars are 4/4: four quarter-note beats
+# The loop length in keyframes of the path kinds that loop (walk never repeats).
+_LOOP_KEYS = {"keyframes": ("keys", 8), "noise": ("period", 8.0)}
 _DECK_PARAMS = {p.address.removeprefix("/deck/a/"): p for p in deck_params("a")}
 
 
@@ -68,6 +73,9 @@ class SceneSpec:
     seconds_per_key: float
     path_settings: dict[str, Any] = field(default_factory=dict)
     params: dict[str, ParamSetting] = field(default_factory=dict)  # name under /deck/<d>/
+    # Path speed in beats instead of seconds (None: seconds_per_key applies); bars_per_loop
+    # in the file is turned into this. Keyframe boundaries are phase-aligned to the beat.
+    beats_per_key: float | None = None
 
 
 def _fail(file: Path, key: str, expected: str, got: Any = None) -> SceneError:
@@ -101,15 +109,13 @@ def resolve_model(file: Path, value: Any) -> Path:
     raise _fail(file, "model", f"an existing model file (tried {tried})", value)
 
 
-def _path_settings(file: Path, table: Any) -> tuple[str, float, dict[str, Any]]:
+def _path_settings(file: Path, table: Any) -> tuple[str, float, float | None, dict[str, Any]]:
+    """(kind, seconds_per_key, beats_per_key or None, kind-specific settings)."""
     if not isinstance(table, dict):
         raise _fail(file, "path", "a table like [path] with kind = ...", table)
     kind = table.get("kind", "keyframes")
     if kind not in PATH_KINDS:
         raise _fail(file, "path.kind", "one of " + ", ".join(sorted(PATH_KINDS)), kind)
-    spk = _number(file, "path.seconds_per_key", table.get("seconds_per_key", 4.0))
-    if not _SECONDS_PER_KEY[0] <= spk <= _SECONDS_PER_KEY[1]:
-        raise _fail(file, "path.seconds_per_key", "seconds between 0.05 and 3600", spk)
     allowed = PATH_KINDS[kind]
     settings: dict[str, Any] = {}
     for key, value in table.items():
@@ -119,7 +125,36 @@ def _path_settings(file: Path, table: Any) -> tuple[str, float, dict[str, Any]]:
             names = ", ".join(sorted(set(allowed) | set(_PATH_COMMON)))
             raise _fail(file, f"path.{key}", f"one of the settings of path kind '{kind}' ({names})", key)
         settings[key] = _setting(file, f"path.{key}", value, allowed[key])
-    return kind, spk, settings
+    spk, bpk = _path_speed(file, kind, table, settings)
+    return kind, spk, bpk, settings
+
+
+def _path_speed(file: Path, kind: str, table: dict, settings: dict[str, Any]) -> tuple[float, float | None]:
+    """seconds_per_key, or beats_per_key (given, or from bars_per_loop): exactly one of them."""
+    given = [k for k in ("seconds_per_key", "beats_per_key", "bars_per_loop") if k in table]
+    if len(given) > 1:
+        raise SceneError(
+            f"{file}: keys {' and '.join('path.' + k for k in given)}: expected only one "
+            "(the path's speed in seconds, in beats, or its loop length in bars)"
+        )
+    spk = _ranged(file, "path.seconds_per_key", table.get("seconds_per_key", 4.0), _SECONDS_PER_KEY, "seconds")
+    if "beats_per_key" in table:
+        return spk, _ranged(file, "path.beats_per_key", table["beats_per_key"], _BEATS_PER_KEY, "beats")
+    if "bars_per_loop" in table:
+        if kind not in _LOOP_KEYS:
+            loops = " or ".join(sorted(_LOOP_KEYS))
+            raise _fail(file, "path.bars_per_loop", f"a path kind that loops ({loops}); use beats_per_key", kind)
+        bars = _ranged(file, "path.bars_per_loop", table["bars_per_loop"], _BARS_PER_LOOP, "bars")
+        name, default = _LOOP_KEYS[kind]
+        return spk, bars * BEATS_PER_BAR / float(settings.get(name, default))
+    return spk, None
+
+
+def _ranged(file: Path, key: str, value: Any, bounds: tuple[float, float], unit: str) -> float:
+    v = _number(file, key, value)
+    if not bounds[0] <= v <= bounds[1]:
+        raise _fail(file, key, f"{unit} between {bounds[0]:g} and {bounds[1]:g}", v)
+    return v
 
 
 def _setting(file: Path, key: str, value: Any, rule: tuple) -> Any:
@@ -188,7 +223,7 @@ def load_scene(path: str | Path) -> SceneSpec:
         if not isinstance(v, str):
             raise _fail(file, key, "a string", v)
     seed = _integer(file, "seed", data.get("seed", 0))
-    kind, spk, settings = _path_settings(file, data.get("path", {}))
+    kind, spk, bpk, settings = _path_settings(file, data.get("path", {}))
     return SceneSpec(
         file=file,
         name=name,
@@ -199,6 +234,7 @@ def load_scene(path: str | Path) -> SceneSpec:
         seconds_per_key=spk,
         path_settings=settings,
         params=_params(file, data.get("params", {})),
+        beats_per_key=bpk,
     )
 
 

@@ -1,5 +1,13 @@
 """The show loop: poll -> drain events -> apply -> step the deck -> render -> present.
 
+Late application: each event is applied as late as its param allows. The loop
+drains the queue twice per frame: just before the forward pass (everything
+that is waiting is applied) and again just before convert/present (only
+"post" params such as brightness and blackout take effect in this frame; the
+rest waits for the next frame's first drain, as the model has already run).
+With a pacer, the frame starts just in time: the loop sleeps until its
+estimated work fits before the deadline, so inputs are read as late as possible.
+
 The same loop drives a live window (LiveClock + Pacer or vsync) and an offline
 render (FixedClock + a recording output), so a render is the live show's
 picture, frame for frame. An exception inside a live frame is caught at the
@@ -11,19 +19,22 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Protocol
-
-ChangeListener = Callable[[str, float, str], None]  # (param address, applied value, event source)
-FrameHook = Callable[["Show"], None]
+from typing import Callable, Literal, Protocol
 
 import numpy as np
 
-from engine.clock import Clock, Pacer
+from engine.clock import Clock, Pacer, WorkEstimate
 from engine.deck import Deck, LoadedScene
 from engine.events import Event, EventQueue
 from engine.frame import FrameRenderer
 from engine.params import Registry
 from engine.stats import FrameStats
+from engine.tempo import Tempo
+
+ChangeListener = Callable[[str, float, str], None]  # (param address, applied value, event source)
+FrameHook = Callable[["Show"], None]
+Phase = Literal["model", "post"]  # the drain before the forward pass / before present
+AppliedHook = Callable[[Event, int, str], None]  # (event, frame index, phase), before it is applied
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +54,12 @@ VerbHandler = Callable[[Event], None]
 # An OSC address that is not a param address, routed by a patch file: (OSC arguments,
 # receive time on the perf_counter clock) -> events to enqueue. Called on the OSC thread.
 OscRoute = Callable[[list, float], list[Event]]
+
+
+class EventSource(Protocol):
+    """Where a replayed show takes its events from instead of the queue (engine.eventlog)."""
+
+    def take(self, frame: int, phase: str) -> list[Event]: ...
 
 
 class Output(Protocol):
@@ -74,6 +91,7 @@ class Show:
         stats: FrameStats | None = None,
         now: Callable[[], float] = time.perf_counter,
         strict: bool = False,
+        tempo: Tempo | None = None,
     ) -> None:
         if not scenes:
             raise ValueError("a show needs at least one scene")
@@ -103,6 +121,22 @@ class Show:
         self.verbs: dict[str, VerbHandler] = {}
         # Patch-defined OSC addresses (friendly names for OSC apps), filled by the patch loader.
         self.osc_routes: dict[str, OscRoute] = {}
+        # The drain a verb is applied in when it arrives during the forward pass: "post" only
+        # for verbs that change nothing but post params; every other verb waits for "model".
+        self.verb_stages: dict[str, Phase] = {"/show/blackout": "post"}
+        # BPM and beat position (read by status senders; beat-timed scenes follow it).
+        self.tempo = tempo if tempo is not None else Tempo(registry)
+        self.verbs.update(self.tempo.handlers())
+        # Told about every input event just before it is applied (the event log recorder).
+        self.applied_hooks: list[AppliedHook] = []
+        # A recorded performance to replay instead of the queue (render --events).
+        self.replay: EventSource | None = None
+        self._deferred: list[Event] = []  # drained after the forward pass, applied next frame
+        self._dt = 0.0
+        # Seconds each part of a frame takes (high quantiles), to start each just in time.
+        self._model_work = WorkEstimate(quantile=0.95)  # frame start to the end of the forward pass
+        self._post_work = WorkEstimate(quantile=0.9, margin=0.0, initial=0.001)  # last drain and convert
+        self._present_work = WorkEstimate(quantile=0.9, initial=0.001)  # output.present()
         self._select(0)
 
     # -- scenes ---------------------------------------------------------
@@ -177,26 +211,64 @@ class Show:
 
     # -- one frame ------------------------------------------------------
     def frame(self) -> None:
+        """One frame without pacing (the present is the caller's)."""
+        self.frame_model()
+        self.frame_post()
+
+    def frame_model(self) -> None:
+        """Clock, keys, every waiting event, path step and the forward pass."""
         t, dt = self.clock.tick()
-        self.t = t
+        self.t, self._dt = t, dt
         for action in self.output.poll():
             template = KEY_EVENTS.get(action)
             if template is not None:
                 self.queue.put(Event(template.kind, template.address, template.value, self._now(), "key"))
-        for ev in self.queue.drain(self._now()):
-            self.apply(ev)
+        self._apply_phase("model")
         reg = self.registry
         reg.smooth(dt)
-        self._fade_blackout(dt)
+        self.tempo.advance(dt)
         frozen = reg.get("/master/freeze") >= 0.5
+        if frozen:
+            self.deck.hold(self.tempo.beat)
+        else:
+            self.deck.advance(dt, reg.get("/master/speed"), self.tempo.beat)
         if not frozen or not self.renderer.has_frame:
-            if not frozen:
-                self.deck.advance(dt, reg.get("/master/speed"))
             scene = self.deck.scene
             assert scene is not None  # set in __init__
             self.renderer.forward(scene.generator, self.deck.latent())
+
+    def frame_post(self) -> None:
+        """Events that arrived during the forward pass (post-model params now, the rest
+        next frame), the blackout fade, and the conversion into the output's buffer."""
+        self._apply_phase("post")
+        self._fade_blackout(self._dt)
+        reg = self.registry
         gain = reg.get("/master/brightness") * (1.0 - self.blackout_level)
         self.renderer.convert(gain, self.output.frame_buffer)
+
+    def _apply_phase(self, phase: Phase) -> None:
+        for ev in self._take(phase):
+            for hook in self.applied_hooks:
+                hook(ev, self.frame_count, phase)
+            self.apply(ev)
+
+    def _take(self, phase: Phase) -> list[Event]:
+        """This phase's events: from the replayed log, or drained from the queue."""
+        if self.replay is not None:
+            return self.replay.take(self.frame_count, phase)
+        events = self.queue.drain(self._now())
+        if phase == "model":
+            deferred, self._deferred = self._deferred, []
+            return deferred + events if deferred else events
+        now: list[Event] = []
+        for ev in events:
+            (now if self._stage(ev) == "post" else self._deferred).append(ev)
+        return now
+
+    def _stage(self, ev: Event) -> Phase:
+        if ev.kind == "verb":
+            return self.verb_stages.get(ev.address, "model")
+        return self.registry.stage(ev.address)
 
     def _fade_blackout(self, dt: float) -> None:
         target = self.registry.get("/master/blackout")
@@ -216,17 +288,10 @@ class Show:
         while self.running:
             if end is not None and self.frame_count >= end:
                 break
-            try:
-                self.frame()
-            except Exception:
-                if self.strict:
-                    raise
-                self.frame_errors += 1
-                if self.frame_errors == 1 or self.frame_errors % 1000 == 0:
-                    log.exception("frame failed (%d so far); holding the last good frame", self.frame_errors)
-            if self.pacer is not None:
-                self.pacer.wait()
+            self._paced_frame()
+            start = self._now()
             self.output.present()
+            self._present_work.observe(self._now() - start)
             self.frame_count += 1
             if self.stats is not None:
                 self.stats.presented(self._now())
@@ -234,6 +299,34 @@ class Show:
                 hook(self)
             if seconds is not None and self.t >= seconds:
                 break
+
+    def _paced_frame(self) -> None:
+        """frame_model then frame_post, each started just in time for the present."""
+        pacer = self.pacer
+        post_lead = self._post_work.lead + self._present_work.lead
+        if pacer is not None:
+            pacer.hold(self._model_work.lead + post_lead)
+        ok = self._guarded(self.frame_model, self._model_work)
+        if pacer is not None:
+            pacer.wait(post_lead)
+        if ok:
+            self._guarded(self.frame_post, self._post_work)
+
+    def _guarded(self, part: Callable[[], None], work: WorkEstimate) -> bool:
+        """Run one part of a frame; an exception holds the last good frame (strict: raise)."""
+        start = self._now()
+        try:
+            part()
+            return True
+        except Exception:
+            if self.strict:
+                raise
+            self.frame_errors += 1
+            if self.frame_errors == 1 or self.frame_errors % 1000 == 0:
+                log.exception("frame failed (%d so far); holding the last good frame", self.frame_errors)
+            return False
+        finally:
+            work.observe(self._now() - start)
 
     def stop(self) -> None:
         """Ask the loop to end after the current frame (signal handlers call this)."""

@@ -101,3 +101,13 @@ def test_no_display_renders_a_file_instead(capsys, tmp_path, monkeypatch, scene_
     assert "no display found" in out
     path = Path(out.strip().splitlines()[-1].split()[1])
     assert path.is_file() and path.stat().st_size > 1000
+
+
+def test_render_events_flag_errors(capsys, tmp_path, scene_file):
+    log = tmp_path / "gig.jsonl"
+    log.write_text('{"latent_stage_events": 1, "fps": 30, "scenes": ["%s"]}\n{"frame": "x", "phase": "post", "kind": "set", "address": "/a"}\n'
+                   % scene_file(""))
+    expect_error(capsys, ["render", "--events", str(log), "--out", "x.mp4"], str(log), "line 2", "'frame'")
+    log.write_text('{"latent_stage_events": 1, "fps": 30, "scenes": ["%s"]}\n' % scene_file(""))
+    expect_error(capsys, ["render", "--events", str(log), "--fps", "60", "--out", "x.mp4"], "--fps 60", "30 fps")
+    expect_error(capsys, ["render", "--out", "x.mp4"], "--seconds")

@@ -63,3 +63,33 @@ def test_pacer_restarts_grid_after_stall():
     n = len(ft.sleeps)
     p.wait()  # late by far more than a period: no catch-up burst, no sleep
     assert len(ft.sleeps) == n
+
+
+def test_pacer_hold_wakes_lead_seconds_before_the_deadline():
+    ft = FakeTime()
+    p = Pacer(60, now=ft.now, sleep=ft.sleep)
+    p.wait()  # starts the grid: the next deadline is 1/60 s from now
+    start = ft.t
+    p.hold(0.010)  # wake 10 ms before the deadline, do the work ...
+    assert ft.t - start == pytest.approx(1 / 60 - 0.010, abs=1e-3)
+    ft.t += 0.004
+    p.wait(0.002)  # ... then the last part 2 ms before it
+    assert ft.t - start == pytest.approx(1 / 60 - 0.002, abs=1e-3)
+    p.hold(1.0)  # a lead longer than a period: never before the previous deadline
+    assert ft.t - start == pytest.approx(1 / 60, abs=1e-3)
+
+
+def test_work_estimate_follows_a_high_quantile_not_one_spike():
+    from engine.clock import WorkEstimate
+
+    w = WorkEstimate(quantile=0.9, window=100, margin=0.0005, initial=0.004)
+    for _ in range(100):
+        w.observe(0.002)
+    assert w.lead == pytest.approx(0.0025)
+    w.observe(0.030)  # one preempted frame does not move every later frame's start
+    for _ in range(7):
+        w.observe(0.002)
+    assert w.lead == pytest.approx(0.0025)
+    for _ in range(100):
+        w.observe(0.006)
+    assert w.lead == pytest.approx(0.0065)

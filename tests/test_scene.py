@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import pytest
 
@@ -87,3 +86,32 @@ def test_every_shipped_scene_is_valid():
     for f in files:
         s = load_scene(f)
         assert s.model.suffix == ".safetensors"
+
+
+def test_path_speed_in_beats_and_bars(scene_file):
+    s = load_scene(scene_file("[path]\nbeats_per_key = 2\n"))
+    assert s.beats_per_key == 2.0
+    assert load_scene(scene_file("[path]\nkeys = 4\nbars_per_loop = 2\n")).beats_per_key == 2.0  # 8 beats / 4 keys
+    assert load_scene(scene_file('[path]\nkind = "noise"\nperiod = 16.0\nbars_per_loop = 8\n')).beats_per_key == 2.0
+    assert load_scene(scene_file("[path]\nseconds_per_key = 2\n")).beats_per_key is None
+
+
+@pytest.mark.parametrize(
+    "body, keys, expected",
+    [
+        ("[path]\nseconds_per_key = 2\nbeats_per_key = 1\n", ["path.seconds_per_key", "path.beats_per_key"],
+         "expected only one"),
+        ("[path]\nbeats_per_key = 1\nbars_per_loop = 2\n", ["path.beats_per_key", "path.bars_per_loop"],
+         "expected only one"),
+        ("[path]\nbeats_per_key = 0\n", ["'path.beats_per_key'"], "beats between 0.0625 and 4096"),
+        ('[path]\nbeats_per_key = "2"\n', ["'path.beats_per_key'"], "a finite number"),
+        ("[path]\nbars_per_loop = 0.1\n", ["'path.bars_per_loop'"], "bars between 0.25 and 4096"),
+        ('[path]\nkind = "walk"\nbars_per_loop = 2\n', ["'path.bars_per_loop'"], "a path kind that loops"),
+    ],
+)
+def test_bad_beat_settings_name_file_and_keys(scene_file, body, keys, expected):
+    f = scene_file(body)
+    with pytest.raises(SceneError) as e:
+        load_scene(f)
+    msg = str(e.value)
+    assert str(f) in msg and all(k in msg for k in keys) and expected in msg, msg

@@ -157,3 +157,65 @@ def test_show_verbs_select_scenes_and_flip_masters(scene_file):
         show.run(frames=1)
         assert show.scene_index == index, value
     assert reg.rejected == 4  # 3.0 (no third scene), "gamma", 1.5, None
+
+
+class EnqueueDuringForward(torch.nn.Module):
+    """Wraps a generator; on its n-th call puts events on the queue, as if an input thread
+    delivered them while the forward pass ran."""
+
+    def __init__(self, inner, queue, at_call, events):
+        super().__init__()
+        self.inner, self.queue, self.at_call, self.events, self.calls = inner, queue, at_call, events, 0
+
+    def forward(self, z):
+        if self.calls == self.at_call:
+            for ev in self.events:
+                self.queue.put(ev)
+        self.calls += 1
+        return self.inner(z)
+
+
+def test_late_application_post_params_this_frame_model_inputs_next(scene_file):
+    f = scene_file('[path]\nseconds_per_key = 0.5\n')
+    show, out, reg, q = make_show([f])
+    ref, ref_out, ref_reg, _ = make_show([f])
+    for r in (reg, ref_reg):
+        r.param("/deck/a/latent/1").smoothing = 0.0  # a jump, so frames can be compared exactly
+    sc = show.scenes[0]
+    sc.generator = EnqueueDuringForward(sc.generator, q, 3, [Event("set", "/master/brightness", 0.5),
+                                                              Event("set", "/deck/a/latent/1", 3.0)])
+    applied = []
+    show.applied_hooks.append(lambda ev, frame, phase: applied.append((ev.address, frame, phase)))
+    show.run(frames=6)
+    assert applied == [("/master/brightness", 3, "post"), ("/deck/a/latent/1", 4, "model")]
+    # reference: brightness set before frame 3's present, the offset before frame 4's forward pass
+    ref.run(frames=3)
+    ref_reg.set("/master/brightness", 0.5)
+    ref.run(frames=1)
+    ref_reg.set("/deck/a/latent/1", 3.0)
+    ref.run(frames=2)
+    assert out.frames[2].mean() > 2 * out.frames[3].mean()  # the brightness shows in the interrupted frame
+    assert all(np.array_equal(a, b) for a, b in zip(out.frames, ref_out.frames))
+
+
+def test_verbs_arriving_during_forward_wait_for_the_next_frame(scene_file):
+    a = scene_file('name = "A"\n', name="a.toml")
+    b = scene_file('name = "B"\n', name="b.toml")
+    show, out, reg, q = make_show([a, b])
+    sc = show.scenes[0]
+    sc.generator = EnqueueDuringForward(sc.generator, q, 1, [Event("verb", "/show/next"), Event("verb", "/show/blackout")])
+    show.run(frames=2)
+    assert show.scene_index == 0 and reg.get("/master/blackout") == 1.0  # blackout now, the scene switch ...
+    assert out.frames[1].max() > 0 or reg.get("/master/blackout_fade") > 0  # (fading, not cut)
+    show.run(frames=1)
+    assert show.scene_index == 1  # ... before the next forward pass, never a half-switched frame
+
+
+def test_modules_may_declare_post_stage_verbs(scene_file):
+    show, out, reg, q = make_show([scene_file("")])
+    show.verbs["/route/1"] = lambda ev: reg.set("/master/brightness", ev.value)
+    show.verb_stages["/route/1"] = "post"
+    sc = show.scenes[0]
+    sc.generator = EnqueueDuringForward(sc.generator, q, 1, [Event("verb", "/route/1", 0.0)])
+    show.run(frames=2)
+    assert out.frames[0].max() > 0 and out.frames[1].max() == 0

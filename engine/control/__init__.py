@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from engine.show import Show
 
 # Import paths of the control modules, in start order.
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("engine.control.tempo", "engine.control.osc", "engine.control.midi")
 
 
 class Control(Protocol):

@@ -1,0 +1,190 @@
+"""The MIDI control module: --midi-in, --midi-api, --patch, --learn-save, --midi-feedback.
+
+Wires the pieces: patch files (`patch`) -> a `Router` (`midi_routes`); one
+`Decoder` per open input port (`midi_decode`) whose receive callback decodes,
+lets MIDI learn (`learn`) take the gesture when armed, and enqueues the routed
+events, never blocking; the `PortWatcher` thread (`midi_ports`) that owns the
+ports; feedback (`midi_feedback`) from `show.listeners` to the output port.
+
+It starts when any of --midi-in, --patch or --midi-feedback is given (a patch
+with only OSC routes needs no MIDI port and no rtmidi).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from engine.control.learn import Learner, default_learn_file
+from engine.control.midi_decode import Decoder
+from engine.control.midi_feedback import FeedbackEncoder, FeedbackLimiter
+from engine.control.midi_ports import API_NAMES, InputCallback, PortBackend, PortWatcher, RtMidiBackend, resolve_api
+from engine.control.midi_routes import Router
+from engine.control.patch import Route, load_patch, load_patches
+from engine.errors import StartupError
+from engine.events import Event
+
+if TYPE_CHECKING:
+    from engine.show import Show
+
+log = logging.getLogger(__name__)
+
+TRANSPORT = {"clock", "start", "stop", "continue", "song_position"}
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("MIDI and patches")
+    g.add_argument("--midi-in", action="append", default=[], metavar="NAME",
+                   help="MIDI input port to open: a substring of its name, or 'all' (repeatable; waited for if absent)")
+    g.add_argument("--midi-api", choices=sorted(API_NAMES),
+                   help="MIDI system (default: $MIDO_BACKEND, else python-rtmidi's default)")
+    g.add_argument("--patch", action="append", default=[], type=Path, metavar="FILE",
+                   help="patch file mapping controls to params (repeatable; later files win)")
+    g.add_argument("--learn-save", type=Path, metavar="FILE",
+                   help=f"where MIDI learn saves bindings, loaded at start (default {default_learn_file()})")
+    g.add_argument("--midi-feedback", metavar="NAME",
+                   help="MIDI output port (substring) that receives feedback for routes with feedback = true")
+
+
+class _PortCounts:
+    """Counters of one opened port, written by its receive thread only."""
+
+    __slots__ = ("received", "dropped", "errors", "decoder")
+
+    def __init__(self, decoder: Decoder) -> None:
+        self.received = self.dropped = self.errors = 0
+        self.decoder = decoder
+
+
+class MidiControl:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        show: "Show",
+        backend_factory: Callable[[], PortBackend] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.show = show
+        self.clock_sync = getattr(args, "tempo_source", "internal") == "midi"
+        self.learn_file = Path(args.learn_save) if args.learn_save else default_learn_file()
+        verbs = tuple(show.verbs)
+        base = load_patches(args.patch, show.registry, verbs)
+        learned = load_patch(self.learn_file, show.registry, verbs).routes if self.learn_file.is_file() else []
+        self.router = Router(show, [])
+        self.limiter = FeedbackLimiter(clock=clock)
+        self.encoder = FeedbackEncoder([], show.registry)
+        self._counts: list[_PortCounts] = []
+        self._decoders: dict[str, Decoder] = {}
+        self.watcher: PortWatcher | None = None
+        if args.midi_in or args.midi_feedback:
+            factory = backend_factory or _rtmidi_factory(args.midi_api)
+            self.watcher = PortWatcher(
+                factory, args.midi_in, args.midi_feedback, self._on_input, clock_sync=self.clock_sync,
+                take_feedback=self.limiter.take_due, on_output_open=self._resync, wake=self.limiter.wake,
+                clock=clock,
+            )
+        submit = self.watcher.submit if self.watcher else (lambda job: job())
+        self.learner = Learner(show, base, learned, self.learn_file, self._install, submit,
+                               has_input=bool(args.midi_in), clock=clock)
+        self._install(self.learner.routes())
+        if args.midi_feedback:
+            show.listeners.append(self._feedback)
+        log.info("patches: %d route(s) from %d file(s)%s", len(self.router.routes), len(args.patch),
+                 f", {len(learned)} learned from {self.learn_file}" if learned else "")
+
+    def start(self) -> None:
+        if self.watcher is not None:
+            self.watcher.start()
+
+    # -- routes ---------------------------------------------------------------
+    def _install(self, routes: list[Route]) -> None:
+        """New routing (startup, learn): router, 14-bit sets of open ports, feedback."""
+        self.router.install(routes)
+        for name, decoder in list(self._decoders.items()):
+            decoder.cc14 = self.router.cc14_pairs(name)
+        self.encoder = FeedbackEncoder(routes, self.show.registry)
+
+    # -- receive threads ---------------------------------------------------------
+    def _on_input(self, port_name: str) -> InputCallback:
+        """A receive callback for a newly opened port (called on the port thread)."""
+        decoder = Decoder(self.router.cc14_pairs(port_name), clock=self.clock_sync)
+        counts = _PortCounts(decoder)
+        self._counts.append(counts)
+        self._decoders[port_name] = decoder
+        put, route, learner = self.show.queue.put, self.router.midi_events, self.learner
+
+        def receive(data: Sequence[int], t: float) -> None:
+            counts.received += 1
+            try:
+                g = decoder.feed(data, t)
+                if g is None:
+                    return
+                if g.kind in TRANSPORT:
+                    value = g.value if g.kind == "song_position" else None
+                    events = [Event("verb", "/tempo/" + g.kind, value, t, "midi")]
+                elif learner.offer(g, port_name):
+                    return
+                else:
+                    events = route(g, port_name)
+                for ev in events:
+                    if not put(ev):
+                        counts.dropped += 1
+            except Exception:  # never let a receive thread die mid-show
+                counts.errors += 1
+                if counts.errors == 1:
+                    log.exception("MIDI in %r: a message could not be handled (counted from now on)", port_name)
+
+        return receive
+
+    # -- feedback ---------------------------------------------------------------
+    def _feedback(self, address: str, value: float, _source: str) -> None:
+        for key, messages in self.encoder.encode(address, value):
+            self.limiter.offer(key, messages)
+
+    def _resync(self) -> None:
+        """The feedback port (re)opened: show every feedback control's current value."""
+        self.limiter.forget_sent()
+        for key, messages in self.encoder.everything():
+            self.limiter.offer(key, messages)
+
+    # -- Control -----------------------------------------------------------------
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+        if self._feedback in self.show.listeners:
+            self.show.listeners.remove(self._feedback)
+
+    def stats(self) -> dict[str, Any]:
+        counts = list(self._counts)
+        return {"midi": {
+            "received": sum(c.received for c in counts),
+            "dropped": sum(c.dropped for c in counts),
+            "malformed": sum(c.decoder.malformed for c in counts),
+            "filtered": sum(c.decoder.filtered for c in counts),
+            "errors": sum(c.errors for c in counts),
+            "ports": self.watcher.port_names() if self.watcher else [],
+            "feedback_sent": self.watcher.sent if self.watcher else 0,
+            "routes": len(self.router.routes),
+            "learned": len(self.learner.learned),
+        }}
+
+
+def _rtmidi_factory(flag: str | None) -> Callable[[], PortBackend]:
+    """Check the MIDI API now (a flag error stops startup); ports are listed later, on the port thread."""
+    api = resolve_api(flag)
+    try:
+        backend = RtMidiBackend(api)
+    except ImportError as e:
+        raise StartupError(f"--midi-in/--midi-feedback need python-rtmidi ({e}); pip install python-rtmidi") from None
+    return lambda: backend  # after a failure its listers are dropped and made anew on the next poll
+
+
+def start(args: argparse.Namespace, show: "Show") -> MidiControl | None:
+    if not (args.midi_in or args.patch or args.midi_feedback):
+        return None
+    control = MidiControl(args, show)
+    control.start()
+    return control

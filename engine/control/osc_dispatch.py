@@ -1,0 +1,282 @@
+"""OSC datagrams -> events on the show's queue (and replies to the sender).
+
+Runs on the OSC receive thread and knows nothing about sockets: it is handed
+bytes and the sender's (host, port), and a `reply` callable for answers
+(`/pong`, `?` queries). It only translates and enqueues: it never touches
+torch or pygame, never sleeps, and counts everything it cannot use.
+
+What each counter counts (`OscCounters`):
+- received:  datagrams handed in (before any check).
+- malformed: datagrams that do not decode as OSC (random bytes, truncated,
+  oversized, bad type tags, bad patterns), and messages whose arguments do not
+  fit their address (a string, no value or NaN/inf for a param, a bad scene
+  argument), or whose patch route raised.
+- dropped:   well-formed messages not acted on: sender outside --osc-allow
+  (`not_allowed`), address unknown (`unknown`), bundle timetag too far ahead,
+  or the event queue full.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from engine.control.osc_decode import Decoded, Malformed, decode
+from engine.control.osc_pattern import Matcher, PatternError, is_pattern
+from engine.control.osc_space import OSC_TYPE, VERB_BY_ADDRESS
+from engine.events import Event, EventQueue
+from engine.params import Registry
+
+log = logging.getLogger(__name__)
+
+Sender = tuple[str, int]
+Reply = Callable[[bytes, Sender], None]
+Subscribe = Callable[[str, int, bool], None]  # (sender IP, port, on/off)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+MAX_AHEAD_S = 60.0  # bundles timed further ahead are dropped: the heap must not fill with the far future
+LOG_EVERY = 1000  # after the first malformed datagram, log every Nth
+
+
+@dataclass
+class OscCounters:
+    received: int = 0
+    dropped: int = 0
+    malformed: int = 0
+    unknown: int = 0
+    not_allowed: int = 0
+    replies: int = 0
+
+
+def encode(address: str, *args: Any) -> bytes:
+    """One OSC message; floats as 'f', ints as 'i', bools as T/F, str as 's'."""
+    b = OscMessageBuilder(address)
+    for a in args:
+        b.add_arg(a)
+    return b.build().dgram
+
+
+def encode_param(address: str, value: float, param_type: str) -> bytes:
+    """A param value in the type the address space advertises (OSC_TYPE)."""
+    tag = OSC_TYPE.get(param_type, "f")
+    if tag == "T":
+        return encode(address, value >= 0.5)
+    if tag == "i":
+        return encode(address, int(value))
+    return encode(address, float(value))
+
+
+def number_arg(args: list[Any]) -> float | None:
+    """The single finite number (or bool) in `args`, else None."""
+    if len(args) != 1:
+        return None
+    a = args[0]
+    if isinstance(a, bool):
+        return 1.0 if a else 0.0
+    if isinstance(a, (int, float)):
+        v = float(a)
+        return v if math.isfinite(v) else None
+    return None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        registry: Registry,
+        queue: EventQueue,
+        routes: Mapping[str, Callable[[list, float], list[Event]]],
+        reply: Reply,
+        subscribe: Subscribe | None = None,
+        allow: Iterable[Network] | None = None,
+        now: Callable[[], float] = time.perf_counter,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.queue = queue
+        self.routes = routes  # read on this thread; the patch loader fills it before start
+        self.reply = reply
+        self.subscribe = subscribe
+        self.allow = tuple(allow) if allow else None
+        self._allowed_cache: dict[str, bool] = {}
+        self.now = now
+        # Bundle timetags are wall-clock (NTP) times: the one place a wall clock is
+        # needed, to convert them to the loop's perf_counter clock.
+        self.wall = wall
+        self.matcher = Matcher(p.address for p in registry)
+        self.types = {p.address: p.type for p in registry}
+        self.counters = OscCounters()
+        self._verbs = {
+            "/ping": self._ping, "/show/scene": self._scene, "/learn/start": self._learn,
+            "/learn/unlearn": self._learn,
+            "/feedback/subscribe": self._subscribe, "/feedback/unsubscribe": self._subscribe,
+        }
+
+    # -- entry ----------------------------------------------------------
+    def handle(self, dgram: bytes, sender: Sender) -> None:
+        """Everything one datagram asks for; never raises for what a sender sends."""
+        c = self.counters
+        c.received += 1
+        if self.allow is not None and not self._allowed(sender[0]):
+            c.dropped += 1
+            c.not_allowed += 1
+            return
+        try:
+            messages = decode(dgram)
+        except Malformed as e:
+            self._malformed(str(e), sender)
+            return
+        t = self.now()
+        wall_now = self.wall() if any(m.wall is not None for m in messages) else 0.0
+        for m in messages:
+            due = None
+            if m.wall is not None and m.wall > wall_now:
+                ahead = m.wall - wall_now
+                if ahead > MAX_AHEAD_S:
+                    c.dropped += 1
+                    continue
+                due = t + ahead
+            self.message(m, t, due, sender)
+
+    def message(self, m: Decoded, t: float, due: float | None, sender: Sender) -> None:
+        address, args = m.address, m.args
+        if address in self.types:
+            self._param(address, args, t, due, sender)
+        elif address in VERB_BY_ADDRESS:
+            handler = self._verbs.get(address)
+            if handler is not None:
+                handler(address, args, t, due, sender)
+            else:
+                self._trigger(address, args, t, due, sender)
+        elif address in self.routes:
+            self._route(address, args, t, due, sender)
+        elif is_pattern(address):
+            self._pattern(address, args, t, due, sender)
+        else:
+            self.counters.unknown += 1
+            self.counters.dropped += 1
+
+    # -- params ---------------------------------------------------------
+    def _param(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
+        if len(args) == 1 and args[0] == "?":
+            self._answer(address, sender)
+            return
+        value = number_arg(args)
+        if value is None:
+            self._malformed(f"{address} expects one number (f, i, d, h or T/F), got {_types(args)}", sender)
+            return
+        self._put(Event("set", address, value, t, "osc", due))
+
+    def _pattern(self, pattern: str, args: list, t: float, due: float | None, sender: Sender) -> None:
+        try:
+            found = self.matcher.match(pattern)
+        except PatternError as e:
+            self._malformed(f"bad address pattern: {e}", sender)
+            return
+        if not found:
+            self.counters.unknown += 1
+            self.counters.dropped += 1
+            return
+        for address in found:
+            self._param(address, args, t, due, sender)
+
+    def _answer(self, address: str, sender: Sender) -> None:
+        """`?`: the param's current target, to the sender's address and port."""
+        p = self.registry.param(address)
+        self.counters.replies += 1
+        self.reply(encode_param(address, p.target, p.type), sender)
+
+    # -- verbs ----------------------------------------------------------
+    def _trigger(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
+        fire = _fires(args)
+        if fire is None:
+            self._malformed(f"{address} expects no argument or one number, got {_types(args)}", sender)
+        elif fire:
+            self._put(Event("verb", address, None, t, "osc", due))
+
+    def _scene(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
+        value: float | str | None = None
+        if len(args) == 1 and isinstance(args[0], str) and args[0].strip():
+            value = args[0]
+        elif len(args) == 1 and isinstance(args[0], (int, float)) and not isinstance(args[0], bool):
+            value = args[0] if math.isfinite(args[0]) else None
+        if value is None:
+            self._malformed(f"{address} expects a scene name or 1-based index, got {_types(args)}", sender)
+            return
+        self._put(Event("verb", address, value, t, "osc", due))
+
+    def _learn(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            self._put(Event("verb", address, args[0], t, "osc", due))
+        else:
+            self._trigger(address, args, t, due, sender)
+
+    def _ping(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
+        self.counters.replies += 1
+        self.reply(encode("/pong"), sender)
+
+    def _subscribe(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
+        port = number_arg(args) if not (args and isinstance(args[0], bool)) else None
+        if port is None or not port.is_integer() or not 1 <= port <= 65535:
+            self._malformed(f"{address} expects a UDP port 1..65535, got {_types(args)}", sender)
+            return
+        if self.subscribe is None:
+            self.counters.dropped += 1
+            return
+        self.subscribe(sender[0], int(port), address.endswith("/subscribe"))
+
+    # -- patch routes ---------------------------------------------------
+    def _route(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
+        try:
+            events = list(self.routes[address](list(args), t))
+        except Exception as e:  # a patch route is foreign code: it may not take the show down
+            self._malformed(f"patch route {address} failed on {_types(args)}: {e!r}", sender)
+            return
+        for ev in events:
+            if due is not None:
+                ev.due = due
+            self._put(ev)
+
+    # -- bookkeeping ----------------------------------------------------
+    def _put(self, ev: Event) -> None:
+        if not self.queue.put(ev):
+            self.counters.dropped += 1
+
+    def _malformed(self, reason: str, sender: Sender) -> None:
+        c = self.counters
+        c.malformed += 1
+        if c.malformed == 1 or c.malformed % LOG_EVERY == 0:
+            log.warning("malformed OSC from %s:%s: %s (%d malformed so far; logging every %dth)",
+                        sender[0], sender[1], reason, c.malformed, LOG_EVERY)
+
+    def _allowed(self, host: str) -> bool:
+        ok = self._allowed_cache.get(host)
+        if ok is None:
+            try:
+                ip = ipaddress.ip_address(host.split("%", 1)[0])
+            except ValueError:
+                ip = None
+            ok = ip is not None and any(ip in net for net in self.allow or ())
+            if len(self._allowed_cache) >= 1024:
+                self._allowed_cache.clear()
+            self._allowed_cache[host] = ok
+        return ok
+
+
+def _fires(args: list) -> bool | None:
+    """Trigger semantics: no argument or a non-zero number fires, 0 is ignored,
+    anything else is malformed (None)."""
+    if not args:
+        return True
+    v = number_arg(args)
+    return None if v is None else v != 0.0
+
+
+def _types(args: list) -> str:
+    names = {bool: "bool", int: "int", float: "float", str: "string", bytes: "blob"}
+    return "(" + ", ".join(names.get(type(a), type(a).__name__) for a in args[:4]) + ")" if args else "nothing"

@@ -1,0 +1,128 @@
+"""OSC discovery: the address space as OSCQuery-style JSON over HTTP.
+
+`GET /` is the whole tree; `GET /master/brightness` one node;
+`GET /master/brightness?VALUE` one attribute of it; `GET /?HOST_INFO` the
+server's OSC port and transport. Built from the same registry and verb list
+as the OSC dispatcher, on every request (it is small), so VALUE is the live
+target. Served by http.server on a daemon thread, localhost by default.
+
+Node fields: FULL_PATH, CONTENTS (containers), TYPE, VALUE, RANGE
+[{"MIN", "MAX"}], CLIPMODE, ACCESS (1 read, 2 write, 3 both), DESCRIPTION, and
+UNIT-free: units go into the description, because OSCQuery's UNIT strings
+are a fixed vocabulary ours do not follow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from engine.control.osc_space import OSC_TYPE, VERBS
+from engine.params import Registry
+
+log = logging.getLogger(__name__)
+
+ACCESS_READ, ACCESS_WRITE = 1, 2
+EXTENSIONS = {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True, "CLIPMODE": True,
+              "TAGS": False, "UNIT": False, "CRITICAL": False, "LISTEN": False, "PATH_CHANGED": False}
+
+
+def document(registry: Registry) -> dict[str, Any]:
+    """The whole address space as one OSCQuery node tree."""
+    root: dict[str, Any] = {"FULL_PATH": "/", "ACCESS": 0, "DESCRIPTION": "Latent Stage", "CONTENTS": {}}
+    for p in registry:
+        desc = p.description + (f" ({p.unit})" if p.unit else "")
+        value: Any = p.target >= 0.5 if p.type == "bool" else (int(p.target) if p.type == "int" else p.target)
+        _node(root, p.address).update({
+            "TYPE": OSC_TYPE[p.type], "VALUE": [value], "RANGE": [{"MIN": p.lo, "MAX": p.hi}],
+            "CLIPMODE": ["both"], "ACCESS": ACCESS_READ | ACCESS_WRITE, "DESCRIPTION": desc,
+        })
+    for v in VERBS:
+        node = _node(root, v.address)
+        node.update({"ACCESS": ACCESS_WRITE, "DESCRIPTION": v.description})
+        if v.args:
+            node["TYPE"] = v.args
+    return root
+
+
+def _node(root: dict[str, Any], address: str) -> dict[str, Any]:
+    """The node at `address`, creating containers on the way."""
+    node, path = root, ""
+    for part in address.strip("/").split("/"):
+        path += "/" + part
+        contents = node.setdefault("CONTENTS", {})
+        node = contents.setdefault(part, {"FULL_PATH": path, "ACCESS": 0})
+    return node
+
+
+def host_info(osc_host: str, osc_port: int) -> dict[str, Any]:
+    return {"NAME": "Latent Stage", "OSC_IP": osc_host, "OSC_PORT": osc_port, "OSC_TRANSPORT": "UDP",
+            "EXTENSIONS": EXTENSIONS}
+
+
+def lookup(doc: dict[str, Any], path: str) -> dict[str, Any] | None:
+    node = doc
+    for part in [p for p in path.split("/") if p]:
+        node = node.get("CONTENTS", {}).get(part)
+        if node is None:
+            return None
+    return node
+
+
+def answer(registry: Registry, info: dict[str, Any], target: str) -> tuple[int, dict[str, Any] | None]:
+    """(HTTP status, JSON body) for a request target such as '/master?VALUE'."""
+    parts = urlsplit(target)
+    attr = unquote(parts.query).split("&", 1)[0].upper()
+    if attr == "HOST_INFO":
+        return 200, info
+    node = lookup(document(registry), unquote(parts.path))
+    if node is None:
+        return 404, None
+    if not attr:
+        return 200, node
+    if attr not in node:
+        return 204, None  # OSCQuery: the node exists but has no such attribute
+    return 200, {attr: node[attr]}
+
+
+class OscQueryServer:
+    """http.server on a daemon thread; `close()` stops it and frees the port."""
+
+    def __init__(self, registry: Registry, host: str, port: int, info: dict[str, Any]) -> None:
+        handler = _handler(registry, info)
+        self.httpd = HTTPServer((host, port), handler)  # raises OSError (port in use) at startup
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="oscquery-http", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self.httpd.shutdown()
+            self._thread.join(timeout=2.0)
+        self.httpd.server_close()
+
+
+def _handler(registry: Registry, info: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "LatentStage-OSCQuery"
+        timeout = 5.0  # seconds: a client that stalls mid-request cannot hold the server forever
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            status, body = answer(registry, info, self.path)
+            data = b"" if body is None else json.dumps(body).encode()
+            self.send_response(status)
+            if body is not None:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
+            log.debug("oscquery: " + format, *args)
+
+    return Handler

@@ -1,0 +1,106 @@
+"""Tempo control: the --tempo-source flag and, for Ableton Link, the Link poller.
+
+`internal` (default) and `midi` need no thread here: tap tempo and MIDI clock
+arrive as verbs on the show's queue (keys, OSC, the MIDI control) and the
+show's `Tempo` handles them. `link` joins an Ableton Link session through the
+optional `aalink` package (`pip install .[link]`, GPL-3) and enqueues the
+session's tempo and beat as `/tempo/link_bpm` and `/tempo/link_beat` events,
+so a recorded show replays them like any other input.
+
+Joining never changes the session's tempo: this module never writes
+`link.tempo`, and it enables Link only a moment after creating it (creating
+and enabling at once was seen to impose the newcomer's tempo on a running
+session, aalink issue #7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import StartupError
+from engine.events import Event
+from engine.tempo import SOURCES
+
+if TYPE_CHECKING:
+    from engine.show import Show
+
+log = logging.getLogger(__name__)
+
+LINK_POLL_S = 0.02  # seconds between Link samples (50 per second)
+LINK_ENABLE_DELAY_S = 0.5  # seconds between creating and enabling Link (see the module docstring)
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tempo-source", choices=SOURCES, default="internal",
+        help="where the beat comes from: internal (/tempo/bpm, tap tempo), midi (MIDI clock in), "
+             "link (Ableton Link; needs pip install .[link])",
+    )
+
+
+def start(args: argparse.Namespace, show: "Show") -> "LinkControl | None":
+    source = getattr(args, "tempo_source", "internal")
+    show.tempo.source = source
+    if source != "link":
+        return None
+    return LinkControl(show, _import_aalink())
+
+
+def _import_aalink() -> Any:
+    try:
+        return importlib.import_module("aalink")
+    except ImportError:
+        raise StartupError(
+            "--tempo-source link needs the optional aalink package: pip install .[link] (or pip install aalink)"
+        ) from None
+
+
+class LinkControl:
+    """Polls an Ableton Link session on one thread and enqueues its tempo and beat."""
+
+    def __init__(self, show: "Show", aalink: Any) -> None:
+        self._queue = show.queue
+        self._loop = asyncio.new_event_loop()  # aalink wants one; only its sync() futures would use it
+        # Our BPM is only the tempo of a session we start alone; a joined session keeps its own.
+        self._link = aalink.Link(show.tempo.bpm, self._loop)
+        self._stop = threading.Event()
+        self.samples = 0
+        self.peers = 0
+        self._thread = threading.Thread(target=self._run, name="tempo-link", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        if self._stop.wait(LINK_ENABLE_DELAY_S):
+            return
+        self._link.enabled = True
+        log.info("Ableton Link enabled")
+        last_bpm = None
+        while not self._stop.wait(LINK_POLL_S):
+            now = time.perf_counter()
+            bpm, beat = float(self._link.tempo), float(self._link.beat)
+            if bpm != last_bpm:
+                self._queue.put(Event("verb", "/tempo/link_bpm", bpm, t=now, source="link"))
+                last_bpm = bpm
+            self._queue.put(Event("verb", "/tempo/link_beat", beat, t=now, source="link"))
+            self.samples += 1
+            peers = int(self._link.num_peers)
+            if peers != self.peers:
+                log.info("Ableton Link: %d peer(s)", peers)
+                self.peers = peers
+
+    def close(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._thread.join(timeout=1.0)
+        self._link.enabled = False
+        self._loop.close()
+
+    def stats(self) -> dict[str, Any]:
+        return {"link": {"samples": self.samples, "peers": self.peers}}

@@ -1,0 +1,238 @@
+"""The MIDI control in a real show (fake ports): every shipped controller layout moves
+the right params, pick-up, program change, clock only with clock sync, feedback, stats."""
+
+import argparse
+
+import pytest
+import torch
+
+from engine.clock import FixedClock
+from engine.control.midi import MidiControl, add_args, start
+from engine.control.patch import MidiSource, load_patch, to_value
+from engine.deck import load_scenes
+from engine.events import Event, EventQueue
+from engine.frame import FrameRenderer
+from engine.params import build_registry
+from engine.scene import load_scene
+from engine.show import Show
+from tests.conftest import REPO
+from tests.fakes import FakeMidiBackend, FakeOutput, FakeShow
+
+PORTS = {
+    "nanokontrol2.toml": "nanoKONTROL2 MIDI 1",
+    "launch_control_xl.toml": "Launch Control XL MIDI 1",
+    "apc_mini_mk2.toml": "APC mini mk2 Control",
+    "midifighter_twister.toml": "Midi Fighter Twister MIDI 1",
+}
+
+
+@pytest.fixture
+def real_show(scene_file):
+    a = scene_file('name = "A"\n', name="a.toml")
+    b = scene_file('name = "B"\n', name="b.toml")
+    c = scene_file('name = "C"\n', name="c.toml")
+    scenes = load_scenes([load_scene(p) for p in (a, b, c)], torch.device("cpu"))
+    return Show(scenes, build_registry(), EventQueue(), FrameRenderer(torch.device("cpu")), FakeOutput(keep=False),
+                FixedClock(30))
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def namespace(tmp_path, **kw):
+    p = argparse.ArgumentParser()
+    add_args(p)
+    args = p.parse_args([])
+    args.learn_save = tmp_path / "learned.toml"
+    for k, v in kw.items():
+        setattr(args, k, v)
+    return args
+
+
+def press(kind, ch, number, on):
+    if kind == "note":
+        return (0x90 | ch, number, 127 if on else 0)
+    return (0xB0 | ch, number, 127 if on else 0)
+
+
+def check_route(show, be, port, r):
+    """Play one route's control and check its param (or verb) reacted."""
+    reg, s = show.registry, r.source
+    if r.verb is not None:
+        before = (show.scene_index, reg.rejected)
+        be.send(port, *press(s.kind, s.channel, s.number, True))
+        be.send(port, *press(s.kind, s.channel, s.number, False))
+        show.run(frames=2)
+        if r.verb == "/show/scene" and r.value > len(show.scenes):
+            assert (show.scene_index, reg.rejected) == (before[0], before[1] + 1), r.label  # no such scene
+            return
+        if r.verb == "/show/scene":
+            assert show.scene_index == r.value - 1, r.label
+        elif r.verb in ("/show/next", "/show/prev"):
+            assert show.scene_index != before[0], r.label
+        assert reg.rejected == before[1], r.label
+        show.apply(Event("verb", "/learn/cancel"))
+        return
+    p = reg.param(r.address)
+    if r.mode == "toggle":
+        before = p.target
+        be.send(port, *press(s.kind, s.channel, s.number, True))
+        be.send(port, *press(s.kind, s.channel, s.number, False))
+        show.run(frames=2)
+        assert p.target == 1.0 - before, r.label
+        return
+    if r.mode == "gate":
+        be.send(port, *press(s.kind, s.channel, s.number, True))
+        show.run(frames=2)
+        assert p.target == pytest.approx(to_value(r, 1.0, p.lo, p.hi)), r.label
+        be.send(port, *press(s.kind, s.channel, s.number, False))
+        show.run(frames=2)
+        assert p.target == pytest.approx(to_value(r, 0.0, p.lo, p.hi)), r.label
+        return
+    if r.mode == "trigger":
+        reg.set(r.address, p.hi)
+        be.send(port, *press(s.kind, s.channel, s.number, True))
+        show.run(frames=2)
+        assert p.target == r.value, r.label
+        return
+    assert r.mode == "absolute" and s.kind == "cc", r.label
+    for v in list(range(0, 128, 8)) + [127, 100]:  # a full sweep picks up, then rests at 100
+        be.send(port, 0xB0 | s.channel, s.number, v)
+    show.run(frames=2)
+    assert p.target == pytest.approx(to_value(r, 100 / 127, p.lo, p.hi), abs=1e-6), r.label
+
+
+@pytest.mark.parametrize("patch", sorted(PORTS))
+def test_each_controller_layout_moves_the_right_params(real_show, tmp_path, patch):
+    file = REPO / "patches" / patch
+    port = PORTS[patch]
+    be = FakeMidiBackend([port])
+    ctl = MidiControl(namespace(tmp_path, midi_in=["all"], patch=[file]), real_show, backend_factory=lambda: be)
+    ctl.watcher.poll()
+    routes = [r for r in load_patch(file, real_show.registry).routes if isinstance(r.source, MidiSource)]
+    assert routes
+    for r in routes:
+        check_route(real_show, be, port, r)
+    assert ctl.stats()["midi"]["received"] > len(routes)
+    assert real_show.frame_errors == 0
+    ctl.close()
+
+
+def test_a_port_that_does_not_match_the_patch_moves_nothing(real_show, tmp_path):
+    be = FakeMidiBackend(["Some Other Synth"])
+    ctl = MidiControl(namespace(tmp_path, midi_in=["all"], patch=[REPO / "patches" / "nanokontrol2.toml"]),
+                      real_show, backend_factory=lambda: be)
+    ctl.watcher.poll()
+    be.send("Some Other Synth", 0xB0, 0, 0)
+    real_show.run(frames=2)
+    assert real_show.registry.get("/master/brightness") == 1.0
+
+
+def test_pickup_fader_in_the_show(real_show, tmp_path):
+    port = PORTS["nanokontrol2.toml"]
+    be = FakeMidiBackend([port])
+    ctl = MidiControl(namespace(tmp_path, midi_in=["nano"], patch=[REPO / "patches" / "nanokontrol2.toml"]),
+                      real_show, backend_factory=lambda: be)
+    ctl.watcher.poll()
+    reg = real_show.registry
+    reg.set("/deck/a/truncation", 1.0)  # fader 4, range 0..2: the value sits at the middle
+    for v in (0, 20, 40):
+        be.send(port, 0xB0, 3, v)
+    real_show.run(frames=2)
+    assert reg.param("/deck/a/truncation").target == 1.0
+    be.send(port, 0xB0, 3, 80)  # crosses 63.5
+    real_show.run(frames=2)
+    assert reg.param("/deck/a/truncation").target == pytest.approx(2 * 80 / 127)
+
+
+def test_program_change_selects_scenes(real_show, tmp_path):
+    be = FakeMidiBackend(["keys"])
+    ctl = MidiControl(namespace(tmp_path, midi_in=["keys"]), real_show, backend_factory=lambda: be)
+    ctl.watcher.poll()
+    be.send("keys", 0xC0, 2)
+    real_show.run(frames=2)
+    assert real_show.scene_index == 2
+
+
+@pytest.mark.parametrize("source,expected", [("internal", 0), ("midi", 3)])
+def test_clock_reaches_tempo_only_with_clock_sync(tmp_path, source, expected):
+    show = FakeShow()
+    be = FakeMidiBackend(["clock"])
+    ctl = MidiControl(namespace(tmp_path, midi_in=["clock"], tempo_source=source), show, backend_factory=lambda: be)
+    ctl.watcher.poll()
+    assert be.inputs["clock"].clock is (source == "midi")
+    for msg in ([0xFA], [0xF8], [0xF2, 4, 0]):
+        be.send("clock", *msg, t=1.25)
+    events = show.queue.drain()
+    assert len(events) == expected
+    if expected:
+        assert [e.address for e in events] == ["/tempo/start", "/tempo/clock", "/tempo/song_position"]
+        assert events[1].t == 1.25 and events[2].value == 4
+
+
+def test_malformed_and_dropped_are_counted(tmp_path):
+    show = FakeShow()
+    show.queue = EventQueue(capacity=1)
+    be = FakeMidiBackend(["x"])
+    f = tmp_path / "p.toml"
+    f.write_text('[[route]]\nsource = { type = "midi", note = 1 }\nverb = "/show/next"\n')
+    ctl = MidiControl(namespace(tmp_path, midi_in=["x"], patch=[f]), show, backend_factory=lambda: be)
+    ctl.watcher.poll()
+    be.send("x", 0x90, 1, 200)
+    be.send("x", 0x90, 1, 100)
+    be.send("x", 0x90, 1, 100)  # the queue holds one: dropped
+    st = ctl.stats()["midi"]
+    assert (st["received"], st["malformed"], st["dropped"]) == (3, 1, 1)
+    assert st["ports"] == ["x"]
+
+
+def test_feedback_echoes_changes_to_the_output(tmp_path):
+    show = FakeShow()
+    be = FakeMidiBackend([], ["Twister out"])
+    clock = Clock()
+    ctl = MidiControl(namespace(tmp_path, midi_feedback="twister",
+                                patch=[REPO / "patches" / "midifighter_twister.toml"]),
+                      show, backend_factory=lambda: be, clock=clock)
+    ctl.watcher.poll()  # opens the output and queues every feedback control's value
+    ctl.watcher.send_due()
+    out = be.outputs["Twister out"]
+    assert (0xB0, 0, 127) in out.sent  # brightness 1.0 on encoder 1's ring
+    out.sent.clear()
+    show.apply(Event("set", "/master/brightness", 0.5, source="osc"))
+    show.apply(Event("set", "/master/brightness", 0.25, source="osc"))
+    ctl.watcher.send_due()
+    assert out.sent == []  # within 20 ms of the last send to this control
+    clock.now = 1.0
+    ctl.watcher.send_due()
+    assert out.sent == [(0xB0, 0, 32)]  # only the newest value
+
+
+def test_start_is_off_without_flags_and_patch_only_needs_no_ports(tmp_path):
+    show = FakeShow()
+    assert start(namespace(tmp_path), show) is None
+    ctl = start(namespace(tmp_path, patch=[REPO / "patches" / "osc_apps.toml"]), show)
+    assert ctl.watcher is None and "/brightness" in show.osc_routes
+    ctl.close()
+
+
+def test_learn_with_the_l_key_in_a_real_show(real_show, tmp_path):
+    show = real_show
+    be = FakeMidiBackend(["desk"])
+    ctl = MidiControl(namespace(tmp_path, midi_in=["desk"]), show, backend_factory=lambda: be)
+    ctl.watcher.poll()
+    show.queue.put(Event("set", "/deck/a/truncation", 0.5, source="osc"))  # touch a param
+    show.run(frames=1)
+    show.output.keys[show.output._polls] = ["learn"]  # press L on the next frame
+    show.run(frames=1)
+    assert "move a control for /deck/a/truncation" in show.output.title
+    be.send("desk", 0xB0, 40, 10)
+    show.run(frames=2)
+    assert "learned cc 40 ch 1 on 'desk' -> /deck/a/truncation" in show.output.title
+    be.send("desk", 0xB0, 40, 127)
+    show.run(frames=2)
+    assert show.registry.param("/deck/a/truncation").target == 2.0
+    assert "/deck/a/truncation" in (tmp_path / "learned.toml").read_text()

@@ -1,0 +1,144 @@
+"""Patch files: validation messages, every shipped patch, mapping curves, merging, writing."""
+
+from pathlib import Path
+
+import pytest
+
+from engine.control.patch import (
+    MidiSource, OscSource, Route, dump_routes, load_patch, load_patches, shape, to_position, to_value, unshape,
+)
+from engine.errors import StartupError
+from engine.params import build_registry
+from tests.conftest import REPO
+
+PATCHES = sorted((REPO / "patches").glob("*.toml"))
+
+
+def write(tmp_path: Path, body: str, name: str = "p.toml") -> Path:
+    f = tmp_path / name
+    f.write_text(body)
+    return f
+
+
+@pytest.mark.parametrize("path", PATCHES, ids=lambda p: p.name)
+def test_every_shipped_patch_loads(path):
+    patch = load_patch(path, build_registry())
+    assert patch.routes and patch.name
+
+
+def test_shipped_patches_cover_the_controllers():
+    names = {p.name for p in PATCHES}
+    assert {"nanokontrol2.toml", "launch_control_xl.toml", "apc_mini_mk2.toml", "midifighter_twister.toml",
+            "osc_apps.toml"} <= names
+
+
+ROUTE = '[[route]]\nname = "f1"\nsource = { type = "midi", cc = 0 }\naddress = "/master/brightness"\n'
+
+
+@pytest.mark.parametrize("body,key,expected", [
+    (ROUTE.replace("/master/brightness", "/master/nope"), "address", "a param address"),
+    (ROUTE.replace("cc = 0", "cc = 200"), "source.cc", "an integer from 0 to 127"),
+    (ROUTE + 'curve = "wobbly"\n', "curve", "one of linear, exponential, logarithmic"),
+    (ROUTE.replace('type = "midi", ', 'type = "midi", channel = 17, '), "source.channel", "from 1 to 16"),
+    (ROUTE + "colour = 3\n", "colour", "unknown key"),
+    (ROUTE + "invert = 1\n", "invert", "true or false"),
+    (ROUTE + 'takeover = "grab"\n', "takeover", "one of jump, pickup, scale"),
+    (ROUTE + "range = [0, 5]\n", "range", "inside 0.0..1.0"),
+    (ROUTE.replace("cc = 0", "cc14 = 40"), "source.cc14", "from 0 to 31"),
+    (ROUTE.replace("cc = 0", "cc = 0, note = 1"), "source", "exactly one of"),
+    (ROUTE.replace('type = "midi"', 'type = "audio"'), "source.type", "not available yet"),
+    (ROUTE.replace('address = "/master/brightness"', 'verb = "/show/explode"'), "verb", "one of"),
+    (ROUTE + 'mode = "toggle"\n', "mode", "not a bool param"),
+    (ROUTE + 'mode = "relative"\n'.replace("relative", "velocity"), "mode", "one of absolute"),
+    (ROUTE + "feedback = true\nsmoothing = -1\n", "smoothing", "seconds from 0 to 60"),
+    ('[[route]]\nsource = { type = "osc", address = "brightness" }\naddress = "/master/brightness"\n',
+     "source.address", "an OSC address"),
+    ('[[route]]\nsource = { type = "midi", cc = 1 }\n', "address", "either address"),
+    ('[midi]\nchannel = 0\n', "midi.channel", "from 1 to 16"),
+    ('nonsense = 1\n', "nonsense", "unknown key"),
+])
+def test_bad_patches_name_file_route_and_key(tmp_path, body, key, expected):
+    f = write(tmp_path, body)
+    with pytest.raises(StartupError) as err:
+        load_patch(f, build_registry())
+    msg = str(err.value)
+    assert str(f) in msg and f"key '{key}'" in msg and expected in msg, msg
+    if "[[route]]" in body:
+        assert "route #1" in msg
+
+
+def test_route_is_named_by_number_and_name(tmp_path):
+    f = write(tmp_path, ROUTE + ROUTE.replace('"f1"', '"fader two"').replace("cc = 0", "cc = 999"))
+    with pytest.raises(StartupError, match=r"route #2 \('fader two'\): key 'source.cc'"):
+        load_patch(f, build_registry())
+
+
+def test_malformed_toml_and_missing_file(tmp_path):
+    with pytest.raises(StartupError, match="not valid TOML"):
+        load_patch(write(tmp_path, "[[route]\nx ="), build_registry())
+    with pytest.raises(StartupError, match="patch file not found"):
+        load_patch(tmp_path / "absent.toml", build_registry())
+
+
+def test_defaults_and_modes(tmp_path):
+    f = write(tmp_path, '[midi]\nport = "nano"\nchannel = 3\n' + ROUTE
+              + '[[route]]\nsource = { type = "midi", note = 5 }\naddress = "/master/freeze"\n'
+              + '[[route]]\nsource = { type = "midi", note = 6, channel = 1 }\naddress = "/master/speed"\n'
+              + '[[route]]\nsource = { type = "midi", cc = 9 }\nverb = "/show/scene"\nvalue = 2\n')
+    r = load_patch(f, build_registry()).routes
+    assert r[0].source == MidiSource("cc", 0, 2, "nano") and r[0].mode == "absolute"
+    assert r[1].mode == "toggle" and r[2].mode == "velocity" and r[2].source.channel == 0
+    assert r[3].mode == "trigger" and r[3].value == 2
+
+
+def test_later_files_win_for_the_same_source(tmp_path):
+    a = write(tmp_path, ROUTE + ROUTE.replace("cc = 0", "cc = 1"), "a.toml")
+    b = write(tmp_path, ROUTE.replace("/master/brightness", "/master/speed"), "b.toml")
+    routes = load_patches([a, b], build_registry())
+    by_cc = {r.source.number: r.address for r in routes}
+    assert by_cc == {0: "/master/speed", 1: "/master/brightness"}
+    fan = write(tmp_path, ROUTE + ROUTE.replace("/master/brightness", "/master/speed"), "fan.toml")
+    assert len(load_patches([fan], build_registry())) == 2  # one fader, two params: allowed in one file
+
+
+def _route(**kw):
+    return Route(Path("x"), 1, "", MidiSource("cc", 0, 0), "absolute", address="/master/speed", **kw)
+
+
+@pytest.mark.parametrize("curve", ["linear", "exponential", "logarithmic"])
+def test_curves_are_monotonic_and_invertible(curve):
+    xs = [i / 20 for i in range(21)]
+    ys = [shape(x, curve) for x in xs]
+    assert ys[0] == pytest.approx(0) and ys[-1] == pytest.approx(1)
+    assert all(a < b for a, b in zip(ys, ys[1:]))
+    assert all(unshape(y, curve) == pytest.approx(x) for x, y in zip(xs, ys))
+
+
+def test_exponential_is_slow_at_first_and_log_fast():
+    assert shape(0.5, "exponential") < 0.5 < shape(0.5, "logarithmic")
+
+
+def test_range_invert_and_position_round_trip():
+    r = _route(range=(1.0, 3.0), invert=True, curve="exponential")
+    assert to_value(r, 0.0, 0, 4) == pytest.approx(3.0) and to_value(r, 1.0, 0, 4) == pytest.approx(1.0)
+    assert to_value(r, 2.0, 0, 4) == pytest.approx(1.0)  # positions clamp
+    for pos in (0.0, 0.3, 0.8, 1.0):
+        assert to_position(r, to_value(r, pos, 0, 4), 0, 4) == pytest.approx(pos)
+    plain = _route()
+    assert to_value(plain, 0.5, 0.0, 4.0) == 2.0  # no range: the param's current range
+
+
+def test_dump_round_trips(tmp_path):
+    routes = [
+        _route(range=(0.5, 2.0), curve="logarithmic", takeover="pickup", feedback=True, smoothing=0.2),
+        Route(Path("x"), 2, 'quote " and \\ and \x07', MidiSource("note", 36, 9, "APC mini"), "toggle",
+              address="/master/blackout", feedback=True, feedback_channel=6, feedback_on=5),
+        Route(Path("x"), 3, "", MidiSource("pitchbend", 0, 0), "absolute", address="/deck/a/latent/1"),
+        Route(Path("x"), 4, "", OscSource("/go", (0.0, 127.0)), "trigger", verb="/show/scene", value=3.0),
+        Route(Path("x"), 5, "", MidiSource("cc", 7, 1), "relative", address="/master/speed", step=0.1,
+              encoding="offset"),
+    ]
+    f = write(tmp_path, dump_routes("learned", routes, "a header\nsecond line"))
+    back = load_patch(f, build_registry()).routes
+    from dataclasses import replace
+    assert [replace(r, file=Path("x"), index=0) for r in back] == [replace(r, index=0) for r in routes]
