@@ -94,9 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model from your own material")
     tsub = train.add_subparsers(dest="family", required=True, metavar="FAMILY")
-    from engine.train.gan import add_gan_args
+    from engine.train import family_modules
 
-    add_gan_args(tsub.add_parser("gan", help="a GAN from a folder of images (png/jpg/webp)"))
+    for name, module in family_modules().items():
+        module.add_args(tsub.add_parser(name, help=module.HELP))
 
     params = sub.add_parser("params", help="list every OSC address: params (type, range, default) and verbs")
     params.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
@@ -178,10 +179,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from engine.errors import StartupError
-    from engine.train.gan import opts_from_args, train_gan
+    from engine.train import family_modules
 
+    trainer = family_modules()[args.family]
     try:
-        summary = train_gan(opts_from_args(args), progress=sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS")))
+        summary = trainer.train_from_args(args, progress=sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS")))
     except ValueError as e:  # the trainer's setup checks (data folder, flags, resume state)
         raise StartupError(str(e)) from None
     print(json.dumps(summary, indent=2, default=str))

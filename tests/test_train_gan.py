@@ -22,7 +22,7 @@ from engine.train.common import (
     resolve_device,
 )
 from engine.train.distance import sample_distance
-from engine.train.gan import GanTrainOptions, add_gan_args, diff_augment, opts_from_args, train_gan
+from engine.train.gan import GanTrainOptions, add_args, diff_augment, opts_from_args, train_gan
 
 TINY = {"size": 64, "latent_dim": 16, "channels": 32, "batch": 4}
 
@@ -117,7 +117,7 @@ def test_bad_options(data_dir: Path, tmp_path: Path) -> None:
 
 def test_cli_flags_round_trip() -> None:
     parser = argparse.ArgumentParser()
-    add_gan_args(parser)
+    add_args(parser)
     ns = parser.parse_args(["--data", "d", "--out", "trained/x", "--size", "64", "--steps", "7",
                             "--batch", "8", "--seed", "3"])
     opts = opts_from_args(ns)

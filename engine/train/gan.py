@@ -84,7 +84,10 @@ class GanTrainOptions:
         return config
 
 
-def add_gan_args(parser: argparse.ArgumentParser) -> None:
+HELP = "a GAN from a folder of images (png/jpg/webp)"
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
     """Register the `train gan` flags (plus the common ones) on a (sub)parser."""
     parser.add_argument("--data", required=True, metavar="DIR", help="folder of .png/.jpg/.jpeg/.webp images")
     parser.add_argument("--size", type=int, default=128, help="image size: 64, 128, 256 or 512 (default 128)")
@@ -98,7 +101,7 @@ def add_gan_args(parser: argparse.ArgumentParser) -> None:
 
 
 def opts_from_args(ns: argparse.Namespace) -> GanTrainOptions:
-    """argparse namespace (from add_gan_args) -> GanTrainOptions."""
+    """argparse namespace (from add_args) -> GanTrainOptions."""
     return GanTrainOptions(
         data=ns.data, out=ns.out, size=ns.size, latent_dim=ns.latent_dim, channels=ns.channels,
         batch=ns.batch, minutes=ns.minutes, steps=ns.steps, resume=ns.resume, device=ns.device,
@@ -361,6 +364,11 @@ def train_gan(opts: GanTrainOptions, progress: bool = True) -> dict[str, Any]:
         "skipped_names": list(run.scan.skipped_names),
         "resumed_from_step": run.resumed_from,
     }
+
+
+def train_from_args(ns: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
+    """`train gan` from its parsed flags."""
+    return train_gan(opts_from_args(ns), progress)
 
 
 class _Loop:
