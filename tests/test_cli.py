@@ -87,6 +87,9 @@ def test_headless_show_writes_stats(capsys, tmp_path, scene_file):
     s = json.loads(stats.read_text())
     assert set(s) >= {"frames", "seconds", "fps", "frame_ms", "late_frames"}
     assert set(s["frame_ms"]) == {"p50", "p95", "p99", "max"}
+    # input counters are there even when an input is off (no --midi-in here)
+    assert {"received", "dropped", "malformed"} <= set(s["osc"]) and {"received", "dropped"} <= set(s["midi"])
+    assert isinstance(s["queue_max"], int)
     # paced to --fps: never faster (how much slower depends on the machine's load; see `bench`)
     assert s["frames"] >= 2 and 0 < s["fps"] <= 31
     assert "fps" in out

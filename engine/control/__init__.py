@@ -64,8 +64,15 @@ def close_controls(controls: list[Control]) -> None:
         control.close()
 
 
+# Keys the stats JSON always has, so readers need no special case when an input is off.
+IDLE_STATS: dict[str, dict[str, int]] = {
+    "osc": {"received": 0, "dropped": 0, "malformed": 0},
+    "midi": {"received": 0, "dropped": 0},
+}
+
+
 def control_stats(controls: list[Control]) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
+    merged: dict[str, Any] = {k: dict(v) for k, v in IDLE_STATS.items()}
     for control in controls:
         merged.update(control.stats())
     return merged
