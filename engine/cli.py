@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.control import add_control_args
 
     add_control_args(show)
+    from engine.output.audio import add_audio_args
+    from engine.output.midi_notes import add_args as add_notes_args
+
+    add_audio_args(show)
+    add_notes_args(show)
 
     render = sub.add_parser("render", help="render a scene offline to an mp4 or a PNG folder")
     render.add_argument("--scene", action="append", type=Path,
@@ -148,7 +153,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         specs, seconds=args.seconds, fps=fps, out=args.out, size=args.size,
         aspect=args.aspect, render_size=args.render_size, device=_device(args.device), events=events,
     )
-    print(f"rendered {res.frames} frames ({res.size[0]}x{res.size[1]}, {res.fps} fps) to {res.out}")
+    sound = " with sound" if res.audio else ""
+    print(f"rendered {res.frames} frames ({res.size[0]}x{res.size[1]}, {res.fps} fps){sound} to {res.out}")
     return 0
 
 

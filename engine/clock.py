@@ -44,6 +44,11 @@ class LiveClock:
         self._start: float | None = None
         self._last = 0.0
 
+    @property
+    def origin(self) -> float | None:
+        """The perf_counter time of show time 0 (None before the first tick)."""
+        return self._start
+
     def tick(self) -> tuple[float, float]:
         now = self._now()
         if self._start is None:

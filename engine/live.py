@@ -18,6 +18,7 @@ from engine.events import EventQueue
 from engine.frame import FrameRenderer
 from engine.params import build_registry
 from engine.scene import SceneSpec
+from engine.seq.layer import start_live_seq
 from engine.show import Show
 from engine.stats import FrameStats
 
@@ -64,13 +65,15 @@ def run_live(args: argparse.Namespace, specs: list[SceneSpec], device: torch.dev
         # Vsync paces only when the display refreshes at the requested rate.
         pacer = None if output.vsync_active else Pacer(fps)
         stats = FrameStats(fps)
+        clock = LiveClock()
         show = Show(scenes, build_registry(), EventQueue(), FrameRenderer(device, args.render_size), output,
-                    LiveClock(), pacer=pacer, stats=stats)
+                    clock, pacer=pacer, stats=stats)
         _install_signal_handlers(show)
         _warm_up(show)
         controls = start_controls(args, show)
-        recorder = None
+        recorder = seq = None
         try:
+            seq = start_live_seq(args, show, lambda: clock.origin)
             recorder = _start_recorder(args, show, fps, specs)
             log.info("show running on %s: %d scene(s), %s fps, %s", device, len(scenes), fps,
                      "vsync" if pacer is None else "timer-paced")
@@ -78,6 +81,8 @@ def run_live(args: argparse.Namespace, specs: list[SceneSpec], device: torch.dev
         finally:
             if recorder is not None:
                 recorder.close(end_frame=show.frame_count)
+            if seq is not None:
+                seq.close()
             close_controls(controls)
     finally:
         output.close()
@@ -86,6 +91,8 @@ def run_live(args: argparse.Namespace, specs: list[SceneSpec], device: torch.dev
     summary["queue_max"] = show.queue.max_depth
     if recorder is not None:
         summary.update(recorder.stats())
+    if seq is not None:
+        summary.update(seq.stats())
     summary["frame_errors"] = show.frame_errors
     summary["device"] = str(device)
     summary["threads"] = torch.get_num_threads()

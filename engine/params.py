@@ -228,7 +228,9 @@ def deck_params(deck: str) -> list[Param]:
                 f"offset along latent direction {i} (a fixed random unit direction per scene seed)",
             )
         )
-    return params
+    from engine.seq.params import seq_deck_params  # here, not at the top: it imports this module
+
+    return params + seq_deck_params(base)
 
 
 def build_registry(decks: tuple[str, ...] = ("a",)) -> Registry:
@@ -238,4 +240,8 @@ def build_registry(decks: tuple[str, ...] = ("a",)) -> Registry:
     for d in decks:
         for p in deck_params(d):
             reg.add(p)
+    from engine.audio.synth import synth_params  # here: it builds Params from this module
+
+    for p in synth_params():
+        reg.add(p)
     return reg

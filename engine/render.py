@@ -9,8 +9,10 @@ inputs are applied at the frames and phases they were applied at live.
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +26,7 @@ from engine.eventlog import EventLog, EventReplay
 from engine.output.record import FrameWriter, compose, open_writer
 from engine.params import build_registry
 from engine.scene import SceneSpec
+from engine.seq.layer import OfflineSeq, has_seq
 from engine.show import Show
 from engine.tempo import Tempo
 
@@ -37,6 +40,7 @@ class RecordOutput:
         self._writer, self.size, self.aspect = writer, size, aspect
         self._buf = np.zeros((0, 0, 3), np.uint8)
         self.frames = 0
+        self.overlay: Any = None  # has draw(frame (H, W, 3) uint8): text over the composed frame
 
     @property
     def frame_buffer(self) -> np.ndarray:
@@ -49,6 +53,8 @@ class RecordOutput:
     def present(self) -> None:
         h, w = self._buf.shape[:2]
         frame = self._buf if (w, h) == self.size else compose(self._buf, self.size, self.aspect)
+        if self.overlay is not None:
+            self.overlay.draw(frame)  # text at output resolution, as the live window draws it
         self._writer.write(frame)
         self.frames += 1
 
@@ -58,10 +64,11 @@ class RecordOutput:
     def set_title(self, title: str) -> None:
         pass
 
-    def close(self, ok: bool = True) -> None:
-        """Finish the file; on failure abort, so no half file takes the final name."""
+    def close(self, ok: bool = True, audio: Path | None = None) -> None:
+        """Finish the file (with `audio` as its sound); on failure abort, so no half file
+        takes the final name."""
         if ok:
-            self._writer.close()
+            self._writer.close(audio=audio)
         else:
             self._writer.abort()
 
@@ -72,6 +79,7 @@ class RenderResult:
     frames: int
     size: tuple[int, int]
     fps: int
+    audio: bool = False  # the scenes made sound: the MP4 has a sound track (a PNG folder an audio.wav)
 
 
 def render(
@@ -105,10 +113,13 @@ def render(
     show = Show(scenes, registry, EventQueue(), renderer, output, FixedClock(fps), strict=True, tempo=tempo)
     if events is not None:
         show.replay = EventReplay(events)
-    try:
-        show.run(frames=frames)
-    except BaseException:
-        output.close(ok=False)
-        raise
-    output.close()
-    return RenderResult(Path(out), output.frames, size, fps)
+    with tempfile.TemporaryDirectory(prefix="latent-stage-render-") as tmp:
+        seq = OfflineSeq(show, output, fps, Path(tmp) / "sound.wav") if has_seq(show) else None
+        try:
+            show.run(frames=frames)
+            wav = seq.finish(frames / fps) if seq is not None else None
+        except BaseException:
+            output.close(ok=False)
+            raise
+        output.close(audio=wav)
+    return RenderResult(Path(out), output.frames, size, fps, audio=wav is not None)

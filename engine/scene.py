@@ -40,7 +40,7 @@ from engine.params import deck_params
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENE = REPO_ROOT / "scenes" / "default.toml"
 
-_TOP_KEYS = {"name", "description", "model", "seed", "path", "params"}
+_TOP_KEYS = {"name", "description", "model", "seed", "path", "params", "notes", "text", "synth"}
 _PATH_COMMON = {"kind": str, "seconds_per_key": float, "beats_per_key": float, "bars_per_loop": float}
 _SECONDS_PER_KEY = (0.05, 3600.0)
 _BEATS_PER_KEY = (1.0 / 16.0, 4096.0)  # a 64th note .. 1024 bars
@@ -76,6 +76,8 @@ class SceneSpec:
     # Path speed in beats instead of seconds (None: seconds_per_key applies); bars_per_loop
     # in the file is turned into this. Keyframe boundaries are phase-aligned to the beat.
     beats_per_key: float | None = None
+    # The [notes], [text] and [synth] tables (engine.seq.scene.SeqTables); None: picture only.
+    seq: Any = None
 
 
 def _fail(file: Path, key: str, expected: str, got: Any = None) -> SceneError:
@@ -96,17 +98,17 @@ def _integer(file: Path, key: str, v: Any) -> int:
     return v
 
 
-def resolve_model(file: Path, value: Any) -> Path:
+def resolve_model(file: Path, value: Any, key: str = "model") -> Path:
     """A model path relative to the scene's folder, then to the repository root."""
     if not isinstance(value, str) or not value:
-        raise _fail(file, "model", "a path to a .safetensors model file (string)", value)
+        raise _fail(file, key, "a path to a .safetensors model file (string)", value)
     p = Path(value).expanduser()
     candidates = [p] if p.is_absolute() else [file.parent / p, REPO_ROOT / p]
     for c in candidates:
         if c.is_file():
             return c.resolve()
     tried = " or ".join(str(c) for c in candidates)
-    raise _fail(file, "model", f"an existing model file (tried {tried})", value)
+    raise _fail(file, key, f"an existing model file (tried {tried})", value)
 
 
 def _path_settings(file: Path, table: Any) -> tuple[str, float, float | None, dict[str, Any]]:
@@ -224,6 +226,10 @@ def load_scene(path: str | Path) -> SceneSpec:
             raise _fail(file, key, "a string", v)
     seed = _integer(file, "seed", data.get("seed", 0))
     kind, spk, bpk, settings = _path_settings(file, data.get("path", {}))
+    from engine.seq.scene import load_seq_tables  # here: it builds on this module's helpers
+
+    seq = load_seq_tables(file, data)
+    params = _params(file, data.get("params", {}))
     return SceneSpec(
         file=file,
         name=name,
@@ -233,8 +239,9 @@ def load_scene(path: str | Path) -> SceneSpec:
         path_kind=kind,
         seconds_per_key=spk,
         path_settings=settings,
-        params=_params(file, data.get("params", {})),
+        params={**seq.params, **params},
         beats_per_key=bpk,
+        seq=seq if (seq.notes or seq.text or seq.synth) else None,
     )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Literal, Protocol
+from typing import Any, Callable, Literal, Protocol
 
 import numpy as np
 
@@ -115,6 +115,9 @@ class Show:
         # Told about every param change an input caused (feedback to OSC/MIDI);
         # values that animate on their own (smoothing, paths) are not reported.
         self.listeners: list[ChangeListener] = []
+        # Told about what the show says that is not a param value, as (OSC address, argument):
+        # each finished line of generated text as ("/text/line", line). OSC sends them on.
+        self.announcers: list[Callable[[str, Any], None]] = []
         # Called after every present (status senders, port watchers' bookkeeping).
         self.frame_hooks: list[FrameHook] = []
         # Verbs beyond the show's own, registered by control modules (/learn/start, /tempo/tap).
@@ -138,6 +141,11 @@ class Show:
         self._post_work = WorkEstimate(quantile=0.9, margin=0.0, initial=0.001)  # last drain and convert
         self._present_work = WorkEstimate(quantile=0.9, initial=0.001)  # output.present()
         self._select(0)
+
+    @property
+    def dt(self) -> float:
+        """Seconds of show time the current frame advanced."""
+        return self._dt
 
     # -- scenes ---------------------------------------------------------
     def _select(self, index: int) -> None:

@@ -28,6 +28,46 @@ def make_tiny_gan(path: Path, size: int = 64, latent_dim: int = 16, seed: int = 
     return path
 
 
+def make_tiny_notes(path: Path, seed: int = 0) -> Path:
+    """An untrained (random) kind "notes" model: it still plays notes, which is all the
+    show's plumbing needs."""
+    import torch
+
+    from engine.models.notes import NoteConfig, NoteRNN, save_note_model
+
+    torch.manual_seed(seed)
+    save_note_model(path, NoteRNN(NoteConfig(embed=8, hidden=24, layers=1)), data={"folder": "test"},
+                    metrics={}, steps=0)
+    return path
+
+
+def make_tiny_text(path: Path, seed: int = 0) -> Path:
+    """An untrained kind "text" model over letters, space and newline."""
+    import torch
+
+    from engine.models.checkpoint import save_model
+    from engine.models.text import TextConfig, TextModel
+
+    torch.manual_seed(seed)
+    config = TextConfig(vocab="abcdefghijklmnopqrstuvwxyz \n", embed=8, hidden=24, layers=1)
+    save_model(path, TextModel(config).state_dict(), kind="text", config=config.to_dict(),
+               data={"file": "test"}, metrics={}, steps=0)
+    return path
+
+
+@pytest.fixture
+def seq_scene(tmp_path: Path, scene_file):
+    """A scene with a melody and text (tiny untrained models); returns a function(extra) -> path."""
+    make_tiny_notes(tmp_path / "notes.safetensors")
+    make_tiny_text(tmp_path / "text.safetensors")
+
+    def write(extra: str = "", name: str = "seq.toml") -> Path:
+        return scene_file('name = "seq"\n[notes]\nmodel = "notes.safetensors"\n'
+                          '[text]\nmodel = "text.safetensors"\nrate = 30.0\n' + extra, name=name)
+
+    return write
+
+
 @pytest.fixture
 def tiny_gan(tmp_path: Path) -> Path:
     return make_tiny_gan(tmp_path / "tiny.safetensors")

@@ -188,8 +188,10 @@ class PortWatcher:
         wake: threading.Event | None = None,
         poll_interval: float = POLL_INTERVAL,
         clock: Callable[[], float] = time.perf_counter,
+        output_label: str = "MIDI feedback",
     ) -> None:
         self._factory = backend_factory
+        self.output_label = output_label  # how log lines name the output ("MIDI feedback", "notes out")
         self.backend: PortBackend | None = None
         self.patterns = list(inputs)
         self.output_pattern = output
@@ -291,7 +293,7 @@ class PortWatcher:
         found = [n for n in names if matches(self.output_pattern, n)]
         if not found:
             if "\0out" not in self._waiting_logged:
-                log.info("MIDI feedback: waiting for an output matching '%s' (present: %s)",
+                log.info("%s: waiting for an output matching '%s' (present: %s)", self.output_label,
                          self.output_pattern, ", ".join(names) or "none")
                 self._waiting_logged.add("\0out")
             return
@@ -299,10 +301,10 @@ class PortWatcher:
         try:
             self.output = self.backend.open_output(found[0])
         except OSError as e:
-            log.warning("MIDI feedback: %s (will retry)", e)
+            log.warning("%s: %s (will retry)", self.output_label, e)
             return
         self._waiting_logged.discard("\0out")
-        log.info("MIDI feedback: %s '%s'", "reconnected" if found[0] in self._seen else "opened", found[0])
+        log.info("%s: %s '%s'", self.output_label, "reconnected" if found[0] in self._seen else "opened", found[0])
         self._seen.add(found[0])
         if self._on_output_open is not None:
             self._on_output_open()
@@ -313,8 +315,8 @@ class PortWatcher:
         try:
             port.close()
         except OSError as e:
-            log.debug("MIDI feedback: closing %r: %s", port.name, e)
-        log.log(logging.INFO if why == "closed" else logging.WARNING, "MIDI feedback: '%s' %s", port.name, why)
+            log.debug("%s: closing %r: %s", self.output_label, port.name, e)
+        log.log(logging.INFO if why == "closed" else logging.WARNING, "%s: '%s' %s", self.output_label, port.name, why)
 
     # -- feedback and jobs ------------------------------------------------------
     def send_due(self) -> float | None:

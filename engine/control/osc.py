@@ -157,6 +157,7 @@ class OscControl:
         self.feedback = Feedback(self._send, targets, self.dispatcher.types, counts=self._status_counts)
         show.listeners.append(self.feedback.on_change)
         show.frame_hooks.append(self.feedback.frame_hook)
+        show.announcers.append(self.feedback.announce)
         self.crashes = 0
         self._closed = False
         self._wake_r, self._wake_w = socket.socketpair()
@@ -228,7 +229,8 @@ class OscControl:
         if self.query is not None:
             self.query.close()
         for hooks, fn in ((self.show.listeners, self.feedback.on_change),
-                          (self.show.frame_hooks, self.feedback.frame_hook)):
+                          (self.show.frame_hooks, self.feedback.frame_hook),
+                          (self.show.announcers, self.feedback.announce)):
             if fn in hooks:
                 hooks.remove(fn)
         for s in (self.sock, self._wake_r, self._wake_w):

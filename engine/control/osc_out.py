@@ -92,6 +92,11 @@ class Feedback:
         else:
             self._pending[address] = value
 
+    def announce(self, address: str, value: Any) -> None:
+        """Show announcer: one message to every target, not rate-limited (e.g. /text/line)."""
+        if self.targets:
+            self._send_all(encode(address, value))
+
     def flush(self, now: float) -> None:
         """Send pending values whose address is out of its interval."""
         if not self._pending:

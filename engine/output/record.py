@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from types import TracebackType
 from typing import Generator, Protocol
@@ -57,7 +59,9 @@ class FrameWriter(Protocol):
 
     def write(self, frame: np.ndarray) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, audio: Path | None = None) -> None:
+        """Finish; `audio` (a WAV) becomes the sound track (MP4) or audio.wav beside the frames."""
+        ...
 
     def abort(self) -> None:
         """Stop after a failure; never leaves a half file under the final name."""
@@ -125,14 +129,22 @@ class Mp4Writer:
         self._gen.send(_check_frame(frame, self.size).tobytes())
         self.frames_written += 1
 
-    def close(self) -> None:
-        """Finish the file and give it its final name. Safe to call twice."""
+    def close(self, audio: Path | None = None) -> None:
+        """Finish the file (with `audio`, a WAV, as its sound track) and give it its final
+        name. Safe to call twice."""
         if self._gen is None:
             return
         gen, self._gen = self._gen, None
         gen.close()  # waits for ffmpeg to write the index and exit
-        os.replace(self.partial_path, self.path)
-        log.info("wrote %s: %d frames %dx%d at %d fps", self.path, self.frames_written, *self.size, self.fps)
+        if audio is not None:
+            muxed = self.path.with_name(self.path.name + ".audio" + PARTIAL_SUFFIX)
+            mux_audio(self.partial_path, audio, muxed)
+            os.replace(muxed, self.path)
+            self.partial_path.unlink()
+        else:
+            os.replace(self.partial_path, self.path)
+        log.info("wrote %s: %d frames %dx%d at %d fps%s", self.path, self.frames_written, *self.size, self.fps,
+                 " with sound" if audio is not None else "")
 
     def abort(self) -> None:
         """Stop encoding, keep what was written under the ``.partial`` name."""
@@ -152,6 +164,19 @@ class Mp4Writer:
             self.close()
         else:
             self.abort()
+
+
+def mux_audio(video: Path, wav: Path, out: Path) -> None:
+    """video (an MP4 with one H.264 stream) + wav -> out: the video stream copied, the
+    sound as AAC 192 kb/s; bit-exact flags so the same inputs give the same bytes."""
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(video), "-i", str(wav),
+        "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "192k",
+        "-fflags", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1", "-f", "mp4", str(out),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise OSError(f"ffmpeg could not add the sound track to {out}: {done.stderr.strip()[-500:]}")
 
 
 class PngSequenceWriter:
@@ -190,9 +215,11 @@ class PngSequenceWriter:
         Image.fromarray(frame, "RGB").save(self.frame_path(self.frames_written), compress_level=1)
         self.frames_written += 1
 
-    def close(self) -> None:
-        """Nothing to flush; each frame is a complete file."""
-        log.info("wrote %d frames to %s", self.frames_written, self.folder)
+    def close(self, audio: Path | None = None) -> None:
+        """Each frame is a complete file already; the sound, if any, goes beside them."""
+        if audio is not None:
+            shutil.copyfile(audio, self.folder / "audio.wav")
+        log.info("wrote %d frames to %s%s", self.frames_written, self.folder, " and audio.wav" if audio else "")
 
     def abort(self) -> None:
         """Each frame is a complete file already; keep what was written."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -266,6 +267,9 @@ class VideoOutput:
         self._renderer.draw_color = (0, 0, 0, 255)  # clear colour = bars
         if fullscreen and not headless:
             pygame.mouse.set_visible(False)  # no cursor on the projector
+        # Drawn over the picture at window resolution: an object with patch((w, h)) ->
+        # (RGBA (h', w', 4) uint8, x, y) | None (engine.seq.overlay.TextOverlay), or None.
+        self.overlay: Any = None
         self._dst_for: tuple[tuple[int, int], tuple[int, int]] | None = None
         self._dst = (0, 0, 1, 1)
         self.resize_frames(frame_size)
@@ -332,11 +336,24 @@ class VideoOutput:
         return self._dst
 
     def present(self) -> None:
-        """Upload ``frame_buffer`` and show it (bars black); waits for vsync if on."""
+        """Upload ``frame_buffer`` and show it (bars black), the overlay on top; waits for vsync if on."""
         self._texture.update(self._surface)
         self._renderer.clear()
         self._texture.draw(dstrect=self._update_dst())
+        if self.overlay is not None:
+            self._draw_overlay()
         self._renderer.present()
+
+    def _draw_overlay(self) -> None:
+        """The overlay's RGBA patch (text), at window resolution, alpha-blended."""
+        got = self.overlay.patch(self.window_size)
+        if got is None:
+            return
+        rgba, x, y = got
+        h, w = rgba.shape[:2]
+        surface = pygame.image.frombuffer(rgba, (w, h), "RGBA")
+        texture = sdl_video.Texture.from_surface(self._renderer, surface)  # blend mode: alpha
+        texture.draw(dstrect=(x, y, w, h))
 
     # ---------------------------------------------------------------- events
 

@@ -1,0 +1,95 @@
+"""Audio input for analysis: `--audio-in DEVICE`.
+
+The InputStream callback only copies each block into a ring (engine.audio.ring)
+and counts what it could not keep; `update()`, called from the show loop or
+any one thread, drains the ring through the FeatureExtractor and returns the
+newest AudioFeatures. Nothing heavier than a copy ever runs in the callback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+import numpy as np
+
+from engine.audio.analysis import AnalysisConfig, AudioFeatures, FeatureExtractor
+from engine.audio.devices import choose, import_sounddevice, query, stream_rate
+from engine.audio.ring import BlockRing
+from engine.errors import StartupError
+
+log = logging.getLogger(__name__)
+
+RING_SECONDS = 0.5  # input kept when update() is late; older blocks are dropped and counted
+
+
+class Capture:
+    """Ring + callback + analysis; the stream itself is opened by open_audio_in (or a test)."""
+
+    def __init__(self, sample_rate: int, block: int, channels: int, config: AnalysisConfig | None = None) -> None:
+        slots = max(4, round(RING_SECONDS * sample_rate / block))
+        self.ring = BlockRing(slots, block, channels)
+        self.extractor = FeatureExtractor(sample_rate, config)
+        self.blocks = 0  # callbacks
+        self.overflows = 0  # blocks dropped because update() fell behind
+        self.xruns = 0  # callbacks whose status flags the host set
+        self.errors = 0  # exceptions caught in the callback
+        self.stream: Any = None
+
+    def callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        """sounddevice InputStream callback: copy the block in, nothing else."""
+        try:
+            self.blocks += 1
+            if status:
+                self.xruns += 1
+            if not self.ring.write_from(indata):
+                self.overflows += 1
+        except BaseException:  # noqa: BLE001 - nothing may leave a PortAudio callback
+            self.errors += 1
+
+    def update(self) -> AudioFeatures:
+        """Analyse every block captured since the last call; the newest features."""
+        while True:
+            block = self.ring.read_slot()
+            if block is None:
+                return self.extractor.features
+            self.extractor.process(block)
+            self.ring.release()
+
+    def stats(self) -> dict[str, int]:
+        return {"blocks": self.blocks, "overflows": self.overflows, "xruns": self.xruns,
+                "callback_errors": self.errors, "onsets": self.extractor.features.onsets}
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.stop()
+            self.stream.close()
+            self.stream = None
+
+
+def open_audio_in(args: argparse.Namespace) -> Capture | None:
+    """Open `--audio-in` for analysis; None when the flag is absent. Failures are StartupErrors."""
+    spec = getattr(args, "audio_in", None)
+    if not spec:
+        return None
+    sd, why = import_sounddevice()
+    if sd is None:
+        raise StartupError(f"--audio-in {spec}: {why}")
+    device = choose(query(sd), spec, "input", "--audio-in")
+    if device is None:
+        raise StartupError(f"--audio-in {spec}: no input device (no sound card and no JACK server)")
+    rate = stream_rate(args.sample_rate, device)
+    channels = min(2, device.inputs)
+    capture = Capture(rate, args.block_size, channels)
+    try:
+        capture.stream = sd.InputStream(device=device.index, samplerate=rate, blocksize=args.block_size,
+                                        channels=channels, dtype="float32", latency="low",
+                                        callback=capture.callback)
+        capture.stream.start()
+    except sd.PortAudioError as e:
+        capture.close()
+        raise StartupError(f"--audio-in {spec}: cannot open {device.label()} at {rate} Hz, "
+                           f"{args.block_size}-frame blocks: {e}") from None
+    log.info("audio in: %s, %d Hz, %d channel(s)", device.label(), rate, channels)
+    return capture

@@ -1,0 +1,210 @@
+"""Audio devices: which PortAudio device a flag means, and the `devices` listing.
+
+`--audio-device` (and `--audio-in`) take:
+
+- nothing / "auto": the JACK host API's default device when a JACK server
+  runs (PortAudio only lists JACK then), else the system default device, else
+  no device at all: the show runs silently and says so once;
+- a host API name or part of it ("jack", "alsa", "pulse"): that API's default
+  device (its first one with channels when it names no default);
+- a device index ("3"), or part of a device name ("USB Audio"), case-insensitive.
+
+A named device or API that is absent is a StartupError naming the flag and
+listing what exists. sounddevice's own default is ALSA's default even while
+JACK runs, hence the explicit preference for JACK.
+
+The choice is a pure function of a `DeviceTable` (tests build one by hand);
+`query()` reads the real one from sounddevice. PortAudio scans devices once,
+when it is initialised (at `import sounddevice`); `portaudio_session()` rescans
+and, on exit, terminates PortAudio before a private JACK server goes away
+(PortAudio's JACK host API aborts the process if it terminates after its
+server died).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Literal
+
+from engine.errors import StartupError
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["output", "input"]
+AUTO = ("", "auto", "default")
+
+
+@dataclass(frozen=True)
+class AudioDevice:
+    index: int
+    name: str
+    hostapi: str
+    inputs: int  # max input channels
+    outputs: int  # max output channels
+    default_rate: float  # Hz
+
+    def channels(self, kind: Kind) -> int:
+        return self.outputs if kind == "output" else self.inputs
+
+    def label(self) -> str:
+        return f"[{self.index}] {self.name} ({self.hostapi})"
+
+
+@dataclass(frozen=True)
+class DeviceTable:
+    devices: list[AudioDevice]
+    # host API name -> (default input index, default output index); -1 = none
+    hostapis: dict[str, tuple[int, int]] = field(default_factory=dict)
+    default_input: int = -1
+    default_output: int = -1
+
+    def by_index(self, index: int) -> AudioDevice | None:
+        return next((d for d in self.devices if d.index == index), None)
+
+
+def import_sounddevice() -> tuple[Any | None, str | None]:
+    """(the sounddevice module, None), or (None, why it cannot be used)."""
+    try:
+        import sounddevice
+    except OSError as e:  # the wheel has no PortAudio on Linux: it is the libportaudio2 package
+        return None, f"PortAudio is not available ({e}); install libportaudio2 for sound"
+    except ImportError as e:
+        return None, f"sounddevice is not installed ({e})"
+    return sounddevice, None
+
+
+def query(sd: Any) -> DeviceTable:
+    """The devices PortAudio knows about now (initialising it if a session terminated it)."""
+    if not sd._initialized:
+        sd._initialize()
+    apis = sd.query_hostapis()
+    devices = [AudioDevice(int(d["index"]), str(d["name"]), str(apis[d["hostapi"]]["name"]),
+                           int(d["max_input_channels"]), int(d["max_output_channels"]),
+                           float(d["default_samplerate"])) for d in sd.query_devices()]
+    defaults = {str(a["name"]): (int(a["default_input_device"]), int(a["default_output_device"])) for a in apis}
+    din, dout = (int(x) if x is not None else -1 for x in sd.default.device)
+    return DeviceTable(devices, defaults, din, dout)
+
+
+def choose(table: DeviceTable, spec: str | None, kind: Kind = "output",
+           flag: str = "--audio-device") -> AudioDevice | None:
+    """The device `spec` means (see the module docstring); None: no device and none was named."""
+    if spec is None or spec.strip().lower() in AUTO:
+        return _automatic(table, kind)
+    spec = spec.strip()
+    usable = [d for d in table.devices if d.channels(kind) > 0]
+    if spec.isdigit():
+        device = table.by_index(int(spec))
+        if device is None or device.channels(kind) == 0:
+            raise StartupError(f"{flag} {spec}: no {kind} device has that index; {_have(usable, kind)}")
+        return device
+    api = next((name for name in table.hostapis if spec.lower() in name.lower()), None)
+    if api is not None:
+        device = _api_default(table, api, kind)
+        if device is None:
+            raise StartupError(f"{flag} {spec}: the {api} host API has no {kind} device "
+                               f"(is its server running?); {_have(usable, kind)}")
+        return device
+    found = [d for d in usable if spec.lower() in d.name.lower()]
+    if not found:
+        raise StartupError(f"{flag} {spec!r}: no {kind} device or host API matches; {_have(usable, kind)}; "
+                           f"host APIs: {', '.join(table.hostapis) or 'none'}")
+    return found[0]
+
+
+def _automatic(table: DeviceTable, kind: Kind) -> AudioDevice | None:
+    for api in table.hostapis:
+        if "jack" in api.lower():
+            device = _api_default(table, api, kind)
+            if device is not None:
+                return device
+    default = table.default_output if kind == "output" else table.default_input
+    device = table.by_index(default) if default >= 0 else None
+    return device if device is not None and device.channels(kind) > 0 else None
+
+
+def _api_default(table: DeviceTable, api: str, kind: Kind) -> AudioDevice | None:
+    din, dout = table.hostapis.get(api, (-1, -1))
+    device = table.by_index(dout if kind == "output" else din)
+    if device is not None and device.channels(kind) > 0:
+        return device
+    return next((d for d in table.devices if d.hostapi == api and d.channels(kind) > 0), None)
+
+
+def stream_rate(requested: int | None, device: AudioDevice, fallback: int = 48000) -> int:
+    """Sample rate to open `device` at: the one asked for, else the JACK server's own rate
+    (a JACK stream cannot run at another), else `fallback` (Hz)."""
+    if requested:
+        return int(requested)
+    if "jack" in device.hostapi.lower() and device.default_rate > 0:
+        return int(device.default_rate)
+    return fallback
+
+
+def _have(usable: list[AudioDevice], kind: Kind) -> str:
+    return f"{kind} devices: " + (", ".join(d.label() for d in usable) or "none")
+
+
+# -- the `devices` command ------------------------------------------------------------------------------
+def list_devices() -> str:
+    """Audio devices (host API, channels, default rate) and MIDI ports, as text for the terminal."""
+    return "\n".join(_audio_lines() + [""] + _midi_lines())
+
+
+def _audio_lines() -> list[str]:
+    sd, why = import_sounddevice()
+    if sd is None:
+        return [f"audio: none ({why})"]
+    table = query(sd)
+    lines = ["audio devices (index, name, host API, in/out channels, default rate):"]
+    auto_out, auto_in = _automatic(table, "output"), _automatic(table, "input")
+    for d in table.devices:
+        marks = [m for m, dev in (("default output", auto_out), ("default input", auto_in)) if dev == d]
+        lines.append(f"  {d.label()}  in {d.inputs} / out {d.outputs}  {d.default_rate:.0f} Hz"
+                     + (f"  <- {', '.join(marks)}" if marks else ""))
+    if not table.devices:
+        lines.append("  none (no sound card, and no JACK server running)")
+    lines.append("host APIs: " + (", ".join(table.hostapis) or "none"))
+    return lines
+
+
+def _midi_lines() -> list[str]:
+    from engine.control.midi_ports import RtMidiBackend, resolve_api
+
+    try:
+        backend = RtMidiBackend(resolve_api(None))
+    except (ImportError, OSError, StartupError) as e:
+        return [f"MIDI: unavailable ({e})"]
+    try:
+        ins, outs = backend.input_names(), backend.output_names()
+    except OSError as e:
+        return [f"MIDI: unavailable ({e})"]
+    finally:
+        backend.close()
+    return (["MIDI inputs:"] + [f"  {n}" for n in ins or ["none"]]
+            + ["MIDI outputs:"] + [f"  {n}" for n in outs or ["none"]])
+
+
+# -- PortAudio's device scan ----------------------------------------------------------------------------
+def rescan(sd: Any) -> None:
+    """Make PortAudio scan devices again (e.g. after a JACK server started). Closes every open stream."""
+    # sounddevice has no public rescan; these two are the documented way round it.
+    if sd._initialized:
+        sd._terminate()
+    sd._initialize()
+
+
+@contextlib.contextmanager
+def portaudio_session() -> Iterator[Any]:
+    """Rescan on entry; terminate PortAudio on exit. Enter it inside a private JACK server's context."""
+    sd, why = import_sounddevice()
+    if sd is None:
+        raise RuntimeError(why)
+    rescan(sd)
+    try:
+        yield sd
+    finally:
+        while sd._initialized:
+            sd._terminate()

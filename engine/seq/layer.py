@@ -1,0 +1,318 @@
+"""SeqLayer: the melody and text of the playing scene, attached to a Show.
+
+Models for every scene are loaded here, before the first frame (one load per
+distinct file), so a scene change never stalls. See engine.seq.stage for what
+happens each frame. The note sinks are given by the caller: the live show
+passes the sound output, MIDI out and the note log; `render` passes the
+offline synth.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from engine.models.checkpoint import ModelFileError
+from engine.seq.stage import NoteLog, NotePlayer, TextPlayer
+
+if TYPE_CHECKING:
+    from engine.seq.overlay import TextOverlay
+    from engine.show import Show
+
+log = logging.getLogger(__name__)
+
+BASE = "/deck/a"
+
+
+class NoteRouter:
+    """Fans every generated note out to the synth (on its audio clock), MIDI out
+    (perf_counter time = origin + show time) and the note log."""
+
+    def __init__(self, audio: Any = None, midi: Any = None, note_log: NoteLog | None = None,
+                 origin: Callable[[], float | None] = lambda: None) -> None:
+        self.audio, self.midi, self.note_log = audio, midi, note_log
+        self.origin = origin
+        self._s0: int | None = None  # synth sample at show time 0
+
+    def note(self, t: float, pitch: int, velocity: int, duration_s: float) -> float:
+        t_log = t
+        origin = self.origin()
+        if self.audio is not None:
+            if origin is not None and hasattr(self.audio, "origin"):
+                self.audio.origin = origin  # perf_counter time of show time 0 (live sound out)
+            sample = self.audio.sample_at(t)
+            self.audio.schedule(t, pitch, velocity, duration_s)
+            if self._s0 is None:
+                self._s0 = self.audio.sample_at(0.0)
+            t_log = (sample - self._s0) / self.audio.sample_rate  # seconds on the audio clock
+        if self.midi is not None and origin is not None:
+            self.midi.note(origin + t, pitch, velocity, duration_s)
+        if self.note_log is not None:
+            self.note_log.write(t_log, pitch, velocity, duration_s)
+        return t_log
+
+    def panic(self) -> None:
+        for out in (self.audio, self.midi):
+            if out is not None:
+                out.panic()
+
+    def close(self) -> None:
+        if self.note_log is not None:
+            self.note_log.close()
+
+
+def _load_players(scenes: list[Any]) -> list[tuple[NotePlayer | None, TextPlayer | None]]:
+    """Per scene: its note and text players (None where the scene has no such table)."""
+    from engine.models.text import load_text_model
+    from engine.seq.notes import NoteStream
+    from engine.seq.text import TextStream
+    from engine.train.midi_data import read_midi_melodies
+
+    notes_cache: dict[Path, Any] = {}
+    text_cache: dict[Path, Any] = {}
+    out: list[tuple[NotePlayer | None, TextPlayer | None]] = []
+    for sc in scenes:
+        seq = sc.spec.seq
+        notes = text = None
+        if seq is not None and seq.notes is not None:
+            if seq.notes.model not in notes_cache:
+                from engine.models.notes import load_note_model
+
+                notes_cache[seq.notes.model] = load_note_model(seq.notes.model)[0]
+                log.info("loaded %s (notes)", seq.notes.model.name)
+            primer = [n for m in read_midi_melodies(seq.notes.primer) for n in m] if seq.notes.primer else []
+            notes = NotePlayer(NoteStream(notes_cache[seq.notes.model], seed=sc.spec.seed, primer=primer), BASE)
+        if seq is not None and seq.text is not None:
+            if seq.text.model not in text_cache:
+                text_cache[seq.text.model] = load_text_model(seq.text.model)[0]
+                log.info("loaded %s (text)", seq.text.model.name)
+            text = TextPlayer(TextStream(text_cache[seq.text.model]), BASE, seq.text.primer)
+        out.append((notes, text))
+    return out
+
+
+class SeqLayer:
+    """Melody and text for a show; call attach() once, close() at the end."""
+
+    def __init__(self, show: "Show", router: NoteRouter, text_layer: "TextOverlay | None" = None,
+                 synth: Any = None) -> None:
+        self.show = show
+        self.router = router
+        self.text_layer = text_layer
+        self.synth = synth  # a Synth whose settings follow /synth/*, or None
+        try:
+            self.players = _load_players(show.scenes)
+        except (ModelFileError, ValueError, OSError) as e:
+            from engine.errors import StartupError
+
+            raise StartupError(str(e)) from None
+        self._scene = -1
+        self._blackout = False
+        self._muted = False
+        self._synth_applied: dict[str, float] = {}
+        self.gen_ms: list[float] = []  # per frame: note + text generation cost, ms (bounded below)
+
+    @property
+    def active(self) -> bool:
+        return any(n is not None or t is not None for n, t in self.players)
+
+    def attach(self) -> None:
+        self.show.frame_hooks.append(self.frame)
+        self.show.verbs["/text/prime"] = self._prime
+
+    def _prime(self, ev: Any) -> None:
+        _, text = self.players[self.show.scene_index]
+        if text is not None and isinstance(ev.value, str):
+            text.stream.prime(ev.value[:256])
+
+    def frame(self, show: "Show") -> None:
+        start = time.perf_counter()
+        reg = show.registry
+        get = reg.get
+        if show.scene_index != self._scene:
+            self._switch(show.scene_index)
+        notes, text = self.players[show.scene_index]
+        self._apply_synth(get)
+        if notes is not None:
+            self._notes(notes, get, show)
+        if text is not None:
+            self._text(text, get, show)
+        if self.router.note_log is not None:
+            self.router.note_log.flush()
+        if len(self.gen_ms) < 100_000:
+            self.gen_ms.append((time.perf_counter() - start) * 1000.0)
+
+    def _switch(self, index: int) -> None:
+        if self._scene >= 0:
+            self.router.panic()
+        self._scene = index
+        notes, text = self.players[index]
+        if notes is not None:
+            notes.playing = False
+        if text is not None and self.text_layer is not None:
+            self.text_layer.clear()
+        seq = self.show.scenes[index].spec.seq
+        for name, value in (seq.synth.items() if seq is not None else ()):
+            self.show.registry.set(f"/synth/{name}", value)
+
+    def _notes(self, notes: NotePlayer, get: Callable[[str], float], show: "Show") -> None:
+        silent = get("/master/blackout") >= 0.5 or get(f"{BASE}/notes/on") < 0.5
+        if silent:
+            if not self._muted:
+                self.router.panic()
+                notes.counts.panics += 1
+                notes.playing = False
+            self._muted = True
+            return
+        self._muted = False
+        notes.apply_params(get)
+        notes.step(show.t, show.tempo.beat, show.tempo.bpm, get, self.router)
+
+    def _text(self, text: TextPlayer, get: Callable[[str], float], show: "Show") -> None:
+        if get(f"{BASE}/text/on") < 0.5:
+            return
+        text.apply_params(get)
+        for line in text.step(show.dt):
+            if self.text_layer is not None:
+                self.text_layer.add_line(line, show.t)
+            for announce in show.announcers:
+                announce("/text/line", line)
+
+    def _apply_synth(self, get: Callable[[str], float]) -> None:
+        if self.synth is None:
+            return
+        for name in ("waveform", "attack", "decay", "sustain", "release", "cutoff", "resonance", "gain"):
+            v = get(f"/synth/{name}")
+            if self._synth_applied.get(name) != v:
+                self._synth_applied[name] = self.synth.settings.set(name, v)
+
+    def stats(self) -> dict[str, Any]:
+        notes = sum(n.counts.notes for n, _ in self.players if n is not None)
+        lines = sum(t.lines for _, t in self.players if t is not None)
+        costs = sorted(self.gen_ms[60:]) or [0.0]  # after the first second
+        return {"seq": {"notes": notes, "lines": lines,
+                        "gen_ms": {"p50": round(costs[len(costs) // 2], 3),
+                                   "p99": round(costs[min(len(costs) - 1, int(0.99 * len(costs)))], 3)}}}
+
+    def close(self) -> None:
+        self.router.panic()
+        self.router.close()
+
+
+def _text_font(show: "Show") -> Path | None:
+    """The first scene's text font (one overlay for the whole show)."""
+    for sc in show.scenes:
+        seq = sc.spec.seq
+        if seq is not None and seq.text is not None and seq.text.font is not None:
+            return seq.text.font
+    return None
+
+
+def _overlay(show: "Show") -> Any:
+    from engine.seq.overlay import TextOverlay
+
+    return TextOverlay(show.registry.get, lambda: show.t, lambda: show.blackout_level, _text_font(show))
+
+
+def has_seq(show: "Show") -> bool:
+    return any(sc.spec.seq is not None for sc in show.scenes)
+
+
+class OfflineSeq:
+    """Melody, text and sound for `render`: the synth rendered to a WAV in step with
+    the frames (show time t = sample round(t * rate)), the text drawn into each frame."""
+
+    SAMPLE_RATE = 48000
+
+    def __init__(self, show: "Show", output: Any, fps: float, wav: Path) -> None:
+        from engine.audio.synth import Synth
+        from engine.audio.wav import OfflineAudio, WavWriter
+
+        self.fps = fps
+        self.wav = wav
+        synth = Synth(self.SAMPLE_RATE)
+        self.audio = OfflineAudio(synth, channels=2, sink=WavWriter(wav, self.SAMPLE_RATE, 2))
+        overlay = _overlay(show)
+        output.overlay = overlay
+        self.layer = SeqLayer(show, NoteRouter(audio=self.audio), overlay, synth=synth)
+        self.layer.attach()
+        show.frame_hooks.append(self._advance)
+
+    def _advance(self, show: "Show") -> None:
+        self.audio.advance_to(show.t + 1.0 / self.fps)  # sound up to the next frame's time
+
+    def finish(self, seconds: float) -> Path:
+        """Sound up to `seconds` exactly; the closed WAV."""
+        self.audio.advance_to(seconds)
+        self.audio.close()
+        self.layer.close()
+        return self.wav
+
+
+class LiveSeq:
+    """Melody, text and sound for the live show: the sound card (or JACK) through
+    engine.output.audio, --notes-out, --note-log, and the text drawn by the window."""
+
+    def __init__(self, args: Any, show: "Show", clock_origin: Callable[[], float | None]) -> None:
+        from engine.output.audio import open_audio
+
+        wants_sound = any(sc.spec.seq is not None and sc.spec.seq.notes is not None for sc in show.scenes)
+        self.audio = open_audio(args) if wants_sound else None
+        self.midi = _open_notes_out(args) if wants_sound else None
+        note_log = _open_note_log(args)
+        overlay = _overlay(show)
+        show.output.overlay = overlay
+        router = NoteRouter(self.audio, self.midi, note_log, origin=clock_origin)
+        self.layer = SeqLayer(show, router, overlay, synth=self.audio.synth if self.audio is not None else None)
+        self.layer.attach()
+
+    def stats(self) -> dict[str, Any]:
+        out = self.layer.stats()
+        # "audio" is always there: a silent show (no device) says so with zero blocks.
+        out["audio"] = self.audio.stats() if self.audio is not None else {
+            "underruns": 0, "xruns": 0, "blocks": 0, "active": False}
+        if self.midi is not None:
+            out["notes_out"] = self.midi.stats()
+        return out
+
+    def close(self) -> None:
+        self.layer.close()  # panic first: the note-offs go out before the ports close
+        if self.midi is not None:
+            self.midi.close()
+        if self.audio is not None:
+            self.audio.close()
+
+
+def _open_notes_out(args: Any) -> Any:
+    name = getattr(args, "notes_out", None)
+    if not name:
+        return None
+    from engine.control.midi import _rtmidi_factory
+    from engine.output.midi_notes import MidiNotesOut
+
+    out = MidiNotesOut(name, args.notes_channel, _rtmidi_factory(getattr(args, "midi_api", None)))
+    out.start()
+    return out
+
+
+def _open_note_log(args: Any) -> NoteLog | None:
+    path = getattr(args, "note_log", None)
+    if path is None:
+        return None
+    try:
+        return NoteLog(Path(path))
+    except OSError as e:
+        from engine.errors import StartupError
+
+        raise StartupError(f"--note-log {path}: cannot write ({e.strerror or e})") from None
+
+
+def start_live_seq(args: Any, show: "Show", clock_origin: Callable[[], float | None]) -> LiveSeq | None:
+    """The live melody/text/sound, or None when no scene has [notes] or [text]."""
+    if not has_seq(show):
+        if getattr(args, "notes_out", None) or getattr(args, "note_log", None):
+            log.warning("--notes-out/--note-log: no scene has a [notes] table; nothing will be generated")
+        return None
+    return LiveSeq(args, show, clock_origin)

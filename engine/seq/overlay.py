@@ -1,0 +1,118 @@
+"""The text layer on stage: typography drawn over the picture at output resolution.
+
+`TextOverlay` keeps a `TextLayer` whose style follows the `/deck/a/text/*`
+params, and gives each output what it needs:
+
+- `draw(frame)` blends the text into a composed output frame in place (the
+  offline render, and anything else that holds the final pixels);
+- `patch(size)` returns only the text's rectangle as straight-alpha RGBA plus
+  its position, which the live window uploads as a small blended texture on
+  top of the scaled picture, so text stays sharp at window resolution and
+  costs only its own rectangle. SDL's blend (src * a + dst * (1 - a)) is the
+  same formula `draw` uses, so window and render agree.
+
+Text fades with the blackout (its opacity is multiplied by 1 - blackout level)
+and is drawn after the brightness gain, so with brightness 0 the text stands
+alone on black.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from engine.output.textlayer import TextLayer, TextStyle
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+BASE = "/deck/a/text"
+
+
+class TextOverlay:
+    """Text lines (with arrival times) -> pixels, styled by the registry each frame."""
+
+    def __init__(self, get: Callable[[str], float], now: Callable[[], float],
+                 dim: Callable[[], float] = lambda: 0.0, font: "Path | None" = None) -> None:
+        self.get, self.now, self.dim = get, now, dim
+        self.font = str(font) if font else None
+        self._lines: list[tuple[str, float]] = []
+        self._layer: TextLayer | None = None
+        self._size_px = 0
+
+    # -- lines ----------------------------------------------------------------------------
+    def add_line(self, text: str, t: float) -> None:
+        self._lines.append((text, t))
+        if self._layer is not None:
+            self._layer.add_line(text, t)
+        if len(self._lines) > 256:  # the layer prunes what faded; keep a bounded history for rebuilds
+            del self._lines[:128]
+
+    def clear(self) -> None:
+        self._lines.clear()
+        if self._layer is not None:
+            self._layer.clear()
+
+    # -- style ----------------------------------------------------------------------------
+    def _styled(self, frame_h: int) -> TextLayer:
+        """The layer for this frame height, its font rebuilt only when the pixel size changes."""
+        g = self.get
+        size_px = max(4, min(512, round(g(f"{BASE}/size") * frame_h)))
+        if self._layer is None or size_px != self._size_px:
+            self._layer = TextLayer(TextStyle(font=self.font, size=size_px))
+            self._size_px = size_px
+            for text, t in self._lines:
+                self._layer.add_line(text, t)
+        st = self._layer.style
+        st.colour = tuple(round(255 * g(f"{BASE}/{c}")) for c in ("red", "green", "blue"))
+        st.x, st.y = g(f"{BASE}/x"), g(f"{BASE}/y")
+        st.lines, st.line_length = int(g(f"{BASE}/lines")), int(g(f"{BASE}/line_length"))
+        st.fade, st.scroll = g(f"{BASE}/fade"), g(f"{BASE}/scroll")
+        st.alpha = g(f"{BASE}/alpha") * (1.0 - self.dim())
+        return self._layer
+
+    def visible(self) -> bool:
+        return bool(self._lines) and self.get(f"{BASE}/on") >= 0.5 and self.get(f"{BASE}/alpha") > 0.0
+
+    # -- drawing --------------------------------------------------------------------------
+    def draw(self, frame: np.ndarray) -> tuple[int, int, int, int] | None:
+        """Blend the text into `frame` (H, W, 3) uint8; returns the box it touched."""
+        if not self.visible():
+            return None
+        return self._styled(frame.shape[0]).draw(frame, self.now())
+
+    def patch(self, size: tuple[int, int]) -> tuple[np.ndarray, int, int] | None:
+        """(RGBA (h, w, 4) uint8 of the text's rectangle, x, y) for a (W, H) output, or None.
+
+        Straight alpha: the colour is uniform and the glyph coverage times each line's
+        opacity is the alpha, so SDL's blend gives what `draw` computes.
+        """
+        if not self.visible():
+            return None
+        w, h = size
+        layer = self._styled(h)
+        left = round(layer.style.x * w)
+        placed = []  # (coverage (h', w') 0..256, top, opacity 0..256)
+        for text, top, opacity in layer._layout(h, self.now()):
+            placed.append((layer._coverage(text), top, int(round(opacity * 256))))
+        if not placed:
+            return None
+        x0 = max(left, 0)
+        y0 = max(min(top for _, top, _ in placed), 0)
+        x1 = min(max(left + c.shape[1] for c, _, _ in placed), w)
+        y1 = min(max(top + c.shape[0] for c, top, _ in placed), h)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        rgba = np.zeros((y1 - y0, x1 - x0, 4), np.uint8)
+        rgba[..., :3] = np.asarray(layer.style.colour, np.uint8)
+        alpha = rgba[..., 3]
+        for cov, top, op in placed:
+            ty0, ty1 = max(top, y0), min(top + cov.shape[0], y1)
+            tx1 = min(left + cov.shape[1], x1)
+            if ty1 <= ty0 or tx1 <= x0:
+                continue
+            a = (cov[ty0 - top:ty1 - top, x0 - left:tx1 - left].astype(np.uint32) * op + 128) >> 8  # 0..256
+            region = alpha[ty0 - y0:ty1 - y0, :tx1 - x0]
+            np.maximum(region, np.minimum(a, 255).astype(np.uint8), out=region)
+        return rgba, x0, y0

@@ -1,0 +1,454 @@
+"""Train the melody RNN on a folder of MIDI files; see docs/NOTES.md.
+
+Recipe: melodies from every usable file (engine.train.midi_data), 10% of the
+files held out (split by file, fixed by the seed), tokens as in
+engine.models.notes. Training takes random windows of --seq-len tokens from
+the training files' token stream, each transposed by a random shift of up to
+--transpose semitones (clamped so every pitch stays in range); Adam with
+gradient clipping and a cosine learning-rate decay over the budget.
+
+Metrics (nats per event, on the held-out files' tokens, each melody read from
+its BOS; every token after the BOS is scored):
+  val_loss       the RNN
+  baseline_loss  a token bigram fitted on the training files (add-one smoothing)
+
+Outputs per checkpoint (first within 30 s, then every 60 s, and at the end):
+NAME.safetensors (fp16), NAME.mid (a few generated melodies),
+NAME.state.safetensors (everything --resume needs). All written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from engine.models.checkpoint import atomic_write_bytes, read_state, save_state
+from engine.models.notes import KIND, NoteConfig, NoteRNN, NoteVocab, count_params, save_note_model
+from engine.seq.notes import NoteStream, StreamParams
+from engine.train.common import (
+    Budget,
+    CheckpointTimer,
+    add_common_args,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    out_paths,
+    resolve_device,
+)
+from engine.train.midi_data import MidiScan, load_midi_folder, melody_tokens, notes_to_midi_bytes, split_by_file
+
+log = logging.getLogger(__name__)
+
+HELP = "a melody RNN from a folder of MIDI files (.mid/.midi)"
+SAMPLE_MELODIES = 4  # in NAME.mid
+SAMPLE_BEATS = 32.0  # per melody (8 bars of 4/4), then 4 beats of silence
+WARMUP_STEPS = 50
+MIN_LR_FRACTION = 0.1  # the cosine decay ends at lr * this
+EVAL_BATCH = 32  # held-out melodies per forward pass
+
+
+@dataclass
+class NotesTrainOptions:
+    """Everything train_notes needs; mirrors the CLI flags."""
+
+    data: str
+    out: str
+    hidden: int = 256
+    layers: int = 2
+    embed: int = 64
+    dropout: float = 0.0
+    batch: int = 32
+    seq_len: int = 128
+    lr: float = 3e-3
+    transpose: int = 5
+    minutes: float | None = None
+    steps: int | None = None
+    resume: bool = False
+    device: str = "auto"
+    seed: int = 0
+    checkpoint_every_s: float = 60.0
+    first_checkpoint_s: float = 30.0
+
+    def note_config(self) -> NoteConfig:
+        config = NoteConfig(embed=self.embed, hidden=self.hidden, layers=self.layers, dropout=self.dropout)
+        config.validate()
+        return config
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    """Register the `train notes` flags (plus the common ones) on a (sub)parser."""
+    d = NotesTrainOptions
+    parser.add_argument("--data", required=True, metavar="DIR", help="folder of .mid/.midi files (searched recursively)")
+    parser.add_argument("--hidden", type=int, default=d.hidden, help=f"GRU units per layer (default {d.hidden})")
+    parser.add_argument("--layers", type=int, default=d.layers, help=f"GRU layers (default {d.layers})")
+    parser.add_argument("--embed", type=int, default=d.embed, help=f"token embedding size (default {d.embed})")
+    parser.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout (default {d.dropout:g})")
+    parser.add_argument("--batch", type=int, default=d.batch, help=f"windows per step (default {d.batch})")
+    parser.add_argument("--seq-len", type=int, default=d.seq_len, help=f"tokens per window (default {d.seq_len})")
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
+    parser.add_argument("--transpose", type=int, default=d.transpose,
+                        help=f"random transposition of up to +-N semitones (default {d.transpose}; 0 = off)")
+    add_common_args(parser)
+
+
+def opts_from_args(ns: argparse.Namespace) -> NotesTrainOptions:
+    """argparse namespace (from add_args) -> NotesTrainOptions."""
+    return NotesTrainOptions(
+        data=ns.data, out=ns.out, hidden=ns.hidden, layers=ns.layers, embed=ns.embed, dropout=ns.dropout,
+        batch=ns.batch, seq_len=ns.seq_len, lr=ns.lr, transpose=ns.transpose, minutes=ns.minutes,
+        steps=ns.steps, resume=ns.resume, device=ns.device, seed=ns.seed,
+        checkpoint_every_s=ns.checkpoint_every,
+        first_checkpoint_s=min(ns.checkpoint_every, NotesTrainOptions.first_checkpoint_s),
+    )
+
+
+def _validate(opts: NotesTrainOptions) -> None:
+    try:
+        opts.note_config()
+    except ValueError as exc:  # name the flag, not the config key
+        raise ValueError(f"bad model size flag: {exc}") from None
+    for flag, value, lo in (("--batch", opts.batch, 1), ("--seq-len", opts.seq_len, 2)):
+        if value < lo:
+            raise ValueError(f"{flag} must be at least {lo}, got {value}")
+    if not 0.0 < opts.lr < 1.0:
+        raise ValueError(f"--lr must be between 0 and 1, got {opts.lr}")
+    if not 0 <= opts.transpose <= 12:
+        raise ValueError(f"--transpose must be from 0 to 12 semitones, got {opts.transpose}")
+
+
+class Bigram:
+    """Token bigram with add-alpha smoothing: P(next | previous); the baseline."""
+
+    def __init__(self, vocab_size: int, sequences: Sequence[Sequence[int]], alpha: float = 1.0) -> None:
+        counts = np.zeros((vocab_size, vocab_size), np.float64)
+        for seq in sequences:
+            s = np.asarray(seq, np.int64)
+            np.add.at(counts, (s[:-1], s[1:]), 1.0)
+        counts += alpha
+        self.logp = np.log(counts / counts.sum(axis=1, keepdims=True))  # (V, V)
+
+    def loss(self, sequences: Sequence[Sequence[int]]) -> float:
+        """Mean negative log-likelihood (nats) of every token after the first."""
+        total, count = 0.0, 0
+        for seq in sequences:
+            s = np.asarray(seq, np.int64)
+            total -= float(self.logp[s[:-1], s[1:]].sum())
+            count += len(s) - 1
+        return total / max(count, 1)
+
+
+@torch.inference_mode()
+def sequence_loss(model: NoteRNN, sequences: Sequence[Sequence[int]], device: torch.device) -> float:
+    """Mean NLL (nats per token) of every token after the first, each sequence from a fresh state."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    total, count = 0.0, 0
+    for start in range(0, len(order), EVAL_BATCH):
+        group = [sequences[i] for i in order[start : start + EVAL_BATCH]]
+        longest = max(len(s) for s in group)
+        tokens = torch.zeros(len(group), longest, dtype=torch.long)  # (B, T) padded with BOS
+        mask = torch.zeros(len(group), longest - 1, dtype=torch.bool)  # (B, T-1) real targets
+        for row, seq in enumerate(group):
+            tokens[row, : len(seq)] = torch.as_tensor(seq)
+            mask[row, : len(seq) - 1] = True
+        tokens = tokens.to(device)
+        logits = model(tokens[:, :-1]).float()  # (B, T-1, V)
+        nll = F.cross_entropy(logits.transpose(1, 2), tokens[:, 1:], reduction="none")  # (B, T-1)
+        total += float(nll[mask.to(device)].sum())
+        count += int(mask.sum())
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+class _NotesData:
+    """Tokens of the training files (one stream) and of the held-out files (per melody)."""
+
+    def __init__(self, scan: MidiScan, vocab: NoteVocab, seed: int) -> None:
+        self.scan = scan
+        train_idx, val_idx = split_by_file(scan.loaded, seed)
+        self.train_names = [scan.files[i].name for i in train_idx]
+        self.val_names = [scan.files[i].name for i in val_idx]
+        self.train_seqs = [t for i in train_idx for t in melody_tokens(scan.files[i].melodies, vocab)]
+        self.val_seqs = [t for i in val_idx for t in melody_tokens(scan.files[i].melodies, vocab)]
+        self.stream = torch.as_tensor(np.concatenate([np.asarray(s, np.int64) for s in self.train_seqs]))
+        self.val_tokens = sum(len(s) - 1 for s in self.val_seqs)
+        self.note0, self.pitches = vocab.note0, vocab.pitch_high - vocab.pitch_low + 1
+
+    def windows(self, batch: int, length: int, transpose: int, gen: torch.Generator) -> torch.Tensor:
+        """(batch, length + 1) random windows of the training stream, each randomly transposed."""
+        n = self.stream.numel()
+        length = min(length, n - 1)
+        starts = torch.randint(0, n - length, (batch,), generator=gen)
+        win = self.stream[starts.unsqueeze(1) + torch.arange(length + 1)]  # (B, L+1)
+        if transpose <= 0:
+            return win
+        pitch = win - self.note0  # (B, L+1) pitch index where is_pitch
+        is_pitch = (pitch >= 0) & (pitch < self.pitches)
+        lowest = torch.where(is_pitch, pitch, self.pitches).min(dim=1).values  # (B,)
+        highest = torch.where(is_pitch, pitch, -1).max(dim=1).values
+        shift = torch.randint(-transpose, transpose + 1, (batch,), generator=gen)
+        shift = torch.minimum(torch.maximum(shift, -lowest), self.pitches - 1 - highest)  # stay in range
+        return torch.where(is_pitch, win + shift.unsqueeze(1), win)
+
+    def summary(self, folder: str) -> dict[str, Any]:
+        return {"folder": Path(folder).resolve().name, "files": self.scan.loaded,
+                "train_files": len(self.train_names), "val_files": len(self.val_names),
+                "skipped": self.scan.skipped, "melodies": len(self.train_seqs) + len(self.val_seqs),
+                "train_tokens": int(self.stream.numel()), "val_tokens": self.val_tokens}
+
+
+class _NotesRun:
+    """Model, optimiser, data and metrics of one training run."""
+
+    def __init__(self, opts: NotesTrainOptions, device: torch.device, split_seed: int) -> None:
+        self.opts = opts
+        self.device = device
+        self.config = opts.note_config()
+        self.model_path, png_path, self.state_path = out_paths(opts.out)
+        self.mid_path = png_path.with_suffix(".mid")
+        self.vocab = self.config.vocab()
+        self.split_seed = split_seed
+        self.data = _NotesData(load_midi_folder(opts.data), self.vocab, split_seed)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
+            torch.manual_seed(opts.seed)
+            self.model = NoteRNN(self.config).to(device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=opts.lr)
+        self.gen = torch.Generator().manual_seed(opts.seed)  # windows and transpositions
+        self.step = 0
+        self.total_seconds = 0.0
+        self.resumed_from: int | None = None
+        self.baseline_loss = Bigram(self.vocab.size, self.data.train_seqs).loss(self.data.val_seqs)
+        self.val_loss_start = self.val_loss = math.nan
+        self.train_loss = math.nan
+        self.tokens_per_s = 0.0
+
+    def train_step(self, lr: float) -> float:
+        """One Adam step on a batch of random windows; returns the loss (nats per token)."""
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        win = self.data.windows(self.opts.batch, self.opts.seq_len, self.opts.transpose, self.gen)
+        win = win.to(self.device)
+        logits = self.model(win[:, :-1])  # (B, L, V)
+        loss = F.cross_entropy(logits.transpose(1, 2), win[:, 1:])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        # Clipping: a GRU's gradients spike now and then; 1.0 keeps Adam's steps sane.
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.step += 1
+        value = float(loss.detach())
+        self.train_loss = value if math.isnan(self.train_loss) else 0.98 * self.train_loss + 0.02 * value
+        return value
+
+    def measure(self) -> float:
+        return sequence_loss(self.model, self.data.val_seqs, self.device)
+
+    def checkpoint(self) -> None:
+        """Measure, then write the sample MIDI, the model file and the state file (each atomic)."""
+        self.val_loss = self.measure()
+        atomic_write_bytes(self.mid_path, notes_to_midi_bytes(self.sample_notes()))
+        save_note_model(self.model_path, self.model, data=self.data.summary(self.opts.data),
+                        metrics=self.metrics(), steps=self.step)
+        save_state(self.state_path, self._state_tensors(), kind=KIND, state=self._state_meta())
+        log.info("checkpoint at step %d: val_loss %.4f, baseline %.4f (ratio %.3f) -> %s",
+                 self.step, self.val_loss, self.baseline_loss, self.val_loss / self.baseline_loss,
+                 self.model_path)
+
+    def sample_notes(self) -> list:
+        """SAMPLE_MELODIES melodies of SAMPLE_BEATS beats each, 4 beats apart, fixed seeds."""
+        model = NoteRNN(self.config)
+        model.load_state_dict({k: v.detach().float().cpu() for k, v in self.model.state_dict().items()})
+        stream = NoteStream(model.eval(), StreamParams(temperature=0.9, allow_restart=False))
+        notes = []
+        for i in range(SAMPLE_MELODIES):
+            start = i * (SAMPLE_BEATS + 4.0)
+            stream.reset(seed=self.split_seed + i, beat=start)
+            notes += [n for n in stream.next_notes(start + SAMPLE_BEATS) if n.beat < start + SAMPLE_BEATS]
+        return notes
+
+    def metrics(self) -> dict[str, float]:
+        return {"val_loss": round(self.val_loss, 6), "baseline_loss": round(self.baseline_loss, 6),
+                "val_loss_start": round(self.val_loss_start, 6),
+                "val_ratio": round(self.val_loss / self.baseline_loss, 6),
+                "train_loss": round(self.train_loss, 6), "tokens_per_s": round(self.tokens_per_s, 1)}
+
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update(optimizer_to_flat(self.opt, "opt")[0])
+        tensors["rng.train"] = self.gen.get_state()
+        return tensors
+
+    def _state_meta(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "seed": self.split_seed, "config": self.config.to_dict(),
+            "batch": self.opts.batch, "seq_len": self.opts.seq_len, "lr": self.opts.lr,
+            "transpose": self.opts.transpose, "val_loss_start": self.val_loss_start,
+            "val_loss": self.val_loss, "baseline_loss": self.baseline_loss,
+            "total_seconds": self.total_seconds, "data": self.data.summary(self.opts.data),
+            "val_files": self.data.val_names, "opt": optimizer_to_flat(self.opt, "opt")[1],
+        }
+
+    def load_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        """Continue from a state file already read (and checked) by _read_resume_state."""
+        sub = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_state_dict(sub, strict=True)
+        optimizer_from_flat(self.opt, tensors, "opt", state["opt"])
+        self.gen.set_state(tensors["rng.train"])
+        self.step = self.resumed_from = int(state["step"])
+        self.total_seconds = float(state.get("total_seconds", 0.0))
+        self.val_loss_start = float(state["val_loss_start"])
+        self.val_loss = float(state.get("val_loss", math.nan))
+        if state.get("val_files") != self.data.val_names:
+            log.warning("the held-out files differ from the first run's (the data folder changed?); "
+                        "val_loss is not comparable across the resume")
+        log.info("resuming from step %d (%s, %.0f s trained so far, val_loss %.4f)",
+                 self.step, self.state_path, self.total_seconds, self.val_loss)
+
+
+def _read_resume_state(opts: NotesTrainOptions) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The state file for --resume; ValueError if it is missing or was trained differently."""
+    state_path = out_paths(opts.out)[2]
+    if not state_path.is_file():
+        raise ValueError(f"--resume: no training state at '{state_path}'; "
+                         f"train without --resume first (or check --out)")
+    tensors, state = read_state(state_path, KIND)
+    want = opts.note_config().to_dict()
+    if state.get("config") != want:
+        raise ValueError(
+            f"--resume: '{state_path}' was trained with config {state.get('config')}, but this run "
+            f"asks for {want}; use the same --hidden/--layers/--embed/--dropout"
+        )
+    return tensors, state
+
+
+def _start(opts: NotesTrainOptions) -> _NotesRun:
+    _validate(opts)
+    device = resolve_device(opts.device)
+    resume = _read_resume_state(opts) if opts.resume else None
+    # The split seed comes from the first run, so a resume scores the same held-out files.
+    run = _NotesRun(opts, device, int(resume[1]["seed"]) if resume else opts.seed)
+    scan = run.data.scan
+    if scan.skipped:
+        names = [f"{n} ({scan.skip_reasons[n]})" for n in scan.skipped_names[:10]]
+        log.warning("skipped %d file(s) in %s: %s", scan.skipped, opts.data,
+                    ", ".join(names) + (" ..." if scan.skipped > 10 else ""))
+    if resume:
+        run.load_state(*resume)
+    else:
+        if run.model_path.exists():
+            log.warning("overwriting existing model %s (use --resume to continue it)", run.model_path)
+        run.val_loss_start = run.val_loss = run.measure()
+    d = run.data
+    log.info("training notes RNN (%d parameters, hidden %d x %d layers) on %d file(s) from %s "
+             "(%d train: %d tokens; %d held out: %d tokens), device %s; bigram baseline %.4f nats/event",
+             count_params(run.model), opts.hidden, opts.layers, scan.loaded, opts.data, len(d.train_names),
+             d.stream.numel(), len(d.val_names), d.val_tokens, device, run.baseline_loss)
+    return run
+
+
+def learning_rate(base: float, step: int, fraction: float) -> float:
+    """Linear warm-up over WARMUP_STEPS, then cosine from base to base * MIN_LR_FRACTION over the budget."""
+    warm = min(1.0, (step + 1) / WARMUP_STEPS)
+    cosine = MIN_LR_FRACTION + (1.0 - MIN_LR_FRACTION) * 0.5 * (1.0 + math.cos(math.pi * min(fraction, 1.0)))
+    return base * warm * cosine
+
+
+def train_notes(opts: NotesTrainOptions, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) a melody RNN; returns a summary dict (see docs/NOTES.md)."""
+    run = _start(opts)
+    budget = Budget(steps=opts.steps, minutes=opts.minutes)
+    timer = CheckpointTimer(opts.checkpoint_every_s, opts.first_checkpoint_s, start=budget.start)
+    loop = _Loop(run, budget, progress)
+    try:
+        loop.run(timer)
+    except KeyboardInterrupt:
+        log.warning("interrupted at step %d; writing a final checkpoint", run.step)
+    finally:
+        loop.close()
+    if loop.last_checkpoint_step != run.step:
+        loop.timed_checkpoint()
+    log.info("done: %d steps (%s), %.0f tokens/s, val_loss %.4f -> %.4f, baseline %.4f (ratio %.3f)",
+             run.step, budget.describe(), run.tokens_per_s, run.val_loss_start, run.val_loss,
+             run.baseline_loss, run.val_loss / run.baseline_loss)
+    scan = run.data.scan
+    return {
+        "steps": run.step,
+        "seconds": round(budget.elapsed(), 2),
+        "tokens_per_s": round(run.tokens_per_s, 1),
+        "val_loss_start": run.val_loss_start,
+        "val_loss": run.val_loss,
+        "baseline_loss": run.baseline_loss,
+        "val_ratio": run.val_loss / run.baseline_loss,
+        "paths": {"model": str(run.model_path), "mid": str(run.mid_path), "state": str(run.state_path)},
+        "files": scan.loaded,
+        "train_files": len(run.data.train_names),
+        "val_files": len(run.data.val_names),
+        "skipped": scan.skipped,
+        "skipped_names": list(scan.skipped_names),
+        "skip_reasons": dict(scan.skip_reasons),
+        "resumed_from_step": run.resumed_from,
+    }
+
+
+def train_from_args(ns: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
+    """`train notes` from its parsed flags."""
+    return train_notes(opts_from_args(ns), progress)
+
+
+class _Loop:
+    """The step loop with its progress bar and timing (checkpoint time excluded from tokens/s)."""
+
+    def __init__(self, run: _NotesRun, budget: Budget, progress: bool) -> None:
+        self.run_ = run
+        self.budget = budget
+        self.train_seconds = 0.0
+        self.steps = 0
+        self.last_checkpoint_step = -1
+        total = budget.steps if budget.steps is not None else round(budget.seconds or 0)
+        unit = "step" if budget.steps is not None else "s"
+        self.bar = tqdm(total=total, unit=unit, disable=not progress, dynamic_ncols=True, desc="notes")
+        self._last_bar = 0.0
+
+    def run(self, timer: CheckpointTimer) -> None:
+        run, opts = self.run_, self.run_.opts
+        while not self.budget.exhausted():
+            t0 = time.perf_counter()
+            loss = run.train_step(learning_rate(opts.lr, run.step, self.budget.fraction(t0)))
+            t1 = time.perf_counter()
+            self.train_seconds += t1 - t0
+            run.total_seconds += t1 - t0
+            self.steps += 1
+            self.budget.step()
+            run.tokens_per_s = self.steps * opts.batch * opts.seq_len / max(self.train_seconds, 1e-9)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at step {run.step}; try a lower --lr")
+            if timer.due(t1):
+                self.timed_checkpoint()
+                timer.mark(time.perf_counter())
+            self._update_bar(t1)
+
+    def timed_checkpoint(self) -> None:
+        self.run_.checkpoint()
+        self.last_checkpoint_step = self.run_.step
+
+    def _update_bar(self, now: float) -> None:
+        if self.bar.disable or now - self._last_bar < 0.5:
+            return
+        self._last_bar = now
+        b, run = self.budget, self.run_
+        self.bar.n = b.done_steps if b.steps is not None else min(round(b.elapsed(now)), self.bar.total)
+        self.bar.set_postfix(step=run.step, loss=f"{run.train_loss:.3f}", val=f"{run.val_loss:.3f}",
+                             base=f"{run.baseline_loss:.3f}", tok_s=f"{run.tokens_per_s:.0f}", refresh=True)
+
+    def close(self) -> None:
+        self.bar.close()

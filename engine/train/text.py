@@ -1,0 +1,555 @@
+"""Train the character-level text model on one text file; see docs/TEXT.md.
+
+Recipe (chosen to reach a good loss within minutes on one CPU thread): a
+one-layer GRU (hidden 512) trained with truncated backpropagation through
+time on `batch` parallel streams of the text, each read in order, `seq`
+characters per step, with the GRU state carried from one step to the next
+(detached) so the model sees context far beyond `seq` at the cost of `seq`;
+Adam with a short warm-up and a cosine decay of the learning rate over the
+budget (minutes or steps); gradient-norm clipping; 0.5% of input characters
+replaced by <unk> so the show can feed characters the text never had.
+
+Validation is the LAST 10% of the file, never trained on. Metrics, in nats
+per character: val_loss (the model) and baseline_loss (a unigram model fit on
+the first 90% with add-one smoothing over the file's alphabet).
+
+Outputs per checkpoint (first within 30 s, then every 60 s, and at the end):
+NAME.safetensors (fp16), NAME.txt (a sample from a fixed seed),
+NAME.state.safetensors (everything --resume needs). All written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from engine.models.checkpoint import atomic_write_bytes, read_state, save_model, save_state
+from engine.models.text import TextConfig, TextModel, probabilities
+from engine.train.common import (
+    Budget,
+    CheckpointTimer,
+    add_common_args,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    out_paths,
+    resolve_device,
+)
+
+log = logging.getLogger(__name__)
+
+HELP = "a character-level text model (GRU) from one text file"
+
+VAL_FRACTION = 0.1  # the last 10% of the file
+MIN_CHARS = 1000  # below this there is nothing to learn and no validation split worth the name
+MAX_CONTROL_FRACTION = 0.01  # more control characters than this: not text
+UNK_RATE = 0.005  # input characters replaced by <unk> in training
+WARMUP_STEPS = 100
+MIN_LR_FRACTION = 0.05  # the cosine decay ends at this fraction of --lr
+CLIP_NORM = 1.0
+EVAL_STREAMS = 32  # validation text cut into this many streams, run in parallel
+SAMPLE_SEED_OFFSET = 7919  # the sample file uses its own seed: it never moves with training
+# Unicode category Cc except tab, newline, vertical tab and form feed (and CR, already gone).
+_CONTROL_CODES = re.compile("[\x00-\x08\x0d-\x1f\x7f-\x9f]")
+
+
+@dataclass
+class TextTrainOptions:
+    """Everything train_text needs; mirrors the CLI flags."""
+
+    data: str
+    out: str
+    hidden: int = 512
+    layers: int = 1
+    embed: int = 64
+    dropout: float = 0.0
+    seq: int = 64
+    batch: int = 32
+    lr: float = 2e-3
+    minutes: float | None = None
+    steps: int | None = None
+    resume: bool = False
+    device: str = "auto"
+    seed: int = 0
+    sample_chars: int = 600
+    temperature: float = 0.8
+    checkpoint_every_s: float = 60.0
+    first_checkpoint_s: float = 30.0
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    """Register the `train text` flags (plus the common ones) on a (sub)parser."""
+    parser.add_argument("--data", required=True, metavar="FILE", help="a plain text file (UTF-8 or Latin-1)")
+    parser.add_argument("--hidden", type=int, default=512, help="GRU state size (default 512)")
+    parser.add_argument("--layers", type=int, default=1, help="stacked GRU layers (default 1)")
+    parser.add_argument("--embed", type=int, default=64, help="character embedding size (default 64)")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout, for long trainings (default 0)")
+    parser.add_argument("--seq", type=int, default=64,
+                        help="characters per truncated-BPTT step; the state carries over (default 64)")
+    parser.add_argument("--batch", type=int, default=32, help="parallel text streams per step (default 32)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak Adam learning rate (default 2e-3)")
+    parser.add_argument("--sample-chars", type=int, default=600,
+                        help="length of the sample written to PATH.txt (default 600)")
+    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of PATH.txt (default 0.8)")
+    add_common_args(parser)
+
+
+def opts_from_args(ns: argparse.Namespace) -> TextTrainOptions:
+    """argparse namespace (from add_args) -> TextTrainOptions."""
+    return TextTrainOptions(
+        data=ns.data, out=ns.out, hidden=ns.hidden, layers=ns.layers, embed=ns.embed,
+        dropout=ns.dropout, seq=ns.seq, batch=ns.batch, lr=ns.lr, minutes=ns.minutes,
+        steps=ns.steps, resume=ns.resume, device=ns.device, seed=ns.seed,
+        sample_chars=ns.sample_chars, temperature=ns.temperature,
+        checkpoint_every_s=ns.checkpoint_every,
+        first_checkpoint_s=min(ns.checkpoint_every, TextTrainOptions.first_checkpoint_s),
+    )
+
+
+def _validate(opts: TextTrainOptions) -> None:
+    for flag, value, low, high in (("--seq", opts.seq, 2, 4096), ("--batch", opts.batch, 1, 4096),
+                                   ("--sample-chars", opts.sample_chars, 1, 100_000)):
+        if not low <= value <= high:
+            raise ValueError(f"{flag} must be from {low} to {high}, got {value}")
+    if not 0.0 < opts.lr < 1.0:
+        raise ValueError(f"--lr must be between 0 and 1, got {opts.lr}")
+    if not opts.temperature > 0.0:
+        raise ValueError(f"--temperature must be positive, got {opts.temperature}")
+
+
+# ---------------------------------------------------------------- reading the text
+
+
+@dataclass
+class TextData:
+    """The decoded text and how it was read."""
+
+    text: str
+    encoding: str  # "utf-8", "windows-1252" or "latin-1"
+    name: str  # file name, for summaries
+
+
+def _decode(raw: bytes, path: Path) -> tuple[str, str]:
+    """bytes -> (text, encoding): UTF-8 (BOM stripped), else Windows-1252, else Latin-1."""
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as exc:
+        where = exc.start
+    # Windows-1252 is Latin-1 plus printable characters (curly quotes, dashes) in
+    # 0x80-0x9F, where Latin-1 has control codes; it fails on 5 unused bytes only.
+    for encoding in ("windows-1252", "latin-1"):
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        log.warning("'%s' is not valid UTF-8 (byte %d); read it as %s", path, where, encoding)
+        return text, encoding
+    raise AssertionError("latin-1 decodes every byte string")  # pragma: no cover
+
+
+def read_text_file(path: str | Path) -> TextData:
+    """Read a training text; ValueError naming the file if it is missing, binary or too short.
+
+    Line ends are normalised to "\\n" (so a Windows file and a Unix file give the
+    same model).
+    """
+    p = Path(path)
+    if not p.is_file():
+        what = "is a folder; give one text file" if p.is_dir() else "does not exist"
+        raise ValueError(f"--data '{p}' {what}")
+    raw = p.read_bytes()
+    if not raw.strip():
+        raise ValueError(f"--data '{p}' is empty; give a plain text file of at least {MIN_CHARS} characters")
+    if b"\x00" in raw:
+        raise ValueError(f"--data '{p}' looks like a binary file, not text (it contains NUL bytes; "
+                         "UTF-16 text must be saved as UTF-8 first)")
+    text, encoding = _decode(raw, p)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    controls = len(_CONTROL_CODES.findall(text))
+    if controls > MAX_CONTROL_FRACTION * len(text):
+        raise ValueError(f"--data '{p}' looks like a binary file, not text "
+                         f"({controls} of {len(text)} characters are control codes)")
+    if len(text) < MIN_CHARS:
+        raise ValueError(f"--data '{p}' has only {len(text)} characters; text training needs at least "
+                         f"{MIN_CHARS} (the last {VAL_FRACTION:.0%} are held out for validation)")
+    return TextData(text, encoding, p.name)
+
+
+def split_text(text: str) -> tuple[str, str]:
+    """(train, val): val is the last VAL_FRACTION of the text."""
+    n_val = max(1, int(len(text) * VAL_FRACTION))
+    return text[:-n_val], text[-n_val:]
+
+
+def unigram_loss(train: str, val: str, alphabet: str) -> float:
+    """Nats per character of `val` under character frequencies of `train`.
+
+    Add-one (Laplace) smoothing over `alphabet` (every character of the file),
+    so a character that only occurs in `val` costs a finite amount.
+    """
+    counts = dict.fromkeys(alphabet, 1)
+    for c in train:
+        counts[c] += 1
+    total = sum(counts.values())
+    logp = {c: math.log(n / total) for c, n in counts.items()}
+    return -sum(logp[c] for c in val) / len(val)
+
+
+def lr_factor(step: int, fraction: float) -> float:
+    """Multiplier of --lr: linear warm-up over WARMUP_STEPS, then cosine to MIN_LR_FRACTION.
+
+    `fraction` is the budget used (0..1, time or steps), so a 4-minute and a
+    20-minute run both end at the low learning rate that settles the loss.
+    """
+    warm = min(1.0, (step + 1) / WARMUP_STEPS)
+    cos = 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, fraction))))
+    return warm * (MIN_LR_FRACTION + (1.0 - MIN_LR_FRACTION) * cos)
+
+
+# ---------------------------------------------------------------- the run
+
+
+class _TextRun:
+    """Model, optimiser, data streams and carried state of one training run."""
+
+    def __init__(self, opts: TextTrainOptions, device: torch.device) -> None:
+        self.opts = opts
+        self.device = device
+        self.model_path, png_path, self.state_path = out_paths(opts.out)
+        self.txt_path = png_path.with_suffix(".txt")
+        self.data = read_text_file(opts.data)
+        train, val = split_text(self.data.text)
+        self.config = TextConfig(vocab="".join(sorted(set(self.data.text))), embed=opts.embed,
+                                 hidden=opts.hidden, layers=opts.layers, dropout=opts.dropout)
+        try:
+            self.config.validate()
+        except ValueError as exc:
+            raise ValueError(f"--data '{opts.data}': {exc}") from None
+        self.baseline_loss = unigram_loss(train, val, self.config.vocab)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
+            torch.manual_seed(opts.seed)
+            self.model = TextModel(self.config).to(device)
+        self.train_ids = self._encode(train)  # (N_train,) int64
+        self.val_ids = self._encode(val)  # (N_val,) int64
+        self.streams = _Streams(self.train_ids, opts.batch, opts.seq, opts.seed)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=opts.lr)
+        self.hidden = self.model.initial_state(self.streams.batch)  # (layers, B, hidden), carried
+        self.step = 0
+        self.total_seconds = 0.0
+        self.resumed_from: int | None = None
+        self.val_loss_start = math.nan
+        self.val_loss = math.nan
+        self.chars_per_s = 0.0
+
+    def _encode(self, text: str) -> torch.Tensor:
+        index = self.model.vocab.index
+        return torch.tensor([index[c] for c in text], dtype=torch.int64)
+
+    def train_step(self, fraction: float) -> float:
+        """One truncated-BPTT step on the next `seq` characters of every stream; returns the loss."""
+        x, y, fresh = self.streams.next()  # (B, T) inputs and targets; fresh: a new epoch began
+        if fresh:
+            self.hidden = self.model.initial_state(self.streams.batch)
+        unk = torch.rand(x.shape, generator=self.streams.gen) < UNK_RATE
+        x = x.masked_fill(unk, self.config.unk).to(self.device)
+        for group in self.opt.param_groups:
+            group["lr"] = self.opts.lr * lr_factor(self.step, fraction)
+        logits, hidden = self.model.scan(x, self.hidden)  # (B, T, V), (layers, B, hidden)
+        self.hidden = hidden.detach()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(self.device).reshape(-1))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), CLIP_NORM)
+        self.opt.step()
+        self.step += 1
+        return float(loss.detach())
+
+    @torch.inference_mode()
+    def measure(self) -> float:
+        """Validation loss, nats per character: the val split as EVAL_STREAMS streams, state carried."""
+        self.model.eval()
+        try:
+            return _stream_loss(self.model, self.val_ids.to(self.device), self.opts.seq * 4)
+        finally:
+            self.model.train()
+
+    @torch.inference_mode()
+    def sample(self) -> str:
+        """A sample text from a fixed seed, primed with a newline (or the file's first character)."""
+        self.model.eval()
+        try:
+            gen = torch.Generator().manual_seed(self.opts.seed + SAMPLE_SEED_OFFSET)
+            vocab = self.model.vocab
+            idx = torch.tensor([vocab.lookup("\n")], device=self.device)
+            state = self.model.initial_state(1)
+            out = []
+            for _ in range(self.opts.sample_chars):
+                logits, state = self.model.step(idx, state)  # (1, V)
+                probs = probabilities(logits[0].float().cpu() / self.opts.temperature)
+                nxt = int(torch.multinomial(probs, 1, generator=gen))
+                out.append(nxt)
+                idx = torch.tensor([nxt], device=self.device)
+            return vocab.decode(out)
+        finally:
+            self.model.train()
+
+    def checkpoint(self) -> None:
+        """Measure, then write sample text, model file and state file (each atomic)."""
+        self.val_loss = self.measure()
+        atomic_write_bytes(self.txt_path, (self.sample() + "\n").encode("utf-8"))
+        save_model(
+            self.model_path, self.model.state_dict(), kind="text", config=self.config.to_dict(),
+            data=self.data_summary(), metrics=self.metrics(), steps=self.step,
+        )
+        save_state(self.state_path, self._state_tensors(), kind="text", state=self._state_meta())
+        log.info("checkpoint at step %d: val loss %.4f nats/char (unigram %.4f) -> %s",
+                 self.step, self.val_loss, self.baseline_loss, self.model_path)
+
+    def data_summary(self) -> dict[str, Any]:
+        return {"file": self.data.name, "chars": len(self.data.text), "encoding": self.data.encoding,
+                "train_chars": int(self.train_ids.numel()), "val_chars": int(self.val_ids.numel())}
+
+    def metrics(self) -> dict[str, float]:
+        return {"val_loss": round(self.val_loss, 6), "baseline_loss": round(self.baseline_loss, 6),
+                "val_loss_start": round(self.val_loss_start, 6), "chars_per_s": round(self.chars_per_s, 1)}
+
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update(optimizer_to_flat(self.opt, "opt")[0])
+        tensors["hidden"] = self.hidden
+        tensors["rng.train"] = self.streams.gen.get_state()
+        return tensors
+
+    def _state_meta(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "seed": self.opts.seed, "config": self.config.to_dict(),
+            "batch": self.streams.batch, "seq": self.opts.seq, "lr": self.opts.lr,
+            "streams": self.streams.position(), "val_loss_start": self.val_loss_start,
+            "val_loss": self.val_loss, "total_seconds": self.total_seconds,
+            "data": self.data_summary(), "opt": optimizer_to_flat(self.opt, "opt")[1],
+        }
+
+    def resume(self) -> None:
+        """Load the state file; ValueError if it is missing or was trained differently."""
+        if not self.state_path.is_file():
+            raise ValueError(f"--resume: no training state at '{self.state_path}'; "
+                             "train without --resume first (or check --out)")
+        tensors, state = read_state(self.state_path, "text")
+        _check_resumable(self, state)
+        sub = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_state_dict(sub, strict=True)
+        optimizer_from_flat(self.opt, tensors, "opt", state["opt"])
+        self.streams.gen.set_state(tensors["rng.train"])
+        self.streams.restore(state["streams"])
+        self.hidden = tensors["hidden"].to(self.device)
+        self.step = self.resumed_from = int(state["step"])
+        self.total_seconds = float(state.get("total_seconds", 0.0))
+        self.val_loss_start = float(state["val_loss_start"])
+        self.val_loss = float(state.get("val_loss", math.nan))
+        log.info("resuming from step %d (%s, %.0f s trained so far, val loss %.4f)",
+                 self.step, self.state_path, self.total_seconds, self.val_loss)
+
+
+def _check_resumable(run: _TextRun, state: dict[str, Any]) -> None:
+    saved = state.get("config") or {}
+    if saved.get("vocab") != run.config.vocab:
+        raise ValueError(f"--resume: '{run.state_path}' was trained on a text with other characters "
+                         f"than '{run.opts.data}'; resume with the same --data")
+    if saved != run.config.to_dict():
+        mine = {k: v for k, v in run.config.to_dict().items() if k != "vocab"}
+        theirs = {k: v for k, v in saved.items() if k != "vocab"}
+        raise ValueError(f"--resume: '{run.state_path}' was trained with {theirs}, but this run asks "
+                         f"for {mine}; use the same --hidden/--layers/--embed/--dropout")
+    if (state.get("batch"), state.get("seq")) != (run.streams.batch, run.opts.seq):
+        raise ValueError(f"--resume: '{run.state_path}' was trained with --batch {state.get('batch')} "
+                         f"--seq {state.get('seq')}; use the same values")
+
+
+def _stream_loss(model: TextModel, ids: torch.Tensor, chunk: int) -> float:
+    """Mean next-character cross-entropy over `ids` (N,), cut into parallel streams.
+
+    Each stream starts from the zero state and carries its state from chunk to
+    chunk, as the model runs live; the first character of a stream is context only.
+    """
+    k = max(1, min(EVAL_STREAMS, (ids.numel() - 1) // 2))
+    length = ids.numel() // k
+    data = ids[: k * length].view(k, length)  # (k, L)
+    state = None
+    total, count = 0.0, 0
+    for start in range(0, length - 1, chunk):
+        x = data[:, start : min(start + chunk, length - 1)]  # (k, c)
+        y = data[:, start + 1 : start + 1 + x.shape[1]]  # (k, c)
+        logits, state = model.scan(x, state)  # (k, c, V)
+        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
+                                       reduction="sum"))
+        count += y.numel()
+    return total / max(count, 1)
+
+
+class _Streams:
+    """`batch` contiguous streams over the training text, read `seq` characters per step.
+
+    Each epoch starts at a random offset below `seq`, so the cuts between steps
+    move from epoch to epoch.
+    """
+
+    def __init__(self, ids: torch.Tensor, batch: int, seq: int, seed: int) -> None:
+        self.ids = ids
+        self.seq = seq
+        # A short text cannot fill `batch` streams of at least two steps each.
+        self.batch = max(1, min(batch, (ids.numel() - seq - 1) // (2 * seq)))
+        if self.batch < batch:
+            log.warning("the training text is short: %d stream(s) instead of --batch %d", self.batch, batch)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.epoch, self.offset, self.pos = 0, 0, 0
+        self._x = self._y = torch.empty(0)
+        self._layout()
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"--seq {seq} is longer than the training text ({ids.numel()} characters); "
+                             "use a smaller --seq")
+
+    def _layout(self) -> None:
+        length = (self.ids.numel() - self.offset - 1) // self.batch
+        self.steps_per_epoch = length // self.seq
+        n = self.batch * length
+        self._x = self.ids[self.offset : self.offset + n].view(self.batch, length)  # (B, L)
+        self._y = self.ids[self.offset + 1 : self.offset + 1 + n].view(self.batch, length)  # (B, L)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """(inputs (B, seq), targets (B, seq), True if this step starts a new epoch)."""
+        fresh = self.pos == 0
+        if self.pos >= self.steps_per_epoch:
+            self.epoch += 1
+            self.offset = int(torch.randint(0, self.seq, (1,), generator=self.gen))
+            self.pos = 0
+            fresh = True
+            self._layout()
+        cols = slice(self.pos * self.seq, (self.pos + 1) * self.seq)
+        self.pos += 1
+        return self._x[:, cols], self._y[:, cols], fresh
+
+    def position(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "offset": self.offset, "pos": self.pos}
+
+    def restore(self, where: dict[str, int]) -> None:
+        self.epoch, self.offset, self.pos = int(where["epoch"]), int(where["offset"]), int(where["pos"])
+        self._layout()
+
+
+# ---------------------------------------------------------------- driving it
+
+
+def _start(opts: TextTrainOptions) -> _TextRun:
+    _validate(opts)
+    run = _TextRun(opts, resolve_device(opts.device))
+    if opts.resume:
+        run.resume()
+    else:
+        if run.model_path.exists():
+            log.warning("overwriting existing model %s (use --resume to continue it)", run.model_path)
+        run.val_loss_start = run.val_loss = run.measure()  # untrained model, before step 0
+    log.info("training text model %s on %s (%d characters, %s, %d distinct), device %s, batch %d x %d",
+             json.dumps({k: v for k, v in run.config.to_dict().items() if k != "vocab"}), opts.data,
+             len(run.data.text), run.data.encoding, len(run.config.vocab), run.device,
+             run.streams.batch, opts.seq)
+    log.info("unigram baseline on the validation split: %.4f nats/char", run.baseline_loss)
+    return run
+
+
+def train_text(opts: TextTrainOptions, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) a text model; returns a summary dict (see docs/TEXT.md)."""
+    run = _start(opts)
+    budget = Budget(steps=opts.steps, minutes=opts.minutes)
+    timer = CheckpointTimer(opts.checkpoint_every_s, opts.first_checkpoint_s, start=budget.start)
+    loop = _Loop(run, budget, progress)
+    try:
+        loop.run(timer)
+    except KeyboardInterrupt:
+        log.warning("interrupted at step %d; writing a final checkpoint", run.step)
+    finally:
+        loop.close()
+    if loop.last_checkpoint_step != run.step:
+        loop.timed_checkpoint()
+    log.info("done: %d steps (%s), %.0f chars/s, val loss %.4f -> %.4f nats/char (unigram %.4f)",
+             run.step, budget.describe(), run.chars_per_s, run.val_loss_start, run.val_loss,
+             run.baseline_loss)
+    return {
+        "steps": run.step,
+        "seconds": round(budget.elapsed(), 2),
+        "chars_per_s": round(run.chars_per_s, 1),
+        "val_loss_start": run.val_loss_start,
+        "val_loss": run.val_loss,
+        "baseline_loss": run.baseline_loss,
+        "epochs": round(run.step * run.streams.batch * opts.seq / max(1, run.train_ids.numel()), 2),
+        "paths": {"model": str(run.model_path), "txt": str(run.txt_path), "state": str(run.state_path)},
+        "data": run.data_summary(),
+        "resumed_from_step": run.resumed_from,
+    }
+
+
+def train_from_args(ns: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
+    """`train text` from its parsed flags."""
+    return train_text(opts_from_args(ns), progress)
+
+
+class _Loop:
+    """The step loop with its progress bar and timing (checkpoint time excluded from chars/s)."""
+
+    def __init__(self, run: _TextRun, budget: Budget, progress: bool) -> None:
+        self.run_ = run
+        self.budget = budget
+        self.train_seconds = 0.0
+        self.steps = 0
+        self.last_checkpoint_step = -1
+        self.avg_loss = math.nan  # exponential moving average of the training loss, for the bar
+        total = budget.steps if budget.steps is not None else round(budget.seconds or 0)
+        unit = "step" if budget.steps is not None else "s"
+        self.bar = tqdm(total=total, unit=unit, disable=not progress, dynamic_ncols=True, desc="text")
+        self._last_bar = 0.0
+
+    def run(self, timer: CheckpointTimer) -> None:
+        run = self.run_
+        chars_per_step = run.streams.batch * run.opts.seq
+        while not self.budget.exhausted():
+            t0 = time.perf_counter()
+            loss = run.train_step(self.budget.fraction(t0))
+            t1 = time.perf_counter()
+            self.train_seconds += t1 - t0
+            run.total_seconds += t1 - t0
+            self.steps += 1
+            self.budget.step()
+            run.chars_per_s = self.steps * chars_per_step / max(self.train_seconds, 1e-9)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at step {run.step}; try a lower --lr")
+            self.avg_loss = loss if math.isnan(self.avg_loss) else 0.98 * self.avg_loss + 0.02 * loss
+            if timer.due(t1):
+                self.timed_checkpoint()
+                timer.mark(time.perf_counter())
+            self._update_bar(t1)
+
+    def timed_checkpoint(self) -> None:
+        self.run_.checkpoint()
+        self.last_checkpoint_step = self.run_.step
+
+    def _update_bar(self, now: float) -> None:
+        if self.bar.disable or now - self._last_bar < 0.5:
+            return
+        self._last_bar = now
+        b = self.budget
+        self.bar.n = b.done_steps if b.steps is not None else min(round(b.elapsed(now)), self.bar.total)
+        self.bar.set_postfix(step=self.run_.step, loss=f"{self.avg_loss:.3f}",
+                             val=f"{self.run_.val_loss:.3f}", chars_s=f"{self.run_.chars_per_s:.0f}",
+                             refresh=True)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,167 @@
+"""Device choice from a faked device list, and open_audio's fallbacks and errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+import engine.audio.devices as devices
+import engine.output.audio as audio_out
+from engine.audio.devices import AudioDevice, DeviceTable, choose, stream_rate
+from engine.errors import StartupError
+from engine.output.audio import add_audio_args, open_audio
+
+ALSA, JACK = "ALSA", "JACK Audio Connection Kit"
+DEVICES = [
+    AudioDevice(0, "HDA Intel PCH: ALC892 Analog (hw:0,0)", ALSA, 2, 2, 44100.0),
+    AudioDevice(1, "USB Audio CODEC: - (hw:1,0)", ALSA, 0, 2, 48000.0),
+    AudioDevice(2, "Mic Array (hw:2,0)", ALSA, 4, 0, 16000.0),
+    AudioDevice(3, "default", ALSA, 32, 32, 44100.0),
+    AudioDevice(4, "system", JACK, 2, 2, 48000.0),
+]
+WITH_JACK = DeviceTable(DEVICES, {ALSA: (3, 3), JACK: (4, 4)}, default_input=3, default_output=3)
+NO_JACK = DeviceTable(DEVICES[:4], {ALSA: (3, 3)}, default_input=3, default_output=3)
+NOTHING = DeviceTable([], {ALSA: (-1, -1)})
+
+
+def test_jack_is_preferred_when_a_server_runs():
+    assert choose(WITH_JACK, None).index == 4
+    assert choose(WITH_JACK, "auto", "input").index == 4
+    assert choose(NO_JACK, None).index == 3  # the system default
+    assert choose(NOTHING, None) is None
+
+
+def test_host_api_name_substring_and_index():
+    assert choose(WITH_JACK, "jack").index == 4
+    assert choose(WITH_JACK, "alsa").index == 3
+    assert choose(WITH_JACK, "usb").index == 1
+    assert choose(WITH_JACK, "MIC", "input").index == 2
+    assert choose(WITH_JACK, "0").index == 0
+
+
+@pytest.mark.parametrize("table,spec,kind,words", [
+    (NO_JACK, "jack", "output", ["--audio-device", "jack", "USB Audio CODEC"]),
+    (WITH_JACK, "focusrite", "output", ["--audio-device", "'focusrite'", "system (JACK", "host APIs: ALSA"]),
+    (WITH_JACK, "usb", "input", ["--audio-in", "no input device", "Mic Array"]),
+    (WITH_JACK, "9", "output", ["--audio-device 9", "no output device has that index"]),
+    (WITH_JACK, "2", "output", ["no output device has that index"]),  # input-only
+])
+def test_absent_named_device_is_a_startup_error_naming_flag_and_choices(table, spec, kind, words):
+    flag = "--audio-in" if kind == "input" else "--audio-device"
+    with pytest.raises(StartupError) as err:
+        choose(table, spec, kind, flag)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_stream_rate_follows_jack_unless_asked():
+    assert stream_rate(None, DEVICES[4]) == 48000 and stream_rate(None, DEVICES[0]) == 48000
+    assert stream_rate(None, AudioDevice(9, "system", JACK, 2, 2, 44100.0)) == 44100
+    assert stream_rate(96000, DEVICES[4]) == 96000
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_audio_args(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_flags_and_defaults():
+    args = parse()
+    assert (args.audio_device, args.sample_rate, args.block_size, args.audio_latency) == (None, None, 256, 3)
+    assert not args.no_audio and args.audio_in is None
+    with pytest.raises(SystemExit):
+        parse("--block-size", "3")
+
+
+def test_no_portaudio_runs_silently_and_says_why_once(monkeypatch, caplog):
+    monkeypatch.setattr(audio_out, "import_sounddevice", lambda: (None, "PortAudio is not available (x)"))
+    with caplog.at_level(logging.INFO):
+        assert open_audio(parse()) is None
+    assert [r.getMessage() for r in caplog.records] == ["audio: off, PortAudio is not available (x)"]
+    with pytest.raises(StartupError, match="--audio-device usb: PortAudio is not available"):
+        open_audio(parse("--audio-device", "usb"))
+    assert open_audio(parse("--no-audio")) is None
+
+
+class FakeSounddevice:
+    """Just enough of the sounddevice module for open_audio."""
+
+    class PortAudioError(Exception):
+        pass
+
+    def __init__(self, table: DeviceTable, fail: bool = False):
+        self.table, self.fail = table, fail
+        self.opened: list[dict] = []
+
+    def OutputStream(self, **kw):
+        if self.fail:
+            raise self.PortAudioError("Invalid sample rate [PaErrorCode -9997]")
+        self.opened.append(kw)
+        return SimpleNamespace(latency=0.005, start=lambda: None, stop=lambda: None, close=lambda: None,
+                               active=True)
+
+
+def fake(monkeypatch, table: DeviceTable, fail: bool = False) -> FakeSounddevice:
+    sd = FakeSounddevice(table, fail)
+    monkeypatch.setattr(audio_out, "import_sounddevice", lambda: (sd, None))
+    monkeypatch.setattr(audio_out, "query", lambda _sd: table)
+    return sd
+
+
+def test_open_audio_opens_the_chosen_device(monkeypatch):
+    sd = fake(monkeypatch, WITH_JACK)
+    out = open_audio(parse("--block-size", "128", "--audio-latency", "2"))
+    try:
+        assert out is not None and sd.opened[0]["device"] == 4 and sd.opened[0]["samplerate"] == 48000
+        assert sd.opened[0]["blocksize"] == 128 and out.ring.slots == 2 and out.synth.voices == 8
+        assert out.stats()["device"] == "[4] system (JACK Audio Connection Kit)"
+    finally:
+        out.close()
+
+
+def test_open_audio_without_any_device_is_silent(monkeypatch, caplog):
+    fake(monkeypatch, NOTHING)
+    with caplog.at_level(logging.WARNING):
+        assert open_audio(parse()) is None
+    assert len(caplog.records) == 1 and "no output device" in caplog.records[0].getMessage()
+
+
+def test_a_stream_that_will_not_open_is_a_startup_error(monkeypatch):
+    fake(monkeypatch, WITH_JACK, fail=True)
+    with pytest.raises(StartupError, match="--sample-rate 44100 Hz.*Invalid sample rate.*--no-audio"):
+        open_audio(parse("--sample-rate", "44100"))
+
+
+def test_list_devices_without_portaudio_or_midi(monkeypatch):
+    monkeypatch.setattr(devices, "import_sounddevice", lambda: (None, "PortAudio is not available (x)"))
+    import engine.control.midi_ports as midi_ports
+
+    def no_midi(*a, **k):
+        raise OSError("MidiInAlsa::initialize: error creating ALSA sequencer client object.")
+
+    monkeypatch.setattr(midi_ports, "RtMidiBackend", no_midi)
+    text = devices.list_devices()
+    assert "audio: none (PortAudio is not available (x))" in text and "MIDI: unavailable" in text
+
+
+def test_list_devices_lists_audio_and_midi(monkeypatch):
+    monkeypatch.setattr(devices, "import_sounddevice", lambda: (object(), None))
+    monkeypatch.setattr(devices, "query", lambda _sd: WITH_JACK)
+    import engine.control.midi_ports as midi_ports
+
+    class Backend:
+        def __init__(self, api):
+            pass
+
+        input_names = lambda self: ["nanoKONTROL2 SLIDER/KNOB"]  # noqa: E731
+        output_names = lambda self: []  # noqa: E731
+        close = lambda self: None  # noqa: E731
+
+    monkeypatch.setattr(midi_ports, "RtMidiBackend", Backend)
+    text = devices.list_devices()
+    assert "[4] system (JACK Audio Connection Kit)  in 2 / out 2  48000 Hz  <- default output, default input" in text
+    assert "nanoKONTROL2 SLIDER/KNOB" in text and "MIDI outputs:\n  none" in text

@@ -1,0 +1,139 @@
+"""Sound through a real JACK server (dummy driver, 48 kHz, 256-frame periods): the real
+sounddevice stream plays notes scheduled at show times; `jack_rec` records them; they
+start on time (one constant offset) and in tune, with no underrun after warm-up. And
+--audio-in on the same server hears them. Skipped when jackd / jack_rec are missing."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from engine.audio.capture import open_audio_in
+from engine.audio.devices import import_sounddevice, list_devices, portaudio_session
+from engine.audio.synth import Synth, SynthSettings, midi_to_hz
+from engine.audio.wav import read_wav
+from engine.jackserver import dummy_server, missing_tools
+from engine.output.audio import add_audio_args, open_audio
+
+pytestmark = pytest.mark.integration
+RATE, BLOCK = 48000, 256
+WARMUP_S = 2.0
+NOTES = [(2.2, 57), (2.5, 64), (2.75, 69), (3.1, 72), (3.3, 60), (3.65, 76), (3.9, 67), (4.2, 81)]  # (s, pitch)
+
+
+@pytest.fixture
+def jack(tmp_path):
+    missing = missing_tools(("jack_rec", "jack_lsp", "jack_connect"))
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (apt-get install jackd2)")
+    if import_sounddevice()[0] is None:
+        pytest.skip(import_sounddevice()[1])
+    try:
+        with dummy_server(rate=RATE, period=BLOCK, log_file=tmp_path / "jackd.log"), portaudio_session() as sd:
+            yield sd
+    except RuntimeError as e:  # the tools are there, so a server that will not start is a failure
+        pytest.fail(str(e))
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_audio_args(parser)
+    return parser.parse_args(list(argv))
+
+
+def pure_synth() -> Synth:
+    settings = SynthSettings(waveform=0, attack=0.001, sustain=1.0, release=0.005, cutoff=20000.0,
+                             resonance=0.0, gain=-6.0)
+    return Synth(RATE, settings=settings)
+
+
+def our_port(suffix: str) -> str:
+    ports = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=5).stdout.split()
+    return next(p for p in ports if p.startswith("PortAudio") and p.endswith(suffix))
+
+
+def show_loop(out, start: float, seconds: float, warm: dict) -> None:
+    """Like the show: a ~100 Hz loop that schedules each note 100 ms before it is due."""
+    pending = list(NOTES)
+    pause = threading.Event()
+    while (now := time.perf_counter()) - start < seconds:
+        while pending and start + pending[0][0] < now + 0.1:
+            at, pitch = pending.pop(0)
+            out.schedule(start + at, pitch, 100, 0.12)
+        if not warm and now - start >= WARMUP_S:
+            warm.update(out.stats())
+        pause.wait(0.01)
+
+
+def found_onsets(x: np.ndarray) -> list[int]:
+    """Samples where |x| first exceeds 0.02 after at least 50 ms below 0.001."""
+    loud = np.abs(x) > 0.02
+    quiet_run = np.convolve(np.abs(x) < 0.001, np.ones(2400), "full")[:len(x)]  # quiet samples in the last 50 ms
+    return [int(i) for i in np.flatnonzero(loud[1:] & ~loud[:-1]) + 1 if quiet_run[i - 1] >= 2400]
+
+
+def peak_hz(x: np.ndarray) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)), 8 * len(x)))
+    k = int(np.argmax(spec[1:-1])) + 1
+    a, b, c = np.log(spec[k - 1:k + 2] + 1e-20)
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * RATE / (8 * len(x))
+
+
+def test_notes_scheduled_at_show_times_play_on_time_and_in_tune(jack, tmp_path):
+    out = open_audio(parse("--audio-device", "jack"), pure_synth())
+    assert out is not None and "JACK" in out.stats()["device"]
+    wav = tmp_path / "rec.wav"
+    rec = subprocess.Popen(["jack_rec", "-f", str(wav), "-d", "5", "-b", "16", our_port("out_0")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    warm: dict = {}
+    try:
+        start = time.perf_counter()
+        show_loop(out, start, 4.6, warm)
+        rec.wait(timeout=10)
+        end = out.stats()
+    finally:
+        out.close()
+        if rec.poll() is None:
+            rec.kill()
+    assert end["underruns"] - warm["underruns"] == 0, (warm, end)
+    assert end["callback_errors"] == 0 and end["late"] == 0 and end["notes"] == len(NOTES)
+    rate, rec_x = read_wav(wav)
+    x = rec_x[:, 0]
+    onsets = found_onsets(x)
+    assert rate == RATE and len(onsets) == len(NOTES), onsets
+    wanted = np.array([at for at, _ in NOTES])
+    got = np.array(onsets) / RATE
+    offset = np.median(got - wanted)  # when jack_rec started, plus the output latency
+    assert np.all(np.abs(got - wanted - offset) < 0.030), (got - wanted - offset)
+    for (_, pitch), i in zip(NOTES, onsets):
+        hz = peak_hz(x[i + 240:i + 240 + 4800])  # 100 ms after the first 5 ms
+        assert abs(1200 * np.log2(hz / midi_to_hz(pitch))) < 50, (pitch, hz)
+
+
+def test_audio_in_hears_the_synth_and_devices_lists_jack(jack):
+    text = list_devices()
+    assert "JACK Audio Connection Kit" in text and "MIDI" in text
+    out = open_audio(parse("--audio-device", "jack"), pure_synth())
+    cap = open_audio_in(parse("--audio-in", "jack"))
+    try:
+        subprocess.run(["jack_connect", our_port("out_0"), our_port("in_0")], check=True, timeout=5)
+        start = time.perf_counter() + 0.3
+        for k in range(4):
+            out.schedule(start + 0.4 * k, 69, 120, 0.15)
+        pause = threading.Event()
+        features, onsets_seen = [], set()
+        while time.perf_counter() < start + 1.8:
+            f = cap.update()  # the show loop's job
+            features.append(f)
+            onsets_seen.add(f.onsets)
+            pause.wait(1 / 60)
+    finally:
+        cap.close()
+        out.close()
+    assert max(f.onsets for f in features) == 4 and cap.errors == 0
+    assert max(f.mid for f in features) > 0.7 and max(f.high for f in features) < 0.3

@@ -1,0 +1,168 @@
+"""Ring, callback, producer and clock, with fakes: no sound card and no real time."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from engine.audio.playback import AudioClock, Playback
+from engine.audio.producer import Producer
+from engine.audio.ring import BlockRing
+from engine.audio.synth import Synth
+from engine.audio.wav import OfflineAudio, WavStream
+from engine.output.audio import AudioOut
+
+RATE, BLOCK = 48000, 256
+
+
+def info(t: float = 0.0, dac: float | None = None) -> SimpleNamespace:
+    return SimpleNamespace(currentTime=t, outputBufferDacTime=t + 0.005 if dac is None else dac)
+
+
+def test_ring_hands_blocks_over_in_order_and_refuses_when_full():
+    ring = BlockRing(3, 4, 2)
+    for i in range(3):
+        assert ring.write_from(np.full((4, 2), i, np.float32))
+    assert not ring.write_from(np.zeros((4, 2), np.float32)) and ring.write_slot() is None
+    out = np.empty((4, 2), np.float32)
+    for i in range(3):
+        assert ring.read_into(out) and out[0, 0] == i
+    assert not ring.read_into(out) and ring.ready() == 0 and ring.free() == 3
+
+
+def test_callback_copies_ready_blocks_and_counts_underruns():
+    ring = BlockRing(2, BLOCK, 2)
+    playback = Playback(ring)
+    ring.write_from(np.full((BLOCK, 2), 0.5, np.float32))
+    out = np.ones((BLOCK, 2), np.float32)
+    playback.callback(out, BLOCK, info(), None)
+    assert np.all(out == 0.5) and playback.underruns == 0
+    playback.callback(out, BLOCK, info(), None)  # nothing ready
+    assert np.all(out == 0.0) and playback.underruns == 1
+    playback.callback(out, BLOCK, info(), SimpleNamespace(output_underflow=True))  # any set flag is truthy
+    assert playback.stats() == {"underruns": 2, "xruns": 1, "blocks": 3, "callback_errors": 0}
+    assert playback.wake.is_set()
+
+
+class BrokenRing(BlockRing):
+    def read_into(self, out):
+        raise RuntimeError("producer state is corrupt")
+
+
+def test_callback_never_raises_on_a_broken_producer_or_buffer():
+    playback = Playback(BrokenRing(2, BLOCK, 2))
+    out = np.ones((BLOCK, 2), np.float32)
+    playback.callback(out, BLOCK, info(), None)
+    assert playback.errors == 1 and np.all(out == 0.0)
+    playback.callback(None, BLOCK, None, None)  # even outdata itself unusable
+    assert playback.errors == 2
+
+
+def test_producer_fills_the_ring_and_survives_a_failing_render():
+    ring = BlockRing(3, BLOCK, 1)
+    calls = []
+
+    def render(block):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("bad setting")
+        block.fill(len(calls))
+
+    producer = Producer(render, ring)
+    producer.step()
+    assert producer.errors == 1 and ring.ready() == 1  # the failed block is not published
+    producer.step()
+    assert ring.ready() == 3 and producer.cost_ms()["p50"] >= 0.0
+
+
+def test_producer_thread_keeps_up_when_woken_by_the_callback():
+    synth = Synth(RATE)
+    ring = BlockRing(3, BLOCK, 2)
+    playback = Playback(ring)
+    producer = Producer(synth.render, ring, playback, poll_s=1.0)
+    producer.fill()
+    producer.start()
+    try:
+        out = np.zeros((BLOCK, 2), np.float32)
+        for _ in range(50):
+            playback.callback(out, BLOCK, info(), None)
+            deadline = threading.Event()
+            for _ in range(200):  # the wake makes it refill within milliseconds
+                if ring.ready() == 3:
+                    break
+                deadline.wait(0.005)
+        assert playback.underruns == 0 and producer.rendered == 53
+    finally:
+        producer.close()
+
+
+def test_streamed_path_equals_offline_render():
+    """producer -> ring -> callback (driven by a fake stream) plays exactly the offline samples."""
+    def schedule(synth):
+        for i, pitch in enumerate([60, 67, 72, 79]):
+            synth.schedule(1000 + 3000 * i, pitch, 100, 4000)
+
+    live, offline = Synth(RATE), Synth(RATE)
+    schedule(live)
+    schedule(offline)
+    ring = BlockRing(3, BLOCK, 2)
+    playback = Playback(ring)
+    producer = Producer(live.render, ring, playback)
+    stream = WavStream(playback.callback, RATE, BLOCK, 2)
+    for _ in range(80):
+        producer.step()
+        stream.pump()
+    expected = OfflineAudio(offline, channels=2, block=BLOCK).render(80 * BLOCK)
+    assert np.array_equal(stream.output(), expected) and playback.underruns == 0
+
+
+def test_audio_clock_maps_perf_time_to_samples_with_the_smallest_offset():
+    clock = AudioClock(RATE)
+    assert clock.sample_at(1.0) is None
+    clock.observe((4800, 0.105, 100.0 + 0.004))  # this callback ran 4 ms late
+    clock.observe((5056, 0.1103333, 100.0))
+    # sample 5056 reaches the DAC at perf 100.1103333 (stream time + the smallest offset)
+    assert clock.sample_at(100.1103333) == 5056
+    assert clock.sample_at(100.1103333 + 0.5) == 5056 + 24000
+    assert clock.time_of(5056 + 480) == pytest.approx(100.1103333 + 0.01)
+
+
+class FakeStream:
+    latency = 0.01
+
+    def __init__(self):
+        self.started = self.closed = False
+
+    def start(self):
+        self.started = True
+
+    def stop(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def test_audio_out_schedules_at_show_time_through_the_clock():
+    out = AudioOut(Synth(RATE), BLOCK, 2, latency_blocks=3)
+    stream = FakeStream()
+    out.start(stream, "fake")
+    try:
+        assert stream.started and out.ring.ready() == 3
+        assert out.latency_s == pytest.approx(3 * BLOCK / RATE + 0.01)
+        buf = np.zeros((BLOCK, 2), np.float32)
+        out.playback.callback(buf, BLOCK, SimpleNamespace(currentTime=5.0, outputBufferDacTime=5.01), None)
+        out.producer.step()  # the producer thread would do this on the wake
+        t_dac = out.clock.time_of(0)
+        assert out.schedule(t_dac + 1.0, 69, 100, 0.5) == RATE
+        out.origin = t_dac - 2.0  # the show's t = 0 was 2 s before sample 0 reached the DAC
+        assert out.schedule(2.5, 69, 100, 0.5) == RATE // 2
+        st = out.stats()
+        assert {"underruns", "xruns", "blocks"} <= set(st) and st["blocks"] == 1
+    finally:
+        out.close()
+    assert stream.closed and out.stream is None
+    out.close()  # idempotent
