@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.clock import LiveClock
+from engine.clock import FixedClock
 from engine.deck import load_scenes
 from engine.events import EventQueue
 from engine.frame import FrameRenderer
@@ -26,6 +26,7 @@ from engine.show import Show
 
 log = logging.getLogger(__name__)
 BENCH_WINDOW = (1280, 720)
+BENCH_FPS = 60
 
 
 def _sync(device: torch.device) -> None:
@@ -39,9 +40,12 @@ def bench_scene(path, device: torch.device, frames: int = 300, warmup: int = 30)
     scene = load_scenes([load_scene(path)], device)[0]
     output = VideoOutput((scene.size, scene.size), window_size=BENCH_WINDOW, fullscreen=False, display=None,
                          vsync=False, aspect="fit", headless=True, title="bench")
-    show = Show([scene], build_registry(), EventQueue(), FrameRenderer(device), output, LiveClock())
+    # Show time steps 1/60 s per frame (not wall time: the loop runs unpaced), so the
+    # melody and text generate what they would per frame of a 60 fps show.
+    show = Show([scene], build_registry(), EventQueue(), FrameRenderer(device), output, FixedClock(BENCH_FPS))
+    seq = _seq_layer(show, output)
     z = torch.randn((1, scene.latent_dim), device=device)
-    fwd, whole = [], []
+    fwd, whole, gen = [], [], []
     try:
         with torch.inference_mode():
             for i in range(warmup + frames):
@@ -52,10 +56,17 @@ def bench_scene(path, device: torch.device, frames: int = 300, warmup: int = 30)
                 show.frame()
                 output.present()
                 t2 = time.perf_counter()
+                if seq is not None:
+                    seq.frame(show)
+                    show.frame_count += 1
+                t3 = time.perf_counter()
                 if i >= warmup:
                     fwd.append(t1 - t0)
                     whole.append(t2 - t1)
+                    gen.append(t3 - t2)
     finally:
+        if seq is not None:
+            seq.close()
         output.close()
     f_ms, w_ms = np.median(fwd) * 1000, np.median(whole) * 1000
     return {
@@ -70,7 +81,21 @@ def bench_scene(path, device: torch.device, frames: int = 300, warmup: int = 30)
         "forward_p99_ms": round(float(np.percentile(fwd, 99) * 1000), 3),
         "frame_p99_ms": round(float(np.percentile(whole, 99) * 1000), 3),
         "threads": torch.get_num_threads(),
+        # Melody + text generation per frame (scenes with [notes]/[text]; None otherwise).
+        "seq_ms": round(float(np.median(gen)) * 1000, 3) if seq is not None else None,
+        "seq_p99_ms": round(float(np.percentile(gen, 99)) * 1000, 3) if seq is not None else None,
     }
+
+
+def _seq_layer(show: Show, output: Any) -> Any:
+    """The scene's melody and text with no sound out (generation cost only), or None."""
+    from engine.seq.layer import NoteRouter, SeqLayer, _overlay, has_seq
+
+    if not has_seq(show):
+        return None
+    overlay = _overlay(show)
+    output.overlay = overlay  # the text drawing is part of the frame's present
+    return SeqLayer(show, NoteRouter(), overlay)
 
 
 def bench_scenes(device: torch.device, frames: int = 300) -> list[dict[str, Any]]:
@@ -78,11 +103,13 @@ def bench_scenes(device: torch.device, frames: int = 300) -> list[dict[str, Any]
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    head = f"{'scene':<28} {'size':>5} {'device':>6} {'forward':>9} {'frame':>9} {'overhead':>9} {'ratio':>6}"
+    head = (f"{'scene':<28} {'size':>5} {'device':>6} {'forward':>9} {'frame':>9} {'overhead':>9} {'ratio':>6}"
+            f" {'notes+text':>11}")
     lines = [head, "-" * len(head)]
     for r in rows:
+        seq = f"{r['seq_ms']:>9.3f}ms" if r.get("seq_ms") is not None else f"{'-':>11}"
         lines.append(
             f"{r['scene'][:28]:<28} {r['size']:>5} {r['device']:>6} {r['forward_ms']:>7.2f}ms "
-            f"{r['frame_ms']:>7.2f}ms {r['overhead_ms']:>7.2f}ms {r['ratio']:>6.2f}"
+            f"{r['frame_ms']:>7.2f}ms {r['overhead_ms']:>7.2f}ms {r['ratio']:>6.2f} {seq}"
         )
     return "\n".join(lines)

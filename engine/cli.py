@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in family_modules().items():
         module.add_args(tsub.add_parser(name, help=module.HELP))
 
+    sub.add_parser("devices", help="list audio devices (with host API) and MIDI ports")
+
     params = sub.add_parser("params", help="list every OSC address: params (type, range, default) and verbs")
     params.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
@@ -228,6 +230,13 @@ def _report(text: str, data: Any, path: Path | None) -> int:
     return 0
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    from engine.audio.devices import list_devices
+
+    print(list_devices())
+    return 0
+
+
 def cmd_params(args: argparse.Namespace) -> int:
     from engine.control.osc_space import params_json, params_table
     from engine.params import build_registry
@@ -248,7 +257,8 @@ def _set_threads(n: int | None) -> None:
     torch.set_num_threads(n or 1)
 
 
-COMMANDS = {"show": cmd_show, "render": cmd_render, "train": cmd_train, "bench": cmd_bench, "params": cmd_params}
+COMMANDS = {"show": cmd_show, "render": cmd_render, "train": cmd_train, "bench": cmd_bench, "params": cmd_params,
+            "devices": cmd_devices}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -118,6 +118,9 @@ class Show:
         # Told about what the show says that is not a param value, as (OSC address, argument):
         # each finished line of generated text as ("/text/line", line). OSC sends them on.
         self.announcers: list[Callable[[str, Any], None]] = []
+        # Called every frame after the events and the tempo step, just before the deck moves
+        # and the forward pass (modulation: LFOs, beat and audio features setting params).
+        self.model_hooks: list[FrameHook] = []
         # Called after every present (status senders, port watchers' bookkeeping).
         self.frame_hooks: list[FrameHook] = []
         # Verbs beyond the show's own, registered by control modules (/learn/start, /tempo/tap).
@@ -235,6 +238,8 @@ class Show:
         reg = self.registry
         reg.smooth(dt)
         self.tempo.advance(dt)
+        for hook in self.model_hooks:
+            hook(self)
         frozen = reg.get("/master/freeze") >= 0.5
         if frozen:
             self.deck.hold(self.tempo.beat)

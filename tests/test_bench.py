@@ -12,3 +12,9 @@ def test_bench_scene_reports_the_documented_fields(scene_file):
     assert row["forward_ms"] > 0 and row["frame_ms"] > 0
     assert abs(row["overhead_ms"] - (row["frame_ms"] - row["forward_ms"])) < 1e-2
     assert "tiny" in format_rows([row])
+
+
+def test_bench_reports_melody_and_text_cost_for_scenes_that_have_them(seq_scene):
+    row = bench_scene(seq_scene(), torch.device("cpu"), frames=30, warmup=2)
+    assert row["seq_ms"] is not None and 0.0 <= row["seq_ms"] <= row["seq_p99_ms"]
+    assert "notes+text" in format_rows([row])

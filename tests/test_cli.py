@@ -114,3 +114,8 @@ def test_render_events_flag_errors(capsys, tmp_path, scene_file):
     log.write_text('{"latent_stage_events": 1, "fps": 30, "scenes": ["%s"]}\n' % scene_file(""))
     expect_error(capsys, ["render", "--events", str(log), "--fps", "60", "--out", "x.mp4"], "--fps 60", "30 fps")
     expect_error(capsys, ["render", "--out", "x.mp4"], "--seconds")
+
+
+def test_devices_lists_audio_and_midi_even_with_neither(capsys):
+    code, out, _ = run_cli(capsys, "devices")
+    assert code == 0 and "audio" in out and "MIDI" in out

@@ -1,0 +1,169 @@
+"""Melody and text on stage: scene tables, the beat grid, panic, params, renders with sound."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.clock import FixedClock
+from engine.deck import load_scenes
+from engine.events import Event, EventQueue
+from engine.frame import FrameRenderer
+from engine.params import build_registry
+from engine.render import render
+from engine.scene import SceneError, load_scene
+from engine.seq.layer import NoteRouter, SeqLayer
+from engine.seq.scales import SCALES
+from tests.fakes import FakeOutput
+
+
+class Sink:
+    """Records the notes the layer schedules, and panics."""
+
+    def __init__(self) -> None:
+        self.notes: list[tuple[float, int, int, float]] = []
+        self.panics = 0
+
+    def schedule(self, t: float, pitch: int, velocity: int, duration_s: float) -> None:
+        self.notes.append((t, pitch, velocity, duration_s))
+
+    def sample_at(self, t: float) -> int:
+        return round(t * 48000)
+
+    sample_rate = 48000
+
+    def panic(self) -> None:
+        self.panics += 1
+
+
+def _show(paths, fps: int = 60):
+    from engine.show import Show
+
+    scenes = load_scenes([load_scene(p) for p in paths], torch.device("cpu"))
+    show = Show(scenes, build_registry(), EventQueue(), FrameRenderer(torch.device("cpu")), FakeOutput(),
+                FixedClock(fps))
+    sink = Sink()
+    layer = SeqLayer(show, NoteRouter(audio=sink))
+    layer.attach()
+    return show, sink, layer
+
+
+def test_notes_are_scheduled_ahead_on_the_grid_in_key_and_register(seq_scene):
+    show, sink, _ = _show([seq_scene()])
+    reg = show.registry
+    reg.set("/deck/a/notes/scale", list(SCALES).index("major") + 1)
+    reg.set("/deck/a/notes/key", 2)  # D major
+    reg.set("/deck/a/notes/low", 60)
+    reg.set("/deck/a/notes/high", 72)
+    reg.set("/deck/a/notes/density", 1.0)
+    show.run(frames=600)  # 10 s at 120 BPM
+    assert len(sink.notes) >= 5
+    d_major = {(2 + c) % 12 for c in SCALES["major"]}
+    for t, pitch, velocity, dur in sink.notes:
+        assert pitch % 12 in d_major and 60 <= pitch <= 72 and 1 <= velocity <= 127 and dur > 0
+        beats = t * 2.0  # 120 BPM: 2 beats a second
+        assert abs(beats * 4 - round(beats * 4)) < 1e-6, t  # on the 16th-note grid
+    times = [n[0] for n in sink.notes]
+    assert times == sorted(times)
+
+
+def test_scene_change_blackout_and_mute_release_notes(seq_scene):
+    a, b = seq_scene(name="a.toml"), seq_scene(name="b.toml")
+    show, sink, _ = _show([a, b])
+    show.run(frames=60)
+    show.queue.put(Event("verb", "/show/next"))
+    show.run(frames=2)
+    assert sink.panics == 1
+    show.queue.put(Event("set", "/master/blackout", 1.0))
+    show.run(frames=60)
+    assert sink.panics == 2
+    n = len(sink.notes)
+    show.run(frames=120)
+    assert len(sink.notes) == n  # silent in a blackout
+    show.queue.put(Event("set", "/master/blackout", 0.0))
+    show.run(frames=10)
+    assert sink.panics == 2
+    show.queue.put(Event("set", "/deck/a/notes/on", 0.0))
+    show.run(frames=10)
+    assert sink.panics == 3
+
+
+def test_text_lines_reach_the_overlay_and_announcers(seq_scene):
+    show, _, layer = _show([seq_scene()])
+    said = []
+    show.announcers.append(lambda address, value: said.append((address, value)))
+    show.run(frames=600)
+    assert said and all(a == "/text/line" and isinstance(v, str) for a, v in said)
+    assert layer.stats()["seq"]["lines"] == len(said)
+
+
+def test_text_prime_verb_feeds_the_stream(seq_scene):
+    show, _, layer = _show([seq_scene()])
+    show.queue.put(Event("verb", "/text/prime", "hello world"))
+    show.run(frames=200)  # 30 chars/s: the primer is echoed first
+    text = layer.players[0][1].stream
+    assert text.emitted >= 11
+
+
+@pytest.mark.parametrize("body,key", [
+    ('[notes]\nmodel = "notes.safetensors"\nscale = "klingon"\n', "notes.scale"),
+    ('[notes]\nmodel = "notes.safetensors"\nkey = "H"\n', "notes.key"),
+    ('[notes]\nmodel = "notes.safetensors"\ntemperature = 9.0\n', "notes.temperature"),
+    ('[notes]\nmodel = "notes.safetensors"\nlow = 80\nhigh = 60\n', "notes.low"),
+    ('[notes]\nmodel = "missing.safetensors"\n', "notes.model"),
+    ('[notes]\nmodel = "notes.safetensors"\nprimer = "nope.mid"\n', "notes.primer"),
+    ('[notes]\nmodel = "notes.safetensors"\ntempo = 3\n', "notes.tempo"),
+    ('[text]\nmodel = "text.safetensors"\ncolour = [1, 2]\n', "text.colour"),
+    ('[text]\nmodel = "text.safetensors"\nfont = "nofont.ttf"\n', "text.font"),
+    ('[text]\nmodel = "text.safetensors"\nrate = "fast"\n', "text.rate"),
+    ('[synth]\nwaveform = "kazoo"\n', "synth.waveform"),
+    ('[synth]\ncutoff = 1.0\n', "synth.cutoff"),
+    ('[notes]\n', "notes.model"),
+])
+def test_bad_seq_tables_name_the_key(scene_file, seq_scene, body, key):
+    seq_scene()  # writes the tiny models next to the scene
+    with pytest.raises(SceneError) as e:
+        load_scene(scene_file(body, name="bad.toml"))
+    assert f"'{key}'" in str(e.value) and "bad.toml" in str(e.value)
+
+
+def _frames(folder) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p)) for p in sorted(folder.glob("frame_*.png"))]
+
+
+def test_text_changes_only_the_text_area_and_renders_repeat(tmp_path, seq_scene):
+    on, off = seq_scene(), seq_scene("on = false\n", name="off.toml")
+    out_on, out_off, again = tmp_path / "on", tmp_path / "off", tmp_path / "again"
+    for scene, out in ((on, out_on), (off, out_off), (on, again)):
+        render([load_scene(scene)], seconds=3, fps=30, out=f"{out}/", size=(320, 240))
+    a, b, c = _frames(out_on), _frames(out_off), _frames(again)
+    assert len(a) == len(b) == 90 and all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert (out_on / "audio.wav").read_bytes() == (again / "audio.wav").read_bytes()
+    changed = np.zeros((240, 320), bool)
+    for x, y in zip(a, b):
+        changed |= (x != y).any(axis=2)
+    assert changed.any(), "the text never showed"
+    rows, cols = np.nonzero(changed)
+    # The text block: from x = 0.05 of the width, from about y = 0.65 of the height (it scrolls up
+    # by at most `lines` line heights of 0.05 of the height each).
+    assert cols.min() >= round(0.05 * 320) and rows.min() >= round((0.65 - 0.25) * 240)
+
+
+@pytest.mark.integration
+def test_render_mp4_has_video_and_sound_of_the_same_length(tmp_path, seq_scene):
+    if shutil.which("ffprobe") is None:
+        pytest.skip("ffprobe not installed (apt-get install ffmpeg)")
+    out = tmp_path / "x.mp4"
+    res = render([load_scene(seq_scene())], seconds=4, fps=30, out=str(out), size=(128, 128))
+    assert res.audio
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,duration",
+                            "-of", "json", str(out)], capture_output=True, text=True, check=True)
+    streams = {s["codec_type"]: float(s["duration"]) for s in json.loads(probe.stdout)["streams"]}
+    assert set(streams) == {"video", "audio"}
+    assert streams["video"] == pytest.approx(4.0, abs=0.04) and streams["audio"] == pytest.approx(4.0, abs=0.05)
