@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--control", action="store_true",
                        help="input latency instead: OSC (and MIDI) send to the first presented frame that shows it")
     bench.add_argument("--messages", type=int, default=300, help="with --control: messages sent per transport")
+    bench.add_argument("--sound", type=float, metavar="SECONDS",
+                       help="sound instead: a show of --sound-scene through a JACK dummy server for SECONDS, "
+                            "recorded; underruns, note timing and pitch, MIDI note pairs")
+    bench.add_argument("--sound-scene", type=Path, metavar="FILE", help="scene for --sound (default scenes/verse.toml)")
     bench.add_argument("--osc-flood", type=float, metavar="SECONDS",
                        help="robustness instead: flood a headless show with 5,000 OSC messages/s plus 10,000 "
                             "malformed datagrams for SECONDS and print what it kept up with")
@@ -206,6 +210,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _report(format_result(res), res, args.json)
     if args.osc_flood is not None:
         return _bench_flood(args)
+    if args.sound is not None:
+        from engine.bench_sound import SOUND_SCENE, bench_sound, format_sound
+
+        if not args.sound > 3:
+            raise SystemExit("error: --sound: expected a number of seconds > 3")
+        res = bench_sound(args.sound_scene or SOUND_SCENE, args.sound)
+        return _report(format_sound(res), res, args.json)
     from engine.bench import bench_scenes, format_rows
 
     rows = bench_scenes(_device(args.device), frames=args.frames)

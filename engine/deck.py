@@ -4,11 +4,17 @@
 before the first frame, so switching scenes never stalls a frame. A `Deck`
 turns the registry's `/deck/<name>/...` params and the frame's dt into a
 latent vector z (1, latent_dim) in a preallocated tensor.
+
+Two params are made for modulation (docs/MODULATION.md): `pulse` kicks z
+along one more fixed direction (orthogonal to the eight latent offsets) and
+springs back, and `motion` is extra path speed, so it accumulates into the
+path time and the walk never jumps back.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +31,9 @@ log = logging.getLogger(__name__)
 # A beat step larger than this in one frame (or a backwards one) is a jump of the
 # tempo's position (MIDI start, song position), not playing: the path re-aligns.
 MAX_BEAT_STEP = 1.0
+# The pulse direction is row LATENT_OFFSETS of the scene's direction set (latent_directions
+# is prefix-stable), so it is orthogonal to every /latent/<i> offset.
+PULSE_ROW = LATENT_OFFSETS
 
 
 @dataclass
@@ -76,12 +85,18 @@ class Deck:
         self._offset_addrs = [f"{self.base}/latent/{i}" for i in range(1, LATENT_OFFSETS + 1)]
         self._last_beat: float | None = None  # tempo beat at the last advance (beat-timed scenes)
         self._align_modulus: float | None = None  # set: align the path's phase on the next advance
+        self._pulse_dir = np.zeros((0,), np.float32)  # unit direction the pulse kicks along
+        self._pulse_in = 0.0  # the pulse param at the last advance (a rise kicks)
+        self._pulse_peak = 0.0  # sigma, the last kick's height
+        self._pulse_age = math.inf  # seconds since the last kick
 
     def load(self, scene: LoadedScene) -> None:
         """Make `scene` the playing one and reset the deck params to its defaults."""
         self.scene = scene
         self._z_np = np.zeros((scene.latent_dim,), np.float32)
         self._offset_z = np.zeros((scene.latent_dim,), np.float32)
+        self._pulse_dir = _pulse_direction(scene)
+        self._pulse_in, self._pulse_peak, self._pulse_age = 0.0, 0.0, math.inf
         for p in self.registry:
             if p.address.startswith(self.base + "/"):
                 name = p.address[len(self.base) + 1 :]
@@ -97,7 +112,10 @@ class Deck:
         sc = self.scene
         if sc is None:
             return
-        speed = self.registry.get(f"{self.base}/speed") * master_speed
+        self._spring(dt)
+        get = self.registry.get
+        # motion adds to the deck's speed (both >= 0), so it only ever moves the path on.
+        speed = (get(f"{self.base}/speed") + get(f"{self.base}/motion")) * master_speed
         bpk = sc.spec.beats_per_key
         if bpk is None:
             sc.tau += dt * speed / sc.spec.seconds_per_key
@@ -111,6 +129,23 @@ class Deck:
             self._align_modulus = None
             return
         sc.tau += step * speed / bpk  # type: ignore[operator]  # step is set when last is
+
+    def _spring(self, dt: float) -> None:
+        """Pulse: a rise of the param above the current kick restarts the kick at that
+        height; the kick then falls back to 0 in pulse_decay seconds."""
+        x = self.registry.get(f"{self.base}/pulse")
+        self._pulse_age += max(dt, 0.0)
+        if x > self._pulse_in and x > self.pulse:
+            self._pulse_peak, self._pulse_age = x, 0.0
+        self._pulse_in = x
+
+    @property
+    def pulse(self) -> float:
+        """The kick's current height in sigma: peak * (1 - age/decay)^2, a quick
+        fall that settles gently and reaches 0 exactly at the decay time."""
+        decay = self.registry.get(f"{self.base}/pulse_decay")
+        left = 1.0 - self._pulse_age / decay if decay > 0.0 else 0.0
+        return self._pulse_peak * left * left if left > 0.0 else 0.0
 
     def hold(self, beat: float) -> None:
         """The path stands still (freeze); when it moves again it re-takes the beat's phase."""
@@ -127,7 +162,7 @@ class Deck:
         return view
 
     def latent(self) -> np.ndarray:
-        """z (latent_dim,) float32 for the current frame: truncation * path + offsets."""
+        """z (latent_dim,) float32 for the current frame: truncation * path + offsets + pulse."""
         sc = self.scene
         assert sc is not None, "Deck.latent() before Deck.load()"  # programming error, not input
         get = self.registry.get
@@ -136,7 +171,18 @@ class Deck:
         np.multiply(sc.path.at(sc.tau), get(f"{self.base}/truncation"), out=self._z_np)
         np.dot(self._offsets, sc.directions, out=self._offset_z)  # (8,) @ (8, dim) -> (dim,)
         self._z_np += self._offset_z
+        kick = self.pulse
+        if kick > 0.0 and self._pulse_dir.size == self._z_np.size:
+            self._z_np += kick * self._pulse_dir
         return self._z_np
+
+
+def _pulse_direction(scene: LoadedScene) -> np.ndarray:
+    """The scene's pulse direction (latent_dim,): the next row of its offset directions."""
+    dim = scene.latent_dim
+    if dim <= PULSE_ROW:  # too few dimensions for a ninth orthogonal axis: kick along the first
+        return scene.directions[0].astype(np.float32)
+    return latent_directions(dim, PULSE_ROW + 1, scene.spec.seed + 1)[PULSE_ROW].astype(np.float32)
 
 
 def _aligned(path_beats: float, beat: float, modulus: float) -> float:

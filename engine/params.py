@@ -220,6 +220,18 @@ def deck_params(deck: str) -> list[Param]:
             f"{base}/truncation", "float", 1.0, 0.0, 2.0, "", 0.05,
             "scale of the latent vector: below 1 is calmer and more typical, above 1 wilder",
         ),
+        # No smoothing on the two below: modulation (onsets, LFOs) drives them and a kick must be sharp.
+        Param(
+            f"{base}/pulse", "float", 0.0, 0.0, 3.0, "sigma", 0.0,
+            "kick along a fixed latent direction: each rise of this value pushes the picture that far, "
+            "then it springs back to rest in pulse_decay seconds (route audio onsets here)",
+        ),
+        Param(f"{base}/pulse_decay", "float", 0.3, 0.02, 5.0, "s", 0.0, "how long a pulse takes to spring back"),
+        Param(
+            f"{base}/motion", "float", 0.0, 0.0, 4.0, "x", 0.0,
+            "extra path speed added to speed (x the scene's rate): it accumulates into the path "
+            "position, so loud passages travel further and the walk never jumps back",
+        ),
     ]
     for i in range(1, LATENT_OFFSETS + 1):
         params.append(

@@ -61,8 +61,9 @@ def seq_scene(tmp_path: Path, scene_file):
     make_tiny_notes(tmp_path / "notes.safetensors")
     make_tiny_text(tmp_path / "text.safetensors")
 
-    def write(extra: str = "", name: str = "seq.toml") -> Path:
-        return scene_file('name = "seq"\n[notes]\nmodel = "notes.safetensors"\n'
+    def write(extra: str = "", name: str = "seq.toml", notes: str = "") -> Path:
+        """`notes` goes into [notes]; `extra` after [text] (text keys, then other tables)."""
+        return scene_file('name = "seq"\n[notes]\nmodel = "notes.safetensors"\n' + notes +
                           '[text]\nmodel = "text.safetensors"\nrate = 30.0\n' + extra, name=name)
 
     return write

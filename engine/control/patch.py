@@ -1,8 +1,8 @@
 """Patch files (`patches/*.toml`): which controller gesture drives which param.
 
 A patch is a list of routes. Each route names a `source` table with a `type`
-(today "midi" or "osc"; the audio, lfo and beat sources of a later issue get
-their own types and keys) and a target: a param `address` or a `verb`.
+("midi", "osc", or one of the modulation sources "audio", "lfo" and "beat",
+see docs/MODULATION.md) and a target: a param `address` or a `verb`.
 
     name = "Korg nanoKONTROL2"
     [midi]                      # defaults for every MIDI source in this file
@@ -31,6 +31,24 @@ units per tick), trigger (a verb with an optional `value`, or set the param to
 `value`), toggle (a bool param), gate (range high while held, low on release),
 velocity (a note's velocity across the range).
 
+Modulation routes (engine.control.modulation evaluates them every frame):
+
+    [[route]]
+    source = { type = "audio", feature = "onset" }   # rms | low | mid | high | onset; input = [0, 1]
+    address = "/deck/a/pulse"
+    [[route]]
+    source = { type = "lfo", shape = "sine", beats = 8 }   # or rate = 0.25 (Hz); phase = 0..1; seed
+    address = "/deck/a/latent/2"
+    mode = "add"                # swing around the param's own value ...
+    amount = 1.5                # ... by up to this much (param units); default mode "absolute"
+    [[route]]
+    source = { type = "beat", division = 1, shape = "pulse", decay = 0.15 }   # or shape = "ramp"
+    address = "/master/brightness"
+    range = [0.6, 1.0]
+
+They take range, curve, invert, smoothing, mode ("absolute" or "add") and
+amount (add only); not verbs, takeover or feedback.
+
 Everything is checked when the show starts; the first problem stops it with one
 `StartupError` naming the file, the route (number from 1, and its name), the
 key and what was expected. Across files, a later file's routes for a source
@@ -53,14 +71,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+from engine.audio.analysis import FEATURES as AUDIO_FEATURES  # numpy-only: no sound device
 from engine.errors import StartupError
 from engine.params import Registry
 
 CURVES = ("linear", "exponential", "logarithmic")
 TAKEOVERS = ("jump", "pickup", "scale")
 MIDI_KINDS = ("cc", "cc14", "nrpn", "note", "pitchbend", "program")
-SOURCE_TYPES = ("midi", "osc")
-LATER_SOURCE_TYPES = ("audio", "lfo", "beat")  # reserved for a later issue
+MODULATION_TYPES = ("audio", "lfo", "beat")  # sources that move on their own, every frame
+SOURCE_TYPES = ("midi", "osc", *MODULATION_TYPES)
+LFO_SHAPES = ("sine", "triangle", "saw", "square", "random")
+BEAT_SHAPES = ("pulse", "ramp")
+MODULATION_MODES = ("absolute", "add")
 # Verbs a route may fire; control modules may add theirs (show.verbs).
 KNOWN_VERBS = frozenset({
     "/show/next", "/show/prev", "/show/scene", "/show/blackout", "/show/freeze",
@@ -81,9 +103,18 @@ _TOP_KEYS = {"name", "description", "midi", "route"}
 _ROUTE_KEYS = {
     "name", "source", "address", "verb", "value", "mode", "range", "curve", "invert", "takeover",
     "smoothing", "feedback", "feedback_channel", "feedback_on", "feedback_off", "step", "encoding", "bits",
+    "amount",
 }
 _MIDI_KEYS = {"type", "port", "channel", *MIDI_KINDS}
 _OSC_KEYS = {"type", "address", "input"}
+_AUDIO_KEYS = {"type", "feature", "input"}
+_LFO_KEYS = {"type", "shape", "rate", "beats", "phase", "seed"}
+_BEAT_KEYS = {"type", "division", "shape", "decay", "phase"}
+# Route keys a modulation route may not have (they belong to controls a hand moves).
+_CONTROL_ONLY_KEYS = ("verb", "value", "takeover", "feedback", "feedback_channel", "feedback_on",
+                      "feedback_off", "step", "encoding", "bits")
+MAX_LFO_HZ = 50.0  # faster than this aliases against any frame rate
+MAX_PERIOD_BEATS = 1024.0
 EXP_K = 4.0  # curve steepness: exponential(p) = (2^(4p) - 1) / 15, so the middle of the travel gives 20%
 
 
@@ -119,7 +150,59 @@ class OscSource:
         return f"OSC {self.address}"
 
 
-Source = Union[MidiSource, OscSource]
+@dataclass(frozen=True)
+class AudioSource:
+    """A feature of --audio-in (engine.audio.analysis), each 0..1; `input` maps a part of it to 0..1."""
+
+    feature: str  # one of AUDIO_FEATURES
+    input: tuple[float, float] = (0.0, 1.0)  # feature values read as position 0 and 1
+    type: str = "audio"
+
+    def key(self) -> tuple:
+        return ("audio", self.feature)
+
+    def describe(self) -> str:
+        return f"audio {self.feature}"
+
+
+@dataclass(frozen=True)
+class LfoSource:
+    """A low-frequency oscillator: `rate` Hz on show time, or a period of `beats` on the tempo's beat."""
+
+    shape: str  # one of LFO_SHAPES
+    rate: float | None = None  # cycles per second of show time
+    beats: float | None = None  # period in beats (phase-locked to the tempo)
+    phase: float = 0.0  # cycles, 0..1, added to the position in the cycle
+    seed: int = 0  # random (sample & hold): which sequence of values
+    type: str = "lfo"
+
+    def key(self) -> tuple:
+        return ("lfo", self.shape, self.rate, self.beats, self.phase, self.seed)
+
+    def describe(self) -> str:
+        period = f"{self.rate:g} Hz" if self.rate is not None else f"every {self.beats:g} beats"
+        return f"LFO {self.shape} {period}"
+
+
+@dataclass(frozen=True)
+class BeatSource:
+    """The tempo's beat: a ramp 0..1 over each period, or a pulse of 1 decaying from each period's start."""
+
+    division: float = 1.0  # period in beats: 1 every beat, 4 every bar (4/4), 0.5 eighth notes
+    shape: str = "pulse"  # one of BEAT_SHAPES
+    decay: float = 0.1  # pulse: seconds for the pulse to fall to 1/e
+    phase: float = 0.0  # fraction of the period the beat is delayed by (0.5: off-beat)
+    type: str = "beat"
+
+    def key(self) -> tuple:
+        return ("beat", self.division, self.shape, self.decay, self.phase)
+
+    def describe(self) -> str:
+        return f"beat {self.shape} every {self.division:g} beat(s)"
+
+
+ModulationSource = Union[AudioSource, LfoSource, BeatSource]
+Source = Union[MidiSource, OscSource, AudioSource, LfoSource, BeatSource]
 
 
 @dataclass(frozen=True)
@@ -144,6 +227,7 @@ class Route:
     step: float | None = None  # relative mode: param units per tick; None: 1/128 of the range
     encoding: str = "twos"
     bits: int = 14  # NRPN data resolution: 14 (6 + 38) or 7 (6 only)
+    amount: float | None = None  # mode "add": the largest offset, param units (modulation routes)
 
     @property
     def label(self) -> str:
@@ -152,7 +236,14 @@ class Route:
     @property
     def needs_loop(self) -> bool:
         """Does the route need the param's current value (decided on the loop thread)?"""
+        if self.is_modulation:
+            return False  # the modulation engine evaluates these itself, every frame
         return self.mode == "relative" or self.takeover != "jump" or self.smoothing > 0.0
+
+    @property
+    def is_modulation(self) -> bool:
+        """An audio, LFO or beat route (engine.control.modulation), not a control a hand moves."""
+        return self.source.type in MODULATION_TYPES
 
 
 # -- mapping: control position (0..1) <-> param value -------------------------
@@ -295,7 +386,11 @@ def _route(file: Path, index: int, r: dict, defaults: dict, registry: Registry, 
     ck.text("name", name)
     if "source" not in r:
         raise ck.fail("source", "a source table such as { type = \"midi\", cc = 0 }")
-    source = _source(ck, r["source"], defaults)
+    source = _source(ck, r["source"], defaults, index)
+    if source.type in MODULATION_TYPES:
+        return _modulation_route(ck, file, index, name, source, r, registry)  # type: ignore[arg-type]
+    if "amount" in r:
+        raise ck.fail("amount", "no amount on a MIDI or OSC route (only audio, lfo and beat routes add)", r["amount"])
     address, verb = _target(ck, r, registry, verbs)
     kind = source.kind if isinstance(source, MidiSource) else "osc"
     mode = _mode(ck, r, kind, address, verb, registry)
@@ -307,13 +402,13 @@ def _route(file: Path, index: int, r: dict, defaults: dict, registry: Registry, 
     return Route(**fields)
 
 
-def _source(ck: _Checker, s: Any, defaults: dict) -> Source:
+def _source(ck: _Checker, s: Any, defaults: dict, index: int) -> Source:
     if not isinstance(s, dict):
         raise ck.fail("source", "a table such as { type = \"midi\", cc = 0 }", s)
     typ = s.get("type", "midi")
-    if typ in LATER_SOURCE_TYPES:
-        raise ck.fail("source.type", "midi or osc (source type '%s' is not available yet)" % typ, typ)
     ck.choice("source.type", typ, SOURCE_TYPES)
+    if typ in MODULATION_TYPES:
+        return _modulation_source(ck, s, typ, index)
     if typ == "osc":
         ck.unknown(s, _OSC_KEYS, "source.")
         addr = ck.text("source.address", s.get("address"))
@@ -396,7 +491,7 @@ def _options(ck: _Checker, r: dict, address: str | None, mode: str, registry: Re
         out["smoothing"] = ck.number("smoothing", r["smoothing"])
         if not 0.0 <= out["smoothing"] <= 60.0:
             raise ck.fail("smoothing", "seconds from 0 to 60", r["smoothing"])
-        if out["smoothing"] > 0 and mode not in ("absolute", "relative"):
+        if out["smoothing"] > 0 and mode not in ("absolute", "relative", "add"):
             raise ck.fail("smoothing", "0 on a button route (only absolute and relative moves glide)", r["smoothing"])
     out.update(_feedback_options(ck, r, address))
     if "step" in r:
@@ -438,6 +533,85 @@ def _trigger_value(ck: _Checker, v: Any, address: str | None, mode: str, registr
     if not p.hard_lo <= x <= p.hard_hi:
         raise ck.fail("value", f"a value from {p.hard_lo} to {p.hard_hi}", v)
     return x
+
+
+# -- modulation routes (audio, lfo, beat) --------------------------------------
+
+def _modulation_source(ck: _Checker, s: dict, typ: str, index: int) -> ModulationSource:
+    if typ == "audio":
+        ck.unknown(s, _AUDIO_KEYS, "source.")
+        if "feature" not in s:
+            raise ck.fail("source.feature", "one of " + ", ".join(AUDIO_FEATURES))
+        feature = ck.choice("source.feature", s["feature"], AUDIO_FEATURES)
+        inp = ck.pair("source.input", s["input"]) if "input" in s else (0.0, 1.0)
+        if inp[0] == inp[1]:
+            raise ck.fail("source.input", "two different numbers", list(inp))
+        return AudioSource(feature, inp)
+    if typ == "lfo":
+        return _lfo_source(ck, s, index)
+    ck.unknown(s, _BEAT_KEYS, "source.")
+    shape_ = ck.choice("source.shape", s.get("shape", "pulse"), BEAT_SHAPES)
+    division = _positive(ck, "source.division", s.get("division", 1.0), MAX_PERIOD_BEATS, "beats")
+    if "decay" in s and shape_ != "pulse":
+        raise ck.fail("source.decay", 'no decay on a ramp (only shape = "pulse" decays)', s["decay"])
+    decay = _positive(ck, "source.decay", s.get("decay", 0.1), 10.0, "seconds")
+    return BeatSource(division, shape_, decay, _phase(ck, s))
+
+
+def _lfo_source(ck: _Checker, s: dict, index: int) -> LfoSource:
+    ck.unknown(s, _LFO_KEYS, "source.")
+    shape_ = ck.choice("source.shape", s.get("shape", "sine"), LFO_SHAPES)
+    if ("rate" in s) == ("beats" in s):
+        raise ck.fail("source.rate", "either rate (Hz) or beats (the period in beats), not both or neither")
+    rate = _positive(ck, "source.rate", s["rate"], MAX_LFO_HZ, "Hz") if "rate" in s else None
+    beats = _positive(ck, "source.beats", s["beats"], MAX_PERIOD_BEATS, "beats") if "beats" in s else None
+    # The default seed is the route's number, so two random LFOs in one file differ.
+    seed = ck.integer("source.seed", s["seed"], 0, 2**31 - 1) if "seed" in s else index
+    return LfoSource(shape_, rate, beats, _phase(ck, s), seed)
+
+
+def _positive(ck: _Checker, key: str, v: Any, hi: float, unit: str) -> float:
+    x = ck.number(key, v)
+    if not 0.0 < x <= hi:
+        raise ck.fail(key, f"{unit} above 0, at most {hi:g}", v)
+    return x
+
+
+def _phase(ck: _Checker, s: dict) -> float:
+    x = ck.number("source.phase", s.get("phase", 0.0))
+    if not 0.0 <= x <= 1.0:
+        raise ck.fail("source.phase", "a fraction of the cycle from 0 to 1", s["phase"])
+    return x
+
+
+def _modulation_route(ck: _Checker, file: Path, index: int, name: str, source: ModulationSource,
+                      r: dict, registry: Registry) -> Route:
+    for key in _CONTROL_ONLY_KEYS:
+        if key in r:
+            what = "address (a param)" if key == "verb" else "no " + key
+            raise ck.fail(key, f"{what}: {source.type} sources modulate params", r[key])
+    if "address" not in r:
+        raise ck.fail("address", "a param address to modulate")
+    address = ck.text("address", r["address"])
+    if address not in registry:
+        raise ck.fail("address", "a param address (see `run_show.py params`)", address)
+    mode = ck.choice("mode", r.get("mode", "absolute"), MODULATION_MODES)
+    fields: dict[str, Any] = {"file": file, "index": index, "name": name, "source": source, "mode": mode,
+                              "address": address}
+    fields.update(_options(ck, r, address, mode, registry))
+    p = registry.param(address)
+    span = p.hard_hi - p.hard_lo
+    if mode == "add":
+        if "range" in r:
+            raise ck.fail("range", 'amount instead (mode = "add" moves around the param\'s own value)', r["range"])
+        if "amount" not in r:
+            raise ck.fail("amount", f"the largest offset in param units (mode = \"add\"), up to {span:g}")
+        fields["amount"] = ck.number("amount", r["amount"])
+        if abs(fields["amount"]) > span:
+            raise ck.fail("amount", f"a number from {-span:g} to {span:g} (the param's range)", r["amount"])
+    elif "amount" in r:
+        raise ck.fail("amount", 'no amount unless mode = "add" (use range)', r["amount"])
+    return Route(**fields)
 
 
 def merge(patches: Iterable[Patch]) -> list[Route]:

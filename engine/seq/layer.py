@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BASE = "/deck/a"
+WARMUP_S = 2.0  # seconds of show time before audio underruns count as the engine's
 
 
 class NoteRouter:
@@ -267,12 +268,23 @@ class LiveSeq:
         router = NoteRouter(self.audio, self.midi, note_log, origin=clock_origin)
         self.layer = SeqLayer(show, router, overlay, synth=self.audio.synth if self.audio is not None else None)
         self.layer.attach()
+        self._warm_underruns: int | None = None  # underruns when the show passed WARMUP_S
+        if self.audio is not None:
+            show.frame_hooks.append(self._warm_up)
+
+    def _warm_up(self, show: "Show") -> None:
+        if self._warm_underruns is None and show.t >= WARMUP_S:
+            self._warm_underruns = self.audio.playback.underruns
+            show.frame_hooks.remove(self._warm_up)
 
     def stats(self) -> dict[str, Any]:
         out = self.layer.stats()
         # "audio" is always there: a silent show (no device) says so with zero blocks.
         out["audio"] = self.audio.stats() if self.audio is not None else {
             "underruns": 0, "xruns": 0, "blocks": 0, "active": False}
+        if self.audio is not None:  # the stream's start-up is not the engine keeping up
+            warm = self._warm_underruns
+            out["audio"]["underruns_after_2s"] = None if warm is None else out["audio"]["underruns"] - warm
         if self.midi is not None:
             out["notes_out"] = self.midi.stats()
         return out

@@ -64,11 +64,13 @@ class NotePlayer:
         self._applied: dict[str, float] = {}
         self._seed: int | None = None
         self.playing = False
+        self._last_start = -math.inf  # beat of the last note started
         self.counts = NoteCounts()
 
     def restart(self, beat: float) -> None:
         """Start again on the next whole beat (after a scene change, a blackout, a mute)."""
         self.stream.reset(seed=self._seed, beat=float(math.ceil(beat - 1e-9)))
+        self._last_start = -math.inf
         self.playing = True
 
     def apply_params(self, get: Callable[[str], float]) -> None:
@@ -107,6 +109,10 @@ class NotePlayer:
         from engine.seq.notes import quantize
 
         start = max(quantize(note.beat, subdivision, swing), beat)  # never in the past
+        step = 1.0 / subdivision
+        while start <= self._last_start + 1e-9:  # a melody: two notes never share a grid point
+            start = quantize(start + step, subdivision, swing)
+        self._last_start = start
         velocity = min(127, max(1, round(note.velocity * gain)))
         if gain <= 0.0:
             return

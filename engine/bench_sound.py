@@ -1,0 +1,210 @@
+"""`bench --sound SECONDS`: the melody through a real JACK server, recorded and checked.
+
+Starts a private JACK server on the dummy driver (48 kHz, 256-frame periods:
+real-time paced, no hardware), `jack_midi_dump` as the MIDI destination, then a
+headless show of the scene (default: the shipped combined scene) with
+`--audio-device jack --notes-out midi-monitor --note-log`, and `jack_rec` on
+the show's audio ports. Afterwards it reports:
+
+- audio underruns after the first 2 s and xruns (from the show's stats);
+- timing: for each logged note, the nearest onset in the recording after one
+  constant offset (the median lag: when jack_rec started plus the output
+  latency), and the share within 30 ms whose pitch is within 50 cents;
+- MIDI: note-ons and note-offs seen by jack_midi_dump, and whether every
+  note-on got its note-off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.jackserver import dummy_server, missing_tools
+
+log = logging.getLogger(__name__)
+
+RATE, PERIOD = 48000, 256
+HOP = 128  # samples between onset-detection frames (2.7 ms)
+WIN = 1024  # samples per onset-detection frame (21 ms)
+TOLERANCE_S = 0.030
+CENTS = 50.0
+REPO = Path(__file__).resolve().parent.parent
+SOUND_SCENE = REPO / "scenes" / "verse.toml"
+
+
+def onsets(x: np.ndarray, rate: int = RATE) -> np.ndarray:
+    """Onset times (s): peaks of the positive spectral flux (log magnitude), adaptive threshold."""
+    frames = (len(x) - WIN) // HOP
+    if frames < 3:
+        return np.zeros(0)
+    idx = np.arange(WIN)[None, :] + HOP * np.arange(frames)[:, None]  # (frames, WIN)
+    mag = np.log1p(100.0 * np.abs(np.fft.rfft(x[idx] * np.hanning(WIN), axis=1)))  # (frames, WIN/2+1)
+    flux = np.maximum(np.diff(mag, axis=0), 0.0).sum(axis=1)  # (frames-1,)
+    local = np.convolve(flux, np.ones(31) / 31, "same")  # ~80 ms moving mean
+    thresh = local * 1.5 + 0.1 * flux.max()
+    peaks = (flux > thresh) & (flux >= np.roll(flux, 1)) & (flux >= np.roll(flux, -1))
+    # A peak at frame i compares frames i and i+1: the onset is inside frame i+1's window.
+    return ((np.flatnonzero(peaks) + 1) * HOP + WIN / 2) / rate
+
+
+def pitch_at(x: np.ndarray, t: float, rate: int = RATE) -> float:
+    """Dominant frequency (Hz) of the 60 ms after t, minus what was sounding just before."""
+    n = int(0.06 * rate)
+    a, b = int(t * rate), int(t * rate) + n
+    if a - n < 0 or b > len(x):
+        return 0.0
+    w = np.hanning(n)
+    after = np.abs(np.fft.rfft(x[a:b] * w, 8 * n))
+    before = np.abs(np.fft.rfft(x[a - n:a] * w, 8 * n))
+    spec = np.maximum(after - before, 0.0)
+    freqs = np.fft.rfftfreq(8 * n, 1.0 / rate)
+    band = (freqs > 40.0) & (freqs < 4000.0)
+    return float(freqs[band][np.argmax(spec[band])])
+
+
+def _common_lag(t: np.ndarray, found: np.ndarray) -> float:
+    """The constant offset (s) between logged times and heard onsets: the lag shared by the
+    most (note, onset) pairs, within 10 ms, refined by the median of those pairs' lags."""
+    lags = (found[None, :] - t[:, None]).ravel()  # every onset minus every note time
+    lags = lags[(lags > -5.0) & (lags < 30.0)]
+    if lags.size == 0:
+        return 0.0
+    bins = np.round((lags + 5.0) / 0.002).astype(np.int64)  # 2 ms bins from -5 s
+    window = np.convolve(np.bincount(bins), np.ones(11), "same")  # pairs within +-10 ms
+    best = np.argmax(window) * 0.002 - 5.0
+    near = lags[np.abs(lags - best) <= 0.010]
+    return float(np.median(near))
+
+
+def match_notes(notes: list[dict], rec: np.ndarray, rate: int = RATE) -> dict[str, Any]:
+    """Each logged note's nearest onset after one constant offset, and its pitch."""
+    found = onsets(rec, rate)
+    if not notes or found.size == 0:
+        return {"notes": len(notes), "onsets": int(found.size), "on_time": 0, "in_tune": 0, "share": 0.0}
+    t = np.array([n["t"] for n in notes])
+    offset = _common_lag(t, found)
+    lags = np.array([found[np.argmin(np.abs(found - (ti + offset)))] - ti - offset for ti in t])
+    on_time = np.abs(lags) <= TOLERANCE_S
+    good = 0
+    for note, ti, ok in zip(notes, t, on_time):
+        if ok:
+            f = pitch_at(rec, ti + offset, rate)
+            want = 440.0 * 2.0 ** ((note["pitch"] - 69) / 12.0)
+            good += f > 0 and abs(1200.0 * np.log2(f / want)) <= CENTS
+    return {"notes": len(notes), "onsets": int(found.size), "offset_s": round(offset, 4),
+            "on_time": int(on_time.sum()), "in_tune": int(good), "share": round(float(good) / len(notes), 4),
+            "lag_p50_ms": round(float(np.median(np.abs(lags))) * 1000, 2),
+            "lag_p95_ms": round(float(np.percentile(np.abs(lags), 95)) * 1000, 2)}
+
+
+def midi_pairs(dump: str) -> dict[str, Any]:
+    """Count note-ons and note-offs in jack_midi_dump's output; every on needs its off."""
+    held: dict[tuple[int, int], int] = {}
+    ons = offs = orphans = 0
+    for line in dump.splitlines():
+        parts = line.split(":", 1)[-1].split()
+        if len(parts) < 3:
+            continue
+        try:
+            status, pitch, vel = (int(p, 16) for p in parts[:3])
+        except ValueError:
+            continue
+        key = (status & 0x0F, pitch)
+        if status & 0xF0 == 0x90 and vel > 0:
+            ons += 1
+            held[key] = held.get(key, 0) + 1
+        elif status & 0xF0 == 0x80 or (status & 0xF0 == 0x90 and vel == 0):
+            offs += 1
+            if held.get(key, 0) > 0:
+                held[key] -= 1
+            else:
+                orphans += 1
+    hanging = sum(held.values())
+    return {"note_ons": ons, "note_offs": offs, "hanging": hanging, "orphan_offs": orphans,
+            "paired": hanging == 0 and orphans == 0}
+
+
+def _our_ports(timeout: float) -> list[str]:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        ports = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=5).stdout.split("\n")
+        ours = [p.strip() for p in ports if p.startswith("PortAudio") and "out_" in p]
+        if ours:
+            return ours
+        time.sleep(0.1)
+    return []
+
+
+def bench_sound(scene: Path = SOUND_SCENE, seconds: float = 60.0, fps: float = 60.0) -> dict[str, Any]:
+    missing = missing_tools(("jack_rec", "jack_lsp", "jack_midi_dump", "stdbuf"))
+    if missing:
+        raise RuntimeError(f"{', '.join(missing)} not installed (apt-get install jackd2)")
+    with tempfile.TemporaryDirectory() as tmp_, dummy_server(rate=RATE, period=PERIOD):
+        tmp = Path(tmp_)
+        dump_f = open(tmp / "dump.txt", "w")
+        dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump"], stdout=dump_f, stderr=subprocess.STDOUT)
+        show = rec = None
+        try:
+            time.sleep(0.5)  # midi-monitor:input registered
+            show = subprocess.Popen(
+                [sys.executable, str(REPO / "run_show.py"), "-q", "show", "--headless", "--scene", str(scene),
+                 "--seconds", str(seconds), "--fps", str(fps), "--audio-device", "jack", "--midi-api", "jack",
+                 "--notes-out", "midi-monitor", "--note-log", str(tmp / "notes.jsonl"),
+                 "--stats", str(tmp / "stats.json"), "--osc-port", "0", "--oscquery-port", "0"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ})
+            ports = _our_ports(120.0)
+            if not ports:
+                raise RuntimeError("the show's audio ports never appeared in JACK")
+            # jack_rec writes a complete WAV only when its -d duration ends (not when killed).
+            rec = subprocess.Popen(["jack_rec", "-f", str(tmp / "rec.wav"), "-d", str(seconds + 2), "-b", "16",
+                                    ports[0]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _, err = show.communicate(timeout=seconds + 120)
+            if show.returncode != 0:
+                raise RuntimeError(f"the show failed (exit {show.returncode}): {err[-1500:]}")
+            rec.wait(timeout=30)
+            time.sleep(0.3)  # the last note-offs reach jack_midi_dump
+        finally:
+            for p in (rec, show, dump):
+                if p is not None and p.poll() is None:
+                    p.terminate()
+                    p.wait(timeout=10)
+            dump_f.close()
+        return _report(tmp)
+
+
+def _report(tmp: Path) -> dict[str, Any]:
+    from engine.audio.wav import read_wav
+
+    stats = json.loads((tmp / "stats.json").read_text())
+    notes = [json.loads(line) for line in (tmp / "notes.jsonl").read_text().splitlines() if line.strip()]
+    rate, rec = read_wav(tmp / "rec.wav")
+    audio = stats.get("audio", {})
+    return {
+        "fps": stats["fps"], "late_frames": stats["late_frames"], "frame_p99_ms": stats["frame_ms"]["p99"],
+        "audio": {k: audio.get(k) for k in ("underruns", "underruns_after_2s", "xruns", "blocks", "late")},
+        "timing": match_notes(notes, rec[:, 0], rate),
+        "midi": midi_pairs((tmp / "dump.txt").read_text()),
+        "seq": stats.get("seq"),
+    }
+
+
+def format_sound(r: dict[str, Any]) -> str:
+    a, t, m = r["audio"], r["timing"], r["midi"]
+    return "\n".join([
+        f"show: {r['fps']:.1f} fps, frame p99 {r['frame_p99_ms']:.2f} ms, late frames {r['late_frames']}",
+        f"audio: {a['blocks']} blocks, underruns {a['underruns']} ({a['underruns_after_2s']} after the first 2 s), "
+        f"xruns {a['xruns']}",
+        f"notes: {t['notes']} logged, {t['onsets']} onsets heard; on time (30 ms) and in tune (50 cents): "
+        f"{t['in_tune']} = {100 * t['share']:.1f}% (lag p50 {t.get('lag_p50_ms')} ms, p95 {t.get('lag_p95_ms')} ms)",
+        f"MIDI: {m['note_ons']} note-ons, {m['note_offs']} note-offs, hanging {m['hanging']}, "
+        f"every note-on with its note-off: {m['paired']}",
+    ])
