@@ -29,7 +29,7 @@ def test_every_shipped_patch_loads(path):
 def test_shipped_patches_cover_the_controllers():
     names = {p.name for p in PATCHES}
     assert {"nanokontrol2.toml", "launch_control_xl.toml", "apc_mini_mk2.toml", "midifighter_twister.toml",
-            "osc_apps.toml"} <= names
+            "osc_apps.toml", "audio_reactive.toml"} <= names
 
 
 ROUTE = '[[route]]\nname = "f1"\nsource = { type = "midi", cc = 0 }\naddress = "/master/brightness"\n'
@@ -46,7 +46,8 @@ ROUTE = '[[route]]\nname = "f1"\nsource = { type = "midi", cc = 0 }\naddress = "
     (ROUTE + "range = [0, 5]\n", "range", "inside 0.0..1.0"),
     (ROUTE.replace("cc = 0", "cc14 = 40"), "source.cc14", "from 0 to 31"),
     (ROUTE.replace("cc = 0", "cc = 0, note = 1"), "source", "exactly one of"),
-    (ROUTE.replace('type = "midi"', 'type = "audio"'), "source.type", "not available yet"),
+    (ROUTE.replace('type = "midi"', 'type = "video"'), "source.type", "one of midi, osc, audio, lfo, beat"),
+    (ROUTE + "amount = 0.5\n", "amount", "no amount on a MIDI or OSC route"),
     (ROUTE.replace('address = "/master/brightness"', 'verb = "/show/explode"'), "verb", "one of"),
     (ROUTE + 'mode = "toggle"\n', "mode", "not a bool param"),
     (ROUTE + 'mode = "relative"\n'.replace("relative", "velocity"), "mode", "one of absolute"),
@@ -65,6 +66,75 @@ def test_bad_patches_name_file_route_and_key(tmp_path, body, key, expected):
     assert str(f) in msg and f"key '{key}'" in msg and expected in msg, msg
     if "[[route]]" in body:
         assert "route #1" in msg
+
+
+MOD = '[[route]]\nname = "m"\nsource = {src}\naddress = "/deck/a/latent/1"\n'
+LFO = '{ type = "lfo", shape = "sine", rate = 1.0 }'
+
+
+@pytest.mark.parametrize("src,extra,key,expected", [
+    ('{ type = "audio", feature = "bass" }', "", "source.feature", "one of rms, low, mid, high, onset"),
+    ('{ type = "audio" }', "", "source.feature", "one of rms"),
+    ('{ type = "audio", feature = "rms", input = [0.5, 0.5] }', "", "source.input", "two different numbers"),
+    ('{ type = "audio", feature = "rms", gain = 2 }', "", "source.gain", "unknown key"),
+    ('{ type = "lfo", shape = "sine", rate = -1.0 }', "", "source.rate", "Hz above 0"),
+    ('{ type = "lfo", shape = "sine", rate = 0 }', "", "source.rate", "Hz above 0"),
+    ('{ type = "lfo", shape = "sine", rate = 1.0, beats = 4 }', "", "source.rate", "either rate (Hz) or beats"),
+    ('{ type = "lfo", shape = "sine" }', "", "source.rate", "not both or neither"),
+    ('{ type = "lfo", shape = "wobble", rate = 1.0 }', "", "source.shape", "one of sine, triangle, saw"),
+    ('{ type = "lfo", rate = 1.0, phase = 1.5 }', "", "source.phase", "from 0 to 1"),
+    ('{ type = "lfo", rate = "fast" }', "", "source.rate", "a finite number"),
+    ('{ type = "lfo", beats = 0 }', "", "source.beats", "beats above 0"),
+    ('{ type = "lfo", shape = "random", beats = 4, seed = -1 }', "", "source.seed", "an integer from 0"),
+    ('{ type = "beat", division = 0 }', "", "source.division", "beats above 0"),
+    ('{ type = "beat", shape = "ramp", decay = 0.2 }', "", "source.decay", "no decay on a ramp"),
+    ('{ type = "beat", decay = -0.2 }', "", "source.decay", "seconds above 0"),
+    ('{ type = "beat", shape = "sine" }', "", "source.shape", "one of pulse, ramp"),
+    (LFO, 'mode = "add"\n', "amount", "the largest offset"),
+    (LFO, 'mode = "add"\namount = 9\n', "amount", "a number from -6 to 6"),
+    (LFO, 'mode = "add"\namount = 1\nrange = [0, 1]\n', "range", "amount instead"),
+    (LFO, "amount = 1\n", "amount", 'no amount unless mode = "add"'),
+    (LFO, 'mode = "relative"\n', "mode", "one of absolute, add"),
+    (LFO, 'takeover = "pickup"\n', "takeover", "lfo sources modulate params"),
+    (LFO, "feedback = true\n", "feedback", "lfo sources modulate params"),
+    (LFO, "range = [0, 9]\n", "range", "inside -3.0..3.0"),
+    (LFO, "smoothing = 100\n", "smoothing", "seconds from 0 to 60"),
+])
+def test_bad_modulation_routes_name_file_route_and_key(tmp_path, src, extra, key, expected):
+    f = write(tmp_path, MOD.format(src=src) + extra)
+    with pytest.raises(StartupError) as err:
+        load_patch(f, build_registry())
+    msg = str(err.value)
+    assert str(f) in msg and "route #1 ('m')" in msg and f"key '{key}'" in msg and expected in msg, msg
+
+
+def test_modulation_route_needs_an_address_not_a_verb(tmp_path):
+    f = write(tmp_path, '[[route]]\nsource = { type = "beat" }\nverb = "/show/next"\n')
+    with pytest.raises(StartupError, match="key 'verb': expected address"):
+        load_patch(f, build_registry())
+    f = write(tmp_path, '[[route]]\nsource = { type = "beat" }\n')
+    with pytest.raises(StartupError, match="key 'address': expected a param address to modulate"):
+        load_patch(f, build_registry())
+
+
+def test_modulation_sources_and_defaults(tmp_path):
+    f = write(tmp_path, MOD.format(src='{ type = "beat" }') + MOD.format(src='{ type = "lfo", beats = 8 }')
+              + MOD.format(src='{ type = "audio", feature = "low", input = [0.2, 0.8] }')
+              + 'mode = "add"\namount = -1.5\nsmoothing = 0.3\n')
+    beat, lfo, audio = load_patch(f, build_registry()).routes
+    assert (beat.source.division, beat.source.shape, beat.source.decay, beat.source.phase) == (1.0, "pulse", 0.1, 0.0)
+    assert (lfo.source.shape, lfo.source.rate, lfo.source.beats, lfo.source.seed) == ("sine", None, 8.0, 2)
+    assert audio.source.input == (0.2, 0.8) and audio.mode == "add" and audio.amount == -1.5
+    assert all(r.is_modulation and not r.needs_loop for r in (beat, lfo, audio)) and beat.mode == "absolute"
+
+
+def test_later_files_win_for_the_same_modulation_source(tmp_path):
+    a = write(tmp_path, MOD.format(src='{ type = "audio", feature = "rms" }')
+              + MOD.format(src='{ type = "audio", feature = "low" }'), "a.toml")
+    b = write(tmp_path, MOD.format(src='{ type = "audio", feature = "rms" }').replace("latent/1", "latent/2"),
+              "b.toml")
+    routes = load_patches([a, b], build_registry())
+    assert {r.source.feature: r.address for r in routes} == {"low": "/deck/a/latent/1", "rms": "/deck/a/latent/2"}
 
 
 def test_route_is_named_by_number_and_name(tmp_path):
@@ -142,3 +212,13 @@ def test_dump_round_trips(tmp_path):
     back = load_patch(f, build_registry()).routes
     from dataclasses import replace
     assert [replace(r, file=Path("x"), index=0) for r in back] == [replace(r, index=0) for r in routes]
+
+
+def test_modulation_routes_round_trip_through_dump(tmp_path):
+    reg = build_registry()
+    routes = load_patch(REPO / "patches" / "audio_reactive.toml", reg).routes
+    f = write(tmp_path, dump_routes("again", routes), "again.toml")
+    again = load_patch(f, reg).routes
+    strip = [(r.name, r.source, r.mode, r.address, r.range, r.curve, r.invert, r.smoothing, r.amount) for r in routes]
+    assert [(r.name, r.source, r.mode, r.address, r.range, r.curve, r.invert, r.smoothing, r.amount)
+            for r in again] == strip

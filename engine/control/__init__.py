@@ -8,7 +8,8 @@ the live show never need to know the details:
     start(args: argparse.Namespace, show: engine.show.Show) -> Control | None
         open its sockets, ports and threads; attach to the show through
         show.queue (inputs only enqueue), show.listeners (feedback of changes
-        inputs caused), show.frame_hooks (once-per-frame work) and show.verbs
+        inputs caused), show.frame_hooks (once-per-frame work), show.model_hooks
+        (per-frame work before the forward pass: modulation) and show.verbs
         (verbs it answers, such as /learn/start); None when its flags leave it off.
 
 A Control has `close()` (idempotent; stops threads, closes ports, sends panic
@@ -27,7 +28,10 @@ if TYPE_CHECKING:
     from engine.show import Show
 
 # Import paths of the control modules, in start order.
-MODULES: tuple[str, ...] = ("engine.control.tempo", "engine.control.osc", "engine.control.midi")
+# Modulation comes last: its patch routes may name verbs the others register.
+MODULES: tuple[str, ...] = (
+    "engine.control.tempo", "engine.control.osc", "engine.control.midi", "engine.control.modulation",
+)
 
 
 class Control(Protocol):

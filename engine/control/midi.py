@@ -71,8 +71,10 @@ class MidiControl:
         self.clock_sync = getattr(args, "tempo_source", "internal") == "midi"
         self.learn_file = Path(args.learn_save) if args.learn_save else default_learn_file()
         verbs = tuple(show.verbs)
-        base = load_patches(args.patch, show.registry, verbs)
+        # Audio, LFO and beat routes belong to engine.control.modulation, which loads the same files.
+        base = [r for r in load_patches(args.patch, show.registry, verbs) if not r.is_modulation]
         learned = load_patch(self.learn_file, show.registry, verbs).routes if self.learn_file.is_file() else []
+        learned = [r for r in learned if not r.is_modulation]
         self.router = Router(show, [])
         self.limiter = FeedbackLimiter(clock=clock)
         self.encoder = FeedbackEncoder([], show.registry)

@@ -654,6 +654,14 @@ def _toml_value(v: Any) -> str:
 def source_table(source: Source) -> dict:
     if isinstance(source, OscSource):
         return {"type": "osc", "address": source.address, "input": list(source.input)}
+    if isinstance(source, AudioSource):
+        return {"type": "audio", "feature": source.feature, "input": list(source.input)}
+    if isinstance(source, LfoSource):
+        period = {"rate": source.rate} if source.rate is not None else {"beats": source.beats}
+        return {"type": "lfo", "shape": source.shape, **period, "phase": source.phase, "seed": source.seed}
+    if isinstance(source, BeatSource):
+        beat = {"type": "beat", "division": source.division, "shape": source.shape, "phase": source.phase}
+        return {**beat, "decay": source.decay} if source.shape == "pulse" else beat
     t: dict[str, Any] = {"type": "midi"}
     if source.port:
         t["port"] = source.port
@@ -674,7 +682,7 @@ def dump_routes(name: str, routes: Iterable[Route], header: str = "") -> str:
         lines.append(f"address = {_toml_value(r.address)}" if r.address else f"verb = {_toml_value(r.verb)}")
         lines.append(f"mode = {_toml_value(r.mode)}")
         for key in ("value", "range", "curve", "invert", "takeover", "smoothing", "feedback", "step",
-                    "encoding", "bits", "feedback_on", "feedback_off"):
+                    "encoding", "bits", "feedback_on", "feedback_off", "amount"):
             v = getattr(r, key)
             if v is not None and v != getattr(blank, key):
                 lines.append(f"{key} = {_toml_value(v)}")
