@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--events", type=Path, metavar="FILE",
                         help="replay a performance recorded with show --record-events, frame for frame")
     render.add_argument("--out", required=True, help="FILE.mp4, or DIR/ for a PNG sequence")
+    render.add_argument("--patch", action="append", type=Path, metavar="FILE",
+                        help="patch file whose LFO, beat and audio routes modulate the render (repeatable; "
+                             "default with --events: the recorded show's)")
 
     train = sub.add_parser("train", help="train a model from your own material")
     tsub = train.add_subparsers(dest="family", required=True, metavar="FAMILY")
@@ -158,6 +161,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     res = render(
         specs, seconds=args.seconds, fps=fps, out=args.out, size=args.size,
         aspect=args.aspect, render_size=args.render_size, device=_device(args.device), events=events,
+        patches=args.patch,
     )
     sound = " with sound" if res.audio else ""
     print(f"rendered {res.frames} frames ({res.size[0]}x{res.size[1]}, {res.fps} fps){sound} to {res.out}")

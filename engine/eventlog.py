@@ -50,7 +50,8 @@ class EventLogError(StartupError):
 class EventRecorder:
     """Appends each applied event to a JSON-lines file; attach() it to a show."""
 
-    def __init__(self, path: Path, *, fps: float, scenes: list[Path], tempo_source: str) -> None:
+    def __init__(self, path: Path, *, fps: float, scenes: list[Path], tempo_source: str,
+                 patches: list[Path] | None = None) -> None:
         self.path = Path(path)
         try:
             self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
@@ -59,7 +60,8 @@ class EventRecorder:
         self.recorded = 0
         self.failed = False
         header = {FORMAT_KEY: FORMAT_VERSION, "fps": float(fps),
-                  "scenes": [str(Path(s).resolve()) for s in scenes], "tempo_source": tempo_source}
+                  "scenes": [str(Path(s).resolve()) for s in scenes], "tempo_source": tempo_source,
+                  "patches": [str(Path(p).resolve()) for p in patches or []]}  # for their modulation routes
         self._write(header)
         self.flush()
 
@@ -125,6 +127,7 @@ class EventLog:
     scenes: list[Path]
     tempo_source: str
     events: dict[tuple[int, str], list[Event]] = field(default_factory=dict)
+    patches: list[Path] = field(default_factory=list)  # the live show's --patch files (modulation)
     end_frame: int | None = None  # frames the live show played, when it ended cleanly
     count: int = 0
 
@@ -196,7 +199,10 @@ def _header(file: Path, obj: dict[str, Any]) -> EventLog:
         raise EventLogError(f"{file}: line 1: key 'scenes': expected a list of scene file paths")
     if source not in ("internal", "midi", "link"):
         raise EventLogError(f"{file}: line 1: key 'tempo_source': expected internal, midi or link")
-    return EventLog(file, float(fps), [Path(s) for s in scenes], source)
+    patches = obj.get("patches", [])
+    if not isinstance(patches, list) or not all(isinstance(p, str) for p in patches):
+        raise EventLogError(f"{file}: line 1: key 'patches': expected a list of patch file paths")
+    return EventLog(file, float(fps), [Path(s) for s in scenes], source, patches=[Path(p) for p in patches])
 
 
 def _event(file: Path, number: int, obj: dict[str, Any]) -> tuple[int, str, Event]:

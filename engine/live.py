@@ -106,7 +106,8 @@ def _start_recorder(args: argparse.Namespace, show: Show, fps: float, specs: lis
     path = getattr(args, "record_events", None)
     if path is None:
         return None
-    recorder = EventRecorder(path, fps=fps, scenes=[s.file for s in specs], tempo_source=show.tempo.source)
+    recorder = EventRecorder(path, fps=fps, scenes=[s.file for s in specs], tempo_source=show.tempo.source,
+                             patches=getattr(args, "patch", None) or [])
     recorder.attach(show)
     log.info("recording input events to %s", path)
     return recorder

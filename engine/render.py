@@ -73,6 +73,15 @@ class RecordOutput:
             self._writer.abort()
 
 
+def _modulate(show: Show, patches: list[Path]) -> None:
+    """The patches' LFO, beat and audio routes (audio: the features a replayed log recorded)."""
+    from engine.control.modulation import ModulationControl, modulation_routes
+
+    routes = modulation_routes(patches, show.registry, show.verbs)
+    if routes:
+        ModulationControl(show, routes)
+
+
 @dataclass
 class RenderResult:
     out: Path
@@ -93,6 +102,7 @@ def render(
     render_size: int | None = None,
     device: torch.device = torch.device("cpu"),
     events: EventLog | None = None,
+    patches: list[Path] | None = None,
 ) -> RenderResult:
     """Render `seconds` (None: the event log's length) at `fps` to `out` (FILE.mp4 or DIR/),
     starting with the first scene; `events` replays a recorded performance."""
@@ -113,6 +123,7 @@ def render(
     show = Show(scenes, registry, EventQueue(), renderer, output, FixedClock(fps), strict=True, tempo=tempo)
     if events is not None:
         show.replay = EventReplay(events)
+    _modulate(show, patches if patches is not None else (events.patches if events is not None else []))
     with tempfile.TemporaryDirectory(prefix="latent-stage-render-") as tmp:
         seq = OfflineSeq(show, output, fps, Path(tmp) / "sound.wav") if has_seq(show) else None
         try:

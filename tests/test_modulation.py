@@ -391,3 +391,21 @@ def test_cli_show_with_the_audio_reactive_patch(capsys, tmp_path, scene_file):
     s = json.loads(stats.read_text())
     assert s["modulation"]["routes"] == 6 and s["modulation"]["errors"] == 0 and s["frame_errors"] == 0
     assert s["midi"]["routes"] == 0  # the MIDI control left the modulation routes alone
+
+
+def test_render_with_a_patch_is_modulated_and_repeatable(tmp_path, scene_file):
+    from PIL import Image
+
+    from engine.render import render
+    from engine.scene import load_scene
+    from tests.conftest import REPO
+
+    spec = load_scene(scene_file('name = "m"\n'))
+    patch = REPO / "patches" / "audio_reactive.toml"
+    outs = []
+    for name, patches in (("a", [patch]), ("b", [patch]), ("plain", [])):
+        render([spec], seconds=1, fps=30, out=f"{tmp_path / name}/", patches=patches)
+        outs.append([np.asarray(Image.open(p)) for p in sorted((tmp_path / name).glob("*.png"))])
+    a, b, plain = outs
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert any(not np.array_equal(x, y) for x, y in zip(a, plain)), "the LFOs changed nothing"
