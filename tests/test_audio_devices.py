@@ -71,7 +71,7 @@ def parse(*argv: str) -> argparse.Namespace:
 
 def test_flags_and_defaults():
     args = parse()
-    assert (args.audio_device, args.sample_rate, args.block_size, args.audio_latency) == (None, None, 256, 3)
+    assert (args.audio_device, args.sample_rate, args.block_size, args.audio_latency) == (None, None, 256, 4)
     assert not args.no_audio and args.audio_in is None
     with pytest.raises(SystemExit):
         parse("--block-size", "3")

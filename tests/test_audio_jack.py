@@ -71,10 +71,10 @@ def show_loop(out, start: float, seconds: float, warm: dict) -> None:
 
 
 def found_onsets(x: np.ndarray) -> list[int]:
-    """Samples where |x| first exceeds 0.02 after at least 50 ms below 0.001."""
+    """Samples where |x| exceeds 0.02 with no such sample in the 50 ms before."""
     loud = np.abs(x) > 0.02
-    quiet_run = np.convolve(np.abs(x) < 0.001, np.ones(2400), "full")[:len(x)]  # quiet samples in the last 50 ms
-    return [int(i) for i in np.flatnonzero(loud[1:] & ~loud[:-1]) + 1 if quiet_run[i - 1] >= 2400]
+    recent = np.convolve(loud, np.ones(2400), "full")[:len(x)]  # loud samples in the 50 ms up to i
+    return [int(i) for i in np.flatnonzero(loud) if i > 2400 and recent[i - 1] == 0]
 
 
 def peak_hz(x: np.ndarray) -> float:
@@ -126,14 +126,13 @@ def test_audio_in_hears_the_synth_and_devices_lists_jack(jack):
         for k in range(4):
             out.schedule(start + 0.4 * k, 69, 120, 0.15)
         pause = threading.Event()
-        features, onsets_seen = [], set()
+        features = []
         while time.perf_counter() < start + 1.8:
-            f = cap.update()  # the show loop's job
-            features.append(f)
-            onsets_seen.add(f.onsets)
+            features.append(cap.update())  # the show loop's job
             pause.wait(1 / 60)
     finally:
         cap.close()
         out.close()
-    assert max(f.onsets for f in features) == 4 and cap.errors == 0
+    # A host xrun drops a period mid-note, and the restart is (rightly) an onset too.
+    assert 4 <= max(f.onsets for f in features) <= 4 + out.stats()["xruns"] and cap.errors == 0
     assert max(f.mid for f in features) > 0.7 and max(f.high for f in features) < 0.3

@@ -39,7 +39,7 @@ def test_callback_copies_ready_blocks_and_counts_underruns():
     ring.write_from(np.full((BLOCK, 2), 0.5, np.float32))
     out = np.ones((BLOCK, 2), np.float32)
     playback.callback(out, BLOCK, info(), None)
-    assert np.all(out == 0.5) and playback.underruns == 0
+    assert np.all(out == 0.5) and playback.underruns == 0 and playback.next_sample == BLOCK
     playback.callback(out, BLOCK, info(), None)  # nothing ready
     assert np.all(out == 0.0) and playback.underruns == 1
     playback.callback(out, BLOCK, info(), SimpleNamespace(output_underflow=True))  # any set flag is truthy

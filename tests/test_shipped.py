@@ -38,13 +38,16 @@ def test_trained_folder_is_small_safe_and_documented():
     total = sum(p.stat().st_size for p in shipped)
     assert total < 30 * 1024 * 1024
     assert not [p for p in TRAINED.iterdir() if p.suffix in {".pt", ".pth", ".pkl", ".ckpt"}]
+    samples = {"gan": ".png", "notes": ".mid", "text": ".txt"}  # each family's sample beside its model
     for f in files:
-        assert f.with_suffix(".png").is_file(), f"{f.name} has no sample grid"
         with safe_open(str(f), framework="pt") as sf:
             meta = sf.metadata()
             dtypes = {sf.get_slice(k).get_dtype() for k in sf.keys()}
+        assert f.with_suffix(samples[meta["kind"]]).is_file(), f"{f.name} has no samples beside it"
         assert {"format", "kind", "config", "data", "metrics", "steps", "torch"} <= set(meta)
         assert dtypes == {"F16"}, dtypes
         metrics = json.loads(meta["metrics"])
         if meta["kind"] == "gan":
             assert metrics["sample_distance"] < metrics["sample_distance_start"]
+        else:  # notes and text: better than the simple baseline on held-out data
+            assert metrics["val_loss"] < metrics["baseline_loss"]

@@ -7,7 +7,8 @@
 - ``devices``: which PortAudio device a flag means; the ``devices`` listing.
 - ``wav``: WAV files, a fake stream and offline rendering (no sound card).
 - ``analysis``: level / band / onset features (pure); ``capture``: --audio-in.
-- ``bench``: synth cost and the real stream under a JACK dummy server.
+- ``bench``: synth cost and the real stream under a JACK dummy server;
+  ``bench_rtmixer``: the same through python-rtmixer's C callback, for comparison.
 
 The sounddevice output edge is engine.output.audio. Only ``devices``,
 ``capture`` and engine.output.audio import sounddevice, and only when called.

@@ -70,6 +70,11 @@ class Playback:
             except BaseException:  # noqa: BLE001 - outdata itself is broken: nothing left to do
                 pass
 
+    @property
+    def next_sample(self) -> int:
+        """Synth sample index of the next block the callback will play."""
+        return self.origin + self.ring.read * self.ring.frames
+
     def stats(self) -> dict[str, int]:
         return {"underruns": self.underruns, "xruns": self.xruns, "blocks": self.blocks,
                 "callback_errors": self.errors}

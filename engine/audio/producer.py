@@ -1,7 +1,8 @@
 """The producer thread: renders the synth ahead into the ring, so the callback only copies.
 
 It keeps the ring full: `latency_blocks` rendered blocks wait ahead of the
-one the sound card plays (2 to 4 blocks of 256 frames at 48 kHz is 11 to 21 ms).
+one the sound card plays (2 to 4 blocks of 256 frames at 48 kHz is 11 to 21 ms;
+the flag's default is 4).
 After each fill it sleeps until the callback wakes it (one block later), or
 `poll_s` at most. Each render is timed; `cost_ms()` gives p50 / p99 / max.
 

@@ -55,8 +55,10 @@ def add_audio_args(parser: argparse.ArgumentParser) -> None:
                    help="sample rate (default: the JACK server's rate under JACK, else 48000)")
     g.add_argument("--block-size", type=_count(16, 8192), default=256, metavar="FRAMES",
                    help="frames per audio block (default 256: 5.3 ms at 48 kHz)")
-    g.add_argument("--audio-latency", type=_count(1, 64), default=3, metavar="BLOCKS",
-                   help="blocks rendered ahead of the sound card (default 3)")
+    # 4, not 3: on the loaded 2-core machine 3 blocks (16 ms) let an underrun through about once a
+    # minute, 4 (21 ms) none in 60 s (docs/AUDIO.md).
+    g.add_argument("--audio-latency", type=_count(1, 64), default=4, metavar="BLOCKS",
+                   help="blocks rendered ahead of the sound card (default 4: 21 ms at 256 frames, 48 kHz)")
     g.add_argument("--synth-voices", type=_count(1, 64), default=8, metavar="N", help="synth polyphony (default 8)")
     g.add_argument("--no-audio", action="store_true", help="no sound output")
     g.add_argument("--audio-in", metavar="DEVICE",
@@ -68,7 +70,7 @@ class AudioOut:
     """Synth + ring + producer + callback + clock; `start(stream)` plays through any stream
     created with `self.playback.callback` (a sounddevice one, or a test's fake)."""
 
-    def __init__(self, synth: Synth, block: int = 256, channels: int = 2, latency_blocks: int = 3) -> None:
+    def __init__(self, synth: Synth, block: int = 256, channels: int = 2, latency_blocks: int = 4) -> None:
         self.synth = synth
         self.sample_rate = synth.sample_rate
         self.block = block

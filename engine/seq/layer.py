@@ -83,7 +83,8 @@ def _load_players(scenes: list[Any]) -> list[tuple[NotePlayer | None, TextPlayer
 
                 notes_cache[seq.notes.model] = load_note_model(seq.notes.model)[0]
                 log.info("loaded %s (notes)", seq.notes.model.name)
-            primer = [n for m in read_midi_melodies(seq.notes.primer) for n in m] if seq.notes.primer else []
+            melodies = read_midi_melodies(seq.notes.primer) if seq.notes.primer else []
+            primer = melodies[0] if melodies else []  # the first melody line of the file
             notes = NotePlayer(NoteStream(notes_cache[seq.notes.model], seed=sc.spec.seed, primer=primer), BASE)
         if seq is not None and seq.text is not None:
             if seq.text.model not in text_cache:

@@ -239,7 +239,7 @@ class NoteStream:
         self._cur.step = step
 
     def _primer_tokens(self, notes: Sequence[Note]) -> list[int]:
-        notes = list(notes)[-MAX_PRIMER_NOTES:]
+        notes = sorted(notes, key=lambda n: n.beat)[-MAX_PRIMER_NOTES:]  # the latest ones
         return self.vocab.encode(notes, bos=False) if notes else []
 
     def next_notes(self, until_beat: float) -> list[Note]:

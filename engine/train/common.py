@@ -43,8 +43,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     """--out, --minutes | --steps, --resume, --device, --seed, --checkpoint-every (shared by all trainers)."""
     parser.add_argument(
         "--out", required=True, metavar="PATH",
-        help="output name: PATH.safetensors (model), PATH.png (samples), "
-        "PATH.state.safetensors (training state for --resume)",
+        help="output name: PATH.safetensors (model), samples beside it (PATH.png for gan, .mid for notes, "
+        ".txt for text), PATH.state.safetensors (training state for --resume)",
     )
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument(

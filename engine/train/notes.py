@@ -268,7 +268,7 @@ class _NotesRun:
         """SAMPLE_MELODIES melodies of SAMPLE_BEATS beats each, 4 beats apart, fixed seeds."""
         model = NoteRNN(self.config)
         model.load_state_dict({k: v.detach().float().cpu() for k, v in self.model.state_dict().items()})
-        stream = NoteStream(model.eval(), StreamParams(temperature=0.9, allow_restart=False))
+        stream = NoteStream(model.eval(), StreamParams(temperature=0.9, top_k=20, allow_restart=False))
         notes = []
         for i in range(SAMPLE_MELODIES):
             start = i * (SAMPLE_BEATS + 4.0)
