@@ -36,22 +36,10 @@ import numpy as np
 import torch
 
 from engine.models.notes import Note, NoteRNN, NoteVocab, NumpyStepper, load_note_model
+from engine.seq.scales import SCALES
 
 log = logging.getLogger(__name__)
 
-SCALES: dict[str, tuple[int, ...]] = {
-    "chromatic": tuple(range(12)),
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "harmonic_minor": (0, 2, 3, 5, 7, 8, 11),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "phrygian": (0, 1, 3, 5, 7, 8, 10),
-    "lydian": (0, 2, 4, 6, 7, 9, 11),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-    "pentatonic": (0, 2, 4, 7, 9),
-    "minor_pentatonic": (0, 3, 5, 7, 10),
-    "blues": (0, 3, 5, 6, 7, 10),
-}
 MAX_EVENTS_PER_CALL = 256  # notes + rests per next_notes(); a far jump ahead is caught up over calls
 MAX_ZERO_TIME = 3  # VEL/BOS tokens in a row before the next token must move time
 DENSITY_REST = 2.0  # nats: density 1 makes rests e^-2 as likely, density 0 e^2

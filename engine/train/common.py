@@ -59,6 +59,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
                         help="auto = cuda if available, else cpu (default auto)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="CPU threads for torch (default 1: on 2 cores a second thread was no faster, "
+                             "and up to 5x slower while anything else ran; docs/TEXT.md)")
     parser.add_argument(
         "--checkpoint-every", type=_positive_float, default=60.0, metavar="SECONDS",
         help="write model, sample grid and state this often (default 60; the first "
