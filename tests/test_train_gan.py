@@ -96,10 +96,10 @@ def test_keyboard_interrupt_writes_final_checkpoint(
 ) -> None:
     real_step = gan_train._GanRun.train_step
 
-    def step_then_interrupt(self: gan_train._GanRun) -> tuple[float, float]:
+    def step_then_interrupt(self: gan_train._GanRun, fraction: float = 0.0) -> tuple[float, float]:
         if self.step >= 2:
             raise KeyboardInterrupt
-        return real_step(self)
+        return real_step(self, fraction)
 
     monkeypatch.setattr(gan_train._GanRun, "train_step", step_then_interrupt)
     out = tmp_path / "ctrlc"

@@ -20,20 +20,17 @@ import copy
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from engine.models.checkpoint import read_state, save_model, save_state
 from engine.models.gan import Discriminator, GANConfig, Generator
+from engine.train.loop import train_loop
 from engine.train.common import (
-    Budget,
-    CheckpointTimer,
     add_common_args,
     equalized_param_groups,
     optimizer_from_flat,
@@ -189,7 +186,8 @@ class _GanRun:
         self.resumed_from: int | None = None
         self.distance_start = math.nan
         self.distance = math.nan
-        self.images_per_s = 0.0
+        self.rate = 0.0  # images per second of training (set by the step loop)
+        self.items_per_step = opts.batch
         self._make_eval_sets(opts.seed)
 
     def _make_eval_sets(self, seed: int) -> None:
@@ -208,7 +206,10 @@ class _GanRun:
     def measure(self) -> float:
         return sample_distance(self.generate(self.eval_z), self.eval_real, seed=self.eval_seed)
 
-    def train_step(self) -> tuple[float, float]:
+    def bar_fields(self, losses: tuple[float, float]) -> dict[str, str]:
+        return {"d_loss": f"{losses[0]:.3f}", "g_loss": f"{losses[1]:.3f}", "img_s": f"{self.rate:.1f}"}
+
+    def train_step(self, fraction: float = 0.0) -> tuple[float, float]:
         """One D update and one G update on the same fake batch; returns (d_loss, g_loss)."""
         b, s = self.opts.batch, self.config.size
         real = random_crops(self.images, b, s, self.gen).to(self.device)  # (B, 3, S, S)
@@ -261,7 +262,7 @@ class _GanRun:
     def metrics(self) -> dict[str, float]:
         return {"sample_distance_start": round(self.distance_start, 6),
                 "sample_distance": round(self.distance, 6),
-                "images_per_s": round(self.images_per_s, 2)}
+                "images_per_s": round(self.rate, 2)}
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         tensors: dict[str, torch.Tensor] = {}
@@ -339,23 +340,13 @@ def _start(opts: GanTrainOptions) -> _GanRun:
 def train_gan(opts: GanTrainOptions, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a GAN; returns a summary dict (see docs/TRAINING.md)."""
     run = _start(opts)
-    budget = Budget(steps=opts.steps, minutes=opts.minutes)
-    timer = CheckpointTimer(opts.checkpoint_every_s, opts.first_checkpoint_s, start=budget.start)
-    loop = _Loop(run, budget, progress)
-    try:
-        loop.run(timer)
-    except KeyboardInterrupt:
-        log.warning("interrupted at step %d; writing a final checkpoint", run.step)
-    finally:
-        loop.close()
-    if loop.last_checkpoint_step != run.step:
-        loop.timed_checkpoint()
+    budget = train_loop(run, opts, progress, f"gan {run.config.size}px")
     log.info("done: %d steps (%s), %.1f img/s, sample distance %.4f -> %.4f",
-             run.step, budget.describe(), run.images_per_s, run.distance_start, run.distance)
+             run.step, budget.describe(), run.rate, run.distance_start, run.distance)
     return {
         "steps": run.step,
         "seconds": round(budget.elapsed(), 2),
-        "images_per_s": round(run.images_per_s, 2),
+        "images_per_s": round(run.rate, 2),
         "sample_distance_start": run.distance_start,
         "sample_distance": run.distance,
         "paths": {"model": str(run.model_path), "png": str(run.png_path), "state": str(run.state_path)},
@@ -369,55 +360,4 @@ def train_gan(opts: GanTrainOptions, progress: bool = True) -> dict[str, Any]:
 def train_from_args(ns: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
     """`train gan` from its parsed flags."""
     return train_gan(opts_from_args(ns), progress)
-
-
-class _Loop:
-    """The step loop with its progress bar and timing (checkpoint time excluded from img/s)."""
-
-    def __init__(self, run: _GanRun, budget: Budget, progress: bool) -> None:
-        self.run_ = run
-        self.budget = budget
-        self.train_seconds = 0.0
-        self.steps = 0
-        self.last_checkpoint_step = -1
-        total = budget.steps if budget.steps is not None else round(budget.seconds or 0)
-        unit = "step" if budget.steps is not None else "s"
-        self.bar = tqdm(total=total, unit=unit, disable=not progress, dynamic_ncols=True,
-                        desc=f"gan {run.config.size}px")
-        self._last_bar = 0.0
-
-    def run(self, timer: CheckpointTimer) -> None:
-        run = self.run_
-        while not self.budget.exhausted():
-            t0 = time.perf_counter()
-            d_loss, g_loss = run.train_step()
-            t1 = time.perf_counter()
-            self.train_seconds += t1 - t0
-            run.total_seconds += t1 - t0
-            self.steps += 1
-            self.budget.step()
-            run.images_per_s = self.steps * run.opts.batch / max(self.train_seconds, 1e-9)
-            if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
-                raise FloatingPointError(f"loss became {d_loss}/{g_loss} at step {run.step}; "
-                                         "try a lower --lr")
-            if timer.due(t1):
-                self.timed_checkpoint()
-                timer.mark(time.perf_counter())
-            self._update_bar(t1, d_loss, g_loss)
-
-    def timed_checkpoint(self) -> None:
-        self.run_.checkpoint()
-        self.last_checkpoint_step = self.run_.step
-
-    def _update_bar(self, now: float, d_loss: float, g_loss: float) -> None:
-        if self.bar.disable or now - self._last_bar < 0.5:
-            return
-        self._last_bar = now
-        b = self.budget
-        self.bar.n = b.done_steps if b.steps is not None else min(round(b.elapsed(now)), self.bar.total)
-        self.bar.set_postfix(step=self.run_.step, d_loss=f"{d_loss:.3f}", g_loss=f"{g_loss:.3f}",
-                             img_s=f"{self.run_.images_per_s:.1f}", refresh=True)
-
-    def close(self) -> None:
-        self.bar.close()
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,14 +29,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from engine.models.checkpoint import atomic_write_bytes, read_state, save_state
 from engine.models.notes import KIND, NoteConfig, NoteRNN, NoteVocab, count_params, save_note_model
 from engine.seq.notes import NoteStream, StreamParams
+from engine.train.loop import train_loop
 from engine.train.common import (
-    Budget,
-    CheckpointTimer,
     add_common_args,
     optimizer_from_flat,
     optimizer_to_flat,
@@ -230,12 +227,17 @@ class _NotesRun:
         self.baseline_loss = Bigram(self.vocab.size, self.data.train_seqs).loss(self.data.val_seqs)
         self.val_loss_start = self.val_loss = math.nan
         self.train_loss = math.nan
-        self.tokens_per_s = 0.0
+        self.rate = 0.0  # tokens per second of training (set by the step loop)
+        self.items_per_step = opts.batch * opts.seq_len
 
-    def train_step(self, lr: float) -> float:
+    def bar_fields(self, _loss: float) -> dict[str, str]:
+        return {"loss": f"{self.train_loss:.3f}", "val": f"{self.val_loss:.3f}",
+                "base": f"{self.baseline_loss:.3f}", "tok_s": f"{self.rate:.0f}"}
+
+    def train_step(self, fraction: float) -> float:
         """One Adam step on a batch of random windows; returns the loss (nats per token)."""
         for group in self.opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = learning_rate(self.opts.lr, self.step, fraction)
         win = self.data.windows(self.opts.batch, self.opts.seq_len, self.opts.transpose, self.gen)
         win = win.to(self.device)
         logits = self.model(win[:, :-1])  # (B, L, V)
@@ -280,7 +282,7 @@ class _NotesRun:
         return {"val_loss": round(self.val_loss, 6), "baseline_loss": round(self.baseline_loss, 6),
                 "val_loss_start": round(self.val_loss_start, 6),
                 "val_ratio": round(self.val_loss / self.baseline_loss, 6),
-                "train_loss": round(self.train_loss, 6), "tokens_per_s": round(self.tokens_per_s, 1)}
+                "train_loss": round(self.train_loss, 6), "tokens_per_s": round(self.rate, 1)}
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
@@ -364,27 +366,17 @@ def learning_rate(base: float, step: int, fraction: float) -> float:
 
 
 def train_notes(opts: NotesTrainOptions, progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) a melody RNN; returns a summary dict (see docs/NOTES.md)."""
+    """Train (or resume) a note model; returns a summary dict (see docs/NOTES.md)."""
     run = _start(opts)
-    budget = Budget(steps=opts.steps, minutes=opts.minutes)
-    timer = CheckpointTimer(opts.checkpoint_every_s, opts.first_checkpoint_s, start=budget.start)
-    loop = _Loop(run, budget, progress)
-    try:
-        loop.run(timer)
-    except KeyboardInterrupt:
-        log.warning("interrupted at step %d; writing a final checkpoint", run.step)
-    finally:
-        loop.close()
-    if loop.last_checkpoint_step != run.step:
-        loop.timed_checkpoint()
+    budget = train_loop(run, opts, progress, "notes")
     log.info("done: %d steps (%s), %.0f tokens/s, val_loss %.4f -> %.4f, baseline %.4f (ratio %.3f)",
-             run.step, budget.describe(), run.tokens_per_s, run.val_loss_start, run.val_loss,
+             run.step, budget.describe(), run.rate, run.val_loss_start, run.val_loss,
              run.baseline_loss, run.val_loss / run.baseline_loss)
     scan = run.data.scan
     return {
         "steps": run.step,
         "seconds": round(budget.elapsed(), 2),
-        "tokens_per_s": round(run.tokens_per_s, 1),
+        "tokens_per_s": round(run.rate, 1),
         "val_loss_start": run.val_loss_start,
         "val_loss": run.val_loss,
         "baseline_loss": run.baseline_loss,
@@ -404,51 +396,3 @@ def train_from_args(ns: argparse.Namespace, progress: bool = True) -> dict[str, 
     """`train notes` from its parsed flags."""
     return train_notes(opts_from_args(ns), progress)
 
-
-class _Loop:
-    """The step loop with its progress bar and timing (checkpoint time excluded from tokens/s)."""
-
-    def __init__(self, run: _NotesRun, budget: Budget, progress: bool) -> None:
-        self.run_ = run
-        self.budget = budget
-        self.train_seconds = 0.0
-        self.steps = 0
-        self.last_checkpoint_step = -1
-        total = budget.steps if budget.steps is not None else round(budget.seconds or 0)
-        unit = "step" if budget.steps is not None else "s"
-        self.bar = tqdm(total=total, unit=unit, disable=not progress, dynamic_ncols=True, desc="notes")
-        self._last_bar = 0.0
-
-    def run(self, timer: CheckpointTimer) -> None:
-        run, opts = self.run_, self.run_.opts
-        while not self.budget.exhausted():
-            t0 = time.perf_counter()
-            loss = run.train_step(learning_rate(opts.lr, run.step, self.budget.fraction(t0)))
-            t1 = time.perf_counter()
-            self.train_seconds += t1 - t0
-            run.total_seconds += t1 - t0
-            self.steps += 1
-            self.budget.step()
-            run.tokens_per_s = self.steps * opts.batch * opts.seq_len / max(self.train_seconds, 1e-9)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss} at step {run.step}; try a lower --lr")
-            if timer.due(t1):
-                self.timed_checkpoint()
-                timer.mark(time.perf_counter())
-            self._update_bar(t1)
-
-    def timed_checkpoint(self) -> None:
-        self.run_.checkpoint()
-        self.last_checkpoint_step = self.run_.step
-
-    def _update_bar(self, now: float) -> None:
-        if self.bar.disable or now - self._last_bar < 0.5:
-            return
-        self._last_bar = now
-        b, run = self.budget, self.run_
-        self.bar.n = b.done_steps if b.steps is not None else min(round(b.elapsed(now)), self.bar.total)
-        self.bar.set_postfix(step=run.step, loss=f"{run.train_loss:.3f}", val=f"{run.val_loss:.3f}",
-                             base=f"{run.baseline_loss:.3f}", tok_s=f"{run.tokens_per_s:.0f}", refresh=True)
-
-    def close(self) -> None:
-        self.bar.close()

@@ -25,20 +25,17 @@ import json
 import logging
 import math
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from engine.models.checkpoint import atomic_write_bytes, read_state, save_model, save_state
 from engine.models.text import TextConfig, TextModel, probabilities
+from engine.train.loop import train_loop
 from engine.train.common import (
-    Budget,
-    CheckpointTimer,
     add_common_args,
     optimizer_from_flat,
     optimizer_to_flat,
@@ -249,7 +246,9 @@ class _TextRun:
         self.resumed_from: int | None = None
         self.val_loss_start = math.nan
         self.val_loss = math.nan
-        self.chars_per_s = 0.0
+        self.rate = 0.0  # characters per second of training (set by the step loop)
+        self.items_per_step = self.streams.batch * opts.seq
+        self.avg_loss = math.nan  # moving average of the training loss, for the progress bar
 
     def _encode(self, text: str) -> torch.Tensor:
         index = self.model.vocab.index
@@ -272,7 +271,12 @@ class _TextRun:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), CLIP_NORM)
         self.opt.step()
         self.step += 1
-        return float(loss.detach())
+        value = float(loss.detach())
+        self.avg_loss = value if math.isnan(self.avg_loss) else 0.98 * self.avg_loss + 0.02 * value
+        return value
+
+    def bar_fields(self, _loss: float) -> dict[str, str]:
+        return {"loss": f"{self.avg_loss:.3f}", "val": f"{self.val_loss:.3f}", "chars_s": f"{self.rate:.0f}"}
 
     @torch.inference_mode()
     def measure(self) -> float:
@@ -321,7 +325,7 @@ class _TextRun:
 
     def metrics(self) -> dict[str, float]:
         return {"val_loss": round(self.val_loss, 6), "baseline_loss": round(self.baseline_loss, 6),
-                "val_loss_start": round(self.val_loss_start, 6), "chars_per_s": round(self.chars_per_s, 1)}
+                "val_loss_start": round(self.val_loss_start, 6), "chars_per_s": round(self.rate, 1)}
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
@@ -469,24 +473,14 @@ def _start(opts: TextTrainOptions) -> _TextRun:
 def train_text(opts: TextTrainOptions, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a text model; returns a summary dict (see docs/TEXT.md)."""
     run = _start(opts)
-    budget = Budget(steps=opts.steps, minutes=opts.minutes)
-    timer = CheckpointTimer(opts.checkpoint_every_s, opts.first_checkpoint_s, start=budget.start)
-    loop = _Loop(run, budget, progress)
-    try:
-        loop.run(timer)
-    except KeyboardInterrupt:
-        log.warning("interrupted at step %d; writing a final checkpoint", run.step)
-    finally:
-        loop.close()
-    if loop.last_checkpoint_step != run.step:
-        loop.timed_checkpoint()
+    budget = train_loop(run, opts, progress, "text")
     log.info("done: %d steps (%s), %.0f chars/s, val loss %.4f -> %.4f nats/char (unigram %.4f)",
-             run.step, budget.describe(), run.chars_per_s, run.val_loss_start, run.val_loss,
+             run.step, budget.describe(), run.rate, run.val_loss_start, run.val_loss,
              run.baseline_loss)
     return {
         "steps": run.step,
         "seconds": round(budget.elapsed(), 2),
-        "chars_per_s": round(run.chars_per_s, 1),
+        "chars_per_s": round(run.rate, 1),
         "val_loss_start": run.val_loss_start,
         "val_loss": run.val_loss,
         "baseline_loss": run.baseline_loss,
@@ -501,55 +495,3 @@ def train_from_args(ns: argparse.Namespace, progress: bool = True) -> dict[str, 
     """`train text` from its parsed flags."""
     return train_text(opts_from_args(ns), progress)
 
-
-class _Loop:
-    """The step loop with its progress bar and timing (checkpoint time excluded from chars/s)."""
-
-    def __init__(self, run: _TextRun, budget: Budget, progress: bool) -> None:
-        self.run_ = run
-        self.budget = budget
-        self.train_seconds = 0.0
-        self.steps = 0
-        self.last_checkpoint_step = -1
-        self.avg_loss = math.nan  # exponential moving average of the training loss, for the bar
-        total = budget.steps if budget.steps is not None else round(budget.seconds or 0)
-        unit = "step" if budget.steps is not None else "s"
-        self.bar = tqdm(total=total, unit=unit, disable=not progress, dynamic_ncols=True, desc="text")
-        self._last_bar = 0.0
-
-    def run(self, timer: CheckpointTimer) -> None:
-        run = self.run_
-        chars_per_step = run.streams.batch * run.opts.seq
-        while not self.budget.exhausted():
-            t0 = time.perf_counter()
-            loss = run.train_step(self.budget.fraction(t0))
-            t1 = time.perf_counter()
-            self.train_seconds += t1 - t0
-            run.total_seconds += t1 - t0
-            self.steps += 1
-            self.budget.step()
-            run.chars_per_s = self.steps * chars_per_step / max(self.train_seconds, 1e-9)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss} at step {run.step}; try a lower --lr")
-            self.avg_loss = loss if math.isnan(self.avg_loss) else 0.98 * self.avg_loss + 0.02 * loss
-            if timer.due(t1):
-                self.timed_checkpoint()
-                timer.mark(time.perf_counter())
-            self._update_bar(t1)
-
-    def timed_checkpoint(self) -> None:
-        self.run_.checkpoint()
-        self.last_checkpoint_step = self.run_.step
-
-    def _update_bar(self, now: float) -> None:
-        if self.bar.disable or now - self._last_bar < 0.5:
-            return
-        self._last_bar = now
-        b = self.budget
-        self.bar.n = b.done_steps if b.steps is not None else min(round(b.elapsed(now)), self.bar.total)
-        self.bar.set_postfix(step=self.run_.step, loss=f"{self.avg_loss:.3f}",
-                             val=f"{self.run_.val_loss:.3f}", chars_s=f"{self.run_.chars_per_s:.0f}",
-                             refresh=True)
-
-    def close(self) -> None:
-        self.bar.close()
