@@ -167,3 +167,27 @@ def test_render_mp4_has_video_and_sound_of_the_same_length(tmp_path, seq_scene):
     streams = {s["codec_type"]: float(s["duration"]) for s in json.loads(probe.stdout)["streams"]}
     assert set(streams) == {"video", "audio"}
     assert streams["video"] == pytest.approx(4.0, abs=0.04) and streams["audio"] == pytest.approx(4.0, abs=0.05)
+
+
+def test_reset_verbs_restart_melody_and_text(seq_scene):
+    show, sink, layer = _show([seq_scene()])
+    show.run(frames=120)
+    notes, text = layer.players[0]
+    show.queue.put(Event("verb", "/deck/a/notes/reset"))
+    show.queue.put(Event("verb", "/deck/a/text/reset"))
+    show.run(frames=1)
+    assert sink.panics == 1 and text.stream.emitted == 0
+
+
+def test_osc_routes_text_prime_and_reset_verbs():
+    from engine.control.osc_dispatch import Dispatcher, encode
+    from engine.events import EventQueue as Q
+
+    q = Q()
+    d = Dispatcher(build_registry(), q, routes={}, reply=lambda data, sender: None)
+    d.handle(encode("/text/prime", "ROMEO:"), ("127.0.0.1", 1))
+    d.handle(encode("/deck/a/notes/reset", 1), ("127.0.0.1", 1))
+    d.handle(encode("/text/prime", 3.0), ("127.0.0.1", 1))  # not a string: malformed, counted
+    evs = q.drain(1e9)
+    assert [(e.address, e.value) for e in evs] == [("/text/prime", "ROMEO:"), ("/deck/a/notes/reset", None)]
+    assert d.counters.malformed == 1

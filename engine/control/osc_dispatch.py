@@ -41,6 +41,7 @@ Subscribe = Callable[[str, int, bool], None]  # (sender IP, port, on/off)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_AHEAD_S = 60.0  # bundles timed further ahead are dropped: the heap must not fill with the far future
+MAX_TEXT = 256  # characters of a /text/prime string kept (the stream primes with at most this many)
 LOG_EVERY = 1000  # after the first malformed datagram, log every Nth
 
 
@@ -113,7 +114,7 @@ class Dispatcher:
         self.counters = OscCounters()
         self._verbs = {
             "/ping": self._ping, "/show/scene": self._scene, "/learn/start": self._learn,
-            "/learn/unlearn": self._learn,
+            "/learn/unlearn": self._learn, "/text/prime": self._text,
             "/feedback/subscribe": self._subscribe, "/feedback/unsubscribe": self._subscribe,
         }
 
@@ -215,6 +216,12 @@ class Dispatcher:
             self._put(Event("verb", address, args[0], t, "osc", due))
         else:
             self._trigger(address, args, t, due, sender)
+
+    def _text(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            self._put(Event("verb", address, args[0][:MAX_TEXT], t, "osc", due))
+        else:
+            self._malformed(f"{address} expects one string, got {_types(args)}", sender)
 
     def _ping(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
         self.counters.replies += 1

@@ -122,7 +122,21 @@ class SeqLayer:
 
     def attach(self) -> None:
         self.show.frame_hooks.append(self.frame)
-        self.show.verbs["/text/prime"] = self._prime
+        self.show.verbs.update({"/text/prime": self._prime, f"{BASE}/notes/reset": self._reset_notes,
+                                f"{BASE}/text/reset": self._reset_text})
+
+    def _reset_notes(self, _ev: Any) -> None:
+        notes, _ = self.players[self.show.scene_index]
+        if notes is not None:
+            self.router.panic()
+            notes.playing = False  # restarted, with the current seed, on the next whole beat
+
+    def _reset_text(self, _ev: Any) -> None:
+        _, text = self.players[self.show.scene_index]
+        if text is not None:
+            text.restart()
+            if self.text_layer is not None:
+                self.text_layer.clear()
 
     def _prime(self, ev: Any) -> None:
         _, text = self.players[self.show.scene_index]
