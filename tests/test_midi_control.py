@@ -236,3 +236,20 @@ def test_learn_with_the_l_key_in_a_real_show(real_show, tmp_path):
     show.run(frames=2)
     assert show.registry.param("/deck/a/truncation").target == 2.0
     assert "/deck/a/truncation" in (tmp_path / "learned.toml").read_text()
+
+
+@pytest.mark.parametrize("prime", [False, True])
+def test_unrouted_keys_prime_the_melody_only_when_asked(tmp_path, prime):
+    show = FakeShow()
+    be = FakeMidiBackend(["keys"])
+    f = tmp_path / "p.toml"
+    f.write_text('[[route]]\nsource = { type = "midi", note = 36 }\nverb = "/show/next"\n')
+    ctl = MidiControl(namespace(tmp_path, midi_in=["keys"], patch=[f], notes_prime=prime), show,
+                      backend_factory=lambda: be)
+    ctl.watcher.poll()
+    be.send("keys", 0x90, 36, 100)  # routed: a verb, never a played note
+    be.send("keys", 0x90, 60, 90)
+    be.send("keys", 0x80, 60, 0)
+    got = [(e.address, e.value) for e in show.queue.drain()]
+    played = [("/notes/played", "60:90"), ("/notes/played", "60:0")] if prime else []
+    assert got == [("/show/next", None)] + played

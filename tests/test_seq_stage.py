@@ -191,3 +191,17 @@ def test_osc_routes_text_prime_and_reset_verbs():
     evs = q.drain(1e9)
     assert [(e.address, e.value) for e in evs] == [("/text/prime", "ROMEO:"), ("/deck/a/notes/reset", None)]
     assert d.counters.malformed == 1
+
+
+def test_a_phrase_played_live_primes_the_melody_after_a_beat_of_silence(seq_scene):
+    show, _, layer = _show([seq_scene()])
+    show.run(frames=30)
+    for pitch in (62, 64, 66):
+        show.queue.put(Event("verb", "/notes/played", f"{pitch}:100"))
+        show.run(frames=15)
+        show.queue.put(Event("verb", "/notes/played", f"{pitch}:0"))
+        show.run(frames=5)
+    assert layer.primed == 0  # still inside the phrase
+    show.queue.put(Event("verb", "/notes/played", "junk"))  # counted, ignored
+    show.run(frames=40)  # a beat (0.5 s at 120 BPM) of silence ends the phrase
+    assert layer.primed == 1 and layer.listener.rejected == 1

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRANSPORT = {"clock", "start", "stop", "continue", "song_position"}
+PLAYED_VERB = "/notes/played"  # "pitch:velocity" of a key played live (velocity 0: released)
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                    help="patch file mapping controls to params (repeatable; later files win)")
     g.add_argument("--learn-save", type=Path, metavar="FILE",
                    help=f"where MIDI learn saves bindings, loaded at start (default {default_learn_file()})")
+    g.add_argument("--notes-prime", action="store_true",
+                   help="notes played on --midi-in that no patch route uses prime the scene's melody: "
+                        "play a phrase, and the model continues from it")
     g.add_argument("--midi-feedback", metavar="NAME",
                    help="MIDI output port (substring) that receives feedback for routes with feedback = true")
 
@@ -69,6 +73,7 @@ class MidiControl:
     ) -> None:
         self.show = show
         self.clock_sync = getattr(args, "tempo_source", "internal") == "midi"
+        self.prime = bool(getattr(args, "notes_prime", False))
         self.learn_file = Path(args.learn_save) if args.learn_save else default_learn_file()
         verbs = tuple(show.verbs)
         # Audio, LFO and beat routes belong to engine.control.modulation, which loads the same files.
@@ -117,6 +122,7 @@ class MidiControl:
         self._counts.append(counts)
         self._decoders[port_name] = decoder
         put, route, learner = self.show.queue.put, self.router.midi_events, self.learner
+        prime = self.prime
 
         def receive(data: Sequence[int], t: float) -> None:
             counts.received += 1
@@ -131,6 +137,8 @@ class MidiControl:
                     return
                 else:
                     events = route(g, port_name)
+                    if not events and prime and g.kind == "note":  # unrouted keys play to the melody
+                        events = [Event("verb", PLAYED_VERB, f"{g.number}:{g.value}", t, "midi")]
                 for ev in events:
                     if not put(ev):
                         counts.dropped += 1

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from engine.models.checkpoint import ModelFileError
-from engine.seq.stage import NoteLog, NotePlayer, TextPlayer
+from engine.seq.stage import NoteLog, NotePlayer, PhraseListener, TextPlayer
 
 if TYPE_CHECKING:
     from engine.seq.overlay import TextOverlay
@@ -110,6 +110,8 @@ class SeqLayer:
             from engine.errors import StartupError
 
             raise StartupError(str(e)) from None
+        self.listener = PhraseListener()  # live MIDI notes (--notes-prime) that prime the melody
+        self.primed = 0
         self._scene = -1
         self._blackout = False
         self._muted = False
@@ -123,7 +125,8 @@ class SeqLayer:
     def attach(self) -> None:
         self.show.frame_hooks.append(self.frame)
         self.show.verbs.update({"/text/prime": self._prime, f"{BASE}/notes/reset": self._reset_notes,
-                                f"{BASE}/text/reset": self._reset_text})
+                                f"{BASE}/text/reset": self._reset_text,
+                                "/notes/played": lambda ev: self.listener.played(ev.value, self.show.t)})
 
     def _reset_notes(self, _ev: Any) -> None:
         notes, _ = self.players[self.show.scene_index]
@@ -184,6 +187,10 @@ class SeqLayer:
             return
         self._muted = False
         notes.apply_params(get)
+        phrase = self.listener.phrase(show.t, show.tempo.bpm)
+        if phrase:  # call and response: the model continues from what was just played
+            notes.stream.prime(phrase)
+            self.primed += 1
         notes.step(show.t, show.tempo.beat, show.tempo.bpm, get, self.router)
 
     def _text(self, text: TextPlayer, get: Callable[[str], float], show: "Show") -> None:
@@ -208,7 +215,7 @@ class SeqLayer:
         notes = sum(n.counts.notes for n, _ in self.players if n is not None)
         lines = sum(t.lines for _, t in self.players if t is not None)
         costs = sorted(self.gen_ms[60:]) or [0.0]  # after the first second
-        return {"seq": {"notes": notes, "lines": lines,
+        return {"seq": {"notes": notes, "lines": lines, "primed_phrases": self.primed,
                         "gen_ms": {"p50": round(costs[len(costs) // 2], 3),
                                    "p99": round(costs[min(len(costs) - 1, int(0.99 * len(costs)))], 3)}}}
 

@@ -187,3 +187,43 @@ class NoteLog:
                 f.close()
             except OSError:
                 pass
+
+
+class PhraseListener:
+    """Notes played live (verb /notes/played "pitch:velocity", at show times) gathered into a
+    phrase; after a beat of silence the phrase, in beats, is handed over as a primer."""
+
+    GAP_BEATS = 1.0  # silence that ends a phrase
+    MAX_NOTES = 64
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[float, int]] = {}  # pitch -> (show time on, velocity)
+        self._done: list[tuple[float, float, int, int]] = []  # (t on, t off, pitch, velocity)
+        self.rejected = 0
+
+    def played(self, value: object, t: float) -> None:
+        try:
+            pitch, velocity = (int(x) for x in str(value).split(":"))
+        except ValueError:
+            self.rejected += 1
+            return
+        if not (0 <= pitch <= 127 and 0 <= velocity <= 127):
+            self.rejected += 1
+        elif velocity:
+            self._held[pitch] = (t, velocity)
+        elif pitch in self._held:
+            t_on, vel = self._held.pop(pitch)
+            self._done.append((t_on, t, pitch, vel))
+            del self._done[:-self.MAX_NOTES]
+
+    def phrase(self, t: float, bpm: float) -> list[Note]:
+        """The finished phrase as Notes in beats from its first note, once a beat of silence
+        has passed (else [])."""
+        if self._held or not self._done or t - max(n[1] for n in self._done) < self.GAP_BEATS * 60.0 / bpm:
+            return []
+        bps = bpm / 60.0
+        start = self._done[0][0]
+        notes = [Note((on - start) * bps, pitch, vel, max(off - on, 1e-3) * bps)
+                 for on, off, pitch, vel in sorted(self._done)]
+        self._done.clear()
+        return notes
