@@ -221,3 +221,12 @@ def optimizer_from_flat(
     for pid, scalars in extra["scalars"].items():
         state.setdefault(int(pid), {}).update(scalars)
     opt.load_state_dict({"state": state, "param_groups": extra["param_groups"]})
+
+
+def folder_files(root: Path) -> list[Path]:
+    """Every file under `root`, sorted, skipping dotfiles and dot-folders (data folders for the trainers)."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
+    return sorted(files)

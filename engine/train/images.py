@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from engine.models.checkpoint import atomic_write_bytes
+from engine.train.common import folder_files
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +87,6 @@ def _decode(path: Path, size: int) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()  # (3, H, W)
 
 
-def _candidates(root: Path) -> list[Path]:
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
-    return sorted(files)
-
-
 def load_image_folder(path: str | os.PathLike[str], size: int) -> tuple[list[torch.Tensor], ImageScan]:
     """Load every usable image under `path` as uint8 (3, H, W) tensors, short side >= size."""
     root = Path(path)
@@ -101,7 +94,7 @@ def load_image_folder(path: str | os.PathLike[str], size: int) -> tuple[list[tor
         raise ValueError(f"image folder '{root}' does not exist or is not a folder")
     scan = ImageScan(folder=str(root))
     images: list[torch.Tensor] = []
-    for file in _candidates(root):
+    for file in folder_files(root):
         rel = str(file.relative_to(root))
         if file.suffix.lower() not in IMAGE_SUFFIXES:
             scan.skipped += 1

@@ -37,6 +37,7 @@ import mido
 import numpy as np
 
 from engine.models.notes import Note, NoteVocab
+from engine.train.common import folder_files
 
 log = logging.getLogger(__name__)
 
@@ -192,21 +193,13 @@ def read_midi_melodies(path: str | os.PathLike[str]) -> list[list[Note]]:
     return melodies
 
 
-def _candidates(root: Path) -> list[Path]:
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
-    return sorted(files)
-
-
 def load_midi_folder(path: str | os.PathLike[str]) -> MidiScan:
     """Read every usable MIDI file under `path`; ValueError if none holds a melody."""
     root = Path(path)
     if not root.is_dir():
         raise ValueError(f"MIDI folder '{root}' does not exist or is not a folder")
     scan = MidiScan(folder=str(root))
-    for file in _candidates(root):
+    for file in folder_files(root):
         rel = str(file.relative_to(root))
         if file.suffix.lower() not in MIDI_SUFFIXES:
             scan.skip(rel, "not a .mid/.midi file")
