@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -138,6 +139,10 @@ def _init_video(headless: bool) -> bool:
     return True
 
 
+DISPLAY_ATTEMPTS = 2
+DISPLAY_RETRY_S = 0.5
+
+
 def _init_real_display() -> None:
     """Initialise SDL on a real display or raise DisplayError.
 
@@ -145,17 +150,24 @@ def _init_real_display() -> None:
     offscreen driver: the show would run with nothing visible. Refuse that.
     """
     where = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or "?"
-    try:
-        pygame.display.init()
-    except pygame.error as exc:
-        raise DisplayError(f"cannot open display {where}: {exc}") from exc
-    driver = pygame.display.get_driver()
-    if driver in _HEADLESS_DRIVERS:
+    for attempt in range(DISPLAY_ATTEMPTS):
+        try:
+            pygame.display.init()
+        except pygame.error as exc:
+            raise DisplayError(f"cannot open display {where}: {exc}") from exc
+        driver = pygame.display.get_driver()
+        if driver not in _HEADLESS_DRIVERS:
+            return
         pygame.display.quit()
-        raise DisplayError(
-            f"cannot open display {where} (SDL fell back to its '{driver}' driver); "
-            "is the X server running? Use --headless for no window"
-        )
+        if attempt + 1 < DISPLAY_ATTEMPTS:
+            # Seen twice in CI-like runs: SDL fell back while the same X server answered
+            # other clients (xwd). One more try, half a second later, for a transient refusal.
+            log.warning("display %s did not open (SDL chose '%s'); trying again", where, driver)
+            time.sleep(DISPLAY_RETRY_S)
+    raise DisplayError(
+        f"cannot open display {where} (SDL fell back to its '{driver}' driver); "
+        "is the X server running? Use --headless for no window"
+    )
 
 
 def _check_display(display: int | None, headless: bool) -> int:
