@@ -1,8 +1,10 @@
-"""Command line: show, render, train, bench.
+"""Command line: show, render, train, bench, params, devices.
 
-The CLI is the only place that prints; the engine logs. Startup problems
-(bad scene, model file, flag, display) end with one `error: ...` line naming
-the culprit and exit status 2.
+Each command returns its report as text; `run()` returns (exit status, stdout
+text, stderr text) and the entry point (run_show.py, also the `latent-stage`
+console script) is the only place that prints: the engine logs. Startup
+problems (bad scene, model file, flag, display) end with one `error: ...`
+line naming the culprit and exit status 2.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -145,7 +146,7 @@ def _device(name: str):
         raise StartupError(str(e)) from None
 
 
-def cmd_render(args: argparse.Namespace) -> int:
+def cmd_render(args: argparse.Namespace) -> str:
     from engine.errors import StartupError
     from engine.eventlog import load_event_log
     from engine.render import render
@@ -164,11 +165,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         patches=args.patch,
     )
     sound = " with sound" if res.audio else ""
-    print(f"rendered {res.frames} frames ({res.size[0]}x{res.size[1]}, {res.fps} fps){sound} to {res.out}")
-    return 0
+    return f"rendered {res.frames} frames ({res.size[0]}x{res.size[1]}, {res.fps} fps){sound} to {res.out}"
 
 
-def cmd_show(args: argparse.Namespace) -> int:
+def cmd_show(args: argparse.Namespace) -> str:
     from engine.live import no_display_reason, run_live
 
     specs = _specs(args.scene)
@@ -178,22 +178,21 @@ def cmd_show(args: argparse.Namespace) -> int:
 
         out = Path("out") / "show-preview.mp4"
         out.parent.mkdir(exist_ok=True)
-        print(f"{reason}: rendering 10 s of '{specs[0].name}' to a file instead ...", flush=True)
+        notice = f"{reason}: rendering 10 s of '{specs[0].name}' to a file instead"
+        log.warning("%s ...", notice)
         res = render(specs[:1], seconds=10, fps=30, out=str(out), size=args.size, aspect=args.aspect,
                      render_size=args.render_size, device=_device(args.device))
-        print(f"wrote {res.out.resolve()} ({res.frames} frames, {res.size[0]}x{res.size[1]})")
-        return 0
+        return f"{notice}\nwrote {res.out.resolve()} ({res.frames} frames, {res.size[0]}x{res.size[1]})"
     summary = run_live(args, specs, _device(args.device))
     from engine.stats import format_summary
 
-    print(format_summary(summary))
-    if args.stats:
-        args.stats.write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"stats written to {args.stats}")
-    return 0
+    if not args.stats:
+        return format_summary(summary)
+    args.stats.write_text(json.dumps(summary, indent=2) + "\n")
+    return f"{format_summary(summary)}\nstats written to {args.stats}"
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace) -> str:
     from engine.errors import StartupError
     from engine.train import family_modules
 
@@ -202,11 +201,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = trainer.train_from_args(args, progress=sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS")))
     except ValueError as e:  # the trainer's setup checks (data folder, flags, resume state)
         raise StartupError(str(e)) from None
-    print(json.dumps(summary, indent=2, default=str))
-    return 0
+    return json.dumps(summary, indent=2, default=str)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def cmd_bench(args: argparse.Namespace) -> str:
     if args.control:
         from engine.bench_control import format_result, run_bench_control
 
@@ -227,7 +225,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return _report(format_rows(rows), rows, args.json)
 
 
-def _bench_flood(args: argparse.Namespace) -> int:
+def _bench_flood(args: argparse.Namespace) -> str:
     from engine.control.flood import flood_bench, format_flood
 
     if not args.osc_flood > 0:
@@ -236,29 +234,26 @@ def _bench_flood(args: argparse.Namespace) -> int:
     return _report(format_flood(result), result, args.json)
 
 
-def _report(text: str, data: Any, path: Path | None) -> int:
-    """Print a benchmark's table; with --json also write its data there."""
-    print(text)
-    if path:
-        path.write_text(json.dumps(data, indent=2) + "\n")
-        print(f"results written to {path}")
-    return 0
+def _report(text: str, data: Any, path: Path | None) -> str:
+    """A benchmark's table; with --json its data is also written there."""
+    if not path:
+        return text
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return f"{text}\nresults written to {path}"
 
 
-def cmd_devices(args: argparse.Namespace) -> int:
+def cmd_devices(args: argparse.Namespace) -> str:
     from engine.audio.devices import list_devices
 
-    print(list_devices())
-    return 0
+    return list_devices()
 
 
-def cmd_params(args: argparse.Namespace) -> int:
+def cmd_params(args: argparse.Namespace) -> str:
     from engine.control.osc_space import params_json, params_table
     from engine.params import build_registry
 
     reg = build_registry()
-    print(json.dumps(params_json(reg), indent=2) if args.json else params_table(reg))
-    return 0
+    return json.dumps(params_json(reg), indent=2) if args.json else params_table(reg)
 
 
 def _set_threads(n: int | None) -> None:
@@ -276,7 +271,8 @@ COMMANDS = {"show": cmd_show, "render": cmd_render, "train": cmd_train, "bench":
             "devices": cmd_devices}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> tuple[int, str, str]:
+    """Run one command: (exit status, text for stdout, text for stderr)."""
     # One BLAS thread for numpy (set before numpy loads): the note stepper's small
     # matrix-vector products took 5-8 ms with OpenBLAS's default threads while the other
     # core was busy, 0.08 ms with one (measured on the 2-core machine, docs/TEXT.md).
@@ -292,15 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _set_threads(args.threads)
 
     try:
-        return COMMANDS[args.command](args)
+        return 0, COMMANDS[args.command](args), ""
     except startup_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, "", f"error: {e}"
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    sys.exit(main())
+        return 130, "", "interrupted"

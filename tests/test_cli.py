@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from run_show import main
 from tests.conftest import make_tiny_gan
 
 

@@ -381,7 +381,7 @@ def test_shipped_audio_reactive_patch_runs_in_a_show(scene_file):
 def test_cli_show_with_the_audio_reactive_patch(capsys, tmp_path, scene_file):
     import json
 
-    from engine.cli import main
+    from run_show import main
 
     stats = tmp_path / "s.json"
     code = main(["show", "--headless", "--scene", str(scene_file("")), "--seconds", "0.5", "--fps", "30",

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from engine import cli
+import run_show as cli  # the entry point: engine.cli.run plus the printing
 from engine.models.checkpoint import read_state
 from engine.models.notes import NoteConfig, load_note_model
 from engine.train.midi_data import load_midi_folder, read_midi_melodies, split_by_file

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.cli import main
+from run_show import main
 from engine.models.checkpoint import read_model, read_state
 from engine.models.text import load_text_model
 from engine.train.common import out_paths
