@@ -205,3 +205,25 @@ def test_a_phrase_played_live_primes_the_melody_after_a_beat_of_silence(seq_scen
     show.queue.put(Event("verb", "/notes/played", "junk"))  # counted, ignored
     show.run(frames=40)  # a beat (0.5 s at 120 BPM) of silence ends the phrase
     assert layer.primed == 1 and layer.listener.rejected == 1
+
+
+def test_window_patch_blends_like_the_render_and_is_reused_while_still():
+    from engine.seq.overlay import TextOverlay
+
+    reg = build_registry()
+    now = [10.0]
+    overlay = TextOverlay(reg.get, lambda: now[0])
+    overlay.add_line("hello stage", 0.0)
+    size = (320, 240)
+    rgba, x, y = overlay.patch(size)
+    drawn = np.zeros((240, 320, 3), np.uint8)
+    box = overlay.draw(drawn)
+    h, w = rgba.shape[:2]
+    assert box == (x, y, x + w, y + h)
+    # SDL's blend of the patch onto black (colour * alpha) is what draw() put into the frame.
+    expect = (rgba[..., :3].astype(np.int32) * rgba[..., 3:4] + 127) // 255
+    assert np.abs(expect - drawn[y:y + h, x:x + w]).max() <= 2
+    assert overlay.patch(size)[0] is rgba  # nothing moved: the same patch, no new texture
+    overlay.add_line("a second line", 10.0)
+    now[0] = 10.1  # fading in and scrolling: a new patch
+    assert overlay.patch(size)[0] is not rgba

@@ -282,6 +282,8 @@ class VideoOutput:
         # Drawn over the picture at window resolution: an object with patch((w, h)) ->
         # (RGBA (h', w', 4) uint8, x, y) | None (engine.seq.overlay.TextOverlay), or None.
         self.overlay: Any = None
+        self._overlay_src: np.ndarray | None = None  # the patch the cached texture was made from
+        self._overlay_tex: Any = None
         self._dst_for: tuple[tuple[int, int], tuple[int, int]] | None = None
         self._dst = (0, 0, 1, 1)
         self.resize_frames(frame_size)
@@ -363,9 +365,11 @@ class VideoOutput:
             return
         rgba, x, y = got
         h, w = rgba.shape[:2]
-        surface = pygame.image.frombuffer(rgba, (w, h), "RGBA")
-        texture = sdl_video.Texture.from_surface(self._renderer, surface)  # blend mode: alpha
-        texture.draw(dstrect=(x, y, w, h))
+        if rgba is not self._overlay_src:  # a new patch; a still one keeps its texture
+            surface = pygame.image.frombuffer(rgba, (w, h), "RGBA")
+            self._overlay_tex = sdl_video.Texture.from_surface(self._renderer, surface)  # blend mode: alpha
+            self._overlay_src = rgba
+        self._overlay_tex.draw(dstrect=(x, y, w, h))
 
     # ---------------------------------------------------------------- events
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BASE = "/deck/a"
-WARMUP_S = 2.0  # seconds of show time before audio underruns count as the engine's
+WARMUP_S = 2.0
+GEN_MS_FRAMES = 36_000  # the stats' generation cost covers the last 10 minutes at 60 fps  # seconds of show time before audio underruns count as the engine's
 
 
 class NoteRouter:
@@ -113,10 +115,9 @@ class SeqLayer:
         self.listener = PhraseListener()  # live MIDI notes (--notes-prime) that prime the melody
         self.primed = 0
         self._scene = -1
-        self._blackout = False
         self._muted = False
         self._synth_applied: dict[str, float] = {}
-        self.gen_ms: list[float] = []  # per frame: note + text generation cost, ms (bounded below)
+        self.gen_ms: deque[float] = deque(maxlen=GEN_MS_FRAMES)  # per frame: melody + text cost, ms
 
     @property
     def active(self) -> bool:
@@ -160,8 +161,7 @@ class SeqLayer:
             self._text(text, get, show)
         if self.router.note_log is not None:
             self.router.note_log.flush()
-        if len(self.gen_ms) < 100_000:
-            self.gen_ms.append((time.perf_counter() - start) * 1000.0)
+        self.gen_ms.append((time.perf_counter() - start) * 1000.0)
 
     def _switch(self, index: int) -> None:
         if self._scene >= 0:
@@ -214,7 +214,7 @@ class SeqLayer:
     def stats(self) -> dict[str, Any]:
         notes = sum(n.counts.notes for n, _ in self.players if n is not None)
         lines = sum(t.lines for _, t in self.players if t is not None)
-        costs = sorted(self.gen_ms[60:]) or [0.0]  # after the first second
+        costs = sorted(self.gen_ms) or [0.0]
         return {"seq": {"notes": notes, "lines": lines, "primed_phrases": self.primed,
                         "gen_ms": {"p50": round(costs[len(costs) // 2], 3),
                                    "p99": round(costs[min(len(costs) - 1, int(0.99 * len(costs)))], 3)}}}

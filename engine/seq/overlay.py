@@ -40,6 +40,8 @@ class TextOverlay:
         self._lines: list[tuple[str, float]] = []
         self._layer: TextLayer | None = None
         self._size_px = 0
+        self._patch_key: tuple | None = None  # what the last patch showed
+        self._patch: tuple[np.ndarray, int, int] | None = None
 
     # -- lines ----------------------------------------------------------------------------
     def add_line(self, text: str, t: float) -> None:
@@ -93,11 +95,13 @@ class TextOverlay:
         w, h = size
         layer = self._styled(h)
         left = round(layer.style.x * w)
-        placed = []  # (coverage (h', w') 0..256, top, opacity 0..256)
-        for text, top, opacity in layer._layout(h, self.now()):
-            placed.append((layer._coverage(text), top, int(round(opacity * 256))))
-        if not placed:
+        layout = [(text, top, int(round(opacity * 256))) for text, top, opacity in layer._layout(h, self.now())]
+        if not layout:
             return None
+        key = (tuple(layout), layer.style.colour, left, size, self._size_px)
+        if key == self._patch_key:  # a still text block: the same patch (and texture) as last frame
+            return self._patch
+        placed = [(layer._coverage(text), top, op) for text, top, op in layout]  # (coverage 0..256, top, opacity)
         x0 = max(left, 0)
         y0 = max(min(top for _, top, _ in placed), 0)
         x1 = min(max(left + c.shape[1] for c, _, _ in placed), w)
@@ -115,4 +119,5 @@ class TextOverlay:
             a = (cov[ty0 - top:ty1 - top, x0 - left:tx1 - left].astype(np.uint32) * op + 128) >> 8  # 0..256
             region = alpha[ty0 - y0:ty1 - y0, :tx1 - x0]
             np.maximum(region, np.minimum(a, 255).astype(np.uint8), out=region)
-        return rgba, x0, y0
+        self._patch_key, self._patch = key, (rgba, x0, y0)
+        return self._patch

@@ -52,7 +52,6 @@ class NoteCounts:
     notes: int = 0
     panics: int = 0
     param_errors: int = 0
-    gen_ms_total: float = 0.0
 
 
 class NotePlayer:
