@@ -15,6 +15,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from engine.audio.synth import setting_specs
 from engine.models.checkpoint import ModelFileError
 from engine.seq.stage import NoteLog, NotePlayer, PhraseListener, TextPlayer
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 BASE = "/deck/a"
 WARMUP_S = 2.0
+SYNTH_SETTINGS = tuple(spec["name"] for spec in setting_specs())  # /synth/<name> -> Synth.settings
 GEN_MS_FRAMES = 36_000  # the stats' generation cost covers the last 10 minutes at 60 fps  # seconds of show time before audio underruns count as the engine's
 
 
@@ -206,7 +208,7 @@ class SeqLayer:
     def _apply_synth(self, get: Callable[[str], float]) -> None:
         if self.synth is None:
             return
-        for name in ("waveform", "attack", "decay", "sustain", "release", "cutoff", "resonance", "gain"):
+        for name in SYNTH_SETTINGS:
             v = get(f"/synth/{name}")
             if self._synth_applied.get(name) != v:
                 self._synth_applied[name] = self.synth.settings.set(name, v)
