@@ -284,9 +284,9 @@ class LiveSeq:
         from engine.output.audio import open_audio
 
         wants_sound = any(sc.spec.seq is not None and sc.spec.seq.notes is not None for sc in show.scenes)
+        note_log = _open_note_log(args)  # first: a bad path stops startup before any device opens
         self.audio = open_audio(args) if wants_sound else None
         self.midi = _open_notes_out(args) if wants_sound else None
-        note_log = _open_note_log(args)
         overlay = _overlay(show)
         show.output.overlay = overlay
         router = NoteRouter(self.audio, self.midi, note_log, origin=clock_origin)
