@@ -36,6 +36,7 @@ RATE, PERIOD = 48000, 256
 HOP = 128  # samples between onset-detection frames (2.7 ms)
 WIN = 1024  # samples per onset-detection frame (21 ms)
 TOLERANCE_S = 0.030
+LAG_HOP_S = 0.0025  # resolution of the constant-offset search (refined per note afterwards)
 CENTS = 50.0
 REPO = Path(__file__).resolve().parent.parent
 SOUND_SCENE = REPO / "scenes" / "verse.toml"
@@ -71,18 +72,41 @@ def pitch_at(x: np.ndarray, t: float, rate: int = RATE, band: tuple[float, float
     return float(freqs[inside][np.argmax(spec[inside])])
 
 
-def _common_lag(t: np.ndarray, found: np.ndarray) -> float:
-    """The constant offset (s) between logged times and heard onsets: the lag shared by the
-    most (note, onset) pairs, within 10 ms, refined by the median of those pairs' lags."""
-    lags = (found[None, :] - t[:, None]).ravel()  # every onset minus every note time
-    lags = lags[(lags > -5.0) & (lags < 30.0)]
-    if lags.size == 0:
-        return 0.0
-    bins = np.round((lags + 5.0) / 0.002).astype(np.int64)  # 2 ms bins from -5 s
-    window = np.convolve(np.bincount(bins), np.ones(11), "same")  # pairs within +-10 ms
-    best = np.argmax(window) * 0.002 - 5.0
-    near = lags[np.abs(lags - best) <= 0.010]
-    return float(np.median(near))
+def _envelopes(x: np.ndarray, pitches: set[int], rate: int) -> dict[int, np.ndarray]:
+    """Magnitude at each pitch's nearest FFT bin, every LAG_HOP_S, over the whole recording
+    (a WIN-sample STFT taken in chunks, keeping only those bins: memory stays small)."""
+    hop = round(LAG_HOP_S * rate)
+    frames = max(0, (len(x) - WIN) // hop + 1)
+    bins = {p: round(440.0 * 2.0 ** ((p - 69) / 12.0) * WIN / rate) for p in pitches}
+    cols = np.array(sorted(set(bins.values())))
+    out = np.zeros((frames, len(cols)), np.float32)
+    window = np.hanning(WIN).astype(np.float32)
+    for a in range(0, frames, 2048):
+        idx = (a + np.arange(min(2048, frames - a)))[:, None] * hop + np.arange(WIN)[None, :]
+        out[a:a + idx.shape[0]] = np.abs(np.fft.rfft(x[idx] * window, axis=1)[:, cols])
+    return {p: out[:, np.searchsorted(cols, b)] for p, b in bins.items()}
+
+
+def _rises(e: np.ndarray) -> np.ndarray:
+    """How much an envelope grew over the last 20 ms (>= 0)."""
+    lag = round(0.020 / LAG_HOP_S)
+    return np.maximum(e - np.concatenate([np.full(lag, e[0] if len(e) else 0.0), e[:-lag]]), 0.0)
+
+
+def _common_lag(notes: list[dict], x: np.ndarray, rate: int) -> float:
+    """The constant offset (s, recording time minus logged time) at which the most notes
+    start at their own pitch: every note's onset-strength series at its fundamental,
+    summed over all candidate offsets at once."""
+    t = np.array([n["t"] for n in notes])
+    rises = {p: _rises(e) for p, e in _envelopes(x, {n["pitch"] for n in notes}, rate).items()}
+    length = len(next(iter(rises.values())))
+    shift = int(np.ceil(t.max() / LAG_HOP_S))  # candidate k means offset k * hop - t.max()
+    score = np.zeros(length + shift)
+    for note, ti in zip(notes, t):
+        r = rises[note["pitch"]]
+        start = shift - int(round(ti / LAG_HOP_S))  # where recording index 0 falls for this note
+        score[start:start + length] += r / (r.max() + 1e-9)
+    return float(np.argmax(score) * LAG_HOP_S - shift * LAG_HOP_S)
 
 
 def _band(x: np.ndarray, centre: np.ndarray, f: float, rate: int) -> np.ndarray:
@@ -122,7 +146,7 @@ def match_notes(notes: list[dict], rec: np.ndarray, rate: int = RATE) -> dict[st
     if not notes or found.size == 0:
         return {"notes": len(notes), "onsets": int(found.size), "on_time": 0, "in_tune": 0, "share": 0.0}
     t = np.array([n["t"] for n in notes])
-    offset = _common_lag(t, found)
+    offset = _common_lag(notes, rec, rate)
     # jack_rec starts a moment after the show's first notes: count only notes inside the recording.
     inside = (t + offset >= 0.05) & (t + offset <= len(rec) / rate - 0.1)
     notes, t = [n for n, keep in zip(notes, inside) if keep], t[inside]
