@@ -147,7 +147,9 @@ class SeqLayer:
     def _prime(self, ev: Any) -> None:
         _, text = self.players[self.show.scene_index]
         if text is not None and isinstance(ev.value, str):
-            text.stream.prime(ev.value[:256])
+            # On its own line: a primer joined to the half-written line read as one garbled word.
+            lead = "\n" if text.stream.current_line else ""
+            text.stream.prime(lead + ev.value[:255])
 
     def frame(self, show: "Show") -> None:
         start = time.perf_counter()
