@@ -39,7 +39,10 @@ TAP_MEMORY = 4  # taps averaged: the last 4 intervals
 TAP_RESET_S = 3.0  # a gap longer than this (one beat at 20 BPM) starts a new tap sequence
 CLOCK_WINDOW = 2 * TICKS_PER_BEAT + 1  # ticks in the BPM fit: two beats
 CLOCK_GAP_S = 0.5  # ticks further apart than this (below 5 BPM) restart the fit
-LINK_LOCK_BEATS = 0.25  # how far the beat may run ahead of the last Link sample
+# Link: each beat sample (50 per second) pulls the beat half of the way to it; an error
+# past LINK_SNAP_BEATS is a jump of the session (joining, a restart) and is taken at once.
+LINK_GAIN = 0.5
+LINK_SNAP_BEATS = 0.5
 
 
 class Tempo:
@@ -59,6 +62,7 @@ class Tempo:
         self._lock_window = 1.0 / TICKS_PER_BEAT  # how far the beat may run past _tick_beat
         self._armed = False  # after start/continue/song position: the next tick marks the position
         self._link_bpm: float | None = None
+        self._link_sample: float | None = None  # the newest Link beat sample not yet locked to
         self.ignored = 0  # events for a source that is not the active one
 
     # -- reading ----------------------------------------------------------
@@ -99,6 +103,19 @@ class Tempo:
             # Phase lock: never fall behind the source's last beat sample, never run
             # more than one sample interval past it (waiting for the next one).
             self.beat = min(max(self.beat, self._tick_beat), self._tick_beat + self._lock_window)
+        if self._link_sample is not None:
+            self._lock_to_link(self._link_sample, dt * self.bpm / 60.0)
+            self._link_sample = None
+
+    def _lock_to_link(self, sample: float, step: float) -> None:
+        """Phase-lock to a Link beat sample. A small error is slewed out over a few samples,
+        never by running backwards (a backward beat is a jump to the latent path); the
+        first sample and a session jump are taken at once."""
+        error = sample - self.beat
+        if abs(error) > LINK_SNAP_BEATS:
+            self.beat = sample
+            return
+        self.beat += max(error * LINK_GAIN, -0.5 * step)
 
     # -- tap tempo ----------------------------------------------------------
     def tap(self, ev: Event) -> None:
@@ -200,12 +217,11 @@ class Tempo:
         self.registry.set(BPM_ADDRESS, self._link_bpm)
 
     def link_beat(self, ev: Event) -> None:
-        """A Link beat sample: the beat is locked to it (never behind, at most LINK_LOCK_BEATS ahead)."""
+        """A Link beat sample: the next advance locks the beat's phase to it."""
         if self.source != "link" or not _finite_number(ev.value):
             self.ignored += 1
             return
-        self._tick_beat = float(ev.value)  # type: ignore[arg-type]
-        self._lock_window = LINK_LOCK_BEATS
+        self._link_sample = float(ev.value)  # type: ignore[arg-type]
 
 
 def _finite_number(value: object) -> bool:

@@ -34,7 +34,7 @@ fi
 
 stamp=.venv/.installed
 extras=""
-[ "$want_test" = 1 ] && extras="[test]"
+[ "$want_test" = 1 ] && extras="[test,link]"  # link: the Ableton Link test joins a real session
 key="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)$extras"
 if [ -f "$stamp" ] && grep -qx -- "$key" "$stamp"; then exit 0; fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

@@ -2,6 +2,7 @@
 --tempo-source flag, and beat-timed latent paths (no real sleeps: timestamps are made up)."""
 
 import argparse
+import asyncio
 import random
 
 import numpy as np
@@ -159,6 +160,31 @@ def test_link_samples_set_bpm_and_lock_the_beat():
     assert tempo.bpm == 128.0  # taps do not fight the session's tempo
 
 
+def test_link_phase_lock_converges_without_running_backwards():
+    """A session 0.3 beat ahead of the show, then 0.2 behind: the beat slews onto the
+    session's phase within a quarter second and never steps back; a big jump snaps."""
+    reg = build_registry()
+    tempo = Tempo(reg, "link")
+    h = tempo.handlers()
+    h["/tempo/link_bpm"](Event("verb", "/tempo/link_bpm", 100.0, source="link"))
+    fps, rate = 60, 100.0 / 60.0  # frames per second, beats per second
+    beats = []
+    for offset in (0.3, -0.2):
+        tempo.beat = 10.0  # where the show's own beat happens to be
+        start = len(beats)
+        for k in range(30):  # half a second, one sample per frame
+            t = (k + 1) / fps
+            h["/tempo/link_beat"](Event("verb", "/tempo/link_beat", 10.0 + offset + t * rate, source="link"))
+            tempo.advance(1 / fps)
+            beats.append((t, tempo.beat - (10.0 + offset + t * rate)))
+        assert all(abs(err) < 0.01 for t, err in beats[start:] if t >= 0.25), beats[start:]
+    steps = np.diff([10.0 + t * rate + err for t, err in beats[30:]])
+    assert (steps > 0).all()  # slowed down to fall back 0.2 beat, never reversed
+    h["/tempo/link_beat"](Event("verb", "/tempo/link_beat", 3.0, source="link"))  # the session restarted
+    tempo.advance(1 / fps)
+    assert tempo.beat == 3.0
+
+
 def test_tempo_source_flag_and_missing_aalink(monkeypatch, scene_file):
     parser = argparse.ArgumentParser()
     tempo_control.add_args(parser)
@@ -180,7 +206,8 @@ def test_tempo_source_flag_and_missing_aalink(monkeypatch, scene_file):
 class FakeLink:
     """Stands in for aalink.Link: a session already at 133 BPM."""
 
-    def __init__(self, bpm, loop):
+    def __init__(self, bpm):
+        asyncio.get_running_loop()  # like aalink: Link needs a running loop
         self.created_with = bpm
         self.tempo, self.beat, self.num_peers, self.enabled = 133.0, 12.5, 1, False
 

@@ -62,13 +62,16 @@ def _import_aalink() -> Any:
 
 
 class LinkControl:
-    """Polls an Ableton Link session on one thread and enqueues its tempo and beat."""
+    """Polls an Ableton Link session on one thread and enqueues its tempo and beat.
+
+    aalink wants a running asyncio loop (its `loop` argument is deprecated), so the
+    thread runs one: Link is created, enabled and read there, and nowhere else."""
 
     def __init__(self, show: "Show", aalink: Any) -> None:
         self._queue = show.queue
-        self._loop = asyncio.new_event_loop()  # aalink wants one; only its sync() futures would use it
-        # Our BPM is only the tempo of a session we start alone; a joined session keeps its own.
-        self._link = aalink.Link(show.tempo.bpm, self._loop)
+        self._aalink = aalink
+        self._bpm = show.tempo.bpm  # only the tempo of a session we start alone; a joined one keeps its own
+        self._link: Any = None
         self._stop = threading.Event()
         self.samples = 0
         self.peers = 0
@@ -76,31 +79,40 @@ class LinkControl:
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            asyncio.run(self._poll())
+        except Exception:  # noqa: BLE001 - Link failing must not take the show down: the beat free-runs
+            log.exception("Ableton Link stopped; the tempo keeps its last value")
+
+    async def _poll(self) -> None:
+        self._link = link = self._aalink.Link(self._bpm)
         if self._stop.wait(LINK_ENABLE_DELAY_S):
             return
-        self._link.enabled = True
+        link.enabled = True
         log.info("Ableton Link enabled")
         last_bpm = None
-        while not self._stop.wait(LINK_POLL_S):
-            now = time.perf_counter()
-            bpm, beat = float(self._link.tempo), float(self._link.beat)
-            if bpm != last_bpm:
-                self._queue.put(Event("verb", "/tempo/link_bpm", bpm, t=now, source="link"))
-                last_bpm = bpm
-            self._queue.put(Event("verb", "/tempo/link_beat", beat, t=now, source="link"))
-            self.samples += 1
-            peers = int(self._link.num_peers)
-            if peers != self.peers:
-                log.info("Ableton Link: %d peer(s)", peers)
-                self.peers = peers
+        try:
+            while not self._stop.is_set():
+                now = time.perf_counter()
+                bpm, beat = float(link.tempo), float(link.beat)
+                if bpm != last_bpm:
+                    self._queue.put(Event("verb", "/tempo/link_bpm", bpm, t=now, source="link"))
+                    last_bpm = bpm
+                self._queue.put(Event("verb", "/tempo/link_beat", beat, t=now, source="link"))
+                self.samples += 1
+                peers = int(link.num_peers)
+                if peers != self.peers:
+                    log.info("Ableton Link: %d peer(s)", peers)
+                    self.peers = peers
+                await asyncio.sleep(LINK_POLL_S)
+        finally:
+            link.enabled = False
 
     def close(self) -> None:
         if self._stop.is_set():
             return
         self._stop.set()
         self._thread.join(timeout=1.0)
-        self._link.enabled = False
-        self._loop.close()
 
     def stats(self) -> dict[str, Any]:
         return {"link": {"samples": self.samples, "peers": self.peers}}
