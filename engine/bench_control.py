@@ -197,7 +197,8 @@ def _measure(scene_path: Path, device: torch.device, fps: float,
     fwd = np.asarray(timed.times or [0.0]) * 1000.0
     summary = stats.summary()
     result.update(forward_ms=round(float(np.median(fwd)), 3), forward_p99_ms=round(float(np.percentile(fwd, 99)), 3),
-                  fps=summary["fps"], frame_p99_ms=summary["frame_ms"]["p99"], frame_errors=show.frame_errors)
+                  fps=summary["fps"], frame_p99_ms=summary["frame_ms"]["p99"], frame_errors=show.frame_errors,
+                  leads_ms=show.leads_ms())
     return result
 
 

@@ -325,6 +325,12 @@ class Show:
         if ok:
             self._guarded(self.frame_post, self._post_work)
 
+    def leads_ms(self) -> dict[str, float]:
+        """How far before each frame deadline (ms) the model part, post part and present start."""
+        post, present = self._post_work.lead * 1000.0, self._present_work.lead * 1000.0
+        return {"model": round(self._model_work.lead * 1000.0 + post + present, 3),
+                "post": round(post + present, 3), "present": round(present, 3)}
+
     def _guarded(self, part: Callable[[], None], work: WorkEstimate) -> bool:
         """Run one part of a frame; an exception holds the last good frame (strict: raise)."""
         start = self._now()
