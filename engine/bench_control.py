@@ -202,7 +202,7 @@ def _measure(scene_path: Path, device: torch.device, fps: float,
     return result
 
 
-def bench_osc(scene_path: Path, device: torch.device, messages: int = 300, fps: float = 60.0,
+def bench_osc(scene_path: Path, device: torch.device, messages: int = 600, fps: float = 60.0,
               seed: int = 0) -> dict[str, Any]:
     """Send-to-present latency of OSC over UDP loopback, through the real OSC control module."""
     from engine.control import osc
@@ -232,7 +232,7 @@ def midi_unavailable_reason() -> str | None:
     return None
 
 
-def bench_control(scene_path: Path, device: torch.device, messages: int = 300, fps: float = 60.0,
+def bench_control(scene_path: Path, device: torch.device, messages: int = 600, fps: float = 60.0,
                   midi: bool = True) -> dict[str, Any]:
     osc_result = bench_osc(scene_path, device, messages, fps)
     reason = midi_unavailable_reason() if midi else "not asked for"

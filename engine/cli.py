@@ -119,11 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, help="write the results as JSON here")
     bench.add_argument("--control", action="store_true",
                        help="input latency instead: OSC (and MIDI) send to the first presented frame that shows it")
-    bench.add_argument("--messages", type=int, default=300, help="with --control: messages sent per transport")
+    bench.add_argument("--messages", type=int, default=600,
+                       help="with --control: messages sent per transport (half to each address)")
     bench.add_argument("--sound", type=float, metavar="SECONDS",
                        help="sound instead: a show of --sound-scene through a JACK dummy server for SECONDS, "
                             "recorded; underruns, note timing and pitch, MIDI note pairs")
     bench.add_argument("--sound-scene", type=Path, metavar="FILE", help="scene for --sound (default scenes/verse.toml)")
+    bench.add_argument("--link", type=float, metavar="SECONDS",
+                       help="Ableton Link instead: join a Link peer's session (another process) for SECONDS and "
+                            "measure the beat phase error of every presented frame (needs pip install .[link])")
     bench.add_argument("--osc-flood", type=float, metavar="SECONDS",
                        help="robustness instead: flood a headless show with 5,000 OSC messages/s plus 10,000 "
                             "malformed datagrams for SECONDS and print what it kept up with")
@@ -212,6 +216,8 @@ def cmd_bench(args: argparse.Namespace) -> str:
         return _report(format_result(res), res, args.json)
     if args.osc_flood is not None:
         return _bench_flood(args)
+    if args.link is not None:
+        return _bench_link(args)
     if args.sound is not None:
         from engine.bench_sound import SOUND_SCENE, bench_sound, format_sound
 
@@ -223,6 +229,18 @@ def cmd_bench(args: argparse.Namespace) -> str:
 
     rows = bench_scenes(_device(args.device), frames=args.frames)
     return _report(format_rows(rows), rows, args.json)
+
+
+def _bench_link(args: argparse.Namespace) -> str:
+    from engine.bench_link import bench_link, format_link
+    from engine.control.tempo import _import_aalink
+    from engine.scene import DEFAULT_SCENE
+
+    if not args.link > 2:
+        raise SystemExit("error: --link: expected a number of seconds > 2")
+    _import_aalink()  # a clear message when the optional extra is missing
+    res = bench_link(DEFAULT_SCENE, _device(args.device), args.link)
+    return _report(format_link(res), res, args.json)
 
 
 def _bench_flood(args: argparse.Namespace) -> str:

@@ -325,6 +325,14 @@ class Show:
         if ok:
             self._guarded(self.frame_post, self._post_work)
 
+    @property
+    def input_to_present_s(self) -> float:
+        """Expected seconds from the model phase's input read to the frame's present: the
+        paced loop starts that early; a vsync-paced one presents about a frame later."""
+        if self.pacer is None:
+            return self._dt
+        return self._model_work.lead + self._post_work.lead + self._present_work.lead
+
     def leads_ms(self) -> dict[str, float]:
         """How far before each frame deadline (ms) the model part, post part and present start."""
         post, present = self._post_work.lead * 1000.0, self._present_work.lead * 1000.0

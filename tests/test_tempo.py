@@ -228,7 +228,10 @@ def test_link_control_enqueues_session_tempo_and_never_sets_it(monkeypatch, scen
         control.close()
     events = show.queue.drain()
     assert events[0].address == "/tempo/link_bpm" and events[0].value == 133.0
-    assert any(e.address == "/tempo/link_beat" and e.value == 12.5 for e in events)
+    # the beat when the frame will be seen: half a poll plus the show's input-to-present time ahead
+    ahead = tempo_control.LINK_POLL_S / 2 + show.input_to_present_s
+    assert any(e.address == "/tempo/link_beat" and e.value == pytest.approx(12.5 + ahead * 133.0 / 60.0)
+               for e in events)
     assert control._link.tempo == 133.0 and control._link.created_with == 120.0
 
 

@@ -7,6 +7,9 @@ optional `aalink` package (`pip install .[link]`, GPL-3) and enqueues the
 session's tempo and beat as `/tempo/link_bpm` and `/tempo/link_beat` events,
 so a recorded show replays them like any other input.
 
+The beat sent is the session's beat when the frame will be on screen (the
+show's expected input-to-present time ahead), as Link asks of its peers.
+
 Joining never changes the session's tempo: this module never writes
 `link.tempo`, and it enables Link only a moment after creating it (creating
 and enabling at once was seen to impose the newcomer's tempo on a running
@@ -68,6 +71,7 @@ class LinkControl:
     thread runs one: Link is created, enabled and read there, and nowhere else."""
 
     def __init__(self, show: "Show", aalink: Any) -> None:
+        self._show = show
         self._queue = show.queue
         self._aalink = aalink
         self._bpm = show.tempo.bpm  # only the tempo of a session we start alone; a joined one keeps its own
@@ -95,6 +99,10 @@ class LinkControl:
             while not self._stop.is_set():
                 now = time.perf_counter()
                 bpm, beat = float(link.tempo), float(link.beat)
+                # Link's advice: the beat at the moment the output is seen. The sample is applied
+                # at the next frame's input read (on average half a poll later) and shown
+                # input_to_present_s after that; this ahead-time is in the event, so replays match.
+                beat += (LINK_POLL_S / 2 + self._show.input_to_present_s) * bpm / 60.0
                 if bpm != last_bpm:
                     self._queue.put(Event("verb", "/tempo/link_bpm", bpm, t=now, source="link"))
                     last_bpm = bpm
