@@ -149,6 +149,44 @@ def test_pickup_fader_in_the_show(real_show, tmp_path):
     assert reg.param("/deck/a/truncation").target == pytest.approx(2 * 80 / 127)
 
 
+def test_pickup_leds_light_while_a_fader_waits(real_show, tmp_path):
+    """nanoKONTROL2: R4 lights while fader 4 is away from its value, goes dark when the
+    fader picks up, and lights again the frame OSC moves the value under it."""
+    port, out_port = PORTS["nanokontrol2.toml"], "nanoKONTROL2 MIDI 1 out"
+    be = FakeMidiBackend([port], [out_port])
+    clock = Clock()
+    ctl = MidiControl(namespace(tmp_path, midi_in=["nano"], midi_feedback="nano",
+                                patch=[REPO / "patches" / "nanokontrol2.toml"]),
+                      real_show, backend_factory=lambda: be, clock=clock)
+    ctl.watcher.poll()
+    out = be.outputs[out_port]
+    reg = real_show.registry
+    reg.set("/deck/a/truncation", 1.0)  # fader 4, range 0..2: the value sits at the middle
+
+    def step(*values):
+        for v in values:
+            be.send(port, 0xB0, 3, v)
+        real_show.run(frames=2)
+        clock.now += 1.0
+        ctl.watcher.send_due()
+        leds = [m for m in out.sent if m[:2] == (0xB0, 67)]
+        out.sent.clear()
+        return leds
+
+    assert step() == [(0xB0, 67, 0)]  # never moved: its position is unknown, dark (stale light cleared)
+    assert step(0, 20) == [(0xB0, 67, 127)]  # below the value: waiting
+    assert step(40) == []  # still waiting: nothing new to send
+    assert step(80) == [(0xB0, 67, 0)]  # crossed the value: picked up, in control
+    real_show.queue.put(Event("set", "/deck/a/truncation", 0.3, source="osc"))
+    assert step() == [(0xB0, 67, 127)]  # moved under the fader: lit without touching it
+    assert reg.param("/deck/a/truncation").target == pytest.approx(0.3)
+    assert step(10) == [(0xB0, 67, 0)]  # 80 -> 10 crosses 0.3 (19 of 127): picked up again
+    clock.now += 1.0
+    ctl._resync()  # what the port thread calls when the output (re)opens: every light again
+    ctl.watcher.send_due()
+    assert (0xB0, 67, 0) in out.sent
+
+
 def test_program_change_selects_scenes(real_show, tmp_path):
     be = FakeMidiBackend(["keys"])
     ctl = MidiControl(namespace(tmp_path, midi_in=["keys"]), real_show, backend_factory=lambda: be)

@@ -119,9 +119,41 @@ def test_feedback_reaches_jack_midi_dump(jack, show, tmp_path):
     finally:
         if ctl is not None:
             ctl.close()
-        dump.send_signal(signal.SIGINT)
-        try:
-            dump.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            dump.kill()
-            dump.wait()
+        _stop(dump)
+
+
+def test_pickup_light_reaches_jack_midi_dump(jack, show, tmp_path):
+    """Fader 3 (deck speed 1.0 of 0..4) moved at the top, away from the value: its R3 light
+    (CC 66) turns on at the real JACK MIDI monitor; brought through the value, off again."""
+    dump_log = tmp_path / "dump.txt"
+    with open(dump_log, "w") as fh:
+        dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump"], stdout=fh, stderr=subprocess.STDOUT)
+    ctl = None
+    try:
+        ctl = start(namespace(tmp_path, midi_api="jack", midi_in=["nanoKONTROL2"], midi_feedback="midi-monitor",
+                              patch=[NANO]), show)
+        out = sender()
+        ports = lambda: ctl.stats()["midi"]["ports"]
+        opened = lambda: any("(feedback)" in p for p in ports()) and any("nanoKONTROL2" in p for p in ports())
+        assert until(show, opened, 5.0) is not None, ports()
+        lit = lambda: "b0 42 7f" in dump_log.read_text().lower()
+        assert sweep_until(show, out, 2, [127, 120], lit, 3.0) is not None, dump_log.read_text()
+        speed = show.registry.param("/deck/a/speed")
+        assert speed.target == 1.0  # waiting: the fader has not moved it
+        dark = lambda: dump_log.read_text().lower().count("b0 42 00") >= 2  # dark at start, dark again now
+        assert sweep_until(show, out, 2, [60, 20], dark, 3.0) is not None, dump_log.read_text()
+        assert speed.target == 4.0 * 20 / 127
+        out.close()
+    finally:
+        if ctl is not None:
+            ctl.close()
+        _stop(dump)
+
+
+def _stop(dump: subprocess.Popen) -> None:
+    dump.send_signal(signal.SIGINT)
+    try:
+        dump.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        dump.kill()
+        dump.wait()

@@ -222,3 +222,22 @@ def test_modulation_routes_round_trip_through_dump(tmp_path):
     strip = [(r.name, r.source, r.mode, r.address, r.range, r.curve, r.invert, r.smoothing, r.amount) for r in routes]
     assert [(r.name, r.source, r.mode, r.address, r.range, r.curve, r.invert, r.smoothing, r.amount)
             for r in again] == strip
+
+
+def test_pickup_led_is_checked(tmp_path):
+    reg = build_registry()
+    ok = write(tmp_path, '[[route]]\nsource = { type = "midi", cc = 0 }\naddress = "/master/brightness"\n'
+                         'takeover = "pickup"\npickup_led = { note = 8, channel = 2, on = 3 }\n')
+    led = load_patch(ok, reg).routes[0].pickup_led
+    assert (led.kind, led.number, led.channel, led.on, led.off) == ("note", 8, 1, 3, 0)
+    assert led.message(True, 0) == (0x91, 8, 3) and led.message(False, 0) == (0x91, 8, 0)
+    bad = {
+        'takeover = "jump"\npickup_led = { cc = 64 }': r"key 'pickup_led': expected a route with takeover = \"pickup\"",
+        'takeover = "pickup"\npickup_led = { cc = 200 }': r"key 'pickup_led\.cc': expected an integer from 0 to 127",
+        'takeover = "pickup"\npickup_led = 64': r"key 'pickup_led': expected a table with cc",
+        'takeover = "pickup"\npickup_led = { cc = 1, colour = 3 }': r"pickup_led\.colour",
+    }
+    for body, message in bad.items():
+        f = write(tmp_path, '[[route]]\nsource = { type = "midi", cc = 0 }\naddress = "/master/brightness"\n' + body + "\n")
+        with pytest.raises(StartupError, match=message):
+            load_patch(f, reg)

@@ -23,7 +23,7 @@ from engine.control.midi_decode import Decoder
 from engine.control.midi_feedback import FeedbackEncoder, FeedbackLimiter
 from engine.control.midi_ports import API_NAMES, InputCallback, PortBackend, PortWatcher, RtMidiBackend, resolve_api
 from engine.control.midi_routes import Router
-from engine.control.patch import Route, load_patch, load_patches
+from engine.control.patch import MidiSource, Route, load_patch, load_patches
 from engine.errors import StartupError
 from engine.events import Event
 
@@ -81,6 +81,8 @@ class MidiControl:
         learned = load_patch(self.learn_file, show.registry, verbs).routes if self.learn_file.is_file() else []
         learned = [r for r in learned if not r.is_modulation]
         self.router = Router(show, [])
+        if args.midi_feedback:
+            self.router.on_pickup_led = self._pickup_led
         self.limiter = FeedbackLimiter(clock=clock)
         self.encoder = FeedbackEncoder([], show.registry)
         self._counts: list[_PortCounts] = []
@@ -154,11 +156,20 @@ class MidiControl:
         for key, messages in self.encoder.encode(address, value):
             self.limiter.offer(key, messages)
 
+    def _pickup_led(self, route: Route, lit: bool) -> None:
+        led = route.pickup_led
+        assert led is not None  # only routes with one call back
+        channel = route.source.channel if isinstance(route.source, MidiSource) else 0
+        msg = led.message(lit, route.feedback_channel if route.feedback_channel is not None else channel)
+        self.limiter.offer(("led", led.kind, msg[0] & 0x0F, led.number), [msg])
+
     def _resync(self) -> None:
         """The feedback port (re)opened: show every feedback control's current value."""
         self.limiter.forget_sent()
         for key, messages in self.encoder.everything():
             self.limiter.offer(key, messages)
+        for route, lit in self.router.pickup_leds():
+            self._pickup_led(route, lit)
 
     # -- Control -----------------------------------------------------------------
     def close(self) -> None:

@@ -21,7 +21,11 @@ Where takeover is decided (the brief left it open):
 
 Pick-up: a moved control is ignored until its value comes within 2% of the
 range of the param's value or crosses it between two messages; when anything
-else changes the param, the route must pick it up again. Scale: the distance
+else changes the param, the route must pick it up again. A route's
+`pickup_led` is lit from the moment its control is known to be away from the
+value (moved without picking up, or the param changed under it by OSC, a
+scene change, learn...) until it picks up; a control never moved leaves it dark
+(its position is unknown). Scale: the distance
 between control and value shrinks as the control moves, so both meet at the
 end of the travel. Smoothing: the loop glides the param towards the route's
 target with a one-pole of `smoothing` seconds, one `set` per frame.
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from engine.control.midi_decode import Gesture, relative_steps
 from engine.control.patch import MidiSource, OscSource, Route, to_position, to_value
@@ -53,6 +57,7 @@ class _State:
     last_pos: float | None = None  # the control's previous position, 0..1
     last_value: float | None = None  # the param target this route last applied
     glide_to: float | None = None
+    led: bool | None = None  # the pick-up light as last shown (None: never shown)
 
 
 def gesture_position(route: Route, g: Gesture) -> float:
@@ -81,9 +86,12 @@ class Router:
         self._gliding: set[int] = set()
         self._last_t: float | None = None
         self.routes: tuple[Route, ...] = ()
+        self._led_routes: tuple[int, ...] = ()  # active pick-up routes with a pickup_led
+        self.on_pickup_led: Callable[[Route, bool], None] | None = None  # (route, lit), loop thread
         self._midi: dict[tuple[str, int, int], tuple[tuple[Route, int], ...]] = {}
         self.install(list(routes))
         show.frame_hooks.append(self._glide)
+        show.frame_hooks.append(self._watch_pickups)
 
     # -- installing ---------------------------------------------------------
     def install(self, routes: list[Route]) -> None:
@@ -110,6 +118,7 @@ class Router:
         for rid in self._active - active:  # unlearned routes stop answering
             self.show.verbs.pop(f"{ROUTE_VERB}{rid}", None)
         self._active = active
+        self._led_routes = tuple(self._ids[r] for r in routes if r.pickup_led is not None)
         self._register_osc()
 
     def cc14_pairs(self, port_name: str) -> frozenset[tuple[int, int]]:
@@ -221,6 +230,8 @@ class Router:
             target: float | None = min(max(base + x * step, min(a, b)), max(a, b))
         else:
             target = self._takeover(route, st, x, p)
+            if route.pickup_led is not None:
+                self._show_pickup(route, st)
         if target is None:
             return
         if route.smoothing > 0.0:
@@ -265,6 +276,30 @@ class Router:
                 new = c - (prev - pos) * c / prev
             return to_value(route, new, p.lo, p.hi)
         return value
+
+    def _show_pickup(self, route: Route, st: _State) -> None:
+        lit = not st.picked and st.last_pos is not None
+        if lit != st.led:
+            st.led = lit
+            if self.on_pickup_led is not None:
+                self.on_pickup_led(route, lit)
+
+    def _watch_pickups(self, show: "Show") -> None:
+        """Frame hook: a param moved under a picked-up control (OSC, a scene change) lights
+        its pick-up LED now, not at the control's next move."""
+        for rid in self._led_routes:
+            route, st = self._by_id[rid], self._states[rid]
+            if st.picked and st.last_value is not None and route.address is not None:
+                p = show.registry.param(route.address)
+                if abs(p.target - st.last_value) > 1e-6 * max(1.0, p.hi - p.lo):
+                    st.picked = False
+                    st.glide_to = None
+            self._show_pickup(route, st)
+
+    def pickup_leds(self) -> list[tuple[Route, bool]]:
+        """(route, lit) for every pick-up light shown so far (to resend after a reconnect)."""
+        return [(self._by_id[rid], bool(self._states[rid].led)) for rid in self._led_routes
+                if self._states[rid].led is not None]
 
     def _glide(self, show: "Show") -> None:
         """Frame hook: move gliding routes' params one frame towards their targets."""

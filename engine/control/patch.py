@@ -18,6 +18,9 @@ see docs/MODULATION.md) and a target: a param `address` or a `verb`.
     takeover = "pickup"         # jump | pickup | scale
     smoothing = 0.0             # seconds (one-pole glide of this route's moves)
     feedback = true             # echo the value to --midi-feedback
+    pickup_led = { cc = 64 }    # a light on --midi-feedback, lit while this pick-up
+                                #   control waits to be picked up (note = n also;
+                                #   channel, on = 127, off = 0 optional)
     [[route]]
     source = { type = "midi", cc = 41 }
     verb = "/show/next"         # mode "trigger": fires on press (CC >= 64, note-on)
@@ -103,7 +106,7 @@ _TOP_KEYS = {"name", "description", "midi", "route"}
 _ROUTE_KEYS = {
     "name", "source", "address", "verb", "value", "mode", "range", "curve", "invert", "takeover",
     "smoothing", "feedback", "feedback_channel", "feedback_on", "feedback_off", "step", "encoding", "bits",
-    "amount",
+    "amount", "pickup_led",
 }
 _MIDI_KEYS = {"type", "port", "channel", *MIDI_KINDS}
 _OSC_KEYS = {"type", "address", "input"}
@@ -112,7 +115,8 @@ _LFO_KEYS = {"type", "shape", "rate", "beats", "phase", "seed"}
 _BEAT_KEYS = {"type", "division", "shape", "decay", "phase"}
 # Route keys a modulation route may not have (they belong to controls a hand moves).
 _CONTROL_ONLY_KEYS = ("verb", "value", "takeover", "feedback", "feedback_channel", "feedback_on",
-                      "feedback_off", "step", "encoding", "bits")
+                      "feedback_off", "step", "encoding", "bits", "pickup_led")
+_LED_KEYS = {"cc", "note", "channel", "on", "off"}
 MAX_LFO_HZ = 50.0  # faster than this aliases against any frame rate
 MAX_PERIOD_BEATS = 1024.0
 EXP_K = 4.0  # curve steepness: exponential(p) = (2^(4p) - 1) / 15, so the middle of the travel gives 20%
@@ -206,6 +210,22 @@ Source = Union[MidiSource, OscSource, AudioSource, LfoSource, BeatSource]
 
 
 @dataclass(frozen=True)
+class Led:
+    """A controller light that --midi-feedback drives (a CC value or a note's velocity)."""
+
+    kind: str  # "cc" or "note"
+    number: int  # 0-127
+    channel: int | None = None  # 0-15; None: the route's feedback channel
+    on: int = 127
+    off: int = 0
+
+    def message(self, lit: bool, default_channel: int) -> tuple[int, int, int]:
+        ch = default_channel if self.channel is None else self.channel
+        status = (0x90 if self.kind == "note" else 0xB0) | ch  # note-on velocity 0 is "off" everywhere
+        return (status, self.number, self.on if lit else self.off)
+
+
+@dataclass(frozen=True)
 class Route:
     file: Path
     index: int  # 1-based position in its file
@@ -228,6 +248,7 @@ class Route:
     encoding: str = "twos"
     bits: int = 14  # NRPN data resolution: 14 (6 + 38) or 7 (6 only)
     amount: float | None = None  # mode "add": the largest offset, param units (modulation routes)
+    pickup_led: Led | None = None  # lit while a pick-up route waits to be picked up
 
     @property
     def label(self) -> str:
@@ -397,6 +418,8 @@ def _route(file: Path, index: int, r: dict, defaults: dict, registry: Registry, 
     fields: dict[str, Any] = {"file": file, "index": index, "name": name, "source": source, "mode": mode,
                               "address": address, "verb": verb}
     fields.update(_options(ck, r, address, mode, registry))
+    if "pickup_led" in fields and not isinstance(source, MidiSource):
+        raise ck.fail("pickup_led", "a MIDI route (the light is on the controller that moves it)", r["pickup_led"])
     if "value" in r:
         fields["value"] = _trigger_value(ck, r["value"], address, mode, registry)
     return Route(**fields)
@@ -494,6 +517,10 @@ def _options(ck: _Checker, r: dict, address: str | None, mode: str, registry: Re
         if out["smoothing"] > 0 and mode not in ("absolute", "relative", "add"):
             raise ck.fail("smoothing", "0 on a button route (only absolute and relative moves glide)", r["smoothing"])
     out.update(_feedback_options(ck, r, address))
+    if "pickup_led" in r:
+        if out.get("takeover") != "pickup":
+            raise ck.fail("pickup_led", 'a route with takeover = "pickup"', r["pickup_led"])
+        out["pickup_led"] = _led(ck, "pickup_led", r["pickup_led"])
     if "step" in r:
         out["step"] = ck.number("step", r["step"])
         if mode != "relative" or out["step"] <= 0:
@@ -519,6 +546,18 @@ def _feedback_options(ck: _Checker, r: dict, address: str | None) -> dict:
         if key in r:
             out[key] = ck.integer(key, r[key], 0, 127)
     return out
+
+
+def _led(ck: _Checker, key: str, t: Any) -> Led:
+    if not isinstance(t, dict) or ("cc" in t) == ("note" in t):
+        raise ck.fail(key, "a table with cc = 0-127 or note = 0-127, like { cc = 64 }", t)
+    ck.unknown(t, _LED_KEYS, key + ".")
+    kind = "cc" if "cc" in t else "note"
+    number = ck.integer(f"{key}.{kind}", t[kind], 0, 127)
+    channel = ck.integer(f"{key}.channel", t["channel"], 1, 16) - 1 if "channel" in t else None
+    on = ck.integer(f"{key}.on", t.get("on", 127), 0, 127)
+    off = ck.integer(f"{key}.off", t.get("off", 0), 0, 127)
+    return Led(kind, number, channel, on, off)
 
 
 def _trigger_value(ck: _Checker, v: Any, address: str | None, mode: str, registry: Registry) -> float | str:
@@ -688,6 +727,11 @@ def dump_routes(name: str, routes: Iterable[Route], header: str = "") -> str:
                 lines.append(f"{key} = {_toml_value(v)}")
         if r.feedback_channel is not None:
             lines.append(f"feedback_channel = {r.feedback_channel + 1}")
+        if r.pickup_led is not None:
+            led = r.pickup_led
+            table = {led.kind: led.number, **({"channel": led.channel + 1} if led.channel is not None else {}),
+                     "on": led.on, "off": led.off}
+            lines.append(f"pickup_led = {_toml_value(table)}")
         lines.append("")
     return "\n".join(lines)
 
