@@ -49,7 +49,8 @@ async def main():
     while True:
         if wanted:
             link.tempo = wanted.pop()
-        print(time.perf_counter(), link.beat, link.tempo, link.num_peers, flush=True)
+        sys.stdout.write(f"{time.perf_counter()} {link.beat} {link.tempo} {link.num_peers}\n")
+        sys.stdout.flush()
         await asyncio.sleep(0.02)
 
 asyncio.run(main())
