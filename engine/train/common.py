@@ -9,8 +9,9 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -67,6 +68,35 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         help="write model, sample grid and state this often (default 60; the first "
         "within 30 s or this interval, whichever is shorter)",
     )
+
+
+@dataclass
+class TrainOptions:
+    """What every trainer's options share (the flags of add_common_args); each family's
+    dataclass adds its own model and recipe fields, named as its flags' dests."""
+
+    data: str
+    out: str
+    minutes: float | None = None
+    steps: int | None = None
+    resume: bool = False
+    device: str = "auto"
+    seed: int = 0
+    checkpoint_every_s: float = 60.0
+    first_checkpoint_s: float = 30.0
+
+
+Options = TypeVar("Options", bound=TrainOptions)
+
+
+def options_from_args(cls: type[Options], ns: argparse.Namespace) -> Options:
+    """argparse namespace -> the trainer's options: each field from the flag of the same
+    name; fields without a flag keep their defaults. The first checkpoint comes within
+    30 s, or sooner when --checkpoint-every is shorter."""
+    values = {f.name: getattr(ns, f.name) for f in fields(cls) if hasattr(ns, f.name)}
+    values["checkpoint_every_s"] = ns.checkpoint_every
+    values["first_checkpoint_s"] = min(ns.checkpoint_every, TrainOptions.first_checkpoint_s)
+    return cls(**values)
 
 
 def resolve_device(name: str) -> torch.device:

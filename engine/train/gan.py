@@ -31,10 +31,12 @@ from engine.models.checkpoint import read_state, save_model, save_state
 from engine.models.gan import Discriminator, GANConfig, Generator
 from engine.train.loop import train_loop
 from engine.train.common import (
+    TrainOptions,
     add_common_args,
     equalized_param_groups,
     optimizer_from_flat,
     optimizer_to_flat,
+    options_from_args,
     out_paths,
     resolve_device,
     set_base_lr,
@@ -51,26 +53,17 @@ _EVAL_SEED_OFFSET = 7919  # eval sets use their own seeds so they never move wit
 
 
 @dataclass
-class GanTrainOptions:
+class GanTrainOptions(TrainOptions):
     """Everything train_gan needs; mirrors the CLI flags."""
 
-    data: str
-    out: str
     size: int = 128
     latent_dim: int = 128
     channels: int = 256
     min_channels: int = 16
     batch: int = 16
-    minutes: float | None = None
-    steps: int | None = None
-    resume: bool = False
-    device: str = "auto"
-    seed: int = 0
     lr: float = 2e-4  # discriminator
     lr_g: float | None = None  # generator; None = lr / 4 (TTUR, as in BigGAN)
     ema: float = 0.999
-    checkpoint_every_s: float = 60.0
-    first_checkpoint_s: float = 30.0
 
     def generator_lr(self) -> float:
         return self.lr / 4.0 if self.lr_g is None else self.lr_g
@@ -99,13 +92,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 def opts_from_args(ns: argparse.Namespace) -> GanTrainOptions:
     """argparse namespace (from add_args) -> GanTrainOptions."""
-    return GanTrainOptions(
-        data=ns.data, out=ns.out, size=ns.size, latent_dim=ns.latent_dim, channels=ns.channels,
-        batch=ns.batch, minutes=ns.minutes, steps=ns.steps, resume=ns.resume, device=ns.device,
-        seed=ns.seed, lr=ns.lr, lr_g=ns.lr_g, ema=ns.ema,
-        checkpoint_every_s=ns.checkpoint_every,
-        first_checkpoint_s=min(ns.checkpoint_every, GanTrainOptions.first_checkpoint_s),
-    )
+    return options_from_args(GanTrainOptions, ns)
 
 
 def _validate(opts: GanTrainOptions) -> None:

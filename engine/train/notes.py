@@ -35,9 +35,11 @@ from engine.models.notes import KIND, NoteConfig, NoteRNN, NoteVocab, count_para
 from engine.seq.notes import NoteStream, StreamParams
 from engine.train.loop import train_loop
 from engine.train.common import (
+    TrainOptions,
     add_common_args,
     optimizer_from_flat,
     optimizer_to_flat,
+    options_from_args,
     out_paths,
     resolve_device,
 )
@@ -54,11 +56,9 @@ EVAL_BATCH = 32  # held-out melodies per forward pass
 
 
 @dataclass
-class NotesTrainOptions:
+class NotesTrainOptions(TrainOptions):
     """Everything train_notes needs; mirrors the CLI flags."""
 
-    data: str
-    out: str
     hidden: int = 256
     layers: int = 2
     embed: int = 64
@@ -67,13 +67,6 @@ class NotesTrainOptions:
     seq_len: int = 128
     lr: float = 3e-3
     transpose: int = 5
-    minutes: float | None = None
-    steps: int | None = None
-    resume: bool = False
-    device: str = "auto"
-    seed: int = 0
-    checkpoint_every_s: float = 60.0
-    first_checkpoint_s: float = 30.0
 
     def note_config(self) -> NoteConfig:
         config = NoteConfig(embed=self.embed, hidden=self.hidden, layers=self.layers, dropout=self.dropout)
@@ -99,13 +92,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 def opts_from_args(ns: argparse.Namespace) -> NotesTrainOptions:
     """argparse namespace (from add_args) -> NotesTrainOptions."""
-    return NotesTrainOptions(
-        data=ns.data, out=ns.out, hidden=ns.hidden, layers=ns.layers, embed=ns.embed, dropout=ns.dropout,
-        batch=ns.batch, seq_len=ns.seq_len, lr=ns.lr, transpose=ns.transpose, minutes=ns.minutes,
-        steps=ns.steps, resume=ns.resume, device=ns.device, seed=ns.seed,
-        checkpoint_every_s=ns.checkpoint_every,
-        first_checkpoint_s=min(ns.checkpoint_every, NotesTrainOptions.first_checkpoint_s),
-    )
+    return options_from_args(NotesTrainOptions, ns)
 
 
 def _validate(opts: NotesTrainOptions) -> None:

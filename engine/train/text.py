@@ -36,9 +36,11 @@ from engine.models.checkpoint import atomic_write_bytes, read_state, save_model,
 from engine.models.text import TextConfig, TextModel, probabilities
 from engine.train.loop import train_loop
 from engine.train.common import (
+    TrainOptions,
     add_common_args,
     optimizer_from_flat,
     optimizer_to_flat,
+    options_from_args,
     out_paths,
     resolve_device,
 )
@@ -61,11 +63,9 @@ _CONTROL_CODES = re.compile("[\x00-\x08\x0d-\x1f\x7f-\x9f]")
 
 
 @dataclass
-class TextTrainOptions:
+class TextTrainOptions(TrainOptions):
     """Everything train_text needs; mirrors the CLI flags."""
 
-    data: str
-    out: str
     hidden: int = 512
     layers: int = 1
     embed: int = 64
@@ -73,15 +73,8 @@ class TextTrainOptions:
     seq: int = 64
     batch: int = 32
     lr: float = 2e-3
-    minutes: float | None = None
-    steps: int | None = None
-    resume: bool = False
-    device: str = "auto"
-    seed: int = 0
     sample_chars: int = 600
     temperature: float = 0.8
-    checkpoint_every_s: float = 60.0
-    first_checkpoint_s: float = 30.0
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -103,14 +96,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 def opts_from_args(ns: argparse.Namespace) -> TextTrainOptions:
     """argparse namespace (from add_args) -> TextTrainOptions."""
-    return TextTrainOptions(
-        data=ns.data, out=ns.out, hidden=ns.hidden, layers=ns.layers, embed=ns.embed,
-        dropout=ns.dropout, seq=ns.seq, batch=ns.batch, lr=ns.lr, minutes=ns.minutes,
-        steps=ns.steps, resume=ns.resume, device=ns.device, seed=ns.seed,
-        sample_chars=ns.sample_chars, temperature=ns.temperature,
-        checkpoint_every_s=ns.checkpoint_every,
-        first_checkpoint_s=min(ns.checkpoint_every, TextTrainOptions.first_checkpoint_s),
-    )
+    return options_from_args(TextTrainOptions, ns)
 
 
 def _validate(opts: TextTrainOptions) -> None:
