@@ -84,3 +84,15 @@ def scene_file(tmp_path: Path, tiny_gan: Path):
         return p
 
     return write
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny models gain nothing from 2 threads, and on a loaded 2-core machine OpenMP
+    spin-waiting made the training tests 10x slower (modules opt in with usefixtures)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

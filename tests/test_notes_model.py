@@ -23,12 +23,7 @@ from tests.conftest import make_tiny_gan
 TINY = NoteConfig(embed=8, hidden=24, layers=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _melody() -> list[Note]:

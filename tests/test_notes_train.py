@@ -28,12 +28,7 @@ TINY = {"hidden": 16, "layers": 1, "embed": 8, "batch": 4, "seq_len": 16}
 TPB = 96
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _track(pitches: list[int], channel: int = 0, beats: float = 0.5, start: float = 0.0) -> mido.MidiTrack:

@@ -28,12 +28,7 @@ from engine.train.text import (
 TINY = {"hidden": 16, "embed": 8, "batch": 4, "seq": 16, "sample_chars": 40}
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()

@@ -27,14 +27,7 @@ from engine.train.gan import GanTrainOptions, add_args, diff_augment, opts_from_
 TINY = {"size": 64, "latent_dim": 16, "channels": 32, "batch": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    # Tiny models gain nothing from 2 threads, and on a loaded 2-core machine
-    # OpenMP spin-waiting made these tests 10x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()
