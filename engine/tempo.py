@@ -59,7 +59,6 @@ class Tempo:
         self._ticks: deque[float] = deque(maxlen=CLOCK_WINDOW)  # MIDI clock receive times, s
         self._clock_bpm: float | None = None
         self._tick_beat: float | None = None  # beat position of the last clock tick / Link sample
-        self._lock_window = 1.0 / TICKS_PER_BEAT  # how far the beat may run past _tick_beat
         self._armed = False  # after start/continue/song position: the next tick marks the position
         self._link_bpm: float | None = None
         self._link_sample: float | None = None  # the newest Link beat sample not yet locked to
@@ -100,9 +99,9 @@ class Tempo:
             return
         self.beat += dt * self.bpm / 60.0
         if self._tick_beat is not None:
-            # Phase lock: never fall behind the source's last beat sample, never run
-            # more than one sample interval past it (waiting for the next one).
-            self.beat = min(max(self.beat, self._tick_beat), self._tick_beat + self._lock_window)
+            # MIDI clock phase lock: never fall behind the last tick's beat, never run
+            # more than one tick past it (waiting for the next one).
+            self.beat = min(max(self.beat, self._tick_beat), self._tick_beat + 1.0 / TICKS_PER_BEAT)
         if self._link_sample is not None:
             self._lock_to_link(self._link_sample, dt * self.bpm / 60.0)
             self._link_sample = None
@@ -197,7 +196,6 @@ class Tempo:
     def _locate(self, beat: float) -> None:
         self.beat = beat
         self._tick_beat = beat
-        self._lock_window = 1.0 / TICKS_PER_BEAT
         self._armed = True
         self.running = True
 

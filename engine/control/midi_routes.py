@@ -219,10 +219,7 @@ class Router:
 
     def _apply(self, route: Route, st: _State, rid: int, x: float, ev: Event) -> None:
         p = self.show.registry.param(route.address)
-        tol = 1e-6 * max(1.0, p.hi - p.lo)
-        if st.last_value is not None and abs(p.target - st.last_value) > tol:
-            st.picked = False  # something else moved the param since this route did
-            st.glide_to = None
+        _release_if_moved(st, p)
         if route.mode == "relative":
             a, b = route.range or (p.lo, p.hi)
             step = route.step if route.step is not None else abs(b - a) / 128.0
@@ -287,13 +284,12 @@ class Router:
     def _watch_pickups(self, show: "Show") -> None:
         """Frame hook: a param moved under a picked-up control (OSC, a scene change) lights
         its pick-up LED now, not at the control's next move."""
+        if self.on_pickup_led is None:
+            return  # no feedback port: nothing to light
         for rid in self._led_routes:
             route, st = self._by_id[rid], self._states[rid]
-            if st.picked and st.last_value is not None and route.address is not None:
-                p = show.registry.param(route.address)
-                if abs(p.target - st.last_value) > 1e-6 * max(1.0, p.hi - p.lo):
-                    st.picked = False
-                    st.glide_to = None
+            if st.picked and route.address is not None:
+                _release_if_moved(st, show.registry.param(route.address))
             self._show_pickup(route, st)
 
     def pickup_leds(self) -> list[tuple[Route, bool]]:
@@ -322,6 +318,14 @@ class Router:
             # ("model") is where a replay applies it.
             self._record_and_apply(Event("set", route.address, new, show.t, "midi"), "model")
             st.last_value = p.target
+
+
+def _release_if_moved(st: _State, p) -> None:
+    """Something else moved the param since this route last set it: the route lets go
+    (a pick-up control must reach the value again; a glide stops)."""
+    if st.last_value is not None and abs(p.target - st.last_value) > 1e-6 * max(1.0, p.hi - p.lo):
+        st.picked = False
+        st.glide_to = None
 
 
 def _osc_number(args: list) -> float | None:
