@@ -108,9 +108,12 @@ def test_query_answers_the_target_to_the_sender(rig):
     assert (a2, v2) == ("/master/freeze", [True])
 
 
-def test_unknown_address_is_counted_as_dropped(rig):
+def test_unknown_address_is_counted_as_dropped(rig, caplog):
     assert rig.send(msg("/nope/nothing", 1.0)) == []
     assert (rig.c.unknown, rig.c.dropped, rig.c.malformed) == (1, 1, 0)
+    assert rig.send(msg("/nope/again", 1.0)) == []
+    logged = [r.getMessage() for r in caplog.records if "unknown OSC address" in r.getMessage()]
+    assert len(logged) == 1 and "'/nope/nothing'" in logged[0] and "run_show.py params" in logged[0]  # once
 
 
 # -- wildcards ----------------------------------------------------------------

@@ -159,8 +159,7 @@ class Dispatcher:
         elif is_pattern(address):
             self._pattern(address, args, t, due, sender)
         else:
-            self.counters.unknown += 1
-            self.counters.dropped += 1
+            self._unknown(address, sender)
 
     # -- params ---------------------------------------------------------
     def _param(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
@@ -180,8 +179,7 @@ class Dispatcher:
             self._malformed(f"bad address pattern: {e}", sender)
             return
         if not found:
-            self.counters.unknown += 1
-            self.counters.dropped += 1
+            self._unknown(pattern, sender)
             return
         for address in found:
             self._param(address, args, t, due, sender)
@@ -253,6 +251,16 @@ class Dispatcher:
     def _put(self, ev: Event) -> None:
         if not self.queue.put(ev):
             self.counters.dropped += 1
+
+    def _unknown(self, address: str, sender: Sender) -> None:
+        """No param, verb or route answers to `address` (a typo in the other app, most often)."""
+        c = self.counters
+        c.unknown += 1
+        c.dropped += 1
+        if c.unknown == 1 or c.unknown % LOG_EVERY == 0:
+            shown = address if len(address) <= 80 else address[:80] + "..."
+            log.warning("unknown OSC address %r from %s:%s, dropped (%d so far; logging every %dth); "
+                        "`run_show.py params` lists the addresses", shown, sender[0], sender[1], c.unknown, LOG_EVERY)
 
     def _malformed(self, reason: str, sender: Sender) -> None:
         c = self.counters
