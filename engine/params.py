@@ -45,6 +45,10 @@ class Param:
     smoothing: float = 0.0
     description: str = ""
     stage: ParamStage = "model"
+    # Set while a modulation route writes `value` every frame: inputs then move only the
+    # target (the modulator's base), so an input applied after the modulator never shows
+    # the bare value for a frame (engine.control.modulation).
+    modulated: bool = field(default=False, init=False)
     target: float = field(init=False)
     value: float = field(init=False)
     hard_lo: float = field(init=False)  # the registered range; scenes may narrow lo/hi inside it
@@ -137,7 +141,7 @@ class Registry:
             self.rejected += 1
             return None
         p.target = v
-        if immediate or p.smoothing <= 0.0:
+        if (immediate or p.smoothing <= 0.0) and not p.modulated:
             p.value = v
         return v
 
@@ -172,7 +176,7 @@ class Registry:
     def smooth(self, dt: float) -> None:
         """Move every smoothed param towards its target; dt in seconds."""
         for p in self._params.values():
-            if p.value == p.target:
+            if p.value == p.target or p.modulated:
                 continue
             if p.smoothing <= 0.0:
                 p.value = p.target

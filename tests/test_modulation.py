@@ -206,6 +206,29 @@ def test_modulated_params_are_not_reported_to_listeners(scene_file, tmp_path):
     assert p.target == 1.0 and p.value == pytest.approx(1.0 + (2 * lfo - 1), abs=1e-3)
 
 
+def test_an_input_applied_after_the_modulator_never_shows_the_bare_value(scene_file, tmp_path):
+    """A post-stage param (brightness) set during the forward pass, after the modulator
+    wrote its value: the frame keeps the modulated value; the next one swings around the
+    new base. Closing the modulation hands the value back to the target."""
+    show = make_show(scene_file)
+    body = route('{ type = "lfo", shape = "square", rate = 1.0 }', "/master/brightness",
+                 'mode = "add"\namount = 0.2')
+    control = ModulationControl(show, routes_of(tmp_path, body, show.registry))
+    show.registry.set("/master/brightness", 0.7)
+    show.frame()
+    show.frame_model()  # the modulator writes this frame's value (square high: +0.2)
+    modulated = show.registry.get("/master/brightness")
+    assert modulated == pytest.approx(0.7 + 0.2)
+    show.queue.put(Event("set", "/master/brightness", 0.4, source="osc"))  # arrives during the forward pass
+    show.frame_post()
+    assert show.registry.get("/master/brightness") == pytest.approx(modulated)  # not the bare 0.4
+    show.frame()
+    assert show.registry.get("/master/brightness") == pytest.approx(0.4 + 0.2)
+    control.close()
+    show.frame()
+    assert show.registry.get("/master/brightness") == pytest.approx(0.4)
+
+
 def test_onset_routed_to_pulse_kicks_then_springs_back(scene_file, tmp_path):
     show = make_show(scene_file)
     reg = show.registry

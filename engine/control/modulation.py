@@ -174,6 +174,7 @@ class Modulator:
             targets.setdefault(r.address, _Target(r.address, [])).routes.append(r)
         for tg in targets.values():
             tg.glide = [None] * len(tg.routes)
+            registry.param(tg.address).modulated = True  # its value is ours from now on
         self.targets = list(targets.values())
 
     def reset(self) -> None:
@@ -281,6 +282,8 @@ class ModulationControl:
     def close(self) -> None:
         if self.hook in self.show.model_hooks:
             self.show.model_hooks.remove(self.hook)
+            for tg in self.modulator.targets:  # values go back to following their targets
+                self.show.registry.param(tg.address).modulated = False
         if self.show.verbs.get(FEATURES_VERB) == self._replay:
             del self.show.verbs[FEATURES_VERB]
         if self.capture is not None:
