@@ -286,6 +286,7 @@ def test_unrouted_keys_prime_the_melody_only_when_asked(tmp_path, prime):
                       backend_factory=lambda: be)
     ctl.watcher.poll()
     be.send("keys", 0x90, 36, 100)  # routed: a verb, never a played note
+    be.send("keys", 0x80, 36, 0)  # ...nor its release (which fires nothing)
     be.send("keys", 0x90, 60, 90)
     be.send("keys", 0x80, 60, 0)
     got = [(e.address, e.value) for e in show.queue.drain()]

@@ -123,7 +123,7 @@ class MidiControl:
         counts = _PortCounts(decoder)
         self._counts.append(counts)
         self._decoders[port_name] = decoder
-        put, route, learner = self.show.queue.put, self.router.midi_events, self.learner
+        put, route, routed, learner = self.show.queue.put, self.router.midi_events, self.router.routed, self.learner
         prime = self.prime
 
         def receive(data: Sequence[int], t: float) -> None:
@@ -139,7 +139,7 @@ class MidiControl:
                     return
                 else:
                     events = route(g, port_name)
-                    if not events and prime and g.kind == "note":  # unrouted keys play to the melody
+                    if prime and g.kind == "note" and not routed(g, port_name):  # unrouted keys: the melody
                         events = [Event("verb", PLAYED_VERB, f"{g.number}:{g.value}", t, "midi")]
                 for ev in events:
                     if not put(ev):

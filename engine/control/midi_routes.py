@@ -129,6 +129,12 @@ class Router:
         )
 
     # -- input threads --------------------------------------------------------
+    def routed(self, g: Gesture, port_name: str) -> bool:
+        """Does any route listen to this gesture's control on this port (whether or not
+        this message fires it: a pad's release fires nothing, but the key is taken)?"""
+        return any(route.source.matches_port(port_name)
+                   for route, _ in self._midi.get(midi_key(g.kind, g.channel, g.number), ()))
+
     def midi_events(self, g: Gesture, port_name: str) -> list[Event]:
         out: list[Event] = []
         for route, rid in self._midi.get(midi_key(g.kind, g.channel, g.number), ()):
