@@ -183,6 +183,7 @@ def test_pickup_leds_light_while_a_fader_waits(real_show, tmp_path):
     assert step(10) == [(0xB0, 67, 0)]  # 80 -> 10 crosses 0.3 (19 of 127): picked up again
     clock.now += 1.0
     ctl._resync()  # what the port thread calls when the output (re)opens: every light again
+    real_show.run(frames=1)  # ...offered by the loop's next frame
     ctl.watcher.send_due()
     assert (0xB0, 67, 0) in out.sent
 
@@ -235,7 +236,8 @@ def test_feedback_echoes_changes_to_the_output(tmp_path):
     ctl = MidiControl(namespace(tmp_path, midi_feedback="twister",
                                 patch=[REPO / "patches" / "midifighter_twister.toml"]),
                       show, backend_factory=lambda: be, clock=clock)
-    ctl.watcher.poll()  # opens the output and queues every feedback control's value
+    ctl.watcher.poll()  # opens the output and asks the loop for every feedback control's value
+    show.pump()  # the loop's frame offers them
     ctl.watcher.send_due()
     out = be.outputs["Twister out"]
     assert (0xB0, 0, 127) in out.sent  # brightness 1.0 on encoder 1's ring

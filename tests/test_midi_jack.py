@@ -140,7 +140,10 @@ def test_pickup_light_reaches_jack_midi_dump(jack, show, tmp_path):
         assert sweep_until(show, out, 2, [127, 120], lit, 3.0) is not None, dump_log.read_text()
         speed = show.registry.param("/deck/a/speed")
         assert speed.target == 1.0  # waiting: the fader has not moved it
-        dark = lambda: dump_log.read_text().lower().count("b0 42 00") >= 2  # dark at start, dark again now
+        def dark() -> bool:  # dark again after it was lit
+            text = dump_log.read_text().lower()
+            return "b0 42 00" in text[text.index("b0 42 7f"):]
+
         assert sweep_until(show, out, 2, [60, 20], dark, 3.0) is not None, dump_log.read_text()
         assert speed.target == 4.0 * 20 / 127
         out.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -99,8 +100,11 @@ class MidiControl:
         self.learner = Learner(show, base, learned, self.learn_file, self._install, submit,
                                has_input=bool(args.midi_in), clock=clock)
         self._install(self.learner.routes())
+        # Set by the port thread when the feedback output (re)opens; the loop thread resends.
+        self._resync_wanted = threading.Event()
         if args.midi_feedback:
             show.listeners.append(self._feedback)
+            show.frame_hooks.append(self._resync_on_loop)
         log.info("patches: %d route(s) from %d file(s)%s", len(self.router.routes), len(args.patch),
                  f", {len(learned)} learned from {self.learn_file}" if learned else "")
 
@@ -164,7 +168,15 @@ class MidiControl:
         self.limiter.offer(("led", led.kind, msg[0] & 0x0F, led.number), [msg])
 
     def _resync(self) -> None:
-        """The feedback port (re)opened: show every feedback control's current value."""
+        """The feedback port (re)opened (port thread): ask the loop to show everything again."""
+        self._resync_wanted.set()
+
+    def _resync_on_loop(self, _show: "Show") -> None:
+        """Frame hook: every feedback value and pick-up light again, read on the loop thread,
+        so a value read here can never overtake a newer one the loop offers."""
+        if not self._resync_wanted.is_set():
+            return
+        self._resync_wanted.clear()
         self.limiter.forget_sent()
         for key, messages in self.encoder.everything():
             self.limiter.offer(key, messages)
@@ -177,6 +189,8 @@ class MidiControl:
             self.watcher.close()
         if self._feedback in self.show.listeners:
             self.show.listeners.remove(self._feedback)
+        if self._resync_on_loop in self.show.frame_hooks:
+            self.show.frame_hooks.remove(self._resync_on_loop)
 
     def stats(self) -> dict[str, Any]:
         counts = list(self._counts)
