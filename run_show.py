@@ -7,7 +7,7 @@ its errors as text; the engine itself only logs (to stderr).
 
 from __future__ import annotations
 
-import signal
+import os
 import sys
 from typing import Sequence
 
@@ -17,12 +17,14 @@ from engine.cli import run
 def main(argv: Sequence[str] | None = None) -> int:
     code, out, err = run(argv)
     if out:
-        print(out, flush=True)
+        try:
+            print(out, flush=True)
+        except BrokenPipeError:  # `latent-stage params | head`: the reader has gone, end quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     if err:
         print(err, file=sys.stderr)
     return code
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `run_show.py params | head` ends quietly
     sys.exit(main())

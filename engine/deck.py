@@ -105,6 +105,7 @@ class Deck:
         self._offset_z = np.zeros((0,), np.float32)
         self._offsets = np.zeros((LATENT_OFFSETS,), np.float32)
         self._offset_addrs = [f"{self.base}/latent/{i}" for i in range(1, LATENT_OFFSETS + 1)]
+        self._truncation_addr = f"{self.base}/truncation"
         self._last_beat: float | None = None  # tempo beat at the last advance (beat-timed scenes)
         self._align_modulus: float | None = None  # set: align the path's phase on the next advance
         self._pulse_dir = np.zeros((0,), np.float32)  # unit direction the pulse kicks along
@@ -190,12 +191,12 @@ class Deck:
         get = self.registry.get
         for i, a in enumerate(self._offset_addrs):
             self._offsets[i] = get(a)
-        np.multiply(sc.path.at(sc.tau), get(f"{self.base}/truncation"), out=self._z_np)
+        np.multiply(sc.path.at(sc.tau), get(self._truncation_addr), out=self._z_np)
         np.dot(self._offsets, sc.directions, out=self._offset_z)  # (8,) @ (8, dim) -> (dim,)
         self._z_np += self._offset_z
         kick = self.pulse
         if kick > 0.0 and self._pulse_dir.size == self._z_np.size:
-            self._z_np += kick * self._pulse_dir
+            self._z_np += np.multiply(self._pulse_dir, kick, out=self._offset_z)  # scratch: no allocation
         return self._z_np
 
 

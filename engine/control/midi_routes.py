@@ -84,7 +84,6 @@ class Router:
         self._next_id = 1
         self._states: dict[int, _State] = {}
         self._gliding: set[int] = set()
-        self._last_t: float | None = None
         self.routes: tuple[Route, ...] = ()
         self._led_routes: tuple[int, ...] = ()  # active pick-up routes with a pickup_led
         self.on_pickup_led: Callable[[Route, bool], None] | None = None  # (route, lit), loop thread
@@ -305,8 +304,7 @@ class Router:
 
     def _glide(self, show: "Show") -> None:
         """Frame hook: move gliding routes' params one frame towards their targets."""
-        dt = 0.0 if self._last_t is None else max(show.t - self._last_t, 0.0)
-        self._last_t = show.t
+        dt = show.dt
         for rid in list(self._gliding):
             route = self._by_id[rid]
             st = self._states[rid]

@@ -90,7 +90,8 @@ class LinkControl:
 
     async def _poll(self) -> None:
         self._link = link = self._aalink.Link(self._bpm)
-        if self._stop.wait(LINK_ENABLE_DELAY_S):
+        await asyncio.sleep(LINK_ENABLE_DELAY_S)  # the loop keeps running for aalink meanwhile
+        if self._stop.is_set():
             return
         link.enabled = True
         log.info("Ableton Link enabled")
