@@ -24,7 +24,7 @@ from engine.control.midi_decode import Decoder
 from engine.control.midi_feedback import FeedbackEncoder, FeedbackLimiter
 from engine.control.midi_ports import API_NAMES, InputCallback, PortBackend, PortWatcher, RtMidiBackend, resolve_api
 from engine.control.midi_routes import Router
-from engine.control.patch import MidiSource, Route, load_patch, load_patches
+from engine.control.patch import Route, load_patch, load_patches
 from engine.errors import StartupError
 from engine.events import Event
 
@@ -163,8 +163,7 @@ class MidiControl:
     def _pickup_led(self, route: Route, lit: bool) -> None:
         led = route.pickup_led
         assert led is not None  # only routes with one call back
-        channel = route.source.channel if isinstance(route.source, MidiSource) else 0
-        msg = led.message(lit, route.feedback_channel if route.feedback_channel is not None else channel)
+        msg = led.message(lit, route.out_channel)
         self.limiter.offer(("led", led.kind, msg[0] & 0x0F, led.number), [msg])
 
     def _resync(self) -> None:

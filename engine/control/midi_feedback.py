@@ -55,14 +55,14 @@ class FeedbackEncoder:
 def _control_key(r: Route) -> tuple:
     s = r.source
     assert isinstance(s, MidiSource)  # by_address only holds MIDI routes
-    return (s.kind, r.feedback_channel if r.feedback_channel is not None else s.channel, s.number)
+    return (s.kind, r.out_channel, s.number)
 
 
 def encode_position(r: Route, pos: float) -> list[Message]:
     """The messages that show position 0..1 on the route's control."""
     s = r.source
     assert isinstance(s, MidiSource)
-    ch = r.feedback_channel if r.feedback_channel is not None else s.channel
+    ch = r.out_channel
     if s.kind == "note" or r.mode in ("toggle", "trigger", "gate"):
         on = pos >= 0.5
         vel = r.feedback_on if on else r.feedback_off

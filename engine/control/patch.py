@@ -255,6 +255,13 @@ class Route:
         return f"{self.file}: route #{self.index}" + (f" ('{self.name}')" if self.name else "")
 
     @property
+    def out_channel(self) -> int:
+        """The channel feedback and pick-up lights go out on: feedback_channel, else the source's."""
+        if self.feedback_channel is not None:
+            return self.feedback_channel
+        return self.source.channel if isinstance(self.source, MidiSource) else 0
+
+    @property
     def needs_loop(self) -> bool:
         """Does the route need the param's current value (decided on the loop thread)?"""
         if self.is_modulation:
