@@ -15,6 +15,7 @@ Needs the optional aalink package (`pip install .[link]`).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import subprocess
@@ -64,6 +65,7 @@ class LinkPeer:
         self.proc = subprocess.Popen([sys.executable, "-c", PEER, str(bpm)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
         self.rows: list[tuple[float, float, float, int]] = []
+        self.times: list[float] = []  # rows' perf_counter times, for bisect (append-only, like rows)
         self._reader = threading.Thread(target=self._read, name="link-peer", daemon=True)
         self._reader.start()
 
@@ -72,6 +74,7 @@ class LinkPeer:
         for line in self.proc.stdout:
             t, beat, bpm, peers = line.split()
             self.rows.append((float(t), float(beat), float(bpm), int(peers)))
+            self.times.append(float(t))  # after its row: an index found in times has a row
 
     def wait_running(self, timeout: float = 10.0) -> None:
         """Until the peer's session runs. Link keeps the older of two sessions that meet: a
@@ -89,10 +92,9 @@ class LinkPeer:
         self.proc.stdin.flush()
 
     def beat_at(self, t: float) -> float:
-        """The session's beat at perf_counter time t, from the peer's last sample before t."""
-        rows = self.rows[:]  # the reader thread appends
-        times = np.array([r[0] for r in rows])
-        t0, beat, bpm, _ = rows[max(0, int(np.searchsorted(times, t)) - 1)]
+        """The session's beat at perf_counter time t, from the peer's last sample before t
+        (runs in a frame hook of the measured show: no copies, a bisect)."""
+        t0, beat, bpm, _ = self.rows[max(0, bisect.bisect_left(self.times, t) - 1)]
         return beat + (t - t0) * bpm / 60.0
 
     def tempos(self) -> list[float]:
