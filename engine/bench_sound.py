@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.audio.synth import midi_to_hz
 from engine.jackserver import dummy_server, missing_tools
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,16 @@ def onsets(x: np.ndarray, rate: int = RATE) -> np.ndarray:
     frames = (len(x) - WIN) // HOP
     if frames < 3:
         return np.zeros(0)
-    idx = np.arange(WIN)[None, :] + HOP * np.arange(frames)[:, None]  # (frames, WIN)
-    mag = np.log1p(100.0 * np.abs(np.fft.rfft(x[idx] * np.hanning(WIN), axis=1)))  # (frames, WIN/2+1)
-    flux = np.maximum(np.diff(mag, axis=0), 0.0).sum(axis=1)  # (frames-1,)
+    flux = np.empty(frames - 1)  # positive spectral flux between frames i and i+1
+    window, prev = np.hanning(WIN), None
+    for a in range(0, frames, 2048):  # in chunks: a whole 60 s STFT would take ~0.5 GB
+        idx = np.arange(WIN)[None, :] + HOP * np.arange(a, min(frames, a + 2048))[:, None]  # (n, WIN)
+        mag = np.log1p(100.0 * np.abs(np.fft.rfft(x[idx] * window, axis=1)))  # (n, WIN/2+1)
+        block = mag if prev is None else np.concatenate([prev[None], mag])
+        d = np.maximum(np.diff(block, axis=0), 0.0).sum(axis=1)
+        start = a - 1 if prev is not None else 0
+        flux[start:start + len(d)] = d
+        prev = mag[-1]
     local = np.convolve(flux, np.ones(31) / 31, "same")  # ~80 ms moving mean
     thresh = local * 1.5 + 0.1 * flux.max()
     peaks = (flux > thresh) & (flux >= np.roll(flux, 1)) & (flux >= np.roll(flux, -1))
@@ -77,7 +85,7 @@ def _envelopes(x: np.ndarray, pitches: set[int], rate: int) -> dict[int, np.ndar
     (a WIN-sample STFT taken in chunks, keeping only those bins: memory stays small)."""
     hop = round(LAG_HOP_S * rate)
     frames = max(0, (len(x) - WIN) // hop + 1)
-    bins = {p: round(440.0 * 2.0 ** ((p - 69) / 12.0) * WIN / rate) for p in pitches}
+    bins = {p: round(midi_to_hz(p) * WIN / rate) for p in pitches}
     cols = np.array(sorted(set(bins.values())))
     out = np.zeros((frames, len(cols)), np.float32)
     window = np.hanning(WIN).astype(np.float32)
@@ -121,7 +129,7 @@ def note_onset(x: np.ndarray, t: float, pitch: int, rate: int = RATE) -> float |
     """When the energy at `pitch`'s fundamental rises near t (s): the crossing of half-way
     between its level just before and its peak just after; None when it does not rise.
     Per note, so legato and repeated notes are found where a broadband detector hears one."""
-    f = 440.0 * 2.0 ** ((pitch - 69) / 12.0)
+    f = midi_to_hz(pitch)
     grid = t + np.arange(-0.060, 0.080, 0.001)  # 1 ms steps
     e = _band(x, grid, f, rate)
     before = e[(grid >= t - 0.060) & (grid <= t - 0.015)].min()
@@ -135,8 +143,8 @@ def note_onset(x: np.ndarray, t: float, pitch: int, rate: int = RATE) -> float |
 
 def in_tune(x: np.ndarray, t: float, pitch: int, rate: int = RATE) -> bool:
     """The strongest new partial within a semitone of `pitch` lies within 50 cents of it."""
-    f = pitch_at(x, t, rate, band=(440.0 * 2.0 ** ((pitch - 70) / 12.0), 440.0 * 2.0 ** ((pitch - 68) / 12.0)))
-    want = 440.0 * 2.0 ** ((pitch - 69) / 12.0)
+    f = pitch_at(x, t, rate, band=(midi_to_hz(pitch - 1), midi_to_hz(pitch + 1)))
+    want = midi_to_hz(pitch)
     return f > 0 and abs(1200.0 * np.log2(f / want)) <= CENTS
 
 
