@@ -107,6 +107,7 @@ class Show:
         self.strict = strict  # offline renders re-raise frame errors instead of holding the last frame
         self.deck = Deck("a", registry)
         self.scene_index = 0
+        self.scene_loads = 0  # scenes loaded so far (modules that keep state per load compare it)
         self.running = True
         self.blackout_level = 0.0  # 0 = picture, 1 = black; fades at /master/blackout_fade
         self.frame_errors = 0
@@ -152,6 +153,7 @@ class Show:
 
     # -- scenes ---------------------------------------------------------
     def _select(self, index: int) -> None:
+        self.scene_loads += 1  # also when the same scene is selected again: its params were reset
         self.scene_index = index % len(self.scenes)
         scene = self.scenes[self.scene_index]
         self.deck.load(scene)

@@ -141,6 +141,7 @@ class FakeShow:
         self.output = FakeOutput()
         self.scenes = [_Scene("one"), _Scene("two"), _Scene("three")]
         self.scene_index = 0
+        self.scene_loads = 1
         self.t = 0.0
         self.dt = 1.0 / fps
         self.verb_log: list = []  # verbs nobody handled: (address, value)

@@ -312,6 +312,20 @@ def test_a_scene_switch_resets_the_base_at_once(scene_file, tmp_path):
     assert show.registry.get("/deck/a/speed") == pytest.approx(2.5)  # the new scene's base, no glide
 
 
+def test_selecting_the_same_scene_again_resets_the_base_too(scene_file, tmp_path):
+    show = make_show(scene_file)
+    rs = routes_of(tmp_path, route('{ type = "lfo", shape = "square", rate = 0.1 }', "/deck/a/speed",
+                                   'mode = "add"\namount = 0.5'), show.registry)
+    ModulationControl(show, rs)
+    show.queue.put(Event("set", "/deck/a/speed", 3.0, source="osc"))
+    for _ in range(60):
+        show.frame()
+    assert show.registry.get("/deck/a/speed") == pytest.approx(3.5, abs=1e-3)
+    show.queue.put(Event("verb", "/show/scene", 1))  # the playing scene again: its params reset
+    show.frame()
+    assert show.registry.get("/deck/a/speed") == pytest.approx(1.5)  # from the default, no glide down
+
+
 def test_recorded_audio_features_replay_to_the_same_frames(scene_file, tmp_path):
     from engine.eventlog import EventLog, EventRecorder, EventReplay, load_event_log
 

@@ -238,7 +238,7 @@ class ModulationControl:
         self.modulator = Modulator(show.registry, routes)
         self.capture = capture
         self._features = features or (capture.update if capture is not None else (lambda: SILENCE))
-        self._scene = getattr(show, "scene_index", 0)
+        self._loads = getattr(show, "scene_loads", 0)
         self._listens = any(isinstance(r.source, AudioSource) for r in self.modulator.routes)
         self._replayed: AudioFeatures | None = None  # from an event log; once set, it replaces the live source
         self._recorded: AudioFeatures | None = None  # the last features told to the applied hooks
@@ -270,8 +270,8 @@ class ModulationControl:
             self.features = self._replayed if self._replayed is not None else self._features()
             if show.applied_hooks:
                 self._record(show)
-            if show.scene_index != self._scene:
-                self._scene = show.scene_index
+            if show.scene_loads != self._loads:  # a scene (re)load reset the params: new bases
+                self._loads = show.scene_loads
                 self.modulator.reset()
             self.modulator.step(ModInputs(show.t, show.dt, show.tempo.beat, show.tempo.bpm, self.features))
         except Exception:
