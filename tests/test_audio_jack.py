@@ -127,8 +127,9 @@ def test_audio_in_hears_the_synth_and_devices_lists_jack(jack):
             out.schedule(start + 0.4 * k, 69, 120, 0.15)
         pause = threading.Event()
         features = []
+        cap.start_analysis()  # as the show runs it: its own thread; the loop reads latest()
         while time.perf_counter() < start + 1.8:
-            features.append(cap.update())  # the show loop's job
+            features.append(cap.latest())
             pause.wait(1 / 60)
     finally:
         cap.close()

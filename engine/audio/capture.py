@@ -1,15 +1,20 @@
 """Audio input for analysis: `--audio-in DEVICE`.
 
 The InputStream callback only copies each block into a ring (engine.audio.ring)
-and counts what it could not keep; `update()`, called from the show loop or
-any one thread, drains the ring through the FeatureExtractor and returns the
-newest AudioFeatures. Nothing heavier than a copy ever runs in the callback.
+and counts what it could not keep; `update()`, called from any ONE thread, drains
+the ring through the FeatureExtractor and returns the newest AudioFeatures.
+In a show, `start_analysis()` runs update() on its own thread every few
+milliseconds (an FFT per 256-sample hop, and a burst of them to catch up after
+a stall: kept off the loop's input-to-forward path); the loop reads
+`latest()`, a frozen AudioFeatures swapped in whole. Nothing heavier than a
+copy ever runs in the callback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from typing import Any
 
 import numpy as np
@@ -22,6 +27,7 @@ from engine.errors import StartupError
 log = logging.getLogger(__name__)
 
 RING_SECONDS = 0.5  # input kept when update() is late; older blocks are dropped and counted
+ANALYSIS_S = 0.004  # seconds between the analysis thread's drains (a 256-frame block is 5.3 ms at 48 kHz)
 
 
 class Capture:
@@ -36,6 +42,8 @@ class Capture:
         self.xruns = 0  # callbacks whose status flags the host set
         self.errors = 0  # exceptions caught in the callback
         self.stream: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         """sounddevice InputStream callback: copy the block in, nothing else."""
@@ -57,11 +65,33 @@ class Capture:
             self.extractor.process(block)
             self.ring.release()
 
+    def start_analysis(self, interval: float = ANALYSIS_S) -> None:
+        """Run update() on its own thread from now on (then only it may call update())."""
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.update()
+                except Exception:  # noqa: BLE001 - a bad block must not end the analysis
+                    self.errors += 1
+                    if self.errors == 1:
+                        log.exception("audio analysis failed on a block (counted from now on)")
+
+        self._thread = threading.Thread(target=run, name="audio-analysis", daemon=True)
+        self._thread.start()
+
+    def latest(self) -> AudioFeatures:
+        """The newest features (a frozen object: safe to read from any thread)."""
+        return self.extractor.features
+
     def stats(self) -> dict[str, int]:
         return {"blocks": self.blocks, "overflows": self.overflows, "xruns": self.xruns,
                 "callback_errors": self.errors, "onsets": self.extractor.features.onsets}
 
     def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+            self._thread = None
         if self.stream is not None:
             self.stream.stop()
             self.stream.close()

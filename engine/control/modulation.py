@@ -237,7 +237,10 @@ class ModulationControl:
         self.show = show
         self.modulator = Modulator(show.registry, routes)
         self.capture = capture
-        self._features = features or (capture.update if capture is not None else (lambda: SILENCE))
+        if features is None and capture is not None:
+            capture.start_analysis()  # the FFTs run on their own thread; the hook only reads
+            features = capture.latest
+        self._features = features or (lambda: SILENCE)
         self._loads = getattr(show, "scene_loads", 0)
         self._listens = any(isinstance(r.source, AudioSource) for r in self.modulator.routes)
         self._replayed: AudioFeatures | None = None  # from an event log; once set, it replaces the live source
