@@ -24,6 +24,15 @@ ParamStage = Literal["model", "post"]
 _ADDRESS = re.compile(r"^(/[a-z0-9_]+)+$")
 
 
+def one_pole(dt: float, tau: float) -> float:
+    """The fraction of the way to its target a one-pole smoother of time constant `tau`
+    seconds covers in `dt` seconds (63% when dt == tau, whatever the frame or hop rate);
+    1 for tau <= 0 (no smoothing), 0 for dt <= 0."""
+    if tau <= 0.0:
+        return 1.0
+    return 1.0 - math.exp(-dt / tau) if dt > 0.0 else 0.0
+
+
 class ParamError(ValueError):
     """A param definition or lookup that cannot be honoured (startup-time)."""
 
@@ -181,10 +190,7 @@ class Registry:
             if p.smoothing <= 0.0:
                 p.value = p.target
                 continue
-            if dt <= 0.0:
-                continue
-            a = 1.0 - math.exp(-dt / p.smoothing)
-            p.value += (p.target - p.value) * a
+            p.value += (p.target - p.value) * one_pole(dt, p.smoothing)
             if abs(p.target - p.value) < 1e-6 * max(1.0, p.hi - p.lo):
                 p.value = p.target
 

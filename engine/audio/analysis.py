@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.params import one_pole  # pure module: no devices
+
 FEATURES = ("rms", "low", "mid", "high", "onset")
 
 
@@ -76,7 +78,7 @@ def _band_starts(freqs: np.ndarray, count: int) -> np.ndarray:
 
 def _coefficient(seconds: float, hop_s: float) -> float:
     """One-pole smoothing step covering 63% of the way in `seconds`."""
-    return 1.0 if seconds <= 0 else 1.0 - math.exp(-hop_s / seconds)
+    return one_pole(hop_s, seconds)
 
 
 class FeatureExtractor:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from engine.control.midi_decode import Gesture, relative_steps
 from engine.control.patch import MidiSource, OscSource, Route, to_position, to_value
 from engine.events import Event
+from engine.params import one_pole
 
 if TYPE_CHECKING:
     from engine.show import Show
@@ -312,8 +313,7 @@ class Router:
                 self._gliding.discard(rid)
                 continue
             p = show.registry.param(route.address)
-            a = 1.0 - math.exp(-dt / route.smoothing)
-            new = p.target + (st.glide_to - p.target) * a
+            new = p.target + (st.glide_to - p.target) * one_pole(dt, route.smoothing)
             if abs(st.glide_to - new) < 1e-4 * max(1.0, p.hi - p.lo):
                 new = st.glide_to
                 st.glide_to = None

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from engine.audio.analysis import FEATURES, AudioFeatures
 from engine.control.patch import AudioSource, BeatSource, LfoSource, Route, load_patches, shape, to_value
 from engine.events import Event
-from engine.params import Registry
+from engine.params import Registry, one_pole
 
 if TYPE_CHECKING:
     from engine.audio.capture import Capture
@@ -202,7 +202,7 @@ class Modulator:
         if tg.base is None or p.smoothing <= 0.0:
             tg.base = p.target
         else:
-            tg.base += (p.target - tg.base) * (1.0 - math.exp(-max(dt, 0.0) / p.smoothing))
+            tg.base += (p.target - tg.base) * one_pole(dt, p.smoothing)
         return tg.base
 
     @staticmethod
@@ -210,7 +210,7 @@ class Modulator:
         """The route's smoothing: a one-pole of `smoothing` seconds on the source position."""
         prev = tg.glide[i]
         if route.smoothing > 0.0 and prev is not None:
-            pos = prev + (pos - prev) * (1.0 - math.exp(-max(dt, 0.0) / route.smoothing))
+            pos = prev + (pos - prev) * one_pole(dt, route.smoothing)
         tg.glide[i] = pos
         return pos
 
