@@ -95,6 +95,36 @@ def test_headless_shows_what_the_buffer_holds(headless: VideoOutput) -> None:
     assert tuple(shot.get_at((10, 180)))[:3] == (0, 0, 0)  # letterbox bar
 
 
+class FadingPatch:
+    """An overlay whose text block fades: a new RGBA patch of the same size every frame."""
+
+    def __init__(self) -> None:
+        self.alpha = 255
+
+    def patch(self, size):
+        rgba = np.zeros((20, 40, 4), np.uint8)
+        rgba[..., :3] = (255, 255, 255)
+        rgba[..., 3] = self.alpha
+        return rgba, 100, 50
+
+
+def test_headless_overlay_fades_through_one_texture(headless: VideoOutput) -> None:
+    """Each frame of a fade shows that frame's alpha over the picture, and the patch
+    texture is made once and updated, not created per frame."""
+    headless.frame_buffer[...] = (0, 0, 100)
+    headless.overlay = fading = FadingPatch()
+    textures = set()
+    for alpha in (255, 128, 0):
+        fading.alpha = alpha
+        headless.present()
+        textures.add(id(headless._overlay_tex))
+        got = tuple(headless._renderer.to_surface().get_at((110, 60)))[:3]
+        a = alpha / 255
+        want = (round(255 * a), round(255 * a), round(255 * a + 100 * (1 - a)))
+        assert all(abs(g - w) <= 2 for g, w in zip(got, want)), (alpha, got, want)
+    assert len(textures) == 1
+
+
 def test_headless_resize_frames(headless: VideoOutput) -> None:
     headless.resize_frames((256, 256))
     assert headless.frame_buffer.shape == (256, 256, 3)

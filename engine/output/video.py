@@ -365,9 +365,12 @@ class VideoOutput:
             return
         rgba, x, y = got
         h, w = rgba.shape[:2]
-        if rgba is not self._overlay_src:  # a new patch; a still one keeps its texture
-            surface = pygame.image.frombuffer(rgba, (w, h), "RGBA")
-            self._overlay_tex = sdl_video.Texture.from_surface(self._renderer, surface)  # blend mode: alpha
+        if rgba is not self._overlay_src:  # a new patch; a still one is already in the texture
+            tex = self._overlay_tex
+            if tex is None or (tex.width, tex.height) != (w, h):  # a fade or scroll keeps the size: one texture
+                tex = self._overlay_tex = sdl_video.Texture(self._renderer, (w, h), streaming=True)
+                tex.blend_mode = pygame.BLENDMODE_BLEND
+            tex.update(pygame.image.frombuffer(rgba, (w, h), "RGBA"))
             self._overlay_src = rgba
         self._overlay_tex.draw(dstrect=(x, y, w, h))
 
