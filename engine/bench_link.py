@@ -192,6 +192,8 @@ def bench_link(scene_path: Path, device: torch.device, seconds: float, fps: floa
         "changed_to_bpm": CHANGED_BPM,
         "followed_change_s": None if state["followed_s"] is None else round(state["followed_s"], 3),
         "session_tempo_moved_otherwise": session_tempo_moved_otherwise(peer.tempos()),
+        "session_tempos": sorted({round(b, 3) for b in peer.tempos()}),  # BPM values the peer ever had
+        "peers_seen": max((r[3] for r in peer.rows), default=0),
         "fps": stats.summary()["fps"],
     }
     for name, errs in (("phase", both), ("phase_100bpm", errors["before"]), ("phase_132bpm", errors["after"])):

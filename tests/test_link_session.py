@@ -23,8 +23,8 @@ pytestmark = pytest.mark.integration
 def test_show_joins_a_running_session_follows_it_and_never_sets_its_tempo(scene_file):
     pytest.importorskip("aalink")
     res = bench_link(scene_file(""), torch.device("cpu"), seconds=2.0)
-    assert res["joined"], res
-    assert res["frames_measured"] > 60
+    assert res["joined"], str(res)
+    assert res["frames_measured"] > 20  # presented frames compared (about 240 on a quiet machine)
     # 0.03 beat is 18 ms at 100 BPM; the lock measured about 0.007 on the 2-core VM
     for part in ("phase_100bpm", "phase_132bpm"):
         assert abs(res[part]["mean_beats"]) < 0.03 and res[part]["max_abs_beats"] < 0.06, res

@@ -227,3 +227,19 @@ def test_window_patch_blends_like_the_render_and_is_reused_while_still():
     overlay.add_line("a second line", 10.0)
     now[0] = 10.1  # fading in and scrolling: a new patch
     assert overlay.patch(size)[0] is not rgba
+
+
+def test_window_text_forgets_old_lines_in_a_long_show():
+    """Only the window path (patch, never draw) runs in a live show: lines that have
+    scrolled out and faded must still be forgotten, or each frame's layout grows all night."""
+    from engine.seq.overlay import TextOverlay
+
+    reg = build_registry()
+    now = [0.0]
+    overlay = TextOverlay(reg.get, lambda: now[0])
+    for k in range(2000):  # a line every 2 s: over an hour
+        now[0] = 2.0 * k
+        overlay.add_line(f"line {k}", now[0])
+        overlay.patch((640, 360))
+    layer = overlay._styled(360)
+    assert len(layer._lines) <= 10  # one block of lines (4 by default) plus those still fading

@@ -153,7 +153,6 @@ class TextLayer:
         """
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame: expected (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
-        self._prune(t)
         box: Box | None = None
         for text, top, opacity in self._layout(frame.shape[0], t):
             drawn = self._blend(frame, text, round(self.style.x * frame.shape[1]), top, opacity)
@@ -169,7 +168,9 @@ class TextLayer:
         return frame
 
     def _layout(self, frame_h: int, t: float) -> list[tuple[str, int, float]]:
-        """(text, top pixel row, opacity 0..1) of every line visible at t."""
+        """(text, top pixel row, opacity 0..1) of every line visible at t. Lines gone for good
+        are forgotten first, so the work stays that of one block, however long the show."""
+        self._prune(t)
         st = self.style
         shown = [(text, t0) for text, t0 in self._lines if t0 <= t]
         slots = max(1, int(st.lines))
