@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -92,3 +94,31 @@ def test_capture_callback_only_copies_and_update_analyses():
     assert cap.ring.ready() == 0 and f.low > 0.5
     cap.callback(None, 256, None, None)  # a broken block never escapes the callback
     assert cap.errors == 1 and cap.stats()["overflows"] == cap.overflows
+
+
+def test_a_block_the_analysis_fails_on_is_counted_dropped_and_the_next_ones_analysed():
+    cap = Capture(RATE, 256, 2)
+    block = np.stack([0.5 * np.sin(2 * np.pi * 100 * T[:256])] * 2, axis=1).astype(np.float32)
+    real = cap.extractor.process
+    calls = []
+
+    def process_failing_once(b: np.ndarray) -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise ValueError("bad block")
+        real(b)
+
+    cap.extractor.process = process_failing_once
+    cap.start_analysis(interval=0.001)
+    try:
+        for _ in range(8):
+            cap.callback(block, 256, None, None)
+        deadline = time.monotonic() + 2.0
+        while cap.ring.ready() and time.monotonic() < deadline:
+            time.sleep(0.005)
+    finally:
+        cap.close()
+    stats = cap.stats()
+    # the failing block is released (not retried for ever) and the seven after it are analysed
+    assert len(calls) == 8 and cap.ring.ready() == 0 and cap.latest().low > 0.5
+    assert stats["analysis_errors"] == 1 and stats["callback_errors"] == 0

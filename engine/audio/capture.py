@@ -40,7 +40,8 @@ class Capture:
         self.blocks = 0  # callbacks
         self.overflows = 0  # blocks dropped because update() fell behind
         self.xruns = 0  # callbacks whose status flags the host set
-        self.errors = 0  # exceptions caught in the callback
+        self.errors = 0  # exceptions caught in the callback (PortAudio's thread)
+        self.analysis_errors = 0  # blocks the analysis thread failed on (its own counter: two writers race)
         self.stream: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -62,8 +63,10 @@ class Capture:
             block = self.ring.read_slot()
             if block is None:
                 return self.extractor.features
-            self.extractor.process(block)
-            self.ring.release()
+            try:
+                self.extractor.process(block)
+            finally:
+                self.ring.release()  # a block that fails is dropped, not retried for ever
 
     def start_analysis(self, interval: float = ANALYSIS_S) -> None:
         """Run update() on its own thread from now on (then only it may call update())."""
@@ -72,8 +75,8 @@ class Capture:
                 try:
                     self.update()
                 except Exception:  # noqa: BLE001 - a bad block must not end the analysis
-                    self.errors += 1
-                    if self.errors == 1:
+                    self.analysis_errors += 1
+                    if self.analysis_errors == 1:
                         log.exception("audio analysis failed on a block (counted from now on)")
 
         self._thread = threading.Thread(target=run, name="audio-analysis", daemon=True)
@@ -85,7 +88,8 @@ class Capture:
 
     def stats(self) -> dict[str, int]:
         return {"blocks": self.blocks, "overflows": self.overflows, "xruns": self.xruns,
-                "callback_errors": self.errors, "onsets": self.extractor.features.onsets}
+                "callback_errors": self.errors,
+                "analysis_errors": self.analysis_errors, "onsets": self.extractor.features.onsets}
 
     def close(self) -> None:
         self._stop.set()
