@@ -122,7 +122,8 @@ class Show:
         # Called every frame after the events and the tempo step, just before the deck moves
         # and the forward pass (modulation: LFOs, beat and audio features setting params).
         self.model_hooks: list[FrameHook] = []
-        # Called after every present (status senders, port watchers' bookkeeping).
+        # Called after every present (status senders, port watchers' bookkeeping). A hook may
+        # remove itself: the loop walks a copy, so the hook after it still runs that frame.
         self.frame_hooks: list[FrameHook] = []
         # Verbs beyond the show's own, registered by control modules (/learn/start, /tempo/tap).
         self.verbs: dict[str, VerbHandler] = {}
@@ -310,7 +311,7 @@ class Show:
             self.frame_count += 1
             if self.stats is not None:
                 self.stats.presented(self._now())
-            for hook in self.frame_hooks:
+            for hook in tuple(self.frame_hooks):
                 hook(self)
             if seconds is not None and self.t >= seconds:
                 break

@@ -173,5 +173,5 @@ class FakeShow:
                     hook(ev, self.frame_count, "model")
                 self.apply(ev)
             self.frame_count += 1
-            for hook in self.frame_hooks:
+            for hook in tuple(self.frame_hooks):
                 hook(self)

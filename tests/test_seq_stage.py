@@ -30,8 +30,9 @@ class Sink:
         self.notes: list[tuple[float, int, int, float]] = []
         self.panics = 0
 
-    def schedule(self, t: float, pitch: int, velocity: int, duration_s: float) -> None:
+    def schedule(self, t: float, pitch: int, velocity: int, duration_s: float) -> int:
         self.notes.append((t, pitch, velocity, duration_s))
+        return self.sample_at(t)
 
     def sample_at(self, t: float) -> int:
         return round(t * 48000)
@@ -243,3 +244,21 @@ def test_window_text_forgets_old_lines_in_a_long_show():
         overlay.patch((640, 360))
     layer = overlay._styled(360)
     assert len(layer._lines) <= 10  # one block of lines (4 by default) plus those still fading
+
+
+def test_the_router_logs_the_sample_the_synth_was_given_even_if_the_clock_moves():
+    class Drifting(Sink):
+        """An audio clock re-anchored between any two reads (as the producer thread may)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.reads = 0
+
+        def sample_at(self, t: float) -> int:
+            self.reads += 1
+            return round(t * 48000) + 100 * self.reads
+
+    sink = Drifting()
+    t_log = NoteRouter(audio=sink).note(1.0, 60, 100, 0.5)
+    s0 = 100 * 2  # the router's one read of show time 0, after the note's
+    assert t_log == (48000 + 100 - s0) / 48000 and sink.reads == 2

@@ -140,6 +140,19 @@ def test_listeners_hear_input_changes_and_hooks_run_per_frame(scene_file):
     assert hooked == [1, 2, 3]
 
 
+def test_a_frame_hook_that_removes_itself_does_not_skip_the_next_one(scene_file):
+    show, *_ = make_show([scene_file("")])
+    ran = []
+
+    def once(s: Show) -> None:
+        ran.append("once")
+        s.frame_hooks.remove(once)
+
+    show.frame_hooks += [once, lambda s: ran.append(s.frame_count)]
+    show.run(frames=2)
+    assert ran == ["once", 1, 2]
+
+
 def test_show_verbs_select_scenes_and_flip_masters(scene_file):
     a = scene_file('name = "Alpha"\n', name="alpha.toml")
     b = scene_file('name = "Beta"\n', name="beta.toml")

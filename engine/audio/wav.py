@@ -111,9 +111,11 @@ class OfflineAudio:
     def sample_at(self, t: float) -> int:
         return round(t * self.sample_rate)
 
-    def schedule(self, t: float, pitch: int, velocity: int, duration_s: float) -> None:
-        """Play a note at show time t seconds for duration_s seconds."""
-        self.synth.schedule(self.sample_at(t), pitch, velocity, round(duration_s * self.sample_rate))
+    def schedule(self, t: float, pitch: int, velocity: int, duration_s: float) -> int:
+        """Play a note at show time t seconds for duration_s seconds; returns its synth sample time."""
+        sample = self.sample_at(t)
+        self.synth.schedule(sample, pitch, velocity, round(duration_s * self.sample_rate))
+        return sample
 
     def panic(self) -> None:
         """Release everything from the next rendered block (scene change, blackout)."""

@@ -47,8 +47,9 @@ class NoteRouter:
         if self.audio is not None:
             if origin is not None and hasattr(self.audio, "origin"):
                 self.audio.origin = origin  # perf_counter time of show time 0 (live sound out)
-            sample = self.audio.sample_at(t)
-            self.audio.schedule(t, pitch, velocity, duration_s)
+            # the sample the synth got: reading the clock again could give another (it is re-anchored
+            # on the producer thread), and the log would then disagree with the sound
+            sample = self.audio.schedule(t, pitch, velocity, duration_s)
             if self._s0 is None:
                 self._s0 = self.audio.sample_at(0.0)
             t_log = (sample - self._s0) / self.audio.sample_rate  # seconds on the audio clock
