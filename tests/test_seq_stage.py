@@ -122,6 +122,7 @@ def test_text_prime_verb_feeds_the_stream(seq_scene):
     ('[notes]\nmodel = "notes.safetensors"\ntempo = 3\n', "notes.tempo"),
     ('[text]\nmodel = "text.safetensors"\ncolour = [1, 2]\n', "text.colour"),
     ('[text]\nmodel = "text.safetensors"\nfont = "nofont.ttf"\n', "text.font"),
+    ('[text]\nmodel = "text.safetensors"\nfont = "bad.toml"\n', "text.font"),  # a file, not a font
     ('[text]\nmodel = "text.safetensors"\nrate = "fast"\n', "text.rate"),
     ('[synth]\nwaveform = "kazoo"\n', "synth.waveform"),
     ('[synth]\ncutoff = 1.0\n', "synth.cutoff"),
@@ -262,3 +263,29 @@ def test_the_router_logs_the_sample_the_synth_was_given_even_if_the_clock_moves(
     t_log = NoteRouter(audio=sink).note(1.0, 60, 100, 0.5)
     s0 = 100 * 2  # the router's one read of show time 0, after the note's
     assert t_log == (48000 + 100 - s0) / 48000 and sink.reads == 2
+
+
+def test_a_size_knob_sweep_loads_each_font_size_once_and_keeps_the_lines(monkeypatch):
+    from engine.seq import overlay as overlay_mod
+
+    reg = build_registry()
+    overlay = overlay_mod.TextOverlay(reg.get, lambda: 5.0)
+    overlay.add_line("still here", 1.0)
+    loads = []
+    real = overlay_mod.pygame.font.Font
+    monkeypatch.setattr(overlay_mod.pygame.font, "Font", lambda *a: loads.append(a[1]) or real(*a))
+    sizes = [0.05, 0.06, 0.07, 0.06, 0.05, 0.06, 0.07]  # a knob turned back and forth
+    for size in sizes:
+        reg.set("/deck/a/text/size", size)
+        assert overlay.patch((640, 360)) is not None  # the line is drawn at every size
+    assert sorted(loads) == sorted({round(s * 360) for s in sizes})
+
+
+def test_a_scene_font_that_is_not_a_font_stops_startup_not_the_show(tmp_path):
+    from engine.errors import StartupError
+    from engine.seq.overlay import TextOverlay
+
+    junk = tmp_path / "junk.ttf"
+    junk.write_text("not a font")
+    with pytest.raises(StartupError, match="junk.ttf"):
+        TextOverlay(build_registry().get, lambda: 0.0, font=junk)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -95,18 +95,25 @@ def load_font(path: str | None, size: int) -> pygame.font.Font:
 
 
 def _check_font_file(path: str, size: int) -> None:
-    """StartupError unless FreeType (through Pillow) reads `path` as a font.
+    """StartupError unless FreeType (through Pillow) reads `path` as a font."""
+    problem = font_problem(path, size)
+    if problem is not None:
+        raise StartupError(f"font file '{path}' {problem}")
+
+
+def font_problem(path: str | Path, size: int = 24) -> str | None:
+    """Why `path` cannot be used as a font (None when FreeType, through Pillow, reads it).
 
     Needed because pygame-ce 2.5 accepts a file that is not a font and then
     crashes the process (segfault) on its first use (measured with a text file).
     """
     if not Path(path).is_file():
-        raise StartupError(f"font file '{path}' not found; give a .ttf/.otf file or leave the font unset")
+        return "not found; give a .ttf/.otf file or leave the font unset"
     try:
-        ImageFont.truetype(path, int(size))
+        ImageFont.truetype(str(path), int(size))
     except (OSError, ValueError) as exc:
-        raise StartupError(f"font file '{path}' cannot be read as a font ({exc}); "
-                           "give a .ttf/.otf file") from exc
+        return f"cannot be read as a font ({exc}); give a .ttf/.otf file"
+    return None
 
 
 def _ease(u: float) -> float:
@@ -118,10 +125,11 @@ def _ease(u: float) -> float:
 class TextLayer:
     """Lines with arrival times -> typography blended into (H, W, 3) uint8 frames."""
 
-    def __init__(self, style: TextStyle | None = None) -> None:
+    def __init__(self, style: TextStyle | None = None, font: pygame.font.Font | None = None) -> None:
+        """`font`: the style's font already loaded at style.size (skips the file check)."""
         self.style = style or TextStyle()
         self.style.validate()
-        self.font = load_font(self.style.font, self.style.size)
+        self.font = font if font is not None else load_font(self.style.font, self.style.size)
         self.line_height = self.font.get_linesize()  # pixels from one line's top to the next
         self._lines: list[tuple[str, float]] = []  # (text, arrival time), oldest first
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()  # text -> (h, w) uint16 coverage 0..256
@@ -144,6 +152,16 @@ class TextLayer:
 
     def clear(self) -> None:
         self._lines.clear()
+
+    def has_lines(self) -> bool:
+        return bool(self._lines)
+
+    def resized(self, size: int, font: pygame.font.Font) -> "TextLayer":
+        """A layer like this one at another font size (`font` loaded at `size`), taking its lines."""
+        layer = TextLayer(replace(self.style, size=size), font)
+        layer._lines = self._lines
+        self._lines = []
+        return layer
 
     def draw(self, frame: np.ndarray, t: float) -> Box | None:
         """Blend the text visible at t into `frame` (H, W, 3) uint8 in place.

@@ -24,10 +24,14 @@ import numpy as np
 
 from engine.output.textlayer import TextLayer, TextStyle
 
+import pygame  # noqa: E402 - after textlayer, which keeps pygame's banner off stdout
+
 if TYPE_CHECKING:
     from pathlib import Path
 
 BASE = "/deck/a/text"
+START_PX = 24  # font size of the layer before the first frame tells the output height
+MAX_FONTS = 64  # loaded sizes kept (a font is ~0.05-0.1 ms to load; the knob spans 4-512 px)
 
 
 class TextOverlay:
@@ -37,35 +41,32 @@ class TextOverlay:
                  dim: Callable[[], float] = lambda: 0.0, font: "Path | None" = None) -> None:
         self.get, self.now, self.dim = get, now, dim
         self.font = str(font) if font else None
-        self._lines: list[tuple[str, float]] = []
-        self._layer: TextLayer | None = None
-        self._size_px = 0
+        # Built now, so a font file that is not a font stops startup (not the show at its first line).
+        self._layer = TextLayer(TextStyle(font=self.font, size=START_PX))
+        self._fonts: dict[int, pygame.font.Font] = {START_PX: self._layer.font}  # pixel size -> font
         self._patch_key: tuple | None = None  # what the last patch showed
         self._patch: tuple[np.ndarray, int, int] | None = None
 
     # -- lines ----------------------------------------------------------------------------
     def add_line(self, text: str, t: float) -> None:
-        self._lines.append((text, t))
-        if self._layer is not None:
-            self._layer.add_line(text, t)
-        if len(self._lines) > 256:  # the layer prunes what faded; keep a bounded history for rebuilds
-            del self._lines[:128]
+        self._layer.add_line(text, t)
 
     def clear(self) -> None:
-        self._lines.clear()
-        if self._layer is not None:
-            self._layer.clear()
+        self._layer.clear()
 
     # -- style ----------------------------------------------------------------------------
     def _styled(self, frame_h: int) -> TextLayer:
-        """The layer for this frame height, its font rebuilt only when the pixel size changes."""
+        """The layer for this frame height; a turn of the size knob swaps in a font of the new
+        pixel size (each size loaded once: a sweep reloads nothing it has seen)."""
         g = self.get
         size_px = max(4, min(512, round(g(f"{BASE}/size") * frame_h)))
-        if self._layer is None or size_px != self._size_px:
-            self._layer = TextLayer(TextStyle(font=self.font, size=size_px))
-            self._size_px = size_px
-            for text, t in self._lines:
-                self._layer.add_line(text, t)
+        if size_px != self._layer.style.size:
+            font = self._fonts.get(size_px)
+            if font is None:
+                if len(self._fonts) >= MAX_FONTS:
+                    self._fonts.clear()
+                font = self._fonts[size_px] = pygame.font.Font(self.font, size_px)
+            self._layer = self._layer.resized(size_px, font)
         st = self._layer.style
         st.colour = tuple(round(255 * g(f"{BASE}/{c}")) for c in ("red", "green", "blue"))
         st.x, st.y = g(f"{BASE}/x"), g(f"{BASE}/y")
@@ -75,7 +76,7 @@ class TextOverlay:
         return self._layer
 
     def visible(self) -> bool:
-        return bool(self._lines) and self.get(f"{BASE}/on") >= 0.5 and self.get(f"{BASE}/alpha") > 0.0
+        return self._layer.has_lines() and self.get(f"{BASE}/on") >= 0.5 and self.get(f"{BASE}/alpha") > 0.0
 
     # -- drawing --------------------------------------------------------------------------
     def draw(self, frame: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -98,7 +99,7 @@ class TextOverlay:
         layout = [(text, top, int(round(opacity * 256))) for text, top, opacity in layer._layout(h, self.now())]
         if not layout:
             return None
-        key = (tuple(layout), layer.style.colour, left, size, self._size_px)
+        key = (tuple(layout), layer.style.colour, left, size, layer.style.size)
         if key == self._patch_key:  # a still text block: the same patch (and texture) as last frame
             return self._patch
         placed = [(layer._coverage(text), top, op) for text, top, op in layout]  # (coverage 0..256, top, opacity)

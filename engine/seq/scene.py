@@ -142,6 +142,12 @@ def _text(file: Path, table: dict) -> tuple[TextSpec, dict[str, ParamSetting]]:
     if not isinstance(primer, str):
         raise _fail(file, "text.primer", "a string", primer)
     font = _file(file, "text.font", table["font"], "font file (.ttf/.otf)") if "font" in table else None
+    if font is not None:
+        from engine.output.textlayer import font_problem  # pygame: only for scenes with a font
+
+        problem = font_problem(font)
+        if problem is not None:
+            raise _fail(file, "text.font", f"a font file that FreeType reads ({font} {problem})")
     colour = table.pop("colour", None)
     params = _defaults(file, "text", table, _TEXT, {"model", "primer", "font"})
     if colour is not None:
