@@ -76,7 +76,7 @@ def test_notes_are_scheduled_ahead_on_the_grid_in_key_and_register(seq_scene):
 
 def test_scene_change_blackout_and_mute_release_notes(seq_scene):
     a, b = seq_scene(name="a.toml"), seq_scene(name="b.toml")
-    show, sink, _ = _show([a, b])
+    show, sink, layer = _show([a, b])
     show.run(frames=60)
     show.queue.put(Event("verb", "/show/next"))
     show.run(frames=2)
@@ -93,6 +93,7 @@ def test_scene_change_blackout_and_mute_release_notes(seq_scene):
     show.queue.put(Event("set", "/deck/a/notes/on", 0.0))
     show.run(frames=10)
     assert sink.panics == 3
+    assert layer.stats()["seq"]["note_panics"] == 2  # blackout, notes off (a scene change is the show's)
 
 
 def test_text_lines_reach_the_overlay_and_announcers(seq_scene):
@@ -289,3 +290,14 @@ def test_a_scene_font_that_is_not_a_font_stops_startup_not_the_show(tmp_path):
     junk.write_text("not a font")
     with pytest.raises(StartupError, match="junk.ttf"):
         TextOverlay(build_registry().get, lambda: 0.0, font=junk)
+
+
+def test_a_note_register_with_nothing_to_play_is_refused_counted_and_the_melody_goes_on(seq_scene):
+    show, sink, layer = _show([seq_scene()])
+    show.queue.put(Event("set", "/deck/a/notes/low", 80.0))
+    show.queue.put(Event("set", "/deck/a/notes/high", 60.0))  # low above high: no pitch left
+    show.run(frames=240)
+    assert layer.stats()["seq"]["note_param_errors"] == 1  # one refusal per change, not per frame
+    n = len(sink.notes)
+    show.run(frames=480)
+    assert len(sink.notes) > n  # the melody goes on with the previous register

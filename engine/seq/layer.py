@@ -217,10 +217,13 @@ class SeqLayer:
                 self._synth_applied[name] = self.synth.settings.set(name, v)
 
     def stats(self) -> dict[str, Any]:
-        notes = sum(n.counts.notes for n, _ in self.players if n is not None)
+        counts = [n.counts for n, _ in self.players if n is not None]
+        notes = sum(c.notes for c in counts)
         lines = sum(t.lines for _, t in self.players if t is not None)
         costs = sorted(self.gen_ms) or [0.0]
         return {"seq": {"notes": notes, "lines": lines, "primed_phrases": self.primed,
+                        "note_panics": sum(c.panics for c in counts),  # silenced by blackout / notes off
+                        "note_param_errors": sum(c.param_errors for c in counts),  # mixes refused
                         "gen_ms": {"p50": round(costs[len(costs) // 2], 3),
                                    "p99": round(costs[min(len(costs) - 1, int(0.99 * len(costs)))], 3)}}}
 
