@@ -76,11 +76,6 @@ def _band_starts(freqs: np.ndarray, count: int) -> np.ndarray:
     return np.unique(np.minimum(edges[:-1], freqs.size - 1))
 
 
-def _coefficient(seconds: float, hop_s: float) -> float:
-    """One-pole smoothing step covering 63% of the way in `seconds`."""
-    return one_pole(hop_s, seconds)
-
-
 class FeatureExtractor:
     def __init__(self, sample_rate: int, config: AnalysisConfig | None = None) -> None:
         self.config = c = config or AnalysisConfig()
@@ -96,8 +91,8 @@ class FeatureExtractor:
         self._band_starts = _band_starts(freqs, c.onset_bands)
         self._prev_log = np.zeros(self._band_starts.size)
         hop_s = c.hop / sample_rate
-        self._rise, self._fall = _coefficient(c.attack_s, hop_s), _coefficient(c.release_s, hop_s)
-        self._onset_fall = _coefficient(c.onset_release_s, hop_s)
+        self._rise, self._fall = one_pole(hop_s, c.attack_s), one_pole(hop_s, c.release_s)
+        self._onset_fall = one_pole(hop_s, c.onset_release_s)
         self._flux: deque[float] = deque(maxlen=max(1, round(c.onset_window_s / hop_s)))
         self._refractory = round(c.refractory_s / hop_s)  # hops
         self._since_onset = self._refractory

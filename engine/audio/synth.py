@@ -28,6 +28,7 @@ Pure module (numpy only).
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
@@ -79,10 +80,16 @@ def setting_specs() -> list[dict[str, Any]]:
 
 
 def setting_spec(name: str) -> dict[str, Any]:
-    for spec in setting_specs():
-        if spec["name"] == name:
-            return spec
+    spec = _specs_by_name().get(name)
+    if spec is not None:
+        return spec
     raise KeyError(f"no synth setting {name!r} (have: {', '.join(f.name for f in fields(SynthSettings))})")
+
+
+@functools.cache
+def _specs_by_name() -> dict[str, dict[str, Any]]:
+    """Built once: set() runs on the loop whenever a synth knob moves."""
+    return {spec["name"]: spec for spec in setting_specs()}
 
 
 def synth_params(prefix: str = "/synth"):

@@ -27,11 +27,9 @@ from typing import Any
 
 from engine.params import Param
 from engine.scene import ParamSetting, SceneError, _fail, _number, resolve_model
-from engine.audio.synth import synth_params
+from engine.audio.synth import WAVEFORMS, synth_params  # WAVEFORMS: /synth/waveform 0..3
 from engine.seq.params import NOTE_PARAMS, TEXT_PARAMS
 from engine.seq.scales import SCALE_NAMES, key_index
-
-WAVEFORMS = ("sine", "saw", "square", "triangle")  # /synth/waveform 0..3
 
 
 @dataclass(frozen=True)
