@@ -122,10 +122,6 @@ class SeqLayer:
         self._synth_applied: dict[str, float] = {}
         self.gen_ms: deque[float] = deque(maxlen=GEN_MS_FRAMES)  # per frame: melody + text cost, ms
 
-    @property
-    def active(self) -> bool:
-        return any(n is not None or t is not None for n, t in self.players)
-
     def attach(self) -> None:
         self.show.frame_hooks.append(self.frame)
         self.show.verbs.update({"/text/prime": self._prime, f"{BASE}/notes/reset": self._reset_notes,

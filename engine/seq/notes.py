@@ -213,12 +213,6 @@ class NoteStream:
         self._cur = replace(cur)
         self._origin = float(beat)
 
-    def set_primer(self, notes: Sequence[Note]) -> None:
-        """Replace the primer (fed on every reset) and reset."""
-        self._primer = self._primer_tokens(notes)
-        self._fresh = None
-        self.reset()
-
     def prime(self, notes: Sequence[Note]) -> None:
         """Feed notes (e.g. just played live) into the running state; the cursor stays."""
         step = self._cur.step
