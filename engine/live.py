@@ -94,6 +94,7 @@ def run_live(args: argparse.Namespace, specs: list[SceneSpec], device: torch.dev
     if seq is not None:
         summary.update(seq.stats())
     summary["frame_errors"] = show.frame_errors
+    summary["hook_errors"] = show.hook_errors
     summary["device"] = str(device)
     summary["threads"] = torch.get_num_threads()
     return summary

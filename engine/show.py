@@ -111,6 +111,7 @@ class Show:
         self.running = True
         self.blackout_level = 0.0  # 0 = picture, 1 = black; fades at /master/blackout_fade
         self.frame_errors = 0
+        self.hook_errors = 0  # exceptions from model/frame hooks (each hook's own bug; the frame goes on)
         self.frame_count = 0
         self.t = 0.0  # show time of the current frame, seconds (from the clock)
         # Told about every param change an input caused (feedback to OSC/MIDI);
@@ -124,6 +125,7 @@ class Show:
         self.model_hooks: list[FrameHook] = []
         # Called after every present (status senders, port watchers' bookkeeping). A hook may
         # remove itself: the loop walks a copy, so the hook after it still runs that frame.
+        # A hook that raises is counted in hook_errors; it never stops the frame or the show.
         self.frame_hooks: list[FrameHook] = []
         # Verbs beyond the show's own, registered by control modules (/learn/start, /tempo/tap).
         self.verbs: dict[str, VerbHandler] = {}
@@ -241,8 +243,7 @@ class Show:
         reg = self.registry
         reg.smooth(dt)
         self.tempo.advance(dt)
-        for hook in self.model_hooks:
-            hook(self)
+        self._run_hooks(self.model_hooks)
         frozen = reg.get("/master/freeze") >= 0.5
         if frozen:
             self.deck.hold(self.tempo.beat)
@@ -305,14 +306,11 @@ class Show:
             if end is not None and self.frame_count >= end:
                 break
             self._paced_frame()
-            start = self._now()
-            self.output.present()
-            self._present_work.observe(self._now() - start)
+            self._guarded(self.output.present, self._present_work)
             self.frame_count += 1
             if self.stats is not None:
                 self.stats.presented(self._now())
-            for hook in tuple(self.frame_hooks):
-                hook(self)
+            self._run_hooks(self.frame_hooks)
             if seconds is not None and self.t >= seconds:
                 break
 
@@ -357,6 +355,21 @@ class Show:
             return False
         finally:
             work.observe(self._now() - start)
+
+    def _run_hooks(self, hooks: list[FrameHook]) -> None:
+        """Each hook on its own: one that raises is counted and logged (its first failure and
+        every 1000th), and the hooks after it, the frame and the show go on (strict: raise).
+        Walks a copy, so a hook may remove itself."""
+        for hook in tuple(hooks):
+            try:
+                hook(self)
+            except Exception:
+                if self.strict:
+                    raise
+                self.hook_errors += 1
+                if self.hook_errors == 1 or self.hook_errors % 1000 == 0:
+                    log.exception("%s failed (%d hook errors so far); the show goes on",
+                                  getattr(hook, "__qualname__", repr(hook)), self.hook_errors)
 
     def stop(self) -> None:
         """Ask the loop to end after the current frame (signal handlers call this)."""

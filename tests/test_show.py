@@ -232,3 +232,33 @@ def test_modules_may_declare_post_stage_verbs(scene_file):
     sc.generator = EnqueueDuringForward(sc.generator, q, 1, [Event("verb", "/route/1", 0.0)])
     show.run(frames=2)
     assert out.frames[0].max() > 0 and out.frames[1].max() == 0
+
+
+def test_a_hook_that_raises_is_counted_and_the_show_goes_on(scene_file, caplog):
+    show, out, *_ = make_show([scene_file("")])
+    ran = []
+
+    def broken(s: Show) -> None:
+        raise KeyError("a bug in one module")
+
+    show.model_hooks.append(broken)
+    show.frame_hooks += [broken, lambda s: ran.append(s.frame_count)]
+    show.run(frames=3)
+    assert out.presents == 3 and ran == [1, 2, 3]  # the picture moves and later hooks still run
+    assert show.hook_errors == 6 and show.frame_errors == 0
+    assert sum("broken failed" in r.message for r in caplog.records) == 1  # logged once
+
+
+def test_a_present_that_raises_is_a_frame_error_not_the_end_of_the_show(scene_file):
+    show, out, *_ = make_show([scene_file("")])
+    real, calls = out.present, []
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("texture upload failed")
+        real()
+
+    out.present = flaky
+    show.run(frames=4)
+    assert len(calls) == 4 and show.frame_errors == 1 and show.frame_count == 4
