@@ -28,7 +28,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import safetensors
 import safetensors.torch
@@ -43,8 +43,10 @@ KINDS = ("gan", "vae", "notes", "text")
 _STATE_SUFFIX = "-state"
 _MODEL_KEYS = ("format", "kind", "config", "data", "metrics", "steps")
 _JSON_KEYS = ("config", "data", "metrics")
+_CONFIG_NAMES = {"gan": "GAN"}  # how error messages name a kind's config, where not the kind itself
 
 PathLike = str | os.PathLike[str]
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 class ModelFileError(Exception):
@@ -223,21 +225,37 @@ def check_tensors(path: PathLike, tensors: Mapping[str, torch.Tensor], model: to
         )
 
 
-def load_generator(
-    path: PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-) -> tuple[Generator, dict[str, Any]]:
-    """Build the GAN generator a model file describes; eval mode, no gradients."""
-    tensors, meta = read_model(path, expect_kind="gan")
+def load_module(
+    path: PathLike,
+    kind: str,
+    build: Callable[[dict[str, Any]], M],
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> tuple[M, dict[str, Any]]:
+    """Build the module a model file of `kind` describes; eval mode, no gradients.
+
+    `build` turns the file's config dict into an untrained module; its ValueError
+    or TypeError means the config is bad and becomes a ModelFileError naming the
+    file. Weights are read with safetensors only (read_model), never unpickled.
+    """
+    tensors, meta = read_model(path, expect_kind=kind)
     try:
-        config = GANConfig.from_dict(meta["config"])
+        model = build(meta["config"])
     except (ValueError, TypeError) as exc:
-        raise ModelFileError(f"model file '{path}': bad GAN config: {exc}") from exc
-    model = Generator(config)
+        name = _CONFIG_NAMES.get(kind, kind)
+        raise ModelFileError(f"model file '{path}': bad {name} config: {exc}") from exc
     check_tensors(path, tensors, model)
     model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     model = model.to(device=torch.device(device), dtype=dtype).eval()
     model.requires_grad_(False)
     return model, meta
+
+
+def load_generator(
+    path: PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> tuple[Generator, dict[str, Any]]:
+    """Build the GAN generator a model file describes; eval mode, no gradients."""
+    return load_module(path, "gan", lambda config: Generator(GANConfig.from_dict(config)), device, dtype)
 
 
 def save_state(path: PathLike, tensors: Mapping[str, torch.Tensor], *, kind: str, state: Mapping[str, Any]) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.models.checkpoint import ModelFileError, check_tensors, read_model, save_model
+from engine.models.checkpoint import load_module, save_model
 
 Tensor = torch.Tensor
 KIND = "notes"
@@ -355,17 +355,7 @@ def save_note_model(path: str | Path, model: NoteRNN, *, data: Mapping[str, Any]
 
 def load_note_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[NoteRNN, dict[str, Any]]:
     """Build the NoteRNN a model file describes (float32, eval mode, no gradients)."""
-    tensors, meta = read_model(path, expect_kind=KIND)
-    try:
-        config = NoteConfig.from_dict(meta["config"])
-    except (ValueError, TypeError) as exc:
-        raise ModelFileError(f"model file '{path}': bad notes config: {exc}") from exc
-    model = NoteRNN(config)
-    check_tensors(path, tensors, model)
-    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
-    model = model.to(torch.device(device)).eval()
-    model.requires_grad_(False)
-    return model, meta
+    return load_module(path, KIND, lambda config: NoteRNN(NoteConfig.from_dict(config)), device)
 
 
 def uniform_loss(config: NoteConfig) -> float:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.checkpoint import ModelFileError, check_tensors, read_model
+from engine.models.checkpoint import load_module
 
 log = logging.getLogger(__name__)
 
@@ -199,14 +199,4 @@ def load_text_model(
     Only safetensors is read (never a pickle); every problem is a ModelFileError
     naming the file.
     """
-    tensors, meta = read_model(path, expect_kind="text")
-    try:
-        config = TextConfig.from_dict(meta["config"])
-    except (ValueError, TypeError) as exc:
-        raise ModelFileError(f"model file '{path}': bad text config: {exc}") from exc
-    model = TextModel(config)
-    check_tensors(path, tensors, model)
-    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
-    model = model.to(torch.device(device)).eval()
-    model.requires_grad_(False)
-    return model, meta
+    return load_module(path, "text", lambda config: TextModel(TextConfig.from_dict(config)), device)
