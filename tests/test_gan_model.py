@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.models.gan import Discriminator, GANConfig, Generator, count_params
+from engine.models.gan import Discriminator, GANConfig, Generator
+from engine.train.common import count_params
 
 
 @pytest.mark.parametrize("size", [64, 128, 256])

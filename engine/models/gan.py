@@ -297,8 +297,3 @@ def init_weights(module: nn.Module) -> None:
             nn.init.normal_(weight, 0.0, 1.0 / math.sqrt(weight[0].numel()))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-
-
-def count_params(module: nn.Module) -> int:
-    """Number of parameters (trainable or not) in a module."""
-    return sum(p.numel() for p in module.parameters())

@@ -26,7 +26,6 @@ torch dispatch: several times faster at batch 1 on the CPU, see docs/NOTES.md).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -342,10 +341,6 @@ class NumpyStepper:
         return self.w_out @ x + self.b_out, new
 
 
-def count_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def save_note_model(path: str | Path, model: NoteRNN, *, data: Mapping[str, Any],
                     metrics: Mapping[str, Any], steps: int) -> None:
     """Write a kind="notes" model file (fp16 weights; config = NoteConfig.to_dict())."""
@@ -356,8 +351,3 @@ def save_note_model(path: str | Path, model: NoteRNN, *, data: Mapping[str, Any]
 def load_note_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[NoteRNN, dict[str, Any]]:
     """Build the NoteRNN a model file describes (float32, eval mode, no gradients)."""
     return load_module(path, KIND, lambda config: NoteRNN(NoteConfig.from_dict(config)), device)
-
-
-def uniform_loss(config: NoteConfig) -> float:
-    """Loss (nats per event) of guessing uniformly over the vocabulary."""
-    return math.log(config.vocab().size)

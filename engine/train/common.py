@@ -212,6 +212,11 @@ def equalized_param_groups(module: torch.nn.Module, lr: float) -> list[dict[str,
     return groups
 
 
+def count_params(module: torch.nn.Module) -> int:
+    """Number of parameters (trainable or not) in a module, for training logs."""
+    return sum(p.numel() for p in module.parameters())
+
+
 def set_base_lr(opt: torch.optim.Optimizer, lr: float) -> None:
     """Apply a base lr to groups made by equalized_param_groups (or plain groups)."""
     for group in opt.param_groups:

@@ -31,12 +31,13 @@ import torch
 import torch.nn.functional as F
 
 from engine.models.checkpoint import atomic_write_bytes, read_state, save_state
-from engine.models.notes import KIND, NoteConfig, NoteRNN, NoteVocab, count_params, save_note_model
+from engine.models.notes import KIND, NoteConfig, NoteRNN, NoteVocab, save_note_model
 from engine.seq.notes import NoteStream, StreamParams
 from engine.train.loop import train_loop
 from engine.train.common import (
     TrainOptions,
     add_common_args,
+    count_params,
     optimizer_from_flat,
     optimizer_to_flat,
     options_from_args,
