@@ -13,11 +13,12 @@ import torch
 from run_show import main
 from engine.models.checkpoint import read_model, read_state
 from engine.models.text import load_text_model
-from engine.train.common import out_paths
+from engine.train.common import out_paths, warmup_cosine
 from engine.train.text import (
+    MIN_LR_FRACTION,
+    WARMUP_STEPS,
     TextTrainOptions,
     add_args,
-    lr_factor,
     opts_from_args,
     read_text_file,
     split_text,
@@ -154,6 +155,9 @@ def test_split_and_unigram_baseline() -> None:
 
 
 def test_lr_schedule() -> None:
+    def lr_factor(step: int, fraction: float) -> float:
+        return warmup_cosine(step, fraction, WARMUP_STEPS, MIN_LR_FRACTION)
+
     assert lr_factor(0, 0.0) == pytest.approx(0.01)  # warm-up
     assert lr_factor(1000, 0.0) == pytest.approx(1.0)
     assert lr_factor(1000, 0.5) == pytest.approx(0.525)

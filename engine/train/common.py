@@ -217,6 +217,17 @@ def count_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def warmup_cosine(step: int, fraction: float, warmup_steps: int, min_fraction: float) -> float:
+    """Multiplier of the base lr: linear warm-up over `warmup_steps`, then cosine to `min_fraction`.
+
+    `fraction` is the budget used (0..1, time or steps), so a short and a long
+    run both end at the low learning rate that settles the loss.
+    """
+    warm = min(1.0, (step + 1) / warmup_steps)
+    cos = 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, fraction))))
+    return warm * (min_fraction + (1.0 - min_fraction) * cos)
+
+
 def set_base_lr(opt: torch.optim.Optimizer, lr: float) -> None:
     """Apply a base lr to groups made by equalized_param_groups (or plain groups)."""
     for group in opt.param_groups:

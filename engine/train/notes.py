@@ -43,6 +43,8 @@ from engine.train.common import (
     options_from_args,
     out_paths,
     resolve_device,
+    set_base_lr,
+    warmup_cosine,
 )
 from engine.train.midi_data import MidiScan, load_midi_folder, melody_tokens, notes_to_midi_bytes, split_by_file
 
@@ -224,8 +226,7 @@ class _NotesRun:
 
     def train_step(self, fraction: float) -> float:
         """One Adam step on a batch of random windows; returns the loss (nats per token)."""
-        for group in self.opt.param_groups:
-            group["lr"] = learning_rate(self.opts.lr, self.step, fraction)
+        set_base_lr(self.opt, self.opts.lr * warmup_cosine(self.step, fraction, WARMUP_STEPS, MIN_LR_FRACTION))
         win = self.data.windows(self.opts.batch, self.opts.seq_len, self.opts.transpose, self.gen)
         win = win.to(self.device)
         logits = self.model(win[:, :-1])  # (B, L, V)
@@ -344,13 +345,6 @@ def _start(opts: NotesTrainOptions) -> _NotesRun:
              count_params(run.model), opts.hidden, opts.layers, scan.loaded, opts.data, len(d.train_names),
              d.stream.numel(), len(d.val_names), d.val_tokens, device, run.baseline_loss)
     return run
-
-
-def learning_rate(base: float, step: int, fraction: float) -> float:
-    """Linear warm-up over WARMUP_STEPS, then cosine from base to base * MIN_LR_FRACTION over the budget."""
-    warm = min(1.0, (step + 1) / WARMUP_STEPS)
-    cosine = MIN_LR_FRACTION + (1.0 - MIN_LR_FRACTION) * 0.5 * (1.0 + math.cos(math.pi * min(fraction, 1.0)))
-    return base * warm * cosine
 
 
 def train_notes(opts: NotesTrainOptions, progress: bool = True) -> dict[str, Any]:

@@ -43,6 +43,8 @@ from engine.train.common import (
     options_from_args,
     out_paths,
     resolve_device,
+    set_base_lr,
+    warmup_cosine,
 )
 
 log = logging.getLogger(__name__)
@@ -188,17 +190,6 @@ def unigram_loss(train: str, val: str, alphabet: str) -> float:
     return -sum(logp[c] for c in val) / len(val)
 
 
-def lr_factor(step: int, fraction: float) -> float:
-    """Multiplier of --lr: linear warm-up over WARMUP_STEPS, then cosine to MIN_LR_FRACTION.
-
-    `fraction` is the budget used (0..1, time or steps), so a 4-minute and a
-    20-minute run both end at the low learning rate that settles the loss.
-    """
-    warm = min(1.0, (step + 1) / WARMUP_STEPS)
-    cos = 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, fraction))))
-    return warm * (MIN_LR_FRACTION + (1.0 - MIN_LR_FRACTION) * cos)
-
-
 # ---------------------------------------------------------------- the run
 
 
@@ -247,8 +238,7 @@ class _TextRun:
             self.hidden = self.model.initial_state(self.streams.batch)
         unk = torch.rand(x.shape, generator=self.streams.gen) < UNK_RATE
         x = x.masked_fill(unk, self.config.unk).to(self.device)
-        for group in self.opt.param_groups:
-            group["lr"] = self.opts.lr * lr_factor(self.step, fraction)
+        set_base_lr(self.opt, self.opts.lr * warmup_cosine(self.step, fraction, WARMUP_STEPS, MIN_LR_FRACTION))
         logits, hidden = self.model.scan(x, self.hidden)  # (B, T, V), (layers, B, hidden)
         self.hidden = hidden.detach()
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(self.device).reshape(-1))
