@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from engine.models.config import config_from_dict
+
 Tensor = torch.Tensor
 
 _MIN_SIZE = 64
@@ -87,17 +89,7 @@ class GANConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "GANConfig":
         """Build and validate a config; unknown keys are an error, missing keys default."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"GAN config must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown GAN config key(s) {unknown}; expected some of {sorted(known)}"
-            )
-        config = cls(**dict(data))
-        config.validate()
-        return config
+        return config_from_dict(cls, data, "GAN config")
 
     @property
     def num_blocks(self) -> int:

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from engine.models.checkpoint import load_module, save_model
+from engine.models.config import config_from_dict
 
 Tensor = torch.Tensor
 KIND = "notes"
@@ -100,15 +101,7 @@ class NoteConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "NoteConfig":
         """Build and validate a config; unknown keys are an error, missing keys default."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"notes config must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown notes config key(s) {unknown}; expected some of {sorted(known)}")
-        config = cls(**dict(data))
-        config.validate()
-        return config
+        return config_from_dict(cls, data, "notes config")
 
     def vocab(self) -> "NoteVocab":
         return NoteVocab(self.steps_per_beat, self.max_steps, self.pitch_low, self.pitch_high,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.models.checkpoint import load_module
+from engine.models.config import config_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +82,7 @@ class TextConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TextConfig":
         """Build and validate a config; unknown keys are an error, missing keys default."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"text config must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown text config key(s) {unknown}; expected some of {sorted(known)}")
-        if "vocab" not in data:
-            raise ValueError("text config lacks 'vocab'")
-        config = cls(**dict(data))
-        config.validate()
-        return config
+        return config_from_dict(cls, data, "text config")
 
     @property
     def vocab_size(self) -> int:
