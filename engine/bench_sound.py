@@ -262,6 +262,7 @@ def _report(tmp: Path) -> dict[str, Any]:
         "audio": {k: audio.get(k) for k in ("underruns", "underruns_after_2s", "xruns", "blocks", "late")},
         "timing": match_notes(notes, rec[:, 0], rate),
         "midi": midi_pairs((tmp / "dump.txt").read_text()),
+        "notes_out": stats.get("notes_out"),  # what the show's port thread sent, dropped late, failed to send
         "seq": stats.get("seq"),
     }
 
@@ -277,4 +278,12 @@ def format_sound(r: dict[str, Any]) -> str:
         f"{t['in_tune']} = {100 * t['share']:.1f}% (lag p50 {t.get('lag_p50_ms')} ms, p95 {t.get('lag_p95_ms')} ms)",
         f"MIDI: {m['note_ons']} note-ons, {m['note_offs']} note-offs, hanging {m['hanging']}, "
         f"every note-on with its note-off: {m['paired']}",
+        f"MIDI out (show side): {_notes_out_line(r.get('notes_out'))}",
     ])
+
+
+def _notes_out_line(n: dict[str, Any] | None) -> str:
+    if not n:
+        return "no port"
+    return (f"{n['notes']} notes, {n['sent']} messages sent, {n['late']} note-ons dropped late, "
+            f"{n['send_errors']} send errors")

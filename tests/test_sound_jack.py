@@ -25,8 +25,14 @@ def test_melody_through_jack_is_on_time_in_tune_and_paired():
     # (docs/BENCHMARKS.md); a test shares the machine with whatever else CI runs: one is tolerated.
     assert r["audio"]["underruns_after_2s"] <= 1, text
     assert r["timing"]["notes"] >= 5 and r["timing"]["share"] >= 0.9, text
-    assert r["midi"]["note_ons"] == r["timing"]["notes"] + r["timing"]["before_recording"], text
-    assert r["midi"]["paired"], text
+    # The show's side exactly: every note sent, none dropped late, no send errors, no stuck note.
+    out, midi = r["notes_out"], r["midi"]
+    logged = r["timing"]["notes"] + r["timing"]["before_recording"]
+    assert out["notes"] == logged and out["late"] == 0 and out["send_errors"] == 0, text
+    assert out["sent"] >= 2 * logged, text  # each note's on and off (a retriggered pitch adds an off)
+    # What jack_midi_dump saw: JACK's dummy driver on two busy cores loses an event now and then
+    # (a fresh-clone CI run saw 26 of 27 note-ons, every one sent); quiet runs see all (BENCHMARKS.md).
+    assert midi["note_ons"] >= logged - 1 and midi["note_offs"] >= logged - 1 and midi["hanging"] <= 1, text
 
 
 def test_midi_pairs_reads_jack_midi_dump_lines():
