@@ -1,5 +1,6 @@
 """Pieces every trainer shares: CLI flags, device choice, budgets, checkpoint timing,
-output paths and (de)serialising optimiser state into flat tensors for safetensors.
+output paths, the learning-rate schedule, and training state for --resume (modules,
+optimiser state as flat tensors plus JSON, RNG) in safetensors state files.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import os
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Mapping, TypeVar
 
 import torch
+
+from engine.models.checkpoint import read_state
 
 DEFAULT_MINUTES = 10.0
 MODEL_SUFFIX = ".safetensors"
@@ -254,7 +257,7 @@ def optimizer_to_flat(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str
 
 
 def optimizer_from_flat(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str, extra_json: str
+    opt: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], prefix: str, extra_json: str
 ) -> None:
     """Inverse of optimizer_to_flat; loads into `opt` (which defines the param layout)."""
     extra = json.loads(extra_json)
@@ -267,6 +270,71 @@ def optimizer_from_flat(
     for pid, scalars in extra["scalars"].items():
         state.setdefault(int(pid), {}).update(scalars)
     opt.load_state_dict({"state": state, "param_groups": extra["param_groups"]})
+
+
+# What a trainer's state file holds besides its own entries: modules and optimisers by
+# their state-file prefix, and the training RNG (see pack_training_state).
+TrainingParts = tuple[dict[str, torch.nn.Module], dict[str, torch.optim.Optimizer], torch.Generator]
+
+
+def pack_training_state(
+    step: int,
+    total_seconds: float,
+    modules: Mapping[str, torch.nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    gen: torch.Generator,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """What every trainer's state file holds, as (tensors, state entries).
+
+    Tensors: each module's weights under f"{prefix}.", each optimiser's per-parameter
+    tensors under its prefix, and the training RNG as "rng.train". State: step,
+    total_seconds and each optimiser's JSON under its prefix. Each optimiser is
+    flattened once per save, for both its tensors and its JSON.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, module in modules.items():
+        tensors.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
+    state: dict[str, Any] = {"step": step, "total_seconds": total_seconds}
+    for prefix, opt in optimizers.items():
+        flat, state[prefix] = optimizer_to_flat(opt, prefix)
+        tensors.update(flat)
+    tensors["rng.train"] = gen.get_state()
+    return tensors, state
+
+
+def unpack_training_state(
+    tensors: Mapping[str, torch.Tensor],
+    state: Mapping[str, Any],
+    modules: Mapping[str, torch.nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    gen: torch.Generator,
+) -> tuple[int, float]:
+    """Inverse of pack_training_state: loads the modules (strict), optimisers and RNG in
+    place; returns (step, total_seconds)."""
+    for prefix, module in modules.items():
+        sub = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        module.load_state_dict(sub, strict=True)
+    for prefix, opt in optimizers.items():
+        optimizer_from_flat(opt, tensors, prefix, state[prefix])
+    gen.set_state(tensors["rng.train"])
+    return int(state["step"]), float(state.get("total_seconds", 0.0))
+
+
+def read_resume_state(state_path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The training state --resume continues from; ValueError if there is none at `state_path`."""
+    if not state_path.is_file():
+        raise ValueError(f"--resume: no training state at '{state_path}'; "
+                         "train without --resume first (or check --out)")
+    return read_state(state_path, kind)
+
+
+def check_resume_config(state_path: Path, state: Mapping[str, Any], want: dict[str, Any], flags: str) -> None:
+    """ValueError unless the state file was trained with the model config `want` (`flags` set it)."""
+    if state.get("config") != want:
+        raise ValueError(
+            f"--resume: '{state_path}' was trained with config {state.get('config')}, but this run "
+            f"asks for {want}; use the same {flags}"
+        )
 
 
 def folder_files(root: Path) -> list[Path]:

@@ -27,19 +27,22 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from engine.models.checkpoint import read_state, save_model, save_state
+from engine.models.checkpoint import save_model, save_state
 from engine.models.gan import Discriminator, GANConfig, Generator
 from engine.train.loop import train_loop
 from engine.train.common import (
+    TrainingParts,
     TrainOptions,
     add_common_args,
+    check_resume_config,
     equalized_param_groups,
-    optimizer_from_flat,
-    optimizer_to_flat,
     options_from_args,
     out_paths,
+    pack_training_state,
+    read_resume_state,
     resolve_device,
     set_base_lr,
+    unpack_training_state,
 )
 from engine.train.distance import sample_distance
 from engine.train.images import load_image_folder, random_crops, save_image_grid
@@ -238,7 +241,8 @@ class _GanRun:
             self.model_path, self.ema_g.state_dict(), kind="gan", config=self.config.to_dict(),
             data=self.data_summary(), metrics=self.metrics(), steps=self.step,
         )
-        save_state(self.state_path, self._state_tensors(), kind="gan", state=self._state_meta())
+        tensors, state = pack_training_state(self.step, self.total_seconds, *self._state_parts())
+        save_state(self.state_path, tensors, kind="gan", state={**state, **self._state_meta()})
         log.info("checkpoint at step %d: sample distance %.4f (start %.4f) -> %s",
                  self.step, self.distance, self.distance_start, self.model_path)
 
@@ -251,49 +255,26 @@ class _GanRun:
                 "sample_distance": round(self.distance, 6),
                 "images_per_s": round(self.rate, 2)}
 
-    def _state_tensors(self) -> dict[str, torch.Tensor]:
-        tensors: dict[str, torch.Tensor] = {}
-        for prefix, module in (("g", self.g), ("d", self.d), ("ema", self.ema_g)):
-            tensors.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
-        for prefix, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
-            flat, _ = optimizer_to_flat(opt, prefix)
-            tensors.update(flat)
-        tensors["rng.train"] = self.gen.get_state()
-        return tensors
+    def _state_parts(self) -> TrainingParts:
+        modules = {"g": self.g, "d": self.d, "ema": self.ema_g}
+        return modules, {"opt_g": self.opt_g, "opt_d": self.opt_d}, self.gen
 
     def _state_meta(self) -> dict[str, Any]:
         return {
-            "step": self.step, "seed": self.eval_seed, "config": self.config.to_dict(),
+            "seed": self.eval_seed, "config": self.config.to_dict(),
             "batch": self.opts.batch, "lr": self.opts.lr, "lr_g": self.opts.generator_lr(),
             "ema": self.opts.ema,
             "sample_distance_start": self.distance_start, "sample_distance": self.distance,
-            "total_seconds": self.total_seconds, "data": self.data_summary(),
-            "opt_g": optimizer_to_flat(self.opt_g, "opt_g")[1],
-            "opt_d": optimizer_to_flat(self.opt_d, "opt_d")[1],
+            "data": self.data_summary(),
         }
 
     def resume(self) -> None:
         """Load the state file; ValueError if it is missing or was trained differently."""
-        if not self.state_path.is_file():
-            raise ValueError(
-                f"--resume: no training state at '{self.state_path}'; "
-                f"train without --resume first (or check --out)"
-            )
-        tensors, state = read_state(self.state_path, "gan")
-        if state.get("config") != self.config.to_dict():
-            raise ValueError(
-                f"--resume: '{self.state_path}' was trained with config {state.get('config')}, "
-                f"but this run asks for {self.config.to_dict()}; use the same --size/--latent-dim/--channels"
-            )
-        for prefix, module in (("g", self.g), ("d", self.d), ("ema", self.ema_g)):
-            sub = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-            module.load_state_dict(sub, strict=True)
-        optimizer_from_flat(self.opt_g, tensors, "opt_g", state["opt_g"])
-        optimizer_from_flat(self.opt_d, tensors, "opt_d", state["opt_d"])
+        tensors, state = read_resume_state(self.state_path, "gan")
+        check_resume_config(self.state_path, state, self.config.to_dict(), "--size/--latent-dim/--channels")
+        self.step, self.total_seconds = unpack_training_state(tensors, state, *self._state_parts())
+        self.resumed_from = self.step
         self._set_lr()
-        self.gen.set_state(tensors["rng.train"])
-        self.step = self.resumed_from = int(state["step"])
-        self.total_seconds = float(state.get("total_seconds", 0.0))
         self.distance_start = float(state["sample_distance_start"])
         self.distance = float(state.get("sample_distance", math.nan))
         self._make_eval_sets(int(state.get("seed", self.opts.seed)))

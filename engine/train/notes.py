@@ -30,20 +30,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.models.checkpoint import atomic_write_bytes, read_state, save_state
+from engine.models.checkpoint import atomic_write_bytes, save_state
 from engine.models.notes import KIND, NoteConfig, NoteRNN, NoteVocab, save_note_model
 from engine.seq.notes import NoteStream, StreamParams
 from engine.train.loop import train_loop
 from engine.train.common import (
+    TrainingParts,
     TrainOptions,
     add_common_args,
+    check_resume_config,
     count_params,
-    optimizer_from_flat,
-    optimizer_to_flat,
     options_from_args,
     out_paths,
+    pack_training_state,
+    read_resume_state,
     resolve_device,
     set_base_lr,
+    unpack_training_state,
     warmup_cosine,
 )
 from engine.train.midi_data import MidiScan, load_midi_folder, melody_tokens, notes_to_midi_bytes, split_by_file
@@ -250,7 +253,8 @@ class _NotesRun:
         atomic_write_bytes(self.mid_path, notes_to_midi_bytes(self.sample_notes()))
         save_note_model(self.model_path, self.model, data=self.data.summary(self.opts.data),
                         metrics=self.metrics(), steps=self.step)
-        save_state(self.state_path, self._state_tensors(), kind=KIND, state=self._state_meta())
+        tensors, state = pack_training_state(self.step, self.total_seconds, *self._state_parts())
+        save_state(self.state_path, tensors, kind=KIND, state={**state, **self._state_meta()})
         log.info("checkpoint at step %d: val_loss %.4f, baseline %.4f (ratio %.3f) -> %s",
                  self.step, self.val_loss, self.baseline_loss, self.val_loss / self.baseline_loss,
                  self.model_path)
@@ -273,30 +277,22 @@ class _NotesRun:
                 "val_ratio": round(self.val_loss / self.baseline_loss, 6),
                 "train_loss": round(self.train_loss, 6), "tokens_per_s": round(self.rate, 1)}
 
-    def _state_tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        tensors.update(optimizer_to_flat(self.opt, "opt")[0])
-        tensors["rng.train"] = self.gen.get_state()
-        return tensors
+    def _state_parts(self) -> TrainingParts:
+        return {"model": self.model}, {"opt": self.opt}, self.gen
 
     def _state_meta(self) -> dict[str, Any]:
         return {
-            "step": self.step, "seed": self.split_seed, "config": self.config.to_dict(),
+            "seed": self.split_seed, "config": self.config.to_dict(),
             "batch": self.opts.batch, "seq_len": self.opts.seq_len, "lr": self.opts.lr,
             "transpose": self.opts.transpose, "val_loss_start": self.val_loss_start,
             "val_loss": self.val_loss, "baseline_loss": self.baseline_loss,
-            "total_seconds": self.total_seconds, "data": self.data.summary(self.opts.data),
-            "val_files": self.data.val_names, "opt": optimizer_to_flat(self.opt, "opt")[1],
+            "data": self.data.summary(self.opts.data), "val_files": self.data.val_names,
         }
 
     def load_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         """Continue from a state file already read (and checked) by _read_resume_state."""
-        sub = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.model.load_state_dict(sub, strict=True)
-        optimizer_from_flat(self.opt, tensors, "opt", state["opt"])
-        self.gen.set_state(tensors["rng.train"])
-        self.step = self.resumed_from = int(state["step"])
-        self.total_seconds = float(state.get("total_seconds", 0.0))
+        self.step, self.total_seconds = unpack_training_state(tensors, state, *self._state_parts())
+        self.resumed_from = self.step
         self.val_loss_start = float(state["val_loss_start"])
         self.val_loss = float(state.get("val_loss", math.nan))
         if state.get("val_files") != self.data.val_names:
@@ -309,16 +305,8 @@ class _NotesRun:
 def _read_resume_state(opts: NotesTrainOptions) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The state file for --resume; ValueError if it is missing or was trained differently."""
     state_path = out_paths(opts.out)[2]
-    if not state_path.is_file():
-        raise ValueError(f"--resume: no training state at '{state_path}'; "
-                         f"train without --resume first (or check --out)")
-    tensors, state = read_state(state_path, KIND)
-    want = opts.note_config().to_dict()
-    if state.get("config") != want:
-        raise ValueError(
-            f"--resume: '{state_path}' was trained with config {state.get('config')}, but this run "
-            f"asks for {want}; use the same --hidden/--layers/--embed/--dropout"
-        )
+    tensors, state = read_resume_state(state_path, KIND)
+    check_resume_config(state_path, state, opts.note_config().to_dict(), "--hidden/--layers/--embed/--dropout")
     return tensors, state
 
 

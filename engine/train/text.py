@@ -32,18 +32,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from engine.models.checkpoint import atomic_write_bytes, read_state, save_model, save_state
+from engine.models.checkpoint import atomic_write_bytes, save_model, save_state
 from engine.models.text import TextConfig, TextModel, probabilities
 from engine.train.loop import train_loop
 from engine.train.common import (
+    TrainingParts,
     TrainOptions,
     add_common_args,
-    optimizer_from_flat,
-    optimizer_to_flat,
     options_from_args,
     out_paths,
+    pack_training_state,
+    read_resume_state,
     resolve_device,
     set_base_lr,
+    unpack_training_state,
     warmup_cosine,
 )
 
@@ -291,7 +293,9 @@ class _TextRun:
             self.model_path, self.model.state_dict(), kind="text", config=self.config.to_dict(),
             data=self.data_summary(), metrics=self.metrics(), steps=self.step,
         )
-        save_state(self.state_path, self._state_tensors(), kind="text", state=self._state_meta())
+        tensors, state = pack_training_state(self.step, self.total_seconds, *self._state_parts())
+        tensors["hidden"] = self.hidden  # the carried GRU state, so a resume goes on mid-stream
+        save_state(self.state_path, tensors, kind="text", state={**state, **self._state_meta()})
         log.info("checkpoint at step %d: val loss %.4f nats/char (unigram %.4f) -> %s",
                  self.step, self.val_loss, self.baseline_loss, self.model_path)
 
@@ -303,37 +307,25 @@ class _TextRun:
         return {"val_loss": round(self.val_loss, 6), "baseline_loss": round(self.baseline_loss, 6),
                 "val_loss_start": round(self.val_loss_start, 6), "chars_per_s": round(self.rate, 1)}
 
-    def _state_tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        tensors.update(optimizer_to_flat(self.opt, "opt")[0])
-        tensors["hidden"] = self.hidden
-        tensors["rng.train"] = self.streams.gen.get_state()
-        return tensors
+    def _state_parts(self) -> TrainingParts:
+        return {"model": self.model}, {"opt": self.opt}, self.streams.gen
 
     def _state_meta(self) -> dict[str, Any]:
         return {
-            "step": self.step, "seed": self.opts.seed, "config": self.config.to_dict(),
+            "seed": self.opts.seed, "config": self.config.to_dict(),
             "batch": self.streams.batch, "seq": self.opts.seq, "lr": self.opts.lr,
             "streams": self.streams.position(), "val_loss_start": self.val_loss_start,
-            "val_loss": self.val_loss, "total_seconds": self.total_seconds,
-            "data": self.data_summary(), "opt": optimizer_to_flat(self.opt, "opt")[1],
+            "val_loss": self.val_loss, "data": self.data_summary(),
         }
 
     def resume(self) -> None:
         """Load the state file; ValueError if it is missing or was trained differently."""
-        if not self.state_path.is_file():
-            raise ValueError(f"--resume: no training state at '{self.state_path}'; "
-                             "train without --resume first (or check --out)")
-        tensors, state = read_state(self.state_path, "text")
+        tensors, state = read_resume_state(self.state_path, "text")
         _check_resumable(self, state)
-        sub = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.model.load_state_dict(sub, strict=True)
-        optimizer_from_flat(self.opt, tensors, "opt", state["opt"])
-        self.streams.gen.set_state(tensors["rng.train"])
+        self.step, self.total_seconds = unpack_training_state(tensors, state, *self._state_parts())
+        self.resumed_from = self.step
         self.streams.restore(state["streams"])
         self.hidden = tensors["hidden"].to(self.device)
-        self.step = self.resumed_from = int(state["step"])
-        self.total_seconds = float(state.get("total_seconds", 0.0))
         self.val_loss_start = float(state["val_loss_start"])
         self.val_loss = float(state.get("val_loss", math.nan))
         log.info("resuming from step %d (%s, %.0f s trained so far, val loss %.4f)",
