@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 EXIT_USAGE = 2
+PREVIEW_SECONDS = 10.0  # show with no display: the length of the file rendered instead (unless --seconds)
 log = logging.getLogger("engine.cli")
 
 
@@ -182,9 +183,10 @@ def cmd_show(args: argparse.Namespace) -> str:
 
         out = Path("out") / "show-preview.mp4"
         out.parent.mkdir(exist_ok=True)
-        notice = f"{reason}: rendering 10 s of '{specs[0].name}' to a file instead"
+        seconds = args.seconds or PREVIEW_SECONDS
+        notice = f"{reason}: rendering {seconds:g} s of '{specs[0].name}' to a file instead"
         log.warning("%s ...", notice)
-        res = render(specs[:1], seconds=10, fps=30, out=str(out), size=args.size, aspect=args.aspect,
+        res = render(specs[:1], seconds=seconds, fps=30, out=str(out), size=args.size, aspect=args.aspect,
                      render_size=args.render_size, device=_device(args.device))
         return f"{notice}\nwrote {res.out.resolve()} ({res.frames} frames, {res.size[0]}x{res.size[1]})"
     summary = run_live(args, specs, _device(args.device))

@@ -99,11 +99,12 @@ def test_no_display_renders_a_file_instead(capsys, tmp_path, monkeypatch, scene_
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(capsys, "show", "--scene", str(scene_file("")))
+    code, out, err = run_cli(capsys, "show", "--scene", str(scene_file("")), "--seconds", "1.5")
     assert code == 0, err
-    assert "no display found" in out
+    assert "no display found" in out and "rendering 1.5 s" in out
     path = Path(out.strip().splitlines()[-1].split()[1])
     assert path.is_file() and path.stat().st_size > 1000
+    assert "(45 frames," in out  # --seconds is kept: 1.5 s at the preview's 30 fps
 
 
 def test_render_events_flag_errors(capsys, tmp_path, scene_file):
