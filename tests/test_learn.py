@@ -8,6 +8,7 @@ import pytest
 from engine.control.learn import MSB_WAIT, default_learn_file, save_atomically, stable_port
 from engine.control.midi import MidiControl
 from engine.control.patch import load_patch
+from engine.errors import StartupError
 from engine.events import Event
 from tests.fakes import FakeMidiBackend, FakeShow
 
@@ -153,3 +154,57 @@ def test_helpers(tmp_path, monkeypatch):
     save_atomically(f, "x = 1\n")
     save_atomically(f, "x = 2\n")
     assert f.read_text() == "x = 2\n" and len(list(f.parent.iterdir())) == 1
+
+
+def test_a_save_that_fails_mid_show_is_logged_and_the_show_goes_on(tmp_path, caplog):
+    """With no port thread (no --midi-in: OSC /learn/unlearn still saves) the save runs in
+    the loop's drain: an OSError there once escaped the verb and cost the frame."""
+    learned = tmp_path / "learned.toml"
+    learned.write_text('[[route]]\nsource = { type = "midi", cc = 3 }\naddress = "/master/speed"\n')
+    args = argparse.Namespace(midi_in=[], midi_api=None, patch=[], learn_save=learned, midi_feedback=None)
+    show = FakeShow()
+    c = MidiControl(args, show)
+    assert c.watcher is None and len(c.learner.learned) == 1
+    learned.unlink()
+    learned.mkdir()  # the place can no longer take the file
+    show.queue.put(Event("verb", "/learn/unlearn", "/master/speed", 0.0, "osc"))
+    show.queue.put(Event("set", "/master/brightness", 0.25, 0.0, "osc"))  # the same drain goes on
+    with caplog.at_level(logging.ERROR, logger="engine.control.learn"):
+        show.pump()
+    assert c.learner.learned == [] and show.registry.get("/master/brightness") == 0.25
+    assert "could not save" in caplog.text and str(learned) in caplog.text
+
+
+def test_learning_where_the_file_cannot_go_still_binds(tmp_path, caplog):
+    c, show, be = control(tmp_path)
+    c.learn_file.parent.parent.mkdir(exist_ok=True)
+    c.learn_file.parent.write_text("")  # a file where the learn folder should be
+    learn(show, "/master/speed")
+    be.send(PORT, 0xB0, 70, 1)
+    with caplog.at_level(logging.ERROR, logger="engine.control.learn"):
+        show.pump()
+    assert [r.source.number for r in c.learner.learned] == [70]  # bound all the same
+    assert "could not save" in caplog.text
+
+
+@pytest.mark.parametrize("make,expected", [
+    (lambda f: f.mkdir(), "expected a file for learned bindings"),
+    (lambda f: f.write_bytes(b'[[route]]\nname = "caf\xc3'), "not valid TOML"),  # cut mid-character
+    (lambda f: f.write_text('[[route]]\nsource = { type = "midi", cc = 3 }\naddress = "/master/'), "not valid TOML"),
+    (lambda f: f.write_text('[[route]]\nsource = { type = "midi", cc = 300 }\naddress = "/master/speed"\n'),
+     "key 'source.cc'"),
+])
+def test_a_bad_learn_file_stops_startup_with_one_line(tmp_path, make, expected):
+    f = tmp_path / "learned.toml"
+    make(f)
+    args = argparse.Namespace(midi_in=[], midi_api=None, patch=[], learn_save=f, midi_feedback=None)
+    with pytest.raises(StartupError) as err:
+        MidiControl(args, FakeShow())
+    assert str(f) in str(err.value) and expected in str(err.value)
+
+
+def test_an_empty_learn_file_is_no_bindings(tmp_path):
+    f = tmp_path / "learned.toml"
+    f.write_text("")
+    args = argparse.Namespace(midi_in=[], midi_api=None, patch=[], learn_save=f, midi_feedback=None)
+    assert MidiControl(args, FakeShow()).learner.learned == []

@@ -2,6 +2,8 @@
 the right params, pick-up, program change, clock only with clock sync, feedback, stats."""
 
 import argparse
+import math
+import random
 
 import pytest
 import torch
@@ -15,6 +17,7 @@ from engine.frame import FrameRenderer
 from engine.params import build_registry
 from engine.scene import load_scene
 from engine.show import Show
+from engine.tempo import Tempo
 from tests.conftest import REPO
 from tests.fakes import FakeMidiBackend, FakeOutput, FakeShow
 
@@ -294,3 +297,40 @@ def test_unrouted_keys_prime_the_melody_only_when_asked(tmp_path, prime):
     got = [(e.address, e.value) for e in show.queue.drain()]
     played = [("/notes/played", "60:90"), ("/notes/played", "60:0")] if prime else []
     assert got == [("/show/next", None)] + played
+
+
+def test_random_bytes_through_every_shipped_patch_never_reach_the_show_as_errors(tmp_path):
+    """Fuzz (fixed seed) at the ports' entry point: the receive callback, with every shipped
+    patch, clock sync and feedback on; relative encoders, 14-bit halves, NRPN parts, program
+    changes past the scenes, pitch bend ends and clock bursts, mixed with garbage bytes."""
+    rng = random.Random(5)
+    patches = sorted((REPO / "patches").glob("*.toml"))
+    args = namespace(tmp_path, patch=patches, midi_in=["all"], midi_feedback="fb", tempo_source="midi")
+    show = FakeShow()
+    tempo = Tempo(show.registry, "midi")
+    show.verbs.update(tempo.handlers())
+    be = FakeMidiBackend(list(PORTS.values()), ["fb"])
+    c = MidiControl(args, show, backend_factory=lambda: be, clock=Clock())
+    c.watcher.poll()
+    t = 0.0
+    for k in range(4000):
+        kind = rng.randrange(4)
+        if kind == 0:
+            status = rng.choice((0x80, 0x90, 0xB0, 0xC0, 0xE0)) | rng.randrange(16)
+            data = [rng.choice((0, 1, 6, 38, 63, 64, 65, 96, 97, 98, 99, 127, rng.randrange(128)))
+                    for _ in range(1 if status >> 4 == 0xC else 2)]
+            msg = [status, *data]
+        elif kind == 1:
+            msg = rng.choice(([0xF8], [0xFA], [0xFB], [0xFC], [0xF2, rng.randrange(128), rng.randrange(128)]))
+        else:
+            msg = [rng.randrange(256 if kind == 2 else 1000) for _ in range(rng.randrange(4))]
+        t += rng.choice((0.0, 1e-6, 1e-4, 0.02, 3600.0))
+        be.send(rng.choice(list(PORTS.values())), *msg, t=t)
+        if k % 20 == 0:
+            show.pump()
+            tempo.advance(show.dt)
+            c.watcher.send_due()
+            assert 20.0 <= tempo.bpm <= 300.0 and math.isfinite(tempo.beat)
+    stats = c.stats()["midi"]
+    assert stats["errors"] == 0 and stats["received"] == 4000 and stats["malformed"] > 0
+    assert all(math.isfinite(p.target) and math.isfinite(p.value) for p in show.registry)

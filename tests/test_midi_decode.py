@@ -1,5 +1,7 @@
 """The MIDI decoder: every message kind, from raw bytes and from mido messages."""
 
+import random
+
 import mido
 import pytest
 
@@ -90,3 +92,35 @@ def test_malformed_bytes_are_counted(data):
     d = Decoder()
     assert d.feed(data) is None
     assert d.malformed == 1
+
+
+def test_random_bytes_are_a_gesture_or_counted_never_an_exception():
+    """Fuzz (fixed seed): status bytes mid-message, data > 127, sysex without end, lone F7,
+    real-time bytes interleaved, 0 to 300 bytes. Each call yields one gesture or one count."""
+    rng = random.Random(3)
+    d = Decoder(frozenset((ch, n) for ch in range(16) for n in range(32)), clock=True)
+    gestures, n = 0, 5000
+    for _ in range(n):
+        size = rng.randrange(301) if rng.random() < 0.05 else rng.randrange(5)
+        data = [rng.choice((rng.randrange(128), rng.randrange(128, 256), rng.choice((0xF0, 0xF7, 0xF8, 0xFE, 0xFF)),
+                            rng.randrange(256, 1000))) for _ in range(size)]
+        if rng.random() < 0.5:  # a well-formed message: any status, right length, edge values
+            status = rng.randrange(0x80, 0x100)
+            want = {0xC: 1, 0xD: 1}.get(status >> 4, 2) if status < 0xF0 else rng.randrange(3)
+            data = [status] + [rng.choice((0, 1, 63, 64, 65, 127, rng.randrange(128))) for _ in range(want)]
+        gestures += d.feed(data, 0.0) is not None
+    assert gestures + d.malformed + d.filtered == n and gestures > 1000
+
+
+def test_half_pairs_and_partial_nrpn_give_no_stray_values():
+    d = Decoder(frozenset({(0, 7)}))
+    assert d.feed([0xB0, 39, 5]) is None  # LSB before any MSB
+    assert d.feed([0xB1, 7, 3]) == Gesture("cc", 1, 7, 3)  # channel 2 declared no pair
+    assert d.feed([0xB0, 7, 127]) == Gesture("cc14", 0, 7, 16256)  # MSB alone: LSB 0
+    assert d.feed([0xB1, 39, 127]) == Gesture("cc", 1, 39, 127)  # an LSB from another channel is a CC
+    assert d.feed([0xB0, 39, 127]) == Gesture("cc14", 0, 7, 16383)
+    assert d.feed([0xB0, 6, 1]) == Gesture("cc", 0, 6, 1)  # data entry with nothing selected
+    assert d.feed([0xB0, 99, 1]) is None and d.feed([0xB0, 6, 1]) is None  # NRPN LSB missing
+    assert d.feed([0xB0, 98, 2]) is None and d.feed([0xB0, 38, 9]) is None  # data LSB before MSB
+    assert d.feed([0xB0, 6, 127]) == Gesture("nrpn", 0, 130, 16256)
+    assert d.feed([0xE0, 0, 0]).value == 0 and d.feed([0xE0, 127, 127]).value == 16383

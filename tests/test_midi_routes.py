@@ -71,6 +71,21 @@ def test_scale_takeover_converges_at_the_end():
     assert reg.get("/master/brightness") == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("moves,expected", [([1.0, 1.5], 1.0), ([0.0, -0.5], 0.0), ([2.0, 3.0], 1.0)])
+def test_scale_takeover_with_osc_values_past_the_input_range(moves, expected):
+    """An OSC sender past `input` once divided by zero in scale takeover (from 1.0 up, or
+    from 0.0 down): the loop's drain raised. Past an end the control is at that end."""
+    show = FakeShow()
+    show.registry.set("/master/brightness", 0.5)
+    Router(show, [Route(Path("t"), 1, "", OscSource("/b"), "absolute", address="/master/brightness",
+                        takeover="scale")])
+    for x in [0.5] + moves:
+        for ev in show.osc_routes["/b"]([x], 0.0):
+            show.queue.put(ev)
+        show.pump()
+    assert show.registry.get("/master/brightness") == pytest.approx(expected)
+
+
 def test_relative_encoders_step_from_the_current_value():
     show = FakeShow()
     reg = show.registry

@@ -74,6 +74,21 @@ def test_lfo_shapes_over_one_cycle(shape, expected):
     assert lfo_position(src, 0.5 + 0.125, 0.0) == pytest.approx(got[1])  # periodic
 
 
+def test_an_lfo_period_too_short_for_floats_does_not_stop_modulation(tmp_path):
+    """beats = 5e-324 passes validation (above 0); beat / beats is inf, and the random LFO's
+    floor(inf) once raised every frame, so no modulated param moved any more."""
+    f = tmp_path / "p.toml"
+    f.write_text('[[route]]\nsource = { type = "lfo", shape = "random", beats = 5e-324 }\n'
+                 'address = "/deck/a/latent/1"\n'
+                 '[[route]]\nsource = { type = "lfo", shape = "saw", rate = 1.0 }\naddress = "/deck/a/latent/2"\n')
+    reg = build_registry()
+    m = Modulator(reg, load_patch(f, reg).routes)
+    m.step(ModInputs(t=0.25, dt=1 / 60, beat=1.0, bpm=120.0))
+    assert reg.param("/deck/a/latent/2").value == pytest.approx(-3.0 + 0.25 * 6.0)
+    assert reg.param("/deck/a/latent/1").value == pytest.approx(-3.0)  # position 0 while undefined
+    assert lfo_position(LfoSource("sine", beats=5e-324), 0.0, 1.0) == 0.0
+
+
 def test_random_lfo_holds_per_cycle_and_is_seeded():
     src = LfoSource("random", rate=1.0, seed=7)
     cycle = [lfo_position(src, t, 0.0) for t in np.linspace(3.0, 3.99, 12)]

@@ -1,11 +1,16 @@
 """Patch files: validation messages, every shipped patch, mapping curves, merging, writing."""
 
+import copy
+import math
+import random
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from engine.control.patch import (
-    MidiSource, OscSource, Route, dump_routes, load_patch, load_patches, shape, to_position, to_value, unshape,
+    MidiSource, OscSource, Route, _toml_value, dump_routes, load_patch, load_patches, shape, to_position, to_value,
+    unshape,
 )
 from engine.errors import StartupError
 from engine.params import build_registry
@@ -57,6 +62,9 @@ ROUTE = '[[route]]\nname = "f1"\nsource = { type = "midi", cc = 0 }\naddress = "
     ('[[route]]\nsource = { type = "midi", cc = 1 }\n', "address", "either address"),
     ('[midi]\nchannel = 0\n', "midi.channel", "from 1 to 16"),
     ('nonsense = 1\n', "nonsense", "unknown key"),
+    # TOML integers are unbounded: 10**400 once leaked OverflowError out of the number check
+    (ROUTE + "smoothing = 1" + "0" * 400 + "\n", "smoothing", "a finite number"),
+    (ROUTE + "range = [0, -1" + "0" * 400 + "]\n", "range", "a finite number"),
 ])
 def test_bad_patches_name_file_route_and_key(tmp_path, body, key, expected):
     f = write(tmp_path, body)
@@ -148,6 +156,97 @@ def test_malformed_toml_and_missing_file(tmp_path):
         load_patch(write(tmp_path, "[[route]\nx ="), build_registry())
     with pytest.raises(StartupError, match="patch file not found"):
         load_patch(tmp_path / "absent.toml", build_registry())
+
+
+@pytest.mark.parametrize("raw", [
+    ROUTE.encode().replace(b"f1", b"f\xe9"),  # Latin-1, not UTF-8
+    'name = "caf\u00e9"\n'.encode()[:-3],  # cut inside a two-byte character (a half-written file)
+    b"x = 1" + b"0" * 5000 + b"\n",  # past int()'s 4300-digit limit
+    b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n",  # nested deeper than the recursion limit
+])
+def test_files_tomllib_chokes_on_are_startup_errors(tmp_path, raw):
+    """tomllib lets UnicodeDecodeError, ValueError and RecursionError through: each once
+    reached the CLI as a traceback instead of one line naming the file."""
+    f = tmp_path / "p.toml"
+    f.write_bytes(raw)
+    with pytest.raises(StartupError, match="not valid TOML") as err:
+        load_patch(f, build_registry())
+    assert str(f) in str(err.value) and len(str(err.value)) < 400
+
+
+def _mutations(rng, value, depth=0):
+    """A replacement value for a patch key: every TOML type, edges, NaN/inf, huge, empty."""
+    pool = [
+        "", "linear", "exponential", "pickup", "scale", "relative", "toggle", "gate", "velocity", "add",
+        "twos", "offset", "osc", "lfo", "beat", "audio", "random", "/x", "/master/brightness", "/show/next",
+        0, 1, -1, 16, 17, 31, 32, 127, 128, 200, 16383, 16384, 2**63 - 1, -2**63, 10**400,
+        0.0, 0.5, -1.0, 1e308, 5e-324, float("nan"), float("inf"), float("-inf"), 60.5,
+        True, False, [], [1, 0], [0.5, 0.5], [0, 1, 2], ["a", 1], {}, {"cc": 64}, {"note": 3, "channel": 17},
+        {"type": "midi", "nrpn": 16384}, {"type": "midi", "note": -1}, {"type": "midi", "cc": 128, "channel": 0},
+    ]
+    v = rng.choice(pool)
+    if depth < 2 and rng.random() < 0.1:
+        v = [_mutations(rng, value, depth + 1) for _ in range(rng.randrange(3))]
+    return v
+
+
+def _toml(v) -> str:
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if v != v else ("inf" if v > 0 else "-inf")
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f'"{k}" = {_toml(x)}' for k, x in v.items()) + " }"
+    return _toml_value(v)
+
+
+def _dump(d: dict) -> str:
+    routes = d.get("route")
+    as_tables = isinstance(routes, list) and routes and all(isinstance(r, dict) for r in routes)
+    lines = [f'"{k}" = {_toml(v)}' for k, v in d.items() if not (k == "route" and as_tables)]
+    for r in routes if as_tables else ():
+        lines += ["[[route]]"] + [f'"{k}" = {_toml(v)}' for k, v in r.items()]
+    return "\n".join(lines) + "\n"
+
+
+def test_mutated_shipped_patches_load_or_fail_with_one_line(tmp_path):
+    """Fuzz (fixed seed): drop keys, swap types, edge numbers, unknown keys, duplicate routes.
+    The only acceptable outcomes are a loaded patch or a StartupError naming the file and a key."""
+    rng = random.Random(7)
+    bases = [tomllib.loads(p.read_text()) for p in PATCHES]
+    keys = ["name", "source", "address", "verb", "value", "mode", "range", "curve", "invert", "takeover",
+            "smoothing", "feedback", "feedback_channel", "feedback_on", "step", "encoding", "bits", "amount",
+            "pickup_led", "bogus", "type", "channel", "cc", "cc14", "nrpn", "note", "program", "pitchbend",
+            "input", "shape", "rate", "beats", "phase", "division", "decay"]
+    registry, loaded, refused = build_registry(), 0, 0
+    f = tmp_path / "m.toml"
+    for _ in range(1000):
+        base = rng.choice(bases)
+        d = copy.deepcopy({**base, "route": rng.sample(base["route"], 3)})  # routes are checked one by one
+        routes = d["route"]
+        for _ in range(rng.randrange(1, 4)):
+            r = rng.choice(routes)
+            table = r["source"] if rng.random() < 0.4 and isinstance(r.get("source"), dict) else r
+            op = rng.randrange(6)
+            if op == 0 and table:
+                del table[rng.choice(list(table))]
+            elif op in (1, 2) and table:
+                table[rng.choice(list(table))] = _mutations(rng, None)
+            elif op == 3:
+                table[rng.choice(keys)] = _mutations(rng, None)
+            elif op == 4:
+                routes.append(copy.deepcopy(r))  # two routes for the same source
+            else:
+                d[rng.choice(["name", "midi", "bogus"])] = _mutations(rng, None)
+        f.write_text(_dump(d))
+        try:
+            load_patch(f, registry)
+            loaded += 1
+        except StartupError as e:
+            refused += 1
+            msg = str(e)
+            assert str(f) in msg and ("key '" in msg or "not valid TOML" in msg), msg
+    assert loaded > 100 and refused > 100  # both outcomes were exercised
 
 
 def test_defaults_and_modes(tmp_path):

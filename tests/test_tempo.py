@@ -3,6 +3,7 @@
 
 import argparse
 import asyncio
+import math
 import random
 
 import numpy as np
@@ -64,6 +65,29 @@ def test_tap_tempo_averages_recent_taps_and_resets_after_a_gap():
     tap(Event("verb", "/tempo/tap", t=31.0))
     assert reg.get("/tempo/bpm") == pytest.approx(60.0)
     assert tempo.phase == 0.0  # the beat snaps to the tap
+
+
+@pytest.mark.parametrize("gaps", [[0.0], [1e-6], [1e-4], [3600.0], [1e-6, 3600.0], [0.02, 1e-6, 0.02]])
+def test_absurd_clock_and_tap_rates_keep_the_bpm_finite_and_in_range(gaps):
+    """Clock ticks and taps 0 s apart, 1 us apart, 10,000 per second, hours apart."""
+    for source, verb in (("midi", "/tempo/clock"), ("internal", "/tempo/tap")):
+        reg = build_registry()
+        tempo = Tempo(reg, source)
+        handle, t = tempo.handlers()[verb], 100.0
+        for k in range(200):
+            t += gaps[k % len(gaps)]
+            handle(Event("verb", verb, t=t, source="midi"))
+            tempo.advance(1 / 60)
+            assert 20.0 <= tempo.bpm <= 300.0 and math.isfinite(tempo.beat), (source, k)
+
+
+def test_bpm_param_refuses_nan_and_clamps_zero_and_negative():
+    reg = build_registry()
+    tempo = Tempo(reg)
+    assert reg.set("/tempo/bpm", float("nan")) is None and tempo.bpm == 120.0
+    assert reg.set("/tempo/bpm", 0.0) == 20.0 and reg.set("/tempo/bpm", -60.0) == 20.0
+    tempo.advance(1.0)
+    assert tempo.beat == pytest.approx(20.0 / 60.0)
 
 
 def test_tap_through_the_show_queue(scene_file):

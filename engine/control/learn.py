@@ -76,6 +76,17 @@ def save_atomically(path: Path, text: str) -> None:
         raise
 
 
+def save_or_log(path: Path, text: str) -> None:
+    """Save the learn file during the show: a failure (read-only place, a directory put
+    there, a port name that is not UTF-8) is logged and the binding still works until the
+    show ends. Without a port thread this runs inside the loop's drain, where an exception
+    would cost the frame."""
+    try:
+        save_atomically(path, text)
+    except (OSError, ValueError) as e:
+        log.error("MIDI learn: could not save %s (%s); the binding lasts until the show ends", path, e)
+
+
 def _shadows(learned: object, other: object) -> bool:
     """Would `other` also hear the control that `learned` binds (same kind, channel, number, port)?"""
     if not (isinstance(learned, MidiSource) and isinstance(other, MidiSource)):
@@ -189,7 +200,7 @@ class Learner:
         self.learned = renumber(self.learned, self.file)
         self._on_routes(self.routes())
         text, path = dump_routes("learned", self.learned, HEADER), self.file
-        self._submit(lambda: save_atomically(path, text))
+        self._submit(lambda: save_or_log(path, text))
 
     def _tick(self, _show: "Show") -> None:
         """Frame hook: a lone CC 0-31 with no LSB after MSB_WAIT is a 7-bit control."""

@@ -79,8 +79,7 @@ class MidiControl:
         verbs = tuple(show.verbs)
         # Audio, LFO and beat routes belong to engine.control.modulation, which loads the same files.
         base = [r for r in load_patches(args.patch, show.registry, verbs) if not r.is_modulation]
-        learned = load_patch(self.learn_file, show.registry, verbs).routes if self.learn_file.is_file() else []
-        learned = [r for r in learned if not r.is_modulation]
+        learned = [r for r in _load_learned(self.learn_file, show, verbs) if not r.is_modulation]
         self.router = Router(show, [])
         if args.midi_feedback:
             self.router.on_pickup_led = self._pickup_led
@@ -204,6 +203,20 @@ class MidiControl:
             "routes": len(self.router.routes),
             "learned": len(self.learner.learned),
         }}
+
+
+def _load_learned(file: Path, show: "Show", verbs: Sequence[str]) -> list[Route]:
+    """The --learn-save file's routes; none while it does not exist yet. A path that cannot
+    hold the file stops startup now rather than failing every save during the show."""
+    try:
+        if not file.exists():
+            return []
+    except OSError as e:  # e.g. a folder on the way that may not be searched (EACCES)
+        raise StartupError(f"{file}: cannot read the learn file (--learn-save): {e.strerror}") from None
+    if not file.is_file():
+        raise StartupError(f"{file}: --learn-save: expected a file for learned bindings, found a directory "
+                           "or device")
+    return load_patch(file, show.registry, verbs).routes
 
 
 def _rtmidi_factory(flag: str | None) -> Callable[[], PortBackend]:

@@ -258,6 +258,9 @@ class Router:
         self.show.apply(ev)
 
     def _takeover(self, route: Route, st: _State, pos: float, p) -> float | None:
+        # An OSC sender may go past its `input` range; beyond an end the control is at that end
+        # (scale takeover divides by the distance left to travel, 0 at the ends).
+        pos = min(max(pos, 0.0), 1.0)
         prev, st.last_pos = st.last_pos, pos
         value = to_value(route, pos, p.lo, p.hi)
         cur = p.target if st.glide_to is None else st.glide_to

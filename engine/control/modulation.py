@@ -89,6 +89,8 @@ def lfo_position(src: LfoSource, t: float, beat: float) -> float:
     the cycle; saw ramps 0 -> 1; square is 1 for the first half; random holds one
     seeded value per cycle."""
     cycles = (t * src.rate if src.rate is not None else beat / (src.beats or 1.0)) + src.phase
+    if not math.isfinite(cycles):  # a period of a few 1e-324 beats: "random" could not floor() it
+        return 0.0
     x = cycles % 1.0
     if src.shape == "sine":
         return 0.5 - 0.5 * math.cos(2.0 * math.pi * x)

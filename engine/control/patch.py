@@ -329,9 +329,15 @@ class _Checker:
         return v
 
     def number(self, key: str, v: Any) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.fail(key, "a finite number", v)
-        return float(v)
+        try:
+            x = float(v)  # TOML integers are unbounded: one past 1.8e308 overflows here
+        except OverflowError:
+            raise self.fail(key, "a finite number", v) from None
+        if not math.isfinite(x):
+            raise self.fail(key, "a finite number", v)
+        return x
 
     def boolean(self, key: str, v: Any) -> bool:
         if not isinstance(v, bool):
@@ -377,6 +383,12 @@ def read_toml(file: Path) -> dict:
         raise StartupError(f"{file}: cannot read the patch file: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise StartupError(f"{file}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:  # tomllib decodes before parsing: a half-written or binary file
+        raise StartupError(f"{file}: not valid TOML: not UTF-8 text (byte {e.object[e.start]:#04x} "
+                           f"at offset {e.start})") from None
+    except (ValueError, RecursionError) as e:  # tomllib lets these through: an integer over 4300
+        # digits (int()'s limit) and arrays or tables nested thousands deep
+        raise StartupError(f"{file}: not valid TOML: {type(e).__name__}: {str(e)[:120]}") from None
 
 
 def load_patch(file: Path | str, registry: Registry, verbs: Iterable[str] = ()) -> Patch:
