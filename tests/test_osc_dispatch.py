@@ -10,8 +10,8 @@ import pytest
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from engine.control.osc_decode import MAX_DEPTH, Malformed, decode
-from engine.control.osc_dispatch import Dispatcher, encode
+from engine.control.osc_decode import MAX_ARGS, MAX_DEPTH, Malformed, decode
+from engine.control.osc_dispatch import MAX_REPLIES, NEW_PATTERN_BURST, VERB_BURST, Dispatcher, encode
 from engine.control.osc_pattern import Matcher, PatternError, compile_pattern
 from engine.control.osc import parse_allow
 from engine.events import Event, EventQueue
@@ -43,10 +43,11 @@ class Rig:
         self.queue = EventQueue(capacity)
         self.replies: list[tuple[bytes, tuple]] = []
         self.subs: list[tuple[str, int, bool]] = []
+        self.clock = 0.0  # seconds added to NOW (rate budgets refill with it)
         self.d = Dispatcher(self.registry, self.queue, routes if routes is not None else {},
                             lambda data, to: self.replies.append((data, to)),
                             subscribe=lambda h, p, on: self.subs.append((h, p, on)),
-                            allow=parse_allow(allow), now=lambda: NOW, wall=lambda: WALL)
+                            allow=parse_allow(allow), now=lambda: NOW + self.clock, wall=lambda: WALL + self.clock)
 
     def send(self, data: bytes, sender=SENDER) -> list[Event]:
         self.d.handle(data, sender)
@@ -360,3 +361,107 @@ def test_every_truncation_is_malformed_never_a_value(rig, good):
         assert rig.send(good[:n]) == [], good[:n]
     empty_bundle = 1 if good.startswith(b"#bundle") else 0  # the 16-byte prefix alone is a valid empty bundle
     assert rig.c.malformed == len(good) - empty_bundle
+
+
+# -- adversarial senders: nothing they send may crash the show or stall its frames ----------------
+
+
+def test_scene_as_a_non_decimal_digit_string_is_malformed(rig):
+    # "²".isdigit() is True but int("²") raises: the show's scene lookup raised on the loop
+    # thread (a failed frame) for /show/scene s "²".
+    for bad in ("²", "1²", " ³ "):
+        assert rig.send(msg("/show/scene", bad)) == []
+    assert rig.c.malformed == 3
+    (ev,) = rig.send(msg("/show/scene", "٣"))  # Arabic-Indic 3: a decimal digit int() reads
+    assert ev.value == "٣"
+
+
+def test_pattern_with_many_wildcards_is_malformed_without_compiling(rig):
+    # 48 groups compiled in about 1 ms, 100 times an ordinary message.
+    for bad in ("/master/" + "{a,b}" * 48, "/master/" + "?" * 200, "/deck/a/latent/" + "[1-8]" * 20):
+        with pytest.raises(PatternError, match="wildcards"):
+            compile_pattern(bad)
+        assert rig.send(msg(bad, 0.5)) == []
+    assert rig.c.malformed == 3
+    assert len(compile_pattern("/*/*/{a,b}/[1-4]?").pattern) > 0  # a few wildcards are fine
+
+
+def test_new_patterns_are_compiled_within_a_budget_known_ones_always_match(rig):
+    # A 64 KB bundle of distinct patterns took 200 ms on the receive thread; now only a burst
+    # of new ones is compiled, the rest are dropped and counted until the budget refills.
+    rig.send(msg("/deck/a/latent/*", 0.0))  # known before the flood
+    data = bundle(IMMEDIATELY, *[msg_obj(f"/master/{{speed,x{i}}}", 1.0) for i in range(500)])
+    evs = rig.send(data)
+    assert len(evs) == NEW_PATTERN_BURST - 1
+    assert rig.c.limited == 500 - (NEW_PATTERN_BURST - 1) and rig.c.dropped == rig.c.limited
+    assert len(rig.send(msg("/deck/a/latent/*", 0.0))) == 8  # cached: never limited
+    assert rig.send(msg("/master/{speed,brightness}", 1.0)) == []  # new, budget spent
+    rig.clock += 1.0
+    assert len(rig.send(msg("/master/{speed,brightness}", 1.0))) == 2
+
+
+def test_wildcard_with_a_wrong_argument_counts_one_malformed_message(rig):
+    assert rig.send(msg("/deck/a/latent/*", "loud")) == []
+    assert rig.c.malformed == 1
+
+
+def test_replies_per_datagram_are_capped(rig):
+    # 1024 "/deck/a/*/* ?" in one 24 KB datagram made 36,864 replies and took 300 ms.
+    data = bundle(IMMEDIATELY, *[msg_obj("/deck/a/*/*", "?") for _ in range(1024)])
+    rig.send(data)
+    assert len(rig.replies) == MAX_REPLIES
+    assert rig.c.replies == MAX_REPLIES and rig.c.limited == 1024 * 36 - MAX_REPLIES
+    rig.send(msg("/ping"))  # the next datagram is answered again
+    assert rig.reply_messages()[-1] == ("/pong", [])
+
+
+def test_verbs_are_rate_limited_per_address(rig):
+    # 1024 /show/next in one bundle were 1024 scene loads in one frame: a 240 ms frame.
+    evs = rig.send(bundle(IMMEDIATELY, *[msg_obj("/show/next") for _ in range(1024)]))
+    assert len(evs) == VERB_BURST
+    assert rig.c.limited == 1024 - VERB_BURST and rig.c.dropped == rig.c.limited
+    assert len(rig.send(msg("/show/prev"))) == 1  # another verb has its own budget
+    assert rig.send(msg("/show/next", 0)) == [] and rig.c.limited == 1024 - VERB_BURST  # a release costs nothing
+    assert len(rig.send(msg("/master/speed", 2.0))) == 1  # params are never limited
+    rig.clock += 1.0
+    assert len(rig.send(bundle(IMMEDIATELY, *[msg_obj("/show/next") for _ in range(100)]))) == VERB_BURST
+
+
+def test_text_prime_is_limited_harder(rig):
+    # A 256-character primer runs 256 steps of the text model on the loop thread (~30 ms).
+    evs = rig.send(bundle(IMMEDIATELY, *[msg_obj("/text/prime", "x" * 256) for _ in range(50)]))
+    assert 1 <= len(evs) <= 2
+
+
+def test_feedback_subscribe_floods_are_limited(rig):
+    rig.send(bundle(IMMEDIATELY, *[msg_obj("/feedback/subscribe", 9000 + i) for i in range(500)]))
+    assert len(rig.subs) == VERB_BURST and rig.c.limited == 500 - VERB_BURST
+
+
+@pytest.mark.parametrize("address", ["/learn/start", "/learn/unlearn"])
+def test_learn_with_something_that_is_not_a_param_is_malformed(rig, address):
+    # The learn control logged a warning for every such message, on the loop thread.
+    for bad in ("/no/such/param", "/deck/a/latent/*", "x" * 1000):
+        assert rig.send(msg(address, bad)) == []
+    assert rig.c.malformed == 3
+    evs = rig.send(msg(address, " /deck/a/speed ")) + rig.send(msg(address, ""))
+    assert [e.value for e in evs] == ["/deck/a/speed", ""]
+
+
+def test_patch_route_verbs_are_not_rate_limited():
+    # Smoothed or pick-up routes turn every fader move into a /patch/route/<id> verb.
+    rig = Rig(routes={"/fader/1": lambda args, t: [Event("verb", "/patch/route/1", float(args[0]), t, "osc")]})
+    evs = rig.send(bundle(IMMEDIATELY, *[msg_obj("/fader/1", i / 100) for i in range(100)]))
+    assert len(evs) == 100 and rig.c.limited == 0
+
+
+def test_messages_with_more_arguments_than_anything_takes_are_malformed(rig):
+    # 2,000 type tags ("[[[...]]]" or "TTT...") in one 2 KB message took 1 to 1.3 ms to parse;
+    # nothing this engine understands takes more than one argument.
+    nested = b"/master/speed\x00\x00\x00," + b"[" * 1000 + b"]" * 1000 + b"\x00\x00\x00"
+    for data in (nested, msg("/master/speed", *[True] * (MAX_ARGS + 1))):
+        with pytest.raises(Malformed, match="arguments"):
+            decode(data)
+        assert rig.send(data) == []
+    assert rig.c.malformed == 2
+    assert len(decode(msg("/master/speed", *[1.0] * MAX_ARGS))[0].args) == MAX_ARGS

@@ -236,6 +236,7 @@ def test_port_in_use_is_one_startup_error_and_close_frees_it_promptly(show) -> N
 @pytest.mark.parametrize("flag,value,message", [
     ("osc_out", ["nowhere"], "--osc-out: expected HOST:PORT"),
     ("osc_out", ["127.0.0.1:70000"], "--osc-out: expected HOST:PORT"),
+    ("osc_out", ["127.0.0.1:\u00b2"], "--osc-out: expected HOST:PORT"),  # isdigit() but not int()
     ("osc_allow", "10.0.0.0/33", "--osc-allow"),
     ("osc_host", "300.0.0.1", "--osc-host"),
 ])
@@ -320,3 +321,62 @@ def test_flood_does_not_crash_and_is_counted(scene_file) -> None:
     assert 0.95 * sent["malformed"] <= osc["malformed"] <= sent["malformed"] + 1
     assert osc["unknown"] >= 0.95 * sent["unknown"]
     assert stats["fps"] > 30  # the full must-show (>= 58 fps for 60 s) is `flood_bench` on an idle machine
+
+
+# ---------------------------------------------------------------- OSCQuery against stalling clients
+
+
+def _http_get(port: int, target: str) -> tuple[bytes, float]:
+    t0 = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {target} HTTP/1.0\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data, time.perf_counter() - t0
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the server closes `sock` (EOF or reset) within `seconds`."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(4096):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_oscquery_serves_others_while_clients_stall_and_cuts_stallers_off() -> None:
+    # A client that connected and sent nothing held the single-threaded server for its
+    # 5 s read timeout (and, trickling a byte every few seconds, for ever).
+    from engine.control.oscquery import OscQueryServer, host_info
+
+    info = host_info("127.0.0.1", 9000)
+    srv = OscQueryServer(build_registry(), "127.0.0.1", 0, info, max_connections=3, deadline=5.0)
+    cut = OscQueryServer(build_registry(), "127.0.0.1", 0, info, deadline=0.3)
+    clients: list[socket.socket] = []
+    try:
+        data, _ = _http_get(srv.port, "http://[")
+        assert data.startswith(b"HTTP/1.0 400")
+        clients += [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(2)]  # silent
+        data, took = _http_get(srv.port, "/?HOST_INFO")
+        assert data.startswith(b"HTTP/1.0 200") and took < 2.0  # not after the stallers' 5 s
+        extra = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(2)]  # 2 open + 2 > 3
+        clients += extra
+        assert _closed_within(extra[1], 1.0)  # over the cap: closed at once
+        staller = socket.create_connection(("127.0.0.1", cut.port))
+        clients.append(staller)
+        staller.sendall(b"GET / HTTP/1.0\r\n")  # and never the blank line
+        assert _closed_within(staller, 2.0)  # cut off at the deadline
+        t0 = time.perf_counter()
+        srv.close()  # with stalled clients still connected
+        assert time.perf_counter() - t0 < 1.0
+        assert _closed_within(clients[0], 1.0)
+    finally:
+        for s in clients:
+            s.close()
+        srv.close()
+        cut.close()

@@ -161,3 +161,12 @@ def test_oscquery_answers():
     assert status == 200 and set(node["CONTENTS"]) >= {"brightness", "speed"}
     assert answer(reg, info, "/no/such")[0] == 404
     assert answer(reg, info, "/master/speed?TAGS") == (204, None)
+
+
+def test_oscquery_answers_a_target_it_cannot_parse_with_400():
+    # urlsplit raised ValueError for "http://[": the handler died with a traceback printed
+    # to stderr (socketserver's print, for every such request) and no response.
+    reg = build_registry()
+    info = host_info("127.0.0.1", 9000)
+    assert answer(reg, info, "http://[") == (400, None)
+    assert answer(reg, info, "http://localhost/master/speed?VALUE") == (200, {"VALUE": [1.0]})

@@ -69,7 +69,7 @@ def parse_target(text: str, family: socket.AddressFamily) -> Sender:
     """--osc-out HOST:PORT (IPv6 as [ADDR]:PORT), resolved once at startup."""
     host, sep, port_text = text.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not sep or not host or not port_text.isdecimal() or not 1 <= int(port_text) <= 65535:
         raise StartupError(f"--osc-out: expected HOST:PORT with a port 1..65535, got {text!r}")
     try:
         infos = socket.getaddrinfo(host, int(port_text), family, socket.SOCK_DGRAM)
@@ -239,12 +239,12 @@ class OscControl:
     def stats(self) -> dict[str, Any]:
         """received: datagrams; malformed: undecodable datagrams and messages with
         arguments that do not fit; dropped: well-formed but unused (sender not
-        allowed, unknown address, timetag too far ahead, queue full). The other
-        keys break those down and count what was sent."""
+        allowed, unknown address, timetag too far ahead, queue full, over a rate
+        limit). The other keys break those down and count what was sent."""
         c = self.dispatcher.counters
         return {"osc": {
             "received": c.received, "dropped": c.dropped, "malformed": c.malformed,
-            "unknown": c.unknown, "not_allowed": c.not_allowed, "replies": c.replies,
+            "unknown": c.unknown, "not_allowed": c.not_allowed, "limited": c.limited, "replies": c.replies,
             "feedback_sent": self.feedback.sent, "send_errors": self.feedback.send_errors,
             "subscribers": len(self.feedback.targets) - len(self.feedback.fixed),
         }}

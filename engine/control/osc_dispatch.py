@@ -13,7 +13,14 @@ What each counter counts (`OscCounters`):
   argument), or whose patch route raised.
 - dropped:   well-formed messages not acted on: sender outside --osc-allow
   (`not_allowed`), address unknown (`unknown`), bundle timetag too far ahead,
-  or the event queue full.
+  the event queue full, or over a rate limit (`limited`).
+
+Rate limits bound what one sender can cost, since nothing here may stall the
+show: new wildcard patterns (compiling one costs up to ~0.3 ms on this
+thread), replies per datagram (one 24 KB bundle of `/deck/a/*/* ?` asked for
+36,864), and verbs per address (each is applied on the loop thread: a scene
+load is ~0.2 ms, a 256-character /text/prime ~30 ms). Params are not limited:
+the queue coalesces them.
 """
 
 from __future__ import annotations
@@ -43,6 +50,11 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_AHEAD_S = 60.0  # bundles timed further ahead are dropped: the heap must not fill with the far future
 MAX_TEXT = 256  # characters of a /text/prime string kept (the stream primes with at most this many)
 LOG_EVERY = 1000  # after the first malformed datagram, log every Nth
+MAX_REPLIES = 128  # replies to one datagram: a query of every param is ~60
+NEW_PATTERN_BURST, NEW_PATTERN_RATE = 16, 32.0  # patterns compiled at once / per second after
+VERB_BURST, VERB_RATE = 8, 20.0  # per verb address: far beyond a hand on a button
+# Verbs whose cost on the loop thread needs a tighter limit: (burst, per second).
+VERB_LIMITS = {"/text/prime": (2, 0.5)}
 
 
 @dataclass
@@ -53,6 +65,25 @@ class OscCounters:
     unknown: int = 0
     not_allowed: int = 0
     replies: int = 0
+    limited: int = 0
+
+
+class Budget:
+    """A token bucket: `burst` at once, refilled at `rate` per second of the caller's clock."""
+
+    def __init__(self, burst: float, rate: float) -> None:
+        self.burst, self.rate = float(burst), float(rate)
+        self.tokens = self.burst
+        self._t: float | None = None
+
+    def take(self, now: float) -> bool:
+        if self._t is not None:
+            self.tokens = min(self.burst, self.tokens + max(0.0, now - self._t) * self.rate)
+        self._t = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
 
 
 def encode(address: str, *args: Any) -> bytes:
@@ -112,6 +143,9 @@ class Dispatcher:
         self.matcher = Matcher(p.address for p in registry)
         self.types = {p.address: p.type for p in registry}
         self.counters = OscCounters()
+        self._new_patterns = Budget(NEW_PATTERN_BURST, NEW_PATTERN_RATE)
+        self._verb_budgets: dict[str, Budget] = {}
+        self._replies_left = MAX_REPLIES  # reset for every datagram
         self._verbs = {
             "/ping": self._ping, "/show/scene": self._scene, "/learn/start": self._learn,
             "/learn/unlearn": self._learn, "/text/prime": self._text,
@@ -133,6 +167,7 @@ class Dispatcher:
             self._malformed(str(e), sender)
             return
         t = self.now()
+        self._replies_left = MAX_REPLIES
         wall_now = self.wall() if any(m.wall is not None for m in messages) else 0.0
         for m in messages:
             due = None
@@ -173,6 +208,14 @@ class Dispatcher:
         self._put(Event("set", address, value, t, "osc", due))
 
     def _pattern(self, pattern: str, args: list, t: float, due: float | None, sender: Sender) -> None:
+        query = len(args) == 1 and args[0] == "?"
+        if not query and number_arg(args) is None:
+            # Checked once here, so a bad message counts once, not once per matched param.
+            self._malformed(f"{pattern} expects one number (f, i, d, h or T/F), got {_types(args)}", sender)
+            return
+        if not self.matcher.known(pattern) and not self._new_patterns.take(t):
+            self._limited()
+            return
         try:
             found = self.matcher.match(pattern)
         except PatternError as e:
@@ -181,14 +224,17 @@ class Dispatcher:
         if not found:
             self._unknown(pattern, sender)
             return
+        if query and self._replies_left <= 0:  # all at once: a flood of these is cheap to drop
+            self._limited(len(found))
+            return
         for address in found:
             self._param(address, args, t, due, sender)
 
     def _answer(self, address: str, sender: Sender) -> None:
         """`?`: the param's current target, to the sender's address and port."""
-        p = self.registry.param(address)
-        self.counters.replies += 1
-        self.reply(encode_param(address, p.target, p.type), sender)
+        if self._may_reply():  # asked before encoding: encoding is most of a reply's cost
+            p = self.registry.param(address)
+            self.reply(encode_param(address, p.target, p.type), sender)
 
     # -- verbs ----------------------------------------------------------
     def _trigger(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
@@ -196,34 +242,41 @@ class Dispatcher:
         if fire is None:
             self._malformed(f"{address} expects no argument or one number, got {_types(args)}", sender)
         elif fire:
-            self._put(Event("verb", address, None, t, "osc", due))
+            self._put_verb(Event("verb", address, None, t, "osc", due))
 
     def _scene(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
         value: float | str | None = None
         if len(args) == 1 and isinstance(args[0], str) and args[0].strip():
-            value = args[0]
+            text = args[0].strip()
+            # The show reads a digit string as an index with int(), which refuses digits
+            # such as "²" that isdigit() accepts: only decimal ones get through.
+            value = None if text.isdigit() and not text.isdecimal() else args[0]
         elif len(args) == 1 and isinstance(args[0], (int, float)) and not isinstance(args[0], bool):
             value = args[0] if math.isfinite(args[0]) else None
         if value is None:
             self._malformed(f"{address} expects a scene name or 1-based index, got {_types(args)}", sender)
             return
-        self._put(Event("verb", address, value, t, "osc", due))
+        self._put_verb(Event("verb", address, value, t, "osc", due))
 
     def _learn(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
         if len(args) == 1 and isinstance(args[0], str):
-            self._put(Event("verb", address, args[0], t, "osc", due))
+            name = args[0].strip()
+            if name and name not in self.types:  # else the learn control logs each one, on the loop thread
+                self._malformed(f"{address} expects a param address, got {_short(name)!r}", sender)
+                return
+            self._put_verb(Event("verb", address, name, t, "osc", due))
         else:
             self._trigger(address, args, t, due, sender)
 
     def _text(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
         if len(args) == 1 and isinstance(args[0], str):
-            self._put(Event("verb", address, args[0][:MAX_TEXT], t, "osc", due))
+            self._put_verb(Event("verb", address, args[0][:MAX_TEXT], t, "osc", due))
         else:
             self._malformed(f"{address} expects one string, got {_types(args)}", sender)
 
     def _ping(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
-        self.counters.replies += 1
-        self.reply(encode("/pong"), sender)
+        if self._may_reply():
+            self.reply(encode("/pong"), sender)
 
     def _subscribe(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
         port = number_arg(args) if not (args and isinstance(args[0], bool)) else None
@@ -232,6 +285,9 @@ class Dispatcher:
             return
         if self.subscribe is None:
             self.counters.dropped += 1
+            return
+        if not self._verb_budget(address).take(t):  # each (un)subscription is logged
+            self._limited()
             return
         self.subscribe(sender[0], int(port), address.endswith("/subscribe"))
 
@@ -252,15 +308,47 @@ class Dispatcher:
         if not self.queue.put(ev):
             self.counters.dropped += 1
 
+    def _put_verb(self, ev: Event) -> None:
+        """A verb sent by address (not a patch route's: those carry fader moves, at fader rates)."""
+        if self._verb_budget(ev.address).take(ev.t):
+            self._put(ev)
+        else:
+            self._limited()
+
+    def _verb_budget(self, address: str) -> Budget:
+        budget = self._verb_budgets.get(address)
+        if budget is None:  # verbs are a fixed set (VERBS), so this stays small
+            budget = self._verb_budgets[address] = Budget(*VERB_LIMITS.get(address, (VERB_BURST, VERB_RATE)))
+        return budget
+
+    def _may_reply(self) -> bool:
+        """Counts a reply to this datagram, or a drop once MAX_REPLIES were sent."""
+        if self._replies_left <= 0:
+            self._limited()
+            return False
+        self._replies_left -= 1
+        self.counters.replies += 1
+        return True
+
+    def _limited(self, n: int = 1) -> None:
+        """Over a rate limit: dropped, counted, logged with the first and every LOG_EVERYth."""
+        c = self.counters
+        before = c.limited
+        c.limited += n
+        c.dropped += n
+        if before == 0 or before // LOG_EVERY != c.limited // LOG_EVERY:
+            log.warning("OSC over a rate limit (a flood?): dropped (%d so far; logging every %dth)",
+                        c.limited, LOG_EVERY)
+
     def _unknown(self, address: str, sender: Sender) -> None:
         """No param, verb or route answers to `address` (a typo in the other app, most often)."""
         c = self.counters
         c.unknown += 1
         c.dropped += 1
         if c.unknown == 1 or c.unknown % LOG_EVERY == 0:
-            shown = address if len(address) <= 80 else address[:80] + "..."
             log.warning("unknown OSC address %r from %s:%s, dropped (%d so far; logging every %dth); "
-                        "`run_show.py params` lists the addresses", shown, sender[0], sender[1], c.unknown, LOG_EVERY)
+                        "`run_show.py params` lists the addresses", _short(address), sender[0], sender[1],
+                        c.unknown, LOG_EVERY)
 
     def _malformed(self, reason: str, sender: Sender) -> None:
         c = self.counters
@@ -290,6 +378,10 @@ def _fires(args: list) -> bool | None:
         return True
     v = number_arg(args)
     return None if v is None else v != 0.0
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def _types(args: list) -> str:

@@ -4,8 +4,11 @@ against a fixed set of addresses.
 A pattern is translated to a regular expression in which every character the
 sender wrote is escaped, so user text never becomes regex syntax. Results are
 cached per pattern (bounded: a sender cycling through random patterns cannot
-grow memory), and patterns are limited in length and in `*`s so that a
-pathological pattern cannot make matching slow.
+grow memory), and patterns are limited in length, in `*`s and in wildcards of
+any kind so that a pathological pattern cannot make matching slow: compiling
+is the expensive part (Python code in `re`), and it grows with the number of
+groups, so `/x/{a,b}{a,b}...` 250 characters long took about 1 ms, ~100 times
+an ordinary message.
 
 Pure module.
 """
@@ -18,6 +21,7 @@ from typing import Iterable
 WILDCARDS = frozenset("*?[]{}")
 MAX_PATTERN = 256  # characters
 MAX_STARS = 8
+MAX_WILDCARDS = 16  # '*', '?', '[...]' and '{...}' together; real patterns use one to four
 CACHE_SIZE = 256
 
 
@@ -35,6 +39,8 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
         raise PatternError(f"pattern longer than {MAX_PATTERN} characters")
     if pattern.count("*") > MAX_STARS:
         raise PatternError(f"more than {MAX_STARS} '*' in a pattern")
+    if sum(pattern.count(c) for c in "*?[{") > MAX_WILDCARDS:
+        raise PatternError(f"more than {MAX_WILDCARDS} wildcards in a pattern")
     parts: list[str] = []
     i, n = 0, len(pattern)
     while i < n:
@@ -99,6 +105,10 @@ class Matcher:
     def __init__(self, addresses: Iterable[str]) -> None:
         self.addresses = tuple(addresses)
         self._cache: dict[str, tuple[str, ...] | None] = {}
+
+    def known(self, pattern: str) -> bool:
+        """Whether `pattern` is cached (matching it costs a dict lookup)."""
+        return pattern in self._cache
 
     def match(self, pattern: str) -> tuple[str, ...]:
         """Matching addresses in registry order; raises PatternError for a bad pattern."""

@@ -4,7 +4,11 @@
 `GET /master/brightness?VALUE` one attribute of it; `GET /?HOST_INFO` the
 server's OSC port and transport. Built from the same registry and verb list
 as the OSC dispatcher, on every request (it is small), so VALUE is the live
-target. Served by http.server on a daemon thread, localhost by default.
+target. Served by http.server on a daemon thread, localhost by default, one
+thread per connection (a client that connects and sends nothing held the
+single-threaded server, so every other client, for its 5 s read timeout), at
+most `max_connections` at once and each cut off after `deadline` seconds (a
+client trickling a byte every few seconds would otherwise keep its thread).
 
 Node fields: FULL_PATH, CONTENTS (containers), TYPE, VALUE, RANGE
 [{"MIN", "MAX"}], CLIPMODE, ACCESS (1 read, 2 write, 3 both), DESCRIPTION, and
@@ -16,8 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -27,6 +33,8 @@ from engine.params import Registry
 log = logging.getLogger(__name__)
 
 ACCESS_READ, ACCESS_WRITE = 1, 2
+MAX_CONNECTIONS = 16  # open at once; more are closed on arrival
+DEADLINE = 5.0  # seconds a connection may stay open, whatever it sends
 EXTENSIONS = {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True, "CLIPMODE": True,
               "TAGS": False, "UNIT": False, "CRITICAL": False, "LISTEN": False, "PATH_CHANGED": False}
 
@@ -75,7 +83,10 @@ def lookup(doc: dict[str, Any], path: str) -> dict[str, Any] | None:
 
 def answer(registry: Registry, info: dict[str, Any], target: str) -> tuple[int, dict[str, Any] | None]:
     """(HTTP status, JSON body) for a request target such as '/master?VALUE'."""
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. "http://[": not a URL
+        return 400, None
     attr = unquote(parts.query).split("&", 1)[0].upper()
     if attr == "HOST_INFO":
         return 200, info
@@ -89,12 +100,75 @@ def answer(registry: Registry, info: dict[str, Any], target: str) -> tuple[int, 
     return 200, {attr: node[attr]}
 
 
+class _Server(ThreadingHTTPServer):
+    """Bounded: at most `max_connections` open, each for at most `deadline` seconds."""
+
+    daemon_threads = True
+    block_on_close = False  # close() must not wait for a stalled client
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 max_connections: int, deadline: float) -> None:
+        self.max_connections, self.deadline = max_connections, deadline
+        self._open: dict[socket.socket, float] = {}  # connection -> when it is cut off
+        self._lock = threading.Lock()
+        self.refused = 0
+        self.errors = 0
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            full = len(self._open) >= self.max_connections
+            if not full:
+                self._open[request] = time.monotonic() + self.deadline
+        if full:
+            self.refused += 1
+            super().shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:  # the end of every handled connection
+        with self._lock:
+            self._open.pop(request, None)
+        super().shutdown_request(request)
+
+    def service_actions(self) -> None:
+        """Runs every poll interval on the server thread: cut off connections past their deadline."""
+        now = time.monotonic()
+        with self._lock:
+            late = [s for s, t in self._open.items() if t <= now]
+        _hang_up(late)
+
+    def hang_up_all(self) -> None:
+        with self._lock:
+            everyone = list(self._open)
+        _hang_up(everyone)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr for every failed request: log the first
+        # and every 1000th instead (a client hanging up mid-answer is the usual cause).
+        self.errors += 1
+        if self.errors == 1 or self.errors % 1000 == 0:
+            log.warning("oscquery: a request from %s failed (%d so far)", client_address[0], self.errors,
+                        exc_info=True)
+
+
+def _hang_up(connections: list[socket.socket]) -> None:
+    """Wake the handler threads blocked on these connections: their reads see the end."""
+    for s in connections:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed by its handler
+
+
 class OscQueryServer:
     """http.server on a daemon thread; `close()` stops it and frees the port."""
 
-    def __init__(self, registry: Registry, host: str, port: int, info: dict[str, Any]) -> None:
+    def __init__(self, registry: Registry, host: str, port: int, info: dict[str, Any], *,
+                 max_connections: int = MAX_CONNECTIONS, deadline: float = DEADLINE) -> None:
         handler = _handler(registry, info)
-        self.httpd = HTTPServer((host, port), handler)  # raises OSError (port in use) at startup
+        # raises OSError (port in use) at startup
+        self.httpd = _Server((host, port), handler, max_connections, deadline)
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="oscquery-http", daemon=True)
@@ -104,6 +178,7 @@ class OscQueryServer:
         if self._thread.is_alive():
             self.httpd.shutdown()
             self._thread.join(timeout=2.0)
+        self.httpd.hang_up_all()
         self.httpd.server_close()
 
 
