@@ -213,7 +213,7 @@ class Show:
             index = int(value) - 1
         elif isinstance(value, str):
             text = value.strip()
-            if text.isdigit():
+            if text.isdecimal():
                 index = int(text) - 1
             else:
                 for i, sc in enumerate(self.scenes):

@@ -48,6 +48,7 @@ def test_host_api_name_substring_and_index():
     (WITH_JACK, "usb", "input", ["--audio-in", "no input device", "Mic Array"]),
     (WITH_JACK, "9", "output", ["--audio-device 9", "no output device has that index"]),
     (WITH_JACK, "2", "output", ["no output device has that index"]),  # input-only
+    (WITH_JACK, "\u00b2", "output", ["--audio-device", "no output device or host API matches"]),  # isdigit() but not int()
 ])
 def test_absent_named_device_is_a_startup_error_naming_flag_and_choices(table, spec, kind, words):
     flag = "--audio-in" if kind == "input" else "--audio-device"

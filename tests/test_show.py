@@ -99,10 +99,10 @@ def test_bad_events_are_counted_not_fatal(scene_file):
     show, out, reg, q = make_show([scene_file("")])
     for ev in [Event("set", "/master/brightness", float("nan")), Event("set", "/nope", 1.0),
                Event("set", "/master/brightness", "loud"), Event("verb", "/show/explode"),
-               Event("scale", "/master/speed", None)]:
-        q.put(ev)
+               Event("scale", "/master/speed", None), Event("verb", "/show/scene", "\u00b2")]:
+        q.put(ev)  # "\u00b2" (superscript two) passes str.isdigit() but not int()
     show.run(frames=2)
-    assert reg.rejected == 5 and out.presents == 2
+    assert reg.rejected == 6 and out.presents == 2
 
 
 class Boom(torch.nn.Module):

@@ -95,7 +95,7 @@ def choose(table: DeviceTable, spec: str | None, kind: Kind = "output",
         return _automatic(table, kind)
     spec = spec.strip()
     usable = [d for d in table.devices if d.channels(kind) > 0]
-    if spec.isdigit():
+    if spec.isdecimal():
         device = table.by_index(int(spec))
         if device is None or device.channels(kind) == 0:
             raise StartupError(f"{flag} {spec}: no {kind} device has that index; {_have(usable, kind)}")
