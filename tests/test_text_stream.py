@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.seq.text import MAX_BURST, TextStream, TextStreamParams, sample_index, wrap_line
+from engine.seq.text import MAX_BURST, MAX_PENDING, TextStream, TextStreamParams, sample_index, wrap_line
 from tests.test_text_model import VOCAB, tiny_model
 
 FPS = 60
@@ -61,6 +61,45 @@ def test_primer_with_unseen_characters() -> None:
     quiet = TextStream(model, TextStreamParams(rate=50.0, seed=1))
     quiet.prime("Tab cat", echo=False)
     assert not _run(quiet, 1.0).startswith("Tab")
+
+
+def test_an_echoed_primer_is_fed_as_it_is_typed_with_the_same_result() -> None:
+    model = tiny_model()
+    primer = "to be or not to be"
+    quiet = TextStream(model, TextStreamParams(rate=50.0, seed=3))
+    quiet.prime(primer, echo=False)
+    echoed = TextStream(model, TextStreamParams(rate=50.0, seed=3))
+    steps = []
+    real_step = echoed.kernel.step
+    echoed.kernel.step = lambda idx, state: steps.append(idx) or real_step(idx, state)
+    echoed.prime(primer)
+    assert steps == []  # nothing on the calling frame: 256 steps at once cost ~30 ms
+    assert echoed.advance(1.0 / 50.0) == "t" and len(steps) == 1  # one step per character typed
+    out = echoed.advance((len(primer) - 1) / 50.0) + _run(echoed, 2.0)
+    assert out.startswith(primer[1:])
+    assert out[len(primer) - 1:] == _run(quiet, 2.0)[:len(out) - len(primer) + 1]  # same state after it
+
+
+def test_a_silent_primer_behind_an_echoed_one_is_fed_after_it() -> None:
+    model = tiny_model()
+    eager = TextStream(model, TextStreamParams(rate=50.0, seed=4))
+    eager.prime("cat ", echo=False)
+    eager.prime("hat", echo=False)
+    lazy = TextStream(model, TextStreamParams(rate=50.0, seed=4))
+    lazy.prime("cat ")
+    lazy.prime("hat", echo=False)  # waits behind "cat ", as the state must read it in that order
+    out = _run(lazy, 2.0)
+    assert out.startswith("cat ") and out[4:] == _run(eager, 2.0)[:len(out) - 4]
+
+
+def test_a_primer_flood_is_bounded_keeping_the_newest() -> None:
+    stream = TextStream(tiny_model(), TextStreamParams(rate=20.0, seed=1))
+    for i in range(20):
+        stream.prime(f"{i:02d}" + "a" * 254)
+    assert stream.primer_dropped == 20 * 256 - MAX_PENDING
+    stream.params.rate = 1000.0
+    typed = "".join(stream.advance(0.05) for _ in range(30))
+    assert typed.startswith("16" + "a" * 254 + "17")  # the last four primers, whole
 
 
 def test_lines_wrap_at_word_boundaries() -> None:

@@ -215,11 +215,13 @@ class SeqLayer:
     def stats(self) -> dict[str, Any]:
         counts = [n.counts for n, _ in self.players if n is not None]
         notes = sum(c.notes for c in counts)
-        lines = sum(t.lines for _, t in self.players if t is not None)
+        texts = [t for _, t in self.players if t is not None]
+        lines = sum(t.lines for t in texts)
         costs = sorted(self.gen_ms) or [0.0]
         return {"seq": {"notes": notes, "lines": lines, "primed_phrases": self.primed,
                         "note_panics": sum(c.panics for c in counts),  # silenced by blackout / notes off
                         "note_param_errors": sum(c.param_errors for c in counts),  # mixes refused
+                        "primer_dropped": sum(t.stream.primer_dropped for t in texts),  # /text/prime flood
                         "gen_ms": {"p50": round(costs[len(costs) // 2], 3),
                                    "p99": round(costs[min(len(costs) - 1, int(0.99 * len(costs)))], 3)}}}
 

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_BURST = 64  # characters per advance(); after a stall the backlog is dropped, not typed out at once
 MAX_PRIMER = 256  # characters of a primer fed through the state (the last ones are kept)
+MAX_PENDING = 4 * MAX_PRIMER  # primer characters waiting; past it the oldest are dropped (a flood)
 MAX_RATE = 1000.0  # characters per second
 MAX_DT = 10.0  # seconds; a longer dt (a stall) counts as this much
 MAX_LINE = 1000
@@ -145,6 +146,7 @@ class TextStream:
         self.vocab = model.vocab
         self.kernel = GRUStepper(model)
         self.params = params or TextStreamParams()
+        self.primer_dropped = 0  # primer characters dropped unread (over MAX_PENDING), for the stats
         self.reset()
         if primer:
             self.prime(primer)
@@ -157,7 +159,9 @@ class TextStream:
         self.state = self.kernel.initial_state()  # (layers, H) torch float32
         self._logits = self.kernel.step(self.vocab.lookup(START_CONTEXT), self.state)  # (V,)
         self._due = 0.0  # characters owed, fractional
-        self._pending: deque[str] = deque()  # primer characters still to be emitted
+        # Primer characters not yet fed through the state, with their vocabulary index: an
+        # echoed one is fed when it is emitted, like a sampled one; None marks one fed silently.
+        self._pending: deque[tuple[str | None, int]] = deque()
         self._line: list[str] = []
         self._lines: deque[str] = deque(maxlen=1000)  # finished, not yet taken
         self._last_blank = True  # no blank line at the very start
@@ -167,13 +171,27 @@ class TextStream:
         """Feed `text` through the state (e.g. OSC /text/prime); unseen characters are mapped.
 
         With `echo` the primer is also emitted, at the normal rate, before new
-        characters are sampled, so the audience reads the prompt too.
+        characters are sampled, so the audience reads the prompt too; each of
+        its characters then steps the state as it is emitted, not all now: 256
+        steps at once took ~30 ms of one frame on the 2-core CPU (two dropped
+        frames at 60 fps), one per emitted character costs what sampling does.
+        The characters and the state after them are the same either way.
         """
         text = text[-MAX_PRIMER:]
-        for idx in self.vocab.encode(text):
+        indices = self.vocab.encode(text)
+        if echo or self._pending:  # behind echoed characters: fed in turn, after them
+            self._pending.extend(zip(text if echo else [None] * len(text), indices))
+            over = len(self._pending) - MAX_PENDING
+            if over > 0:  # primers faster than the rate types them: the newest are kept
+                for _ in range(over):
+                    self._pending.popleft()
+                if self.primer_dropped == 0:
+                    log.warning("text: primers arrive faster than they are typed; dropping the oldest "
+                                "waiting characters (counted in primer_dropped)")
+                self.primer_dropped += over
+            return
+        for idx in indices:
             self._logits = self.kernel.step(idx, self.state)
-        if echo:
-            self._pending.extend(text)
 
     def advance(self, dt: float) -> str:
         """Move show time on by `dt` seconds; returns the characters due (often '')."""
@@ -196,8 +214,11 @@ class TextStream:
         return "".join(out)
 
     def _next_char(self, p: TextStreamParams) -> str:
-        if self._pending:
-            return self._pending.popleft()
+        while self._pending:
+            char, idx = self._pending.popleft()
+            self._logits = self.kernel.step(idx, self.state)
+            if char is not None:
+                return char
         idx = sample_index(self._logits, p.temperature, p.top_k, self.rng)
         self._logits = self.kernel.step(idx, self.state)
         return self.vocab.chars[idx]
