@@ -19,7 +19,7 @@ Rate limits bound what one sender can cost, since nothing here may stall the
 show: new wildcard patterns (compiling one costs up to ~0.3 ms on this
 thread), replies per datagram (one 24 KB bundle of `/deck/a/*/* ?` asked for
 36,864), and verbs per address (each is applied on the loop thread: a scene
-load is ~0.2 ms, a 256-character /text/prime ~30 ms). Params are not limited:
+load is ~0.2 ms). Params are not limited:
 the queue coalesces them.
 """
 
@@ -53,8 +53,6 @@ LOG_EVERY = 1000  # after the first malformed datagram, log every Nth
 MAX_REPLIES = 128  # replies to one datagram: a query of every param is ~60
 NEW_PATTERN_BURST, NEW_PATTERN_RATE = 16, 32.0  # patterns compiled at once / per second after
 VERB_BURST, VERB_RATE = 8, 20.0  # per verb address: far beyond a hand on a button
-# Verbs whose cost on the loop thread needs a tighter limit: (burst, per second).
-VERB_LIMITS = {"/text/prime": (2, 0.5)}
 
 
 @dataclass
@@ -318,7 +316,7 @@ class Dispatcher:
     def _verb_budget(self, address: str) -> Budget:
         budget = self._verb_budgets.get(address)
         if budget is None:  # verbs are a fixed set (VERBS), so this stays small
-            budget = self._verb_budgets[address] = Budget(*VERB_LIMITS.get(address, (VERB_BURST, VERB_RATE)))
+            budget = self._verb_budgets[address] = Budget(VERB_BURST, VERB_RATE)
         return budget
 
     def _may_reply(self) -> bool:
