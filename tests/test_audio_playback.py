@@ -166,3 +166,47 @@ def test_audio_out_schedules_at_show_time_through_the_clock():
         out.close()
     assert stream.closed and out.stream is None
     out.close()  # idempotent
+
+
+class DeadHostStream(FakeStream):
+    """A stream whose host died: PortAudio's stop would block for good (JACK killed mid-show)."""
+
+    def stop(self):
+        raise AssertionError("stop() on a stream whose host is gone blocks the show's exit")
+
+
+def test_a_host_that_stops_calling_back_is_reported_once_and_its_stream_left_alone(monkeypatch, caplog):
+    unregistered = []
+    monkeypatch.setitem(__import__("sys").modules, "sounddevice", SimpleNamespace(_exit_handler=len))
+    monkeypatch.setattr("atexit.unregister", unregistered.append)
+    out = AudioOut(Synth(RATE), BLOCK, 2, latency_blocks=3)
+    stream = DeadHostStream()
+    out.start(stream, "jack")
+    buf = np.zeros((BLOCK, 2), np.float32)
+    out.playback.callback(buf, BLOCK, info(), None)
+    called = out.playback.last_call
+    with caplog.at_level("WARNING", logger="engine.output.audio"):
+        for now in (called + 0.5, called + 1.5, called + 2.0, called + 3.0):
+            out.check_host(now)
+    assert out.stats()["host_lost"] and out.stats()["host_losses"] == 1
+    assert [r.levelname for r in caplog.records if "calling back" in r.message] == ["ERROR"]  # once
+    out.playback.callback(buf, BLOCK, info(), None)  # an xrun storm that passed, not a dead host
+    out.check_host(out.playback.last_call + 0.01)
+    assert not out.stats()["host_lost"] and "calls back again" in caplog.text
+    out.playback.last_call -= 5.0  # and now it is gone for good
+    out.close()  # must not call stop() nor close(): with JACK dead, PortAudio hangs, then aborts
+    assert not stream.closed and out.stream is None and unregistered == [len]
+
+
+def test_a_live_stream_is_stopped_and_closed_and_a_failing_close_is_logged(caplog):
+    out = AudioOut(Synth(RATE), BLOCK, 2, latency_blocks=3)
+    stream = FakeStream()
+    out.start(stream, "fake")
+    out.playback.callback(np.zeros((BLOCK, 2), np.float32), BLOCK, info(), None)
+    out.check_host(out.playback.last_call + 0.02)
+    out.close()
+    assert stream.closed and not out.stats()["host_lost"]
+    failing = AudioOut(Synth(RATE), BLOCK, 2, latency_blocks=3)
+    failing.start(DeadHostStream(), "unplugged a moment ago")  # stop() raises: logged, not raised
+    failing.close()
+    assert "closing the stream" in caplog.text

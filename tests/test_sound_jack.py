@@ -65,3 +65,46 @@ def test_note_matching_hears_legato_notes_and_rejects_wrong_pitches():
     assert good["share"] >= 0.95 and abs(good["offset_s"] - 0.37) < 0.01, good
     wrong = match_notes([dict(n, pitch=n["pitch"] + 1) for n in notes], out[:, 0])
     assert wrong["share"] < 0.1, wrong
+
+
+def test_the_show_goes_on_and_exits_cleanly_when_the_jack_server_dies(tmp_path):
+    """Killing jackd mid-show: PortAudio's stop then blocked for good and its close aborted the
+    process, so the show never quit. Now the loss is said once, the show plays on silently to
+    its end, exits 0 and writes its stats."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from engine.jackserver import dummy_server
+
+    if missing_tools(("jack_lsp",)):
+        pytest.skip("jack_lsp not installed (apt-get install jackd2)")
+    if import_sounddevice()[0] is None:
+        pytest.skip(import_sounddevice()[1])
+    repo = Path(__file__).resolve().parents[1]
+    stats, err_path = tmp_path / "stats.json", tmp_path / "show.err"
+    with dummy_server(log_file=tmp_path / "jackd.log") as name, err_path.open("w") as err:
+        env = dict(os.environ, SDL_VIDEODRIVER="dummy")
+        proc = subprocess.Popen(
+            [sys.executable, "run_show.py", "show", "--scene", SOUND_SCENE, "--headless", "--seconds", "12",
+             "--osc-port", "0", "--oscquery-port", "0", "--stats", str(stats)],
+            cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 90
+            while "show running" not in err_path.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, err_path.read_text()[-2000:]
+                time.sleep(0.2)
+            time.sleep(1.0)  # some sound first
+            subprocess.run(["pkill", "-KILL", "-f", f"jackd -n {name} "], check=True)
+            code = proc.wait(timeout=60)  # --seconds 12 from its start; it hung for good before
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    log = err_path.read_text()
+    assert code == 0, log[-3000:]
+    audio = json.loads(stats.read_text())["audio"]
+    assert audio["host_lost"] and audio["host_losses"] == 1 and audio["blocks"] > 0, audio
+    assert log.count("stopped calling back") == 1, log[-3000:]

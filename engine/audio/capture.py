@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+import time
 from typing import Any
 
 import numpy as np
 
 from engine.audio.analysis import AnalysisConfig, AudioFeatures, FeatureExtractor
-from engine.audio.devices import choose, import_sounddevice, query, stream_rate
+from engine.audio.devices import choose, close_stream, import_sounddevice, query, stream_rate
 from engine.audio.ring import BlockRing
 from engine.errors import StartupError
 
@@ -42,6 +43,7 @@ class Capture:
         self.xruns = 0  # callbacks whose status flags the host set
         self.errors = 0  # exceptions caught in the callback (PortAudio's thread)
         self.analysis_errors = 0  # blocks the analysis thread failed on (its own counter: two writers race)
+        self.last_call: float | None = None  # perf_counter time of the latest callback (host health)
         self.stream: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -49,6 +51,7 @@ class Capture:
     def callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         """sounddevice InputStream callback: copy the block in, nothing else."""
         try:
+            self.last_call = time.perf_counter()
             self.blocks += 1
             if status:
                 self.xruns += 1
@@ -96,10 +99,9 @@ class Capture:
         if self._thread is not None:
             self._thread.join(timeout=1.0)
             self._thread = None
-        if self.stream is not None:
-            self.stream.stop()
-            self.stream.close()
-            self.stream = None
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            close_stream(stream, self.last_call, "audio in")
 
 
 def open_audio_in(args: argparse.Namespace) -> Capture | None:

@@ -23,8 +23,11 @@ server died).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal
 
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["output", "input"]
 AUTO = ("", "auto", "default")
+HOST_SILENCE_S = 1.0  # seconds without a callback: the host is gone (a 256-frame block is 5.3 ms at 48 kHz)
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,39 @@ def rescan(sd: Any) -> None:
     if sd._initialized:
         sd._terminate()
     sd._initialize()
+
+
+def host_lost(last_call: float | None, now: float) -> bool:
+    """Whether a started stream whose latest callback was at `last_call` (perf_counter s)
+    has lost its host: none for HOST_SILENCE_S, where a working one calls every few ms."""
+    return last_call is not None and now - last_call > HOST_SILENCE_S
+
+
+def close_stream(stream: Any, last_call: float | None, what: str) -> None:
+    """Stop and close a sounddevice stream, unless its host is gone (see `host_lost`).
+
+    With the JACK server killed mid-show, PortAudio's stop waited for good and a
+    close after it aborted the whole process (an assertion in its JACK host API),
+    so the show could not quit. Such a stream is left alone and PortAudio is not
+    terminated at exit (that would close the stream the same way); the OS frees
+    both when the process ends.
+    """
+    if host_lost(last_call, time.perf_counter()):
+        log.warning("%s: the stream's host is gone; leaving the stream to the OS", what)
+        _skip_portaudio_exit()
+        return
+    try:
+        stream.stop()
+        stream.close()
+    except Exception as e:  # a device that vanished between its last callback and now
+        log.warning("%s: closing the stream: %s", what, e)
+
+
+def _skip_portaudio_exit() -> None:
+    sd = sys.modules.get("sounddevice")
+    handler = getattr(sd, "_exit_handler", None)  # sounddevice's atexit: stop, close, Pa_Terminate
+    if handler is not None:
+        atexit.unregister(handler)
 
 
 @contextlib.contextmanager

@@ -46,10 +46,12 @@ class Playback:
         self.xruns = 0  # callbacks whose status flags were set by the host
         self.errors = 0  # exceptions caught in the callback
         self.stamp: Stamp | None = None
+        self.last_call: float | None = None  # perf_counter time of the latest callback (host health)
 
     def callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         """sounddevice OutputStream callback: copy one ready block, or silence."""
         try:
+            perf = self.last_call = self._perf()
             self.blocks += 1
             if status:
                 self.xruns += 1
@@ -58,7 +60,7 @@ class Playback:
                 dac = time_info.outputBufferDacTime
                 if not dac > now:  # some hosts leave it 0
                     dac = now + self.output_latency
-                self.stamp = (self.origin + (self.ring.read - 1) * self.ring.frames, dac, self._perf() - now)
+                self.stamp = (self.origin + (self.ring.read - 1) * self.ring.frames, dac, perf - now)
             else:
                 outdata.fill(0.0)
                 self.underruns += 1
