@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 TOOLS = ("jackd", "jack_wait")
 
@@ -39,8 +39,9 @@ def dummy_server(rate: int = 48000, period: int = 256, log_file: Path | None = N
         if log_file is None:
             log_file = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "jackd.log"
         log = stack.enter_context(open(log_file, "w"))
-        proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate),
-                                 "-p", str(period)], stdout=log, stderr=subprocess.STDOUT)
+        command = ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)]
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        ok = False
         try:
             ok = subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True, timeout=15).returncode == 0
             if not ok:
@@ -48,14 +49,30 @@ def dummy_server(rate: int = 48000, period: int = 256, log_file: Path | None = N
                 raise RuntimeError("the JACK dummy server did not start: " + log_file.read_text()[-300:])
             yield name
         finally:
-            proc.send_signal(signal.SIGINT)  # jackd shuts down cleanly on SIGINT
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
+            if ok and proc.returncode != 0:  # killed under us (a test of a server that dies): not by our SIGINT
+                _reclaim(command, log)
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)  # jackd shuts down cleanly on SIGINT
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _reclaim(command: list[str], log: IO[str]) -> None:
+    """Free the registry slot of a server that was killed: JACK keeps at most 8 servers in
+    /dev/shm/jack-shm-registry and frees a dead one's slot only when a server of the same
+    name starts again, so every killed server would otherwise leave the machine one fewer
+    ("Too many servers already active" after a few runs)."""
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    subprocess.run(["jack_wait", "-w", "-t", "5"], capture_output=True, timeout=10)
+    _stop(proc)
