@@ -122,3 +122,22 @@ def test_a_block_the_analysis_fails_on_is_counted_dropped_and_the_next_ones_anal
     # the failing block is released (not retried for ever) and the seven after it are analysed
     assert len(calls) == 8 and cap.ring.ready() == 0 and cap.latest().low > 0.5
     assert stats["analysis_errors"] == 1 and stats["callback_errors"] == 0
+
+
+def test_an_input_whose_host_stops_calling_back_is_reported_by_the_analysis_thread(caplog):
+    cap = Capture(RATE, 256, 2)
+    loud = np.stack([0.5 * np.sin(2 * np.pi * 100 * T[:256])] * 2, axis=1).astype(np.float32)
+    for _ in range(8):
+        cap.callback(loud, 256, None, None)
+    assert cap.update().low > 0.5
+    cap.last_call -= 5.0  # its last callback was 5 s ago: the JACK server died, the interface went
+    cap.start_analysis(interval=0.001)
+    try:
+        deadline = time.monotonic() + 2.0
+        while not cap.host.lost and time.monotonic() < deadline:
+            time.sleep(0.005)
+    finally:
+        cap.close()
+    assert cap.stats()["host_lost"] and cap.stats()["host_losses"] == 1
+    assert caplog.text.count("audio in stopped calling back") == 1
+    assert cap.latest().low == 0.0 and cap.latest().rms == 0.0  # silence, not the last loud block held

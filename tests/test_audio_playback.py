@@ -185,7 +185,7 @@ def test_a_host_that_stops_calling_back_is_reported_once_and_its_stream_left_alo
     buf = np.zeros((BLOCK, 2), np.float32)
     out.playback.callback(buf, BLOCK, info(), None)
     called = out.playback.last_call
-    with caplog.at_level("WARNING", logger="engine.output.audio"):
+    with caplog.at_level("WARNING", logger="engine.audio.devices"):
         for now in (called + 0.5, called + 1.5, called + 2.0, called + 3.0):
             out.check_host(now)
     assert out.stats()["host_lost"] and out.stats()["host_losses"] == 1

@@ -69,8 +69,8 @@ def test_note_matching_hears_legato_notes_and_rejects_wrong_pitches():
 
 def test_the_show_goes_on_and_exits_cleanly_when_the_jack_server_dies(tmp_path):
     """Killing jackd mid-show: PortAudio's stop then blocked for good and its close aborted the
-    process, so the show never quit. Now the loss is said once, the show plays on silently to
-    its end, exits 0 and writes its stats."""
+    process, so the show never quit. Now the loss is said once per stream (out and --audio-in),
+    the show plays on silently to its end, exits 0 and writes its stats."""
     import json
     import os
     import subprocess
@@ -90,7 +90,7 @@ def test_the_show_goes_on_and_exits_cleanly_when_the_jack_server_dies(tmp_path):
         env = dict(os.environ, SDL_VIDEODRIVER="dummy")
         proc = subprocess.Popen(
             [sys.executable, "run_show.py", "show", "--scene", SOUND_SCENE, "--headless", "--seconds", "12",
-             "--osc-port", "0", "--oscquery-port", "0", "--stats", str(stats)],
+             "--osc-port", "0", "--oscquery-port", "0", "--audio-in", "jack", "--stats", str(stats)],
             cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=err)
         try:
             deadline = time.monotonic() + 90
@@ -105,6 +105,7 @@ def test_the_show_goes_on_and_exits_cleanly_when_the_jack_server_dies(tmp_path):
                 proc.kill()
     log = err_path.read_text()
     assert code == 0, log[-3000:]
-    audio = json.loads(stats.read_text())["audio"]
-    assert audio["host_lost"] and audio["host_losses"] == 1 and audio["blocks"] > 0, audio
-    assert log.count("stopped calling back") == 1, log[-3000:]
+    summary = json.loads(stats.read_text())
+    for audio in (summary["audio"], summary["modulation"]["audio_in"]):  # sound out, and --audio-in
+        assert audio["host_lost"] and audio["host_losses"] == 1 and audio["blocks"] > 0, audio
+    assert log.count("stopped calling back") == 2, log[-3000:]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from engine.audio.analysis import AnalysisConfig, AudioFeatures, FeatureExtractor
-from engine.audio.devices import choose, close_stream, import_sounddevice, query, stream_rate
+from engine.audio.devices import HostWatch, choose, close_stream, import_sounddevice, query, stream_rate
 from engine.audio.ring import BlockRing
 from engine.errors import StartupError
 
@@ -44,6 +44,7 @@ class Capture:
         self.errors = 0  # exceptions caught in the callback (PortAudio's thread)
         self.analysis_errors = 0  # blocks the analysis thread failed on (its own counter: two writers race)
         self.last_call: float | None = None  # perf_counter time of the latest callback (host health)
+        self.host = HostWatch("audio in")
         self.stream: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,6 +76,9 @@ class Capture:
         """Run update() on its own thread from now on (then only it may call update())."""
         def run() -> None:
             while not self._stop.wait(interval):
+                if self.host.check(self.last_call, time.perf_counter()) and self.host.lost:
+                    # An input that is gone reads as silence, not as its last block held for ever.
+                    self.extractor.features = AudioFeatures(onsets=self.extractor.features.onsets)
                 try:
                     self.update()
                 except Exception:  # noqa: BLE001 - a bad block must not end the analysis
@@ -89,10 +93,11 @@ class Capture:
         """The newest features (a frozen object: safe to read from any thread)."""
         return self.extractor.features
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         return {"blocks": self.blocks, "overflows": self.overflows, "xruns": self.xruns,
                 "callback_errors": self.errors,
-                "analysis_errors": self.analysis_errors, "onsets": self.extractor.features.onsets}
+                "analysis_errors": self.analysis_errors, "onsets": self.extractor.features.onsets,
+                **self.host.stats()}
 
     def close(self) -> None:
         self._stop.set()

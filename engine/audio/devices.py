@@ -206,6 +206,33 @@ def host_lost(last_call: float | None, now: float) -> bool:
     return last_call is not None and now - last_call > HOST_SILENCE_S
 
 
+class HostWatch:
+    """Says once when a stream stops calling back (a JACK server that died, a USB interface
+    unplugged) and once when it calls again; `lost` and `losses` go to the stats."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what  # names the stream in the log, e.g. "audio: [0] system (JACK ...)"
+        self.lost = False
+        self.losses = 0
+
+    def check(self, last_call: float | None, now: float) -> bool:
+        """Whether `lost` changed with this call."""
+        lost = host_lost(last_call, now)
+        if lost == self.lost:
+            return False
+        self.lost = lost
+        if lost:
+            self.losses += 1
+            log.error("%s stopped calling back (sound server gone or device unplugged); the show goes on "
+                      "without it", self.what)
+        else:
+            log.warning("%s calls back again", self.what)
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        return {"host_lost": self.lost, "host_losses": self.losses}
+
+
 def close_stream(stream: Any, last_call: float | None, what: str) -> None:
     """Stop and close a sounddevice stream, unless its host is gone (see `host_lost`).
 

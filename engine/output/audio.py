@@ -23,7 +23,7 @@ import logging
 import time
 from typing import Any
 
-from engine.audio.devices import choose, close_stream, host_lost, import_sounddevice, query, stream_rate
+from engine.audio.devices import HostWatch, choose, close_stream, import_sounddevice, query, stream_rate
 from engine.audio.playback import AudioClock, Playback
 from engine.audio.producer import Producer
 from engine.audio.ring import BlockRing
@@ -80,13 +80,13 @@ class AudioOut:
         self.producer = Producer(synth.render, self.ring, self.playback, self.clock)
         self.stream: Any = None
         self.device = ""
-        self.host_lost = False  # no callback for HOST_SILENCE_S (see check_host)
-        self.host_losses = 0
+        self.host = HostWatch("audio out")
         self.origin = 0.0  # perf_counter time of show time 0 (s)
 
     def start(self, stream: Any, device: str = "") -> None:
         """Fill the ring, start the producer thread, then the stream."""
         self.device = device
+        self.host.what = f"audio out {device}".rstrip()
         self.stream = stream
         self.playback.output_latency = float(getattr(stream, "latency", 0.0) or 0.0)
         self.producer.fill()
@@ -119,7 +119,7 @@ class AudioOut:
         active = bool(getattr(self.stream, "active", False))
         return {**self.playback.stats(), "render_errors": self.producer.errors,
                 "synth_ms": self.producer.cost_ms(), **self.synth.counts, "active": active,
-                "host_lost": self.host_lost, "host_losses": self.host_losses,
+                **self.host.stats(),
                 "latency_ms": round(self.latency_s * 1000.0, 2), "device": self.device,
                 "sample_rate": self.sample_rate, "block_size": self.block}
 
@@ -131,18 +131,10 @@ class AudioOut:
         self.producer.close()
 
     def check_host(self, now: float) -> None:
-        """Once a frame: say once when the sound card stops calling back (a JACK server that
-        died, a USB interface unplugged) and once when it calls again. The show goes on
-        silently meanwhile; notes keep their MIDI out."""
-        lost = self.stream is not None and host_lost(self.playback.last_call, now)
-        if lost != self.host_lost:
-            self.host_lost = lost
-            if lost:
-                self.host_losses += 1
-                log.error("audio: %s stopped calling back (sound server gone or device unplugged); "
-                          "the show goes on without sound", self.device or "the output")
-            else:
-                log.warning("audio: %s calls back again", self.device or "the output")
+        """Once a frame: is the sound card still calling back (see HostWatch)? The show goes
+        on silently meanwhile; notes keep their MIDI out."""
+        if self.stream is not None:
+            self.host.check(self.playback.last_call, now)
 
 
 def open_audio(args: argparse.Namespace, synth: Synth | None = None) -> AudioOut | None:
