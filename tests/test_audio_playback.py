@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -182,6 +183,7 @@ def test_a_host_that_stops_calling_back_is_reported_once_and_its_stream_left_alo
     out = AudioOut(Synth(RATE), BLOCK, 2, latency_blocks=3)
     stream = DeadHostStream()
     out.start(stream, "jack")
+    out.producer.close()  # its thread checks the host on the real clock; this test drives check_host itself
     buf = np.zeros((BLOCK, 2), np.float32)
     out.playback.callback(buf, BLOCK, info(), None)
     called = out.playback.last_call
@@ -202,6 +204,7 @@ def test_a_live_stream_is_stopped_and_closed_and_a_failing_close_is_logged(caplo
     out = AudioOut(Synth(RATE), BLOCK, 2, latency_blocks=3)
     stream = FakeStream()
     out.start(stream, "fake")
+    out.producer.close()  # as above: the test's clock only
     out.playback.callback(np.zeros((BLOCK, 2), np.float32), BLOCK, info(), None)
     out.check_host(out.playback.last_call + 0.02)
     out.close()
@@ -210,3 +213,18 @@ def test_a_live_stream_is_stopped_and_closed_and_a_failing_close_is_logged(caplo
     failing.start(DeadHostStream(), "unplugged a moment ago")  # stop() raises: logged, not raised
     failing.close()
     assert "closing the stream" in caplog.text
+
+
+def test_the_producer_thread_checks_the_host_after_every_round():
+    out = AudioOut(Synth(RATE), BLOCK, 2, latency_blocks=3)
+    out.start(FakeStream(), "fake")
+    try:
+        out.playback.callback(np.zeros((BLOCK, 2), np.float32), BLOCK, info(), None)
+        out.playback.last_call -= 5.0  # and then no callback for 5 s
+        out.playback.wake.set()
+        deadline = time.monotonic() + 2.0
+        while not out.stats()["host_lost"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert out.stats()["host_lost"] and out.stats()["host_losses"] == 1
+    finally:
+        out.close()

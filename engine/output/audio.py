@@ -77,7 +77,8 @@ class AudioOut:
         self.ring = BlockRing(latency_blocks, block, channels)
         self.playback = Playback(self.ring, origin=synth.time)
         self.clock = AudioClock(self.sample_rate)
-        self.producer = Producer(synth.render, self.ring, self.playback, self.clock)
+        self.producer = Producer(synth.render, self.ring, self.playback, self.clock,
+                                 after_step=lambda: self.check_host(time.perf_counter()))
         self.stream: Any = None
         self.device = ""
         self.host = HostWatch("audio out")
@@ -86,7 +87,7 @@ class AudioOut:
     def start(self, stream: Any, device: str = "") -> None:
         """Fill the ring, start the producer thread, then the stream."""
         self.device = device
-        self.host.what = f"audio out {device}".rstrip()
+        self.host = HostWatch(f"audio out {device}".rstrip())
         self.stream = stream
         self.playback.output_latency = float(getattr(stream, "latency", 0.0) or 0.0)
         self.producer.fill()
@@ -131,8 +132,9 @@ class AudioOut:
         self.producer.close()
 
     def check_host(self, now: float) -> None:
-        """Once a frame: is the sound card still calling back (see HostWatch)? The show goes
-        on silently meanwhile; notes keep their MIDI out."""
+        """Is the sound card still calling back (see HostWatch)? Run by the producer thread
+        after each round, at least every 50 ms. The show goes on silently meanwhile; notes
+        keep their MIDI out."""
         if self.stream is not None:
             self.host.check(self.playback.last_call, now)
 

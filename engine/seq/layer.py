@@ -299,15 +299,11 @@ class LiveSeq:
         self._warm_underruns: int | None = None  # underruns when the show passed WARMUP_S
         if self.audio is not None:
             show.frame_hooks.append(self._warm_up)
-            show.frame_hooks.append(self._check_audio)
 
     def _warm_up(self, show: "Show") -> None:
         if self._warm_underruns is None and show.t >= WARMUP_S:
             self._warm_underruns = self.audio.playback.underruns
             show.frame_hooks.remove(self._warm_up)
-
-    def _check_audio(self, _show: "Show") -> None:
-        self.audio.check_host(time.perf_counter())
 
     def stats(self) -> dict[str, Any]:
         out = self.layer.stats()
