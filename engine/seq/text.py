@@ -161,7 +161,7 @@ class TextStream:
         self._due = 0.0  # characters owed, fractional
         # Primer characters not yet fed through the state, with their vocabulary index: an
         # echoed one is fed when it is emitted, like a sampled one; None marks one fed silently.
-        self._pending: deque[tuple[str | None, int]] = deque()
+        self._pending: deque[tuple[str | None, int]] = deque(maxlen=MAX_PENDING)  # full: oldest dropped
         self._line: list[str] = []
         self._lines: deque[str] = deque(maxlen=1000)  # finished, not yet taken
         self._last_blank = True  # no blank line at the very start
@@ -180,11 +180,9 @@ class TextStream:
         text = text[-MAX_PRIMER:]
         indices = self.vocab.encode(text)
         if echo or self._pending:  # behind echoed characters: fed in turn, after them
+            over = len(self._pending) + len(text) - MAX_PENDING
             self._pending.extend(zip(text if echo else [None] * len(text), indices))
-            over = len(self._pending) - MAX_PENDING
             if over > 0:  # primers faster than the rate types them: the newest are kept
-                for _ in range(over):
-                    self._pending.popleft()
                 if self.primer_dropped == 0:
                     log.warning("text: primers arrive faster than they are typed; dropping the oldest "
                                 "waiting characters (counted in primer_dropped)")
