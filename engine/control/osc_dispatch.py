@@ -19,8 +19,7 @@ Rate limits bound what one sender can cost, since nothing here may stall the
 show: new wildcard patterns (compiling one costs up to ~0.3 ms on this
 thread), replies per datagram (one 24 KB bundle of `/deck/a/*/* ?` asked for
 36,864), and verbs per address (each is applied on the loop thread: a scene
-load is ~0.2 ms). Params are not limited:
-the queue coalesces them.
+load is ~0.2 ms). Params are not limited: the queue coalesces them.
 """
 
 from __future__ import annotations
@@ -246,8 +245,8 @@ class Dispatcher:
         value: float | str | None = None
         if len(args) == 1 and isinstance(args[0], str) and args[0].strip():
             text = args[0].strip()
-            # The show reads a digit string as an index with int(), which refuses digits
-            # such as "²" that isdigit() accepts: only decimal ones get through.
+            # Digits that are not decimal ("²") are no index the show reads: say so to the
+            # sender as malformed rather than let the show reject them as an unknown name.
             value = None if text.isdigit() and not text.isdecimal() else args[0]
         elif len(args) == 1 and isinstance(args[0], (int, float)) and not isinstance(args[0], bool):
             value = args[0] if math.isfinite(args[0]) else None

@@ -122,6 +122,9 @@ class _Server(ThreadingHTTPServer):
                 self._open[request] = time.monotonic() + self.deadline
         if full:
             self.refused += 1
+            if self.refused == 1 or self.refused % 1000 == 0:
+                log.warning("oscquery: %d connections open; refusing more (%d refused so far)",
+                            self.max_connections, self.refused)
             super().shutdown_request(request)
             return
         super().process_request(request, client_address)
