@@ -4,11 +4,18 @@ after warm-up, and jack_midi_dump gets every note-on with its note-off."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from engine.audio.devices import import_sounddevice
 from engine.bench_sound import SOUND_SCENE, bench_sound, format_sound, midi_pairs
-from engine.jackserver import missing_tools
+from engine.jackserver import dummy_server, missing_tools
 
 pytestmark = pytest.mark.integration
 
@@ -71,15 +78,6 @@ def test_the_show_goes_on_and_exits_cleanly_when_the_jack_server_dies(tmp_path):
     """Killing jackd mid-show: PortAudio's stop then blocked for good and its close aborted the
     process, so the show never quit. Now the loss is said once per stream (out and --audio-in),
     the show plays on silently to its end, exits 0 and writes its stats."""
-    import json
-    import os
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    from engine.jackserver import dummy_server
-
     if missing_tools(("jack_lsp",)):
         pytest.skip("jack_lsp not installed (apt-get install jackd2)")
     if import_sounddevice()[0] is None:
