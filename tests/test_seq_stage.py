@@ -301,3 +301,17 @@ def test_a_note_register_with_nothing_to_play_is_refused_counted_and_the_melody_
     n = len(sink.notes)
     show.run(frames=480)
     assert len(sink.notes) > n  # the melody goes on with the previous register
+
+
+def test_sound_flags_without_a_notes_scene_are_said_not_silently_ignored(scene_file, caplog):
+    from argparse import Namespace
+
+    from engine.seq.layer import start_live_seq
+
+    show, _, _ = _show([scene_file("")])  # a GAN-only scene: nothing to play
+    args = Namespace(audio_device="42", notes_out="synth", note_log=None)
+    assert start_live_seq(args, show, lambda: None) is None
+    assert "--audio-device/--notes-out: no scene has a [notes] table" in caplog.text
+    caplog.clear()
+    assert start_live_seq(Namespace(audio_device=None, notes_out=None, note_log=None), show, lambda: None) is None
+    assert caplog.text == ""

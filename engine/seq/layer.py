@@ -287,7 +287,7 @@ class LiveSeq:
     def __init__(self, args: Any, show: "Show", clock_origin: Callable[[], float | None]) -> None:
         from engine.output.audio import open_audio
 
-        wants_sound = any(sc.spec.seq is not None and sc.spec.seq.notes is not None for sc in show.scenes)
+        wants_sound = _wants_sound(show)
         note_log = _open_note_log(args)  # first: a bad path stops startup before any device opens
         self.audio = open_audio(args) if wants_sound else None
         self.midi = _open_notes_out(args) if wants_sound else None
@@ -351,8 +351,15 @@ def _open_note_log(args: Any) -> NoteLog | None:
 
 def start_live_seq(args: Any, show: "Show", clock_origin: Callable[[], float | None]) -> LiveSeq | None:
     """The live melody/text/sound, or None when no scene has [notes] or [text]."""
+    if not _wants_sound(show):
+        given = [flag for flag, dest in (("--audio-device", "audio_device"), ("--notes-out", "notes_out"),
+                                          ("--note-log", "note_log")) if getattr(args, dest, None)]
+        if given:  # else the flag would do nothing without a word (the device not even checked)
+            log.warning("%s: no scene has a [notes] table; no sound or notes will be made", "/".join(given))
     if not has_seq(show):
-        if getattr(args, "notes_out", None) or getattr(args, "note_log", None):
-            log.warning("--notes-out/--note-log: no scene has a [notes] table; nothing will be generated")
         return None
     return LiveSeq(args, show, clock_origin)
+
+
+def _wants_sound(show: "Show") -> bool:
+    return any(sc.spec.seq is not None and sc.spec.seq.notes is not None for sc in show.scenes)
