@@ -95,6 +95,7 @@ def run_live(args: argparse.Namespace, specs: list[SceneSpec], device: torch.dev
         summary.update(seq.stats())
     summary["frame_errors"] = show.frame_errors
     summary["hook_errors"] = show.hook_errors
+    summary["rejected"] = show.registry.rejected  # applied events refused: NaN, no such scene, a wrong type
     summary["device"] = str(device)
     summary["threads"] = torch.get_num_threads()
     return summary

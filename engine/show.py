@@ -108,6 +108,7 @@ class Show:
         self.deck = Deck("a", registry)
         self.scene_index = 0
         self.scene_loads = 0  # scenes loaded so far (modules that keep state per load compare it)
+        self.scene_misses = 0  # /show/scene requests naming no scene (logged first and every 100th)
         self.running = True
         self.blackout_level = 0.0  # 0 = picture, 1 = black; fades at /master/blackout_fade
         self.frame_errors = 0
@@ -222,6 +223,10 @@ class Show:
                         break
         if index is None or not 0 <= index < len(self.scenes):
             self.registry.rejected += 1
+            self.scene_misses += 1
+            if self.scene_misses == 1 or self.scene_misses % 100 == 0:  # a typo in the other app, most often
+                log.warning("no scene %r (%d such requests so far); scenes: %s", value, self.scene_misses,
+                            ", ".join(f"{i + 1} {name!r}" for i, name in enumerate(self.scene_names())))
             return
         self._select(index)
 

@@ -105,6 +105,18 @@ def test_bad_events_are_counted_not_fatal(scene_file):
     assert reg.rejected == 6 and out.presents == 2
 
 
+def test_a_scene_that_does_not_exist_is_logged_with_the_scenes_there_are(scene_file, caplog):
+    scenes = [scene_file('name = "Dawn"\n', name="dawn.toml"), scene_file('name = "Dusk"\n', name="dusk.toml")]
+    show, _, reg, q = make_show(scenes)
+    for _ in range(3):
+        q.put(Event("verb", "/show/scene", "dawm"))  # a typo, sent again and again
+    q.put(Event("verb", "/show/scene", 3))
+    show.run(frames=1)
+    assert reg.rejected == 4 and show.scene_misses == 4 and show.scene_index == 0
+    warnings = [r.message for r in caplog.records if "no scene" in r.message]
+    assert warnings == ["no scene 'dawm' (1 such requests so far); scenes: 1 'Dawn', 2 'Dusk'"]  # once
+
+
 class Boom(torch.nn.Module):
     def forward(self, z):
         raise RuntimeError("model fell over")
