@@ -23,7 +23,7 @@ log = logging.getLogger("engine.cli")
 
 
 def _size(text: str) -> tuple[int, int]:
-    from engine.output.layout import parse_size
+    from engine.stage.layout import parse_size
 
     try:
         return parse_size(text)
@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.control import add_control_args
 
     add_control_args(show)
-    from engine.output.audio import add_audio_args
-    from engine.output.midi_notes import add_args as add_notes_args
+    from engine.devices.audio_out import add_audio_args
+    from engine.devices.midi_out import add_args as add_notes_args
 
     add_audio_args(show)
     add_notes_args(show)
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _specs(paths: Sequence[Path] | None):
-    from engine.scene import DEFAULT_SCENE, load_scene
+    from engine.files.scene import DEFAULT_SCENE, load_scene
 
     return [load_scene(p) for p in (paths or [DEFAULT_SCENE])]
 
@@ -153,8 +153,8 @@ def _device(name: str):
 
 def cmd_render(args: argparse.Namespace) -> str:
     from engine.errors import StartupError
-    from engine.eventlog import load_event_log
-    from engine.render import render
+    from engine.core.eventlog import load_event_log
+    from engine.stage.offline import render
 
     events = load_event_log(args.events) if args.events else None
     if events is None and args.seconds is None:
@@ -174,12 +174,12 @@ def cmd_render(args: argparse.Namespace) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> str:
-    from engine.live import no_display_reason, run_live
+    from engine.stage.live import no_display_reason, run_live
 
     specs = _specs(args.scene)
     reason = None if args.headless else no_display_reason(args.display)
     if reason is not None:
-        from engine.render import render
+        from engine.stage.offline import render
 
         out = Path("out") / "show-preview.mp4"
         out.parent.mkdir(exist_ok=True)
@@ -190,7 +190,7 @@ def cmd_show(args: argparse.Namespace) -> str:
                      render_size=args.render_size, device=_device(args.device))
         return f"{notice}\nwrote {res.out.resolve()} ({res.frames} frames, {res.size[0]}x{res.size[1]})"
     summary = run_live(args, specs, _device(args.device))
-    from engine.stats import format_summary
+    from engine.core.stats import format_summary
 
     if not args.stats:
         return format_summary(summary)
@@ -212,7 +212,7 @@ def cmd_train(args: argparse.Namespace) -> str:
 
 def cmd_bench(args: argparse.Namespace) -> str:
     if args.control:
-        from engine.bench_control import format_result, run_bench_control
+        from engine.bench.control import format_result, run_bench_control
 
         res = run_bench_control(args)
         return _report(format_result(res), res, args.json)
@@ -221,22 +221,22 @@ def cmd_bench(args: argparse.Namespace) -> str:
     if args.link is not None:
         return _bench_link(args)
     if args.sound is not None:
-        from engine.bench_sound import SOUND_SCENE, bench_sound, format_sound
+        from engine.bench.sound import SOUND_SCENE, bench_sound, format_sound
 
         if not args.sound > 3:
             raise SystemExit("error: --sound: expected a number of seconds > 3")
         res = bench_sound(args.sound_scene or SOUND_SCENE, args.sound)
         return _report(format_sound(res), res, args.json)
-    from engine.bench import bench_scenes, format_rows
+    from engine.bench.frames import bench_scenes, format_rows
 
     rows = bench_scenes(_device(args.device), frames=args.frames)
     return _report(format_rows(rows), rows, args.json)
 
 
 def _bench_link(args: argparse.Namespace) -> str:
-    from engine.bench_link import bench_link, format_link
-    from engine.control.tempo import _import_aalink
-    from engine.scene import DEFAULT_SCENE
+    from engine.bench.link import bench_link, format_link
+    from engine.control.tempo_sync import _import_aalink
+    from engine.files.scene import DEFAULT_SCENE
 
     if not args.link > 2:
         raise SystemExit("error: --link: expected a number of seconds > 2")
@@ -246,7 +246,7 @@ def _bench_link(args: argparse.Namespace) -> str:
 
 
 def _bench_flood(args: argparse.Namespace) -> str:
-    from engine.control.flood import flood_bench, format_flood
+    from engine.bench.flood import flood_bench, format_flood
 
     if not args.osc_flood > 0:
         raise SystemExit("error: --osc-flood: expected a number of seconds > 0")
@@ -263,14 +263,14 @@ def _report(text: str, data: Any, path: Path | None) -> str:
 
 
 def cmd_devices(args: argparse.Namespace) -> str:
-    from engine.audio.devices import list_devices
+    from engine.devices.audio_devices import list_devices
 
     return list_devices()
 
 
 def cmd_params(args: argparse.Namespace) -> str:
-    from engine.control.osc_space import params_json, params_table
-    from engine.params import build_registry
+    from engine.core.space import params_json, params_table
+    from engine.core.params import build_registry
 
     reg = build_registry()
     return json.dumps(params_json(reg), indent=2) if args.json else params_table(reg)

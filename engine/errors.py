@@ -13,7 +13,7 @@ class StartupError(Exception):
 def startup_errors() -> tuple[type[BaseException], ...]:
     # Imported here, not at module level, so `engine.errors` stays import-light.
     from engine.models.checkpoint import ModelFileError
-    from engine.output.video import DisplayError
-    from engine.scene import SceneError
+    from engine.devices.window import DisplayError
+    from engine.files.scene import SceneError
 
     return (StartupError, SceneError, ModelFileError, DisplayError)

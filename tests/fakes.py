@@ -129,8 +129,8 @@ class FakeShow:
     applies the queue and runs the frame hooks as one frame of the loop would."""
 
     def __init__(self, registry=None, fps: float = 60.0) -> None:
-        from engine.events import EventQueue
-        from engine.params import build_registry
+        from engine.core.events import EventQueue
+        from engine.core.params import build_registry
 
         self.registry = registry or build_registry()
         self.queue = EventQueue()

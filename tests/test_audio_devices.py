@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 
-import engine.audio.devices as devices
-import engine.output.audio as audio_out
-from engine.audio.devices import AudioDevice, DeviceTable, choose, stream_rate
+import engine.devices.audio_devices as devices
+import engine.devices.audio_out as audio_out
+from engine.devices.audio_devices import AudioDevice, DeviceTable, choose, stream_rate
 from engine.errors import StartupError
-from engine.output.audio import add_audio_args, open_audio
+from engine.devices.audio_out import add_audio_args, open_audio
 
 ALSA, JACK = "ALSA", "JACK Audio Connection Kit"
 DEVICES = [

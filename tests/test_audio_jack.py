@@ -13,12 +13,12 @@ import time
 import numpy as np
 import pytest
 
-from engine.audio.capture import open_audio_in
-from engine.audio.devices import import_sounddevice, list_devices, portaudio_session
-from engine.audio.synth import Synth, SynthSettings, midi_to_hz
-from engine.audio.wav import read_wav
-from engine.jackserver import dummy_server, missing_tools
-from engine.output.audio import add_audio_args, open_audio
+from engine.devices.audio_in import open_audio_in
+from engine.devices.audio_devices import import_sounddevice, list_devices, portaudio_session
+from engine.dsp.synth import Synth, SynthSettings, midi_to_hz
+from engine.devices.wav import read_wav
+from engine.bench.jackserver import dummy_server, missing_tools
+from engine.devices.audio_out import add_audio_args, open_audio
 
 pytestmark = pytest.mark.integration
 RATE, BLOCK = 48000, 256

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from engine.audio.playback import AudioClock, Playback
-from engine.audio.producer import Producer
-from engine.audio.ring import BlockRing
-from engine.audio.synth import Synth
-from engine.audio.wav import OfflineAudio, WavStream
-from engine.output.audio import AudioOut
+from engine.devices.playback import AudioClock, Playback
+from engine.devices.producer import Producer
+from engine.dsp.ring import BlockRing
+from engine.dsp.synth import Synth
+from engine.devices.wav import OfflineAudio, WavStream
+from engine.devices.audio_out import AudioOut
 
 RATE, BLOCK = 48000, 256
 
@@ -187,7 +187,7 @@ def test_a_host_that_stops_calling_back_is_reported_once_and_its_stream_left_alo
     buf = np.zeros((BLOCK, 2), np.float32)
     out.playback.callback(buf, BLOCK, info(), None)
     called = out.playback.last_call
-    with caplog.at_level("WARNING", logger="engine.audio.devices"):
+    with caplog.at_level("WARNING", logger="engine.devices.audio_devices"):
         for now in (called + 0.5, called + 1.5, called + 2.0, called + 3.0):
             out.check_host(now)
     assert out.stats()["host_lost"] and out.stats()["host_losses"] == 1

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from engine.audio.filter import BlockFilter, _coefficients
-from engine.audio.synth import SynthSettings, Synth, envelope, midi_to_hz, oscillator, setting_specs, synth_params
+from engine.dsp.filter import BlockFilter, _coefficients
+from engine.dsp.synth import SynthSettings, Synth, envelope, midi_to_hz, oscillator, setting_specs, synth_params
 
 RATE = 48000
 

@@ -1,6 +1,6 @@
 import torch
 
-from engine.bench import bench_scene, format_rows
+from engine.bench.frames import bench_scene, format_rows
 
 KEYS = {"scene", "size", "device", "forward_ms", "frame_ms", "overhead_ms", "ratio"}
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from engine.bench_control import BRIGHTNESS, LATENT, Trace, format_result, latencies, run_bench_control
+from engine.bench.control import BRIGHTNESS, LATENT, Trace, format_result, latencies, run_bench_control
 
 
 def test_latency_matching_uses_the_first_present_after_the_send():

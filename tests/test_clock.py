@@ -1,6 +1,6 @@
 import pytest
 
-from engine.clock import FixedClock, LiveClock, Pacer
+from engine.core.clock import FixedClock, LiveClock, Pacer
 
 
 def test_fixed_clock_exact_times():
@@ -80,7 +80,7 @@ def test_pacer_hold_wakes_lead_seconds_before_the_deadline():
 
 
 def test_work_estimate_follows_a_high_quantile_not_one_spike():
-    from engine.clock import WorkEstimate
+    from engine.core.clock import WorkEstimate
 
     w = WorkEstimate(quantile=0.9, window=100, margin=0.0005, initial=0.004)
     for _ in range(100):

@@ -8,15 +8,15 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.clock import FixedClock
-from engine.deck import load_scenes
-from engine.eventlog import EventLogError, EventRecorder, load_event_log
-from engine.events import Event, EventQueue
-from engine.frame import FrameRenderer
-from engine.params import build_registry
-from engine.render import render
-from engine.scene import load_scene
-from engine.show import Show
+from engine.core.clock import FixedClock
+from engine.stage.deck import load_scenes
+from engine.core.eventlog import EventLogError, EventRecorder, load_event_log
+from engine.core.events import Event, EventQueue
+from engine.stage.frame import FrameRenderer
+from engine.core.params import build_registry
+from engine.stage.offline import render
+from engine.files.scene import load_scene
+from engine.stage.show import Show
 from tests.fakes import FakeOutput
 
 FPS = 10

@@ -1,6 +1,6 @@
 import threading
 
-from engine.events import Event, EventQueue
+from engine.core.events import Event, EventQueue
 
 
 def test_drain_in_order_and_empties():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.latent import (
+from engine.core.latent import (
     PATH_KINDS,
     KeyframeLoop,
     LatentPath,

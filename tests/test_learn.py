@@ -7,9 +7,9 @@ import pytest
 
 from engine.control.learn import MSB_WAIT, default_learn_file, save_atomically, stable_port
 from engine.control.midi import MidiControl
-from engine.control.patch import load_patch
+from engine.files.patch import load_patch
 from engine.errors import StartupError
-from engine.events import Event
+from engine.core.events import Event
 from tests.fakes import FakeMidiBackend, FakeShow
 
 PORT = "nanoKONTROL2 MIDI 1 20:0"

@@ -8,16 +8,16 @@ import random
 import pytest
 import torch
 
-from engine.clock import FixedClock
+from engine.core.clock import FixedClock
 from engine.control.midi import MidiControl, add_args, start
-from engine.control.patch import MidiSource, load_patch, to_value
-from engine.deck import load_scenes
-from engine.events import Event, EventQueue
-from engine.frame import FrameRenderer
-from engine.params import build_registry
-from engine.scene import load_scene
-from engine.show import Show
-from engine.tempo import Tempo
+from engine.files.patch import MidiSource, load_patch, to_value
+from engine.stage.deck import load_scenes
+from engine.core.events import Event, EventQueue
+from engine.stage.frame import FrameRenderer
+from engine.core.params import build_registry
+from engine.files.scene import load_scene
+from engine.stage.show import Show
+from engine.core.tempo import Tempo
 from tests.conftest import REPO
 from tests.fakes import FakeMidiBackend, FakeOutput, FakeShow
 

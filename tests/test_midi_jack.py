@@ -11,15 +11,15 @@ import time
 import pytest
 import torch
 
-from engine.clock import FixedClock
+from engine.core.clock import FixedClock
 from engine.control.midi import start
-from engine.deck import load_scenes
-from engine.events import Event, EventQueue
-from engine.frame import FrameRenderer
-from engine.jackserver import dummy_server, missing_tools
-from engine.params import build_registry
-from engine.scene import load_scene
-from engine.show import Show
+from engine.stage.deck import load_scenes
+from engine.core.events import Event, EventQueue
+from engine.stage.frame import FrameRenderer
+from engine.bench.jackserver import dummy_server, missing_tools
+from engine.core.params import build_registry
+from engine.files.scene import load_scene
+from engine.stage.show import Show
 from tests.conftest import REPO
 from tests.fakes import FakeOutput
 from tests.test_midi_control import namespace

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from engine.output.midi_notes import NoteScheduler, add_args
+from engine.devices.midi_out import NoteScheduler, add_args
 
 
 def _pairs_balanced(messages: list[list[int]]) -> bool:

@@ -6,7 +6,7 @@ import pytest
 
 from engine.control.midi_decode import Gesture
 from engine.control.midi_routes import Router
-from engine.control.patch import MidiSource, OscSource, Route
+from engine.files.patch import MidiSource, OscSource, Route
 from tests.fakes import FakeShow
 
 

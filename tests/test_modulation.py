@@ -10,20 +10,20 @@ import numpy as np
 import pytest
 import torch
 
-from engine.audio.analysis import FEATURES, AudioFeatures
-from engine.clock import FixedClock
+from engine.dsp.analysis import FEATURES, AudioFeatures
+from engine.core.clock import FixedClock
 from engine.control import MODULES
 from engine.control.modulation import (
     ModInputs, ModulationControl, Modulator, beat_position, lfo_position, start,
 )
-from engine.control.patch import AUDIO_FEATURES, BeatSource, LfoSource, load_patch
-from engine.deck import load_scenes
-from engine.events import Event, EventQueue
-from engine.frame import FrameRenderer
-from engine.params import build_registry
-from engine.scene import load_scene
-from engine.show import Show
-from engine.tempo import Tempo
+from engine.files.patch import AUDIO_FEATURES, BeatSource, LfoSource, load_patch
+from engine.stage.deck import load_scenes
+from engine.core.events import Event, EventQueue
+from engine.stage.frame import FrameRenderer
+from engine.core.params import build_registry
+from engine.files.scene import load_scene
+from engine.stage.show import Show
+from engine.core.tempo import Tempo
 from tests.conftest import REPO
 from tests.fakes import FakeOutput
 
@@ -275,7 +275,7 @@ def test_onset_routed_to_pulse_kicks_then_springs_back(scene_file, tmp_path):
 
 def test_a_held_pulse_still_springs_back():
     reg = build_registry()
-    from engine.deck import Deck
+    from engine.stage.deck import Deck
 
     deck = Deck("a", reg)  # the pulse's spring needs no scene
     reg.set("/deck/a/pulse", 1.0)
@@ -342,7 +342,7 @@ def test_selecting_the_same_scene_again_resets_the_base_too(scene_file, tmp_path
 
 
 def test_recorded_audio_features_replay_to_the_same_frames(scene_file, tmp_path):
-    from engine.eventlog import EventLog, EventRecorder, EventReplay, load_event_log
+    from engine.core.eventlog import EventLog, EventRecorder, EventReplay, load_event_log
 
     body = (route('{ type = "audio", feature = "onset" }', "/deck/a/pulse", "range = [0.0, 3.0]")
             + route('{ type = "audio", feature = "low" }', "/deck/a/motion")
@@ -448,8 +448,8 @@ def test_cli_show_with_the_audio_reactive_patch(capsys, tmp_path, scene_file):
 def test_render_with_a_patch_is_modulated_and_repeatable(tmp_path, scene_file):
     from PIL import Image
 
-    from engine.render import render
-    from engine.scene import load_scene
+    from engine.stage.offline import render
+    from engine.files.scene import load_scene
     from tests.conftest import REPO
 
     spec = load_scene(scene_file('name = "m"\n'))

@@ -14,8 +14,8 @@ from engine.control.osc_decode import MAX_ARGS, MAX_DEPTH, Malformed, decode
 from engine.control.osc_dispatch import MAX_REPLIES, NEW_PATTERN_BURST, VERB_BURST, Dispatcher, encode
 from engine.control.osc_pattern import Matcher, PatternError, compile_pattern
 from engine.control.osc import parse_allow
-from engine.events import Event, EventQueue
-from engine.params import build_registry
+from engine.core.events import Event, EventQueue
+from engine.core.params import build_registry
 from pythonosc.osc_message import OscMessage
 
 SENDER = ("127.0.0.1", 54321)

@@ -24,17 +24,17 @@ import pytest
 import torch
 from pythonosc.osc_message import OscMessage
 
-from engine.clock import FixedClock
-from engine.control.flood import flood_bench, free_udp_port, wait_for_pong
+from engine.core.clock import FixedClock
+from engine.bench.flood import flood_bench, free_udp_port, wait_for_pong
 from engine.control.osc import start
 from engine.control.osc_dispatch import encode
-from engine.deck import load_scenes
+from engine.stage.deck import load_scenes
 from engine.errors import StartupError
-from engine.events import EventQueue
-from engine.frame import FrameRenderer
-from engine.params import build_registry
-from engine.scene import load_scene
-from engine.show import Show
+from engine.core.events import EventQueue
+from engine.stage.frame import FrameRenderer
+from engine.core.params import build_registry
+from engine.files.scene import load_scene
+from engine.stage.show import Show
 from tests.fakes import FakeOutput
 from tests.xvfb import screenshot, xvfb  # noqa: F401  (xvfb is a fixture)
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from engine.control.flood import free_udp_port, wait_for_pong
-from engine.control.osc_space import VERBS, params_json
-from engine.params import build_registry
+from engine.bench.flood import free_udp_port, wait_for_pong
+from engine.core.space import VERBS, params_json
+from engine.core.params import build_registry
 
 REPO = Path(__file__).resolve().parents[1]
 SCENES = ["scenes/verse.toml", "scenes/default.toml", "scenes/paintings_walk.toml"]

@@ -10,9 +10,9 @@ import pytest
 from pythonosc.osc_message import OscMessage
 
 from engine.control.osc_out import Feedback
-from engine.control.osc_space import VERBS, params_json, params_table
+from engine.core.space import VERBS, params_json, params_table
 from engine.control.oscquery import answer, document, host_info
-from engine.params import build_registry
+from engine.core.params import build_registry
 
 OUT = ("127.0.0.1", 9001)
 

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from engine.params import LATENT_OFFSETS, Param, ParamError, build_registry
+from engine.core.params import LATENT_OFFSETS, Param, ParamError, build_registry
 
 
 def test_address_scheme_fixed_for_later_issues():

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.control.patch import (
+from engine.files.patch import (
     MidiSource, OscSource, Route, _toml_value, dump_routes, load_patch, load_patches, shape, to_position, to_value,
     unshape,
 )
 from engine.errors import StartupError
-from engine.params import build_registry
+from engine.core.params import build_registry
 from tests.conftest import REPO
 
 PATCHES = sorted((REPO / "patches").glob("*.toml"))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.output.record import Mp4Writer, PngSequenceWriter, compose, open_writer
+from engine.devices.recorder import Mp4Writer, PngSequenceWriter, compose, open_writer
 
 W, H, N = 64, 48, 30
 

@@ -1,7 +1,7 @@
 
 import pytest
 
-from engine.scene import SceneError, load_scene, shipped_scenes
+from engine.files.scene import SceneError, load_scene, shipped_scenes
 
 
 def test_minimal_scene_defaults(scene_file, tiny_gan):

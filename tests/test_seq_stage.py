@@ -11,13 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.clock import FixedClock
-from engine.deck import load_scenes
-from engine.events import Event, EventQueue
-from engine.frame import FrameRenderer
-from engine.params import build_registry
-from engine.render import render
-from engine.scene import SceneError, load_scene
+from engine.core.clock import FixedClock
+from engine.stage.deck import load_scenes
+from engine.core.events import Event, EventQueue
+from engine.stage.frame import FrameRenderer
+from engine.core.params import build_registry
+from engine.stage.offline import render
+from engine.files.scene import SceneError, load_scene
 from engine.seq.layer import NoteRouter, SeqLayer
 from engine.seq.scales import SCALES
 from tests.fakes import FakeOutput
@@ -44,7 +44,7 @@ class Sink:
 
 
 def _show(paths, fps: int = 60):
-    from engine.show import Show
+    from engine.stage.show import Show
 
     scenes = load_scenes([load_scene(p) for p in paths], torch.device("cpu"))
     show = Show(scenes, build_registry(), EventQueue(), FrameRenderer(torch.device("cpu")), FakeOutput(),
@@ -184,7 +184,7 @@ def test_reset_verbs_restart_melody_and_text(seq_scene):
 
 def test_osc_routes_text_prime_and_reset_verbs():
     from engine.control.osc_dispatch import Dispatcher, encode
-    from engine.events import EventQueue as Q
+    from engine.core.events import EventQueue as Q
 
     q = Q()
     d = Dispatcher(build_registry(), q, routes={}, reply=lambda data, sender: None)

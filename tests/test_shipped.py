@@ -5,13 +5,13 @@ import json
 import torch
 from safetensors import safe_open
 
-from engine.clock import FixedClock
-from engine.deck import load_scenes
-from engine.events import EventQueue
-from engine.frame import FrameRenderer
-from engine.params import build_registry
-from engine.scene import load_scene, shipped_scenes
-from engine.show import Show
+from engine.core.clock import FixedClock
+from engine.stage.deck import load_scenes
+from engine.core.events import EventQueue
+from engine.stage.frame import FrameRenderer
+from engine.core.params import build_registry
+from engine.files.scene import load_scene, shipped_scenes
+from engine.stage.show import Show
 from tests.conftest import REPO
 from tests.fakes import FakeOutput
 

@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine.clock import FixedClock
-from engine.deck import load_scenes
-from engine.events import Event, EventQueue
-from engine.frame import FrameRenderer
-from engine.params import build_registry
-from engine.scene import load_scene
-from engine.show import Show
+from engine.core.clock import FixedClock
+from engine.stage.deck import load_scenes
+from engine.core.events import Event, EventQueue
+from engine.stage.frame import FrameRenderer
+from engine.core.params import build_registry
+from engine.files.scene import load_scene
+from engine.stage.show import Show
 from tests.fakes import FakeOutput
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from engine.stats import FrameStats, format_summary
+from engine.core.stats import FrameStats, format_summary
 
 
 def test_summary_after_warmup_and_late_frames():

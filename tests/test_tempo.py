@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from engine.clock import FixedClock
-from engine.control import tempo as tempo_control
-from engine.deck import load_scenes
+from engine.core.clock import FixedClock
+from engine.control import tempo_sync as tempo_control
+from engine.stage.deck import load_scenes
 from engine.errors import StartupError
-from engine.events import Event, EventQueue
-from engine.frame import FrameRenderer
-from engine.params import build_registry
-from engine.scene import load_scene
-from engine.show import Show
-from engine.tempo import Tempo
+from engine.core.events import Event, EventQueue
+from engine.stage.frame import FrameRenderer
+from engine.core.params import build_registry
+from engine.files.scene import load_scene
+from engine.stage.show import Show
+from engine.core.tempo import Tempo
 from tests.fakes import FakeOutput
 
 

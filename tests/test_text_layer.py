@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.errors import StartupError
-from engine.output.textlayer import TextLayer, TextStyle
+from engine.stage.textlayer import TextLayer, TextStyle
 
 SIZE = (320, 180)  # (W, H)
 

@@ -12,8 +12,8 @@ import numpy as np
 import pygame
 import pytest
 
-from engine.output.layout import fit_rect, parse_size
-from engine.output.video import DisplayError, VideoOutput, has_display
+from engine.stage.layout import fit_rect, parse_size
+from engine.devices.window import DisplayError, VideoOutput, has_display
 from tests.xvfb import screenshot, xvfb  # noqa: F401  (xvfb is a fixture)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -185,7 +185,7 @@ _CHILD = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {repo!r})
-    from engine.output.video import DisplayError, VideoOutput, available_displays
+    from engine.devices.window import DisplayError, VideoOutput, available_displays
     print("displays", available_displays(), flush=True)
     try:
         VideoOutput((8, 8), display=available_displays())

@@ -5,7 +5,7 @@ the live show never need to know the details:
 
     add_args(parser: argparse.ArgumentParser) -> None
         register its `show` flags (e.g. --osc-port).
-    start(args: argparse.Namespace, show: engine.show.Show) -> Control | None
+    start(args: argparse.Namespace, show: engine.stage.show.Show) -> Control | None
         open its sockets, ports and threads; attach to the show through
         show.queue (inputs only enqueue), show.listeners (feedback of changes
         inputs caused), show.frame_hooks (once-per-frame work), show.model_hooks
@@ -25,12 +25,12 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from engine.show import Show
+    from engine.stage.show import Show
 
 # Import paths of the control modules, in start order.
 # Modulation comes last: its patch routes may name verbs the others register.
 MODULES: tuple[str, ...] = (
-    "engine.control.tempo", "engine.control.osc", "engine.control.midi", "engine.control.modulation",
+    "engine.control.tempo_sync", "engine.control.osc", "engine.control.midi", "engine.control.modulation",
 )
 
 

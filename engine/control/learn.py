@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from engine.control.midi_decode import Gesture
-from engine.control.patch import MidiSource, Route, dump_routes, renumber
-from engine.events import Event
+from engine.files.patch import MidiSource, Route, dump_routes, renumber
+from engine.core.events import Event
 
 if TYPE_CHECKING:
-    from engine.show import Show
+    from engine.stage.show import Show
 
 log = logging.getLogger(__name__)
 

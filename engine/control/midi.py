@@ -24,12 +24,12 @@ from engine.control.midi_decode import Decoder
 from engine.control.midi_feedback import FeedbackEncoder, FeedbackLimiter
 from engine.control.midi_ports import API_NAMES, InputCallback, PortBackend, PortWatcher, RtMidiBackend, resolve_api
 from engine.control.midi_routes import Router
-from engine.control.patch import Route, load_patch, load_patches
+from engine.files.patch import Route, load_patch, load_patches
 from engine.errors import StartupError
-from engine.events import Event
+from engine.core.events import Event
 
 if TYPE_CHECKING:
-    from engine.show import Show
+    from engine.stage.show import Show
 
 log = logging.getLogger(__name__)
 

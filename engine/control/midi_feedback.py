@@ -17,8 +17,8 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from engine.control.patch import MidiSource, Route, to_position
-from engine.params import Registry
+from engine.files.patch import MidiSource, Route, to_position
+from engine.core.params import Registry
 
 Message = tuple[int, ...]
 FEEDBACK_INTERVAL = 0.02  # seconds between two messages to one control (50 per second)

@@ -38,12 +38,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from engine.control.midi_decode import Gesture, relative_steps
-from engine.control.patch import MidiSource, OscSource, Route, to_position, to_value
-from engine.events import Event
-from engine.params import one_pole
+from engine.files.patch import MidiSource, OscSource, Route, to_position, to_value
+from engine.core.events import Event
+from engine.core.params import one_pole
 
 if TYPE_CHECKING:
-    from engine.show import Show
+    from engine.stage.show import Show
 
 ROUTE_VERB = "/patch/route/"
 PICKUP_TOLERANCE = 0.02  # fraction of the range that counts as "at the value"

@@ -1,6 +1,6 @@
 """Modulation: audio features, LFOs and the beat moving params every frame.
 
-Patch routes whose source is "audio", "lfo" or "beat" (engine.control.patch)
+Patch routes whose source is "audio", "lfo" or "beat" (engine.files.patch)
 are evaluated once per frame in a `show.model_hooks` hook, after the frame's
 events and the tempo step and before the deck moves and the forward pass. The
 hook reads only (show time t, dt, tempo beat and BPM, the newest AudioFeatures),
@@ -34,7 +34,7 @@ verb hands those features to the hook of the same frame (before it runs), so
 `render --events` with the same patch gives the live frames, audio included.
 
 Pure core (`Modulator`) plus the control-module edge (`add_args`/`start`),
-which opens --audio-in through engine.audio.capture.
+which opens --audio-in through engine.devices.audio_in.
 """
 
 from __future__ import annotations
@@ -46,14 +46,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from engine.audio.analysis import FEATURES, AudioFeatures
-from engine.control.patch import AudioSource, BeatSource, LfoSource, Route, load_patches, shape, to_value
-from engine.events import Event
-from engine.params import Registry, one_pole
+from engine.dsp.analysis import FEATURES, AudioFeatures
+from engine.files.patch import AudioSource, BeatSource, LfoSource, Route, load_patches, shape, to_value
+from engine.core.events import Event
+from engine.core.params import Registry, one_pole
 
 if TYPE_CHECKING:
-    from engine.audio.capture import Capture
-    from engine.show import Show
+    from engine.devices.audio_in import Capture
+    from engine.stage.show import Show
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,7 @@ def start(args: argparse.Namespace, show: "Show") -> ModulationControl | None:
     routes = modulation_routes(getattr(args, "patch", None) or [], show.registry, show.verbs)
     if not routes and not getattr(args, "audio_in", None):
         return None
-    from engine.audio.capture import open_audio_in  # here: only a show that asks for audio needs it
+    from engine.devices.audio_in import open_audio_in  # here: only a show that asks for audio needs it
 
     capture = open_audio_in(args)
     if capture is None and any(isinstance(r.source, AudioSource) for r in routes):

@@ -27,7 +27,7 @@ from engine.control.oscquery import OscQueryServer, host_info
 from engine.errors import StartupError
 
 if TYPE_CHECKING:
-    from engine.show import Show
+    from engine.stage.show import Show
 
 log = logging.getLogger(__name__)
 

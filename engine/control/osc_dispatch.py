@@ -35,9 +35,9 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from engine.control.osc_decode import Decoded, Malformed, decode
 from engine.control.osc_pattern import Matcher, PatternError, is_pattern
-from engine.control.osc_space import OSC_TYPE, VERB_BY_ADDRESS
-from engine.events import Event, EventQueue
-from engine.params import Registry
+from engine.core.space import OSC_TYPE, VERB_BY_ADDRESS
+from engine.core.events import Event, EventQueue
+from engine.core.params import Registry
 
 log = logging.getLogger(__name__)
 

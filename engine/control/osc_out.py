@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from engine.control.osc_dispatch import Sender, encode, encode_param
 
 if TYPE_CHECKING:
-    from engine.show import Show
+    from engine.stage.show import Show
 
 log = logging.getLogger(__name__)
 

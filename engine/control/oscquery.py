@@ -27,8 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from engine.control.osc_space import OSC_TYPE, VERBS
-from engine.params import Registry
+from engine.core.space import OSC_TYPE, VERBS
+from engine.core.params import Registry
 
 log = logging.getLogger(__name__)
 

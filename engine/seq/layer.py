@@ -15,13 +15,13 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from engine.audio.synth import setting_specs
+from engine.dsp.synth import setting_specs
 from engine.models.checkpoint import ModelFileError
 from engine.seq.stage import NoteLog, NotePlayer, PhraseListener, TextPlayer
 
 if TYPE_CHECKING:
     from engine.seq.overlay import TextOverlay
-    from engine.show import Show
+    from engine.stage.show import Show
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +256,8 @@ class OfflineSeq:
     SAMPLE_RATE = 48000
 
     def __init__(self, show: "Show", output: Any, fps: float, wav: Path) -> None:
-        from engine.audio.synth import Synth
-        from engine.audio.wav import OfflineAudio, WavWriter
+        from engine.dsp.synth import Synth
+        from engine.devices.wav import OfflineAudio, WavWriter
 
         self.fps = fps
         self.wav = wav
@@ -282,10 +282,10 @@ class OfflineSeq:
 
 class LiveSeq:
     """Melody, text and sound for the live show: the sound card (or JACK) through
-    engine.output.audio, --notes-out, --note-log, and the text drawn by the window."""
+    engine.devices.audio_out, --notes-out, --note-log, and the text drawn by the window."""
 
     def __init__(self, args: Any, show: "Show", clock_origin: Callable[[], float | None]) -> None:
-        from engine.output.audio import open_audio
+        from engine.devices.audio_out import open_audio
 
         wants_sound = _wants_sound(show)
         note_log = _open_note_log(args)  # first: a bad path stops startup before any device opens
@@ -330,7 +330,7 @@ def _open_notes_out(args: Any) -> Any:
     if not name:
         return None
     from engine.control.midi import _rtmidi_factory
-    from engine.output.midi_notes import MidiNotesOut
+    from engine.devices.midi_out import MidiNotesOut
 
     out = MidiNotesOut(name, args.notes_channel, _rtmidi_factory(getattr(args, "midi_api", None)))
     out.start()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from engine.output.textlayer import TextLayer, TextStyle
+from engine.stage.textlayer import TextLayer, TextStyle
 
 import pygame  # noqa: E402 - after textlayer, which keeps pygame's banner off stdout
 

@@ -3,12 +3,12 @@
 
 Deck params belong to the playing scene: a scene's [notes] and [text] tables
 set their defaults (and the scene's [params] table may narrow ranges like any
-deck param). The synth's params (`/synth/...`) are engine.audio.synth's. Pure module: no torch, pygame or sound.
+deck param). The synth's params (`/synth/...`) are engine.dsp.synth's. Pure module: no torch, pygame or sound.
 """
 
 from __future__ import annotations
 
-from engine.params import Param
+from engine.core.params import Param
 from engine.seq.scales import SCALE_NAMES
 
 _SCALES_DOC = ", ".join(f"{i} {n}" for i, n in enumerate(SCALE_NAMES, 1))

@@ -1,0 +1,115 @@
+"""`bench`: the model's forward pass alone versus the whole loop frame.
+
+For each shipped scene at its native size, presented into a 1280x720 headless
+window: each iteration times one bare forward pass, then one whole frame
+(poll, events, path step, forward, convert, present) with no pacing. Medians
+over `frames` iterations; interleaving keeps slow drifts of a shared machine
+out of the difference.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.core.clock import FixedClock
+from engine.stage.deck import load_scenes
+from engine.core.events import EventQueue
+from engine.stage.frame import FrameRenderer
+from engine.core.params import build_registry
+from engine.files.scene import load_scene, shipped_scenes
+from engine.stage.show import Show
+
+log = logging.getLogger(__name__)
+BENCH_WINDOW = (1280, 720)
+BENCH_FPS = 60
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_scene(path, device: torch.device, frames: int = 300, warmup: int = 30) -> dict[str, Any]:
+    from engine.devices.window import VideoOutput
+
+    scene = load_scenes([load_scene(path)], device)[0]
+    output = VideoOutput((scene.size, scene.size), window_size=BENCH_WINDOW, fullscreen=False, display=None,
+                         vsync=False, aspect="fit", headless=True, title="bench")
+    # Show time steps 1/60 s per frame (not wall time: the loop runs unpaced), so the
+    # melody and text generate what they would per frame of a 60 fps show.
+    show = Show([scene], build_registry(), EventQueue(), FrameRenderer(device), output, FixedClock(BENCH_FPS))
+    seq = _seq_layer(show, output)
+    z = torch.randn((1, scene.latent_dim), device=device)
+    fwd, whole, gen = [], [], []
+    try:
+        with torch.inference_mode():
+            for i in range(warmup + frames):
+                t0 = time.perf_counter()
+                scene.generator(z)
+                _sync(device)
+                t1 = time.perf_counter()
+                show.frame()
+                output.present()
+                t2 = time.perf_counter()
+                if seq is not None:
+                    seq.frame(show)
+                    show.frame_count += 1
+                t3 = time.perf_counter()
+                if i >= warmup:
+                    fwd.append(t1 - t0)
+                    whole.append(t2 - t1)
+                    gen.append(t3 - t2)
+    finally:
+        if seq is not None:
+            seq.close()
+        output.close()
+    f_ms, w_ms = np.median(fwd) * 1000, np.median(whole) * 1000
+    return {
+        "scene": scene.spec.name,
+        "file": str(path.name),
+        "size": scene.size,
+        "device": str(device),
+        "forward_ms": round(float(f_ms), 3),
+        "frame_ms": round(float(w_ms), 3),
+        "overhead_ms": round(float(w_ms - f_ms), 3),
+        "ratio": round(float(w_ms / f_ms), 3),
+        "forward_p99_ms": round(float(np.percentile(fwd, 99) * 1000), 3),
+        "frame_p99_ms": round(float(np.percentile(whole, 99) * 1000), 3),
+        "threads": torch.get_num_threads(),
+        # Melody + text generation per frame (scenes with [notes]/[text]; None otherwise).
+        "seq_ms": round(float(np.median(gen)) * 1000, 3) if seq is not None else None,
+        "seq_p99_ms": round(float(np.percentile(gen, 99)) * 1000, 3) if seq is not None else None,
+    }
+
+
+def _seq_layer(show: Show, output: Any) -> Any:
+    """The scene's melody and text with no sound out (generation cost only), or None."""
+    from engine.seq.layer import NoteRouter, SeqLayer, _overlay, has_seq
+
+    if not has_seq(show):
+        return None
+    overlay = _overlay(show)
+    output.overlay = overlay  # the text drawing is part of the frame's present
+    return SeqLayer(show, NoteRouter(), overlay)
+
+
+def bench_scenes(device: torch.device, frames: int = 300) -> list[dict[str, Any]]:
+    return [bench_scene(p, device, frames) for p in shipped_scenes()]
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    head = (f"{'scene':<28} {'size':>5} {'device':>6} {'forward':>9} {'frame':>9} {'overhead':>9} {'ratio':>6}"
+            f" {'notes+text':>11}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        seq = f"{r['seq_ms']:>9.3f}ms" if r.get("seq_ms") is not None else f"{'-':>11}"
+        lines.append(
+            f"{r['scene'][:28]:<28} {r['size']:>5} {r['device']:>6} {r['forward_ms']:>7.2f}ms "
+            f"{r['frame_ms']:>7.2f}ms {r['overhead_ms']:>7.2f}ms {r['ratio']:>6.2f} {seq}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,214 @@
+"""A deck plays one scene at a time: latent path time, live offsets, the model.
+
+`load_scenes` loads every scene of a show (and each distinct model once)
+before the first frame, so switching scenes never stalls a frame. A `Deck`
+turns the registry's `/deck/<name>/...` params and the frame's dt into a
+latent vector z (1, latent_dim) in a preallocated tensor.
+
+Two params are made for modulation (docs/MODULATION.md): `pulse` kicks z
+along one more fixed direction (orthogonal to the eight latent offsets) and
+springs back, and `motion` is extra path speed, so it accumulates into the
+path time and the walk never jumps back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.core.latent import LatentPath, latent_directions, make_path
+from engine.models.checkpoint import load_generator
+from engine.core.params import LATENT_OFFSETS, Registry
+from engine.files.scene import SceneSpec
+
+log = logging.getLogger(__name__)
+
+# A beat step larger than this in one frame (or a backwards one) is a jump of the
+# tempo's position (MIDI start, song position), not playing: the path re-aligns.
+MAX_BEAT_STEP = 1.0
+# The pulse direction is row LATENT_OFFSETS of the scene's direction set (latent_directions
+# is prefix-stable), so it is orthogonal to every /latent/<i> offset.
+PULSE_ROW = LATENT_OFFSETS
+
+
+@dataclass
+class LoadedScene:
+    spec: SceneSpec
+    generator: torch.nn.Module
+    size: int  # native output side in px
+    latent_dim: int
+    path: LatentPath
+    directions: np.ndarray  # (LATENT_OFFSETS, latent_dim) float32, orthonormal rows
+    tau: float = 0.0  # path time in keyframes; kept per scene so a scene resumes where it left
+
+
+def load_scenes(specs: list[SceneSpec], device: torch.device) -> list[LoadedScene]:
+    """Load each scene's model (once per distinct file) and build its path."""
+    cache: dict[Path, tuple[torch.nn.Module, dict]] = {}
+    scenes = []
+    for spec in specs:
+        if spec.model not in cache:
+            gen, meta = load_generator(spec.model, device=str(device), dtype=torch.float32)
+            cache[spec.model] = (frozen(gen, int(meta["config"]["latent_dim"]), device), meta)
+            log.info("loaded %s (%s px, trained %s steps)", spec.model.name, meta["config"]["size"], meta["steps"])
+        gen, meta = cache[spec.model]
+        dim = int(meta["config"]["latent_dim"])
+        scenes.append(
+            LoadedScene(
+                spec=spec,
+                generator=gen,
+                size=int(meta["config"]["size"]),
+                latent_dim=dim,
+                path=make_path(spec.path_kind, dim, spec.seed, **spec.path_settings),
+                directions=latent_directions(dim, LATENT_OFFSETS, spec.seed + 1).astype(np.float32),
+            )
+        )
+    return scenes
+
+
+def frozen(gen: torch.nn.Module, latent_dim: int, device: torch.device) -> torch.nn.Module:
+    """The generator traced and frozen by TorchScript (weights folded into one graph): on the
+    2-core CPU the 128 px forward pass went from 6.6 to 5.9 ms median and its p99 from 8.6 to
+    6.8 ms. Kept only if it gives the eager model's output bit for bit; else the eager model.
+    torch.jit is deprecated (torch 2.13 warns; torch.compile needs a C compiler and tens of
+    seconds at startup): when it is gone or fails, the eager model plays, a little slower."""
+    z = torch.randn((2, latent_dim), generator=torch.Generator().manual_seed(0)).to(device)
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # the traced shape check; torch.jit's deprecation notice
+            traced = torch.jit.freeze(torch.jit.trace(gen, z[:1]).eval())
+            same = all(torch.equal(traced(z[i:i + 1]), gen(z[i:i + 1])) for i in range(2))
+    except Exception as e:  # noqa: BLE001 - any failure (or a torch without jit) means: stay eager
+        log.info("generator kept eager (tracing failed: %s)", e)
+        return gen
+    if not same:
+        log.info("generator kept eager (the traced one differs)")
+        return gen
+    return traced
+
+
+class Deck:
+    """One playing scene and the params that steer it, under /deck/<name>/."""
+
+    def __init__(self, name: str, registry: Registry) -> None:
+        self.name = name
+        self.registry = registry
+        self.base = f"/deck/{name}"
+        self.scene: LoadedScene | None = None
+        self._z_np = np.zeros((0,), np.float32)
+        self._offset_z = np.zeros((0,), np.float32)
+        self._offsets = np.zeros((LATENT_OFFSETS,), np.float32)
+        self._offset_addrs = [f"{self.base}/latent/{i}" for i in range(1, LATENT_OFFSETS + 1)]
+        self._truncation_addr = f"{self.base}/truncation"
+        self._last_beat: float | None = None  # tempo beat at the last advance (beat-timed scenes)
+        self._align_modulus: float | None = None  # set: align the path's phase on the next advance
+        self._pulse_dir = np.zeros((0,), np.float32)  # unit direction the pulse kicks along
+        self._pulse_in = 0.0  # the pulse param at the last advance (a rise kicks)
+        self._pulse_peak = 0.0  # sigma, the last kick's height
+        self._pulse_age = math.inf  # seconds since the last kick
+
+    def load(self, scene: LoadedScene) -> None:
+        """Make `scene` the playing one and reset the deck params to its defaults."""
+        self.scene = scene
+        self._z_np = np.zeros((scene.latent_dim,), np.float32)
+        self._offset_z = np.zeros((scene.latent_dim,), np.float32)
+        self._pulse_dir = _pulse_direction(scene)
+        self._pulse_in, self._pulse_peak, self._pulse_age = 0.0, 0.0, math.inf
+        for p in self.registry:
+            if p.address.startswith(self.base + "/"):
+                name = p.address[len(self.base) + 1 :]
+                s = scene.spec.params.get(name)
+                lo, hi, default = (s.lo, s.hi, s.default) if s else (p.hard_lo, p.hard_hi, p.default)
+                self.registry.configure(p.address, default=default, lo=lo, hi=hi)
+        # A beat-timed scene starts with its keyframe boundaries on multiples of beats_per_key.
+        self._align_modulus = scene.spec.beats_per_key
+
+    def advance(self, dt: float, master_speed: float, beat: float = 0.0) -> None:
+        """Move along the path at the deck's and the master speed: by dt seconds, or, for
+        a beat-timed scene, by the tempo's beats since the last frame (`beat` in beats)."""
+        sc = self.scene
+        if sc is None:
+            return
+        self._spring(dt)
+        get = self.registry.get
+        # motion adds to the deck's speed (both >= 0), so it only ever moves the path on.
+        speed = (get(f"{self.base}/speed") + get(f"{self.base}/motion")) * master_speed
+        bpk = sc.spec.beats_per_key
+        if bpk is None:
+            sc.tau += dt * speed / sc.spec.seconds_per_key
+            return
+        last, self._last_beat = self._last_beat, beat
+        step = None if last is None else beat - last
+        if step is None or not 0.0 <= step <= MAX_BEAT_STEP:
+            self._align_modulus = self._align_modulus or min(bpk, 1.0)
+        if self._align_modulus is not None:
+            sc.tau = _aligned(sc.tau * bpk, beat, self._align_modulus) / bpk
+            self._align_modulus = None
+            return
+        sc.tau += step * speed / bpk  # type: ignore[operator]  # step is set when last is
+
+    def _spring(self, dt: float) -> None:
+        """Pulse: a rise of the param above the current kick restarts the kick at that
+        height; the kick then falls back to 0 in pulse_decay seconds."""
+        x = self.registry.get(f"{self.base}/pulse")
+        self._pulse_age += max(dt, 0.0)
+        if x > self._pulse_in and x > self.pulse:
+            self._pulse_peak, self._pulse_age = x, 0.0
+        self._pulse_in = x
+
+    @property
+    def pulse(self) -> float:
+        """The kick's current height in sigma: peak * (1 - age/decay)^2, a quick
+        fall that settles gently and reaches 0 exactly at the decay time."""
+        decay = self.registry.get(f"{self.base}/pulse_decay")
+        left = 1.0 - self._pulse_age / decay if decay > 0.0 else 0.0
+        return self._pulse_peak * left * left if left > 0.0 else 0.0
+
+    def hold(self, beat: float) -> None:
+        """The path stands still (freeze); when it moves again it re-takes the beat's phase."""
+        self._last_beat = beat
+        sc = self.scene
+        if sc is not None and sc.spec.beats_per_key is not None and self._align_modulus is None:
+            self._align_modulus = min(sc.spec.beats_per_key, 1.0)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """The latent offsets (LATENT_OFFSETS,) the last latent() used (read-only view)."""
+        view = self._offsets.view()
+        view.flags.writeable = False
+        return view
+
+    def latent(self) -> np.ndarray:
+        """z (latent_dim,) float32 for the current frame: truncation * path + offsets + pulse."""
+        sc = self.scene
+        assert sc is not None, "Deck.latent() before Deck.load()"  # programming error, not input
+        get = self.registry.get
+        for i, a in enumerate(self._offset_addrs):
+            self._offsets[i] = get(a)
+        np.multiply(sc.path.at(sc.tau), get(self._truncation_addr), out=self._z_np)
+        np.dot(self._offsets, sc.directions, out=self._offset_z)  # (8,) @ (8, dim) -> (dim,)
+        self._z_np += self._offset_z
+        kick = self.pulse
+        if kick > 0.0 and self._pulse_dir.size == self._z_np.size:
+            self._z_np += np.multiply(self._pulse_dir, kick, out=self._offset_z)  # scratch: no allocation
+        return self._z_np
+
+
+def _pulse_direction(scene: LoadedScene) -> np.ndarray:
+    """The scene's pulse direction (latent_dim,): the next row of its offset directions."""
+    dim = scene.latent_dim
+    if dim <= PULSE_ROW:  # too few dimensions for a ninth orthogonal axis: kick along the first
+        return scene.directions[0].astype(np.float32)
+    return latent_directions(dim, PULSE_ROW + 1, scene.spec.seed + 1)[PULSE_ROW].astype(np.float32)
+
+
+def _aligned(path_beats: float, beat: float, modulus: float) -> float:
+    """path_beats moved by less than modulus/2 so that path_beats == beat (mod modulus)."""
+    shift = (beat - path_beats + modulus / 2.0) % modulus - modulus / 2.0
+    return path_beats + shift

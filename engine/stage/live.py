@@ -1,0 +1,149 @@
+"""The live show: a window (or headless window), the live clock, signals, stats."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import Any
+
+import torch
+
+from engine.core.clock import LiveClock, Pacer
+from engine.control import close_controls, control_stats, start_controls
+from engine.stage.deck import load_scenes
+from engine.errors import StartupError
+from engine.core.events import EventQueue
+from engine.stage.frame import FrameRenderer
+from engine.core.params import build_registry
+from engine.files.scene import SceneSpec
+from engine.seq.layer import start_live_seq
+from engine.stage.show import Show
+from engine.core.stats import FrameStats
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WINDOW = (1280, 720)
+
+
+def no_display_reason(display: int | None) -> str | None:
+    """Why no window can open here, or None when one can.
+
+    An explicitly requested display that does not exist is a startup error,
+    not a reason to fall back to a file.
+    """
+    from engine.devices.window import DisplayError, has_display
+
+    if has_display():
+        return None
+    if display is not None:
+        raise DisplayError(f"--display {display}: no display is available on this machine (DISPLAY is not set)")
+    if sys.platform.startswith("linux"):
+        return "no display found (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+    return "no display found"
+
+
+def _install_signal_handlers(show: Show) -> None:
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("%s received: ending the show", signal.Signals(signum).name)
+        show.stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def run_live(args: argparse.Namespace, specs: list[SceneSpec], device: torch.device) -> dict[str, Any]:
+    """Open the output, play the scenes until Esc/--seconds/a signal; return the stats summary."""
+    fps = float(args.fps or 60.0)
+    if args.headless and (args.fullscreen or args.display is not None):
+        raise StartupError("--headless cannot be combined with --fullscreen or --display")
+    # The window first: a bad --display fails before seconds of model loading.
+    output = _open_output(args, fps, vsync=not args.no_vsync and not args.headless)
+    try:
+        scenes = load_scenes(specs, device)  # all models in memory before the first frame
+        # Vsync paces only when the display refreshes at the requested rate.
+        pacer = None if output.vsync_active else Pacer(fps)
+        stats = FrameStats(fps)
+        clock = LiveClock()
+        show = Show(scenes, build_registry(), EventQueue(), FrameRenderer(device, args.render_size), output,
+                    clock, pacer=pacer, stats=stats)
+        _install_signal_handlers(show)
+        _warm_up(show)
+        controls = start_controls(args, show)
+        recorder = seq = None
+        try:
+            seq = start_live_seq(args, show, lambda: clock.origin)
+            recorder = _start_recorder(args, show, fps, specs)
+            log.info("show running on %s: %d scene(s), %s fps, %s", device, len(scenes), fps,
+                     "vsync" if pacer is None else "timer-paced")
+            show.run(seconds=args.seconds)
+        finally:
+            if recorder is not None:
+                recorder.close(end_frame=show.frame_count)
+            if seq is not None:
+                seq.close()
+            close_controls(controls)
+    finally:
+        output.close()
+    summary = stats.summary()
+    summary.update(control_stats(controls))
+    summary["queue_max"] = show.queue.max_depth
+    if recorder is not None:
+        summary.update(recorder.stats())
+    if seq is not None:
+        summary.update(seq.stats())
+    summary["frame_errors"] = show.frame_errors
+    summary["hook_errors"] = show.hook_errors
+    summary["rejected"] = show.registry.rejected  # applied events refused: NaN, no such scene, a wrong type
+    summary["device"] = str(device)
+    summary["threads"] = torch.get_num_threads()
+    return summary
+
+
+def _start_recorder(args: argparse.Namespace, show: Show, fps: float, specs: list[SceneSpec]):
+    """--record-events FILE: every applied input event, with its frame, as JSON lines."""
+    from engine.core.eventlog import EventRecorder
+
+    path = getattr(args, "record_events", None)
+    if path is None:
+        return None
+    recorder = EventRecorder(path, fps=fps, scenes=[s.file for s in specs], tempo_source=show.tempo.source,
+                             patches=getattr(args, "patch", None) or [])
+    recorder.attach(show)
+    log.info("recording input events to %s", path)
+    return recorder
+
+
+def _open_output(args: argparse.Namespace, fps: float, vsync: bool):
+    """The window; reopened without vsync when the display's refresh rate is not --fps."""
+    from engine.devices.window import VideoOutput
+
+    def open_(vsync_: bool) -> VideoOutput:
+        return VideoOutput(
+            (64, 64),  # resized to the first scene's frames by Show
+            window_size=args.size or (None if args.fullscreen else DEFAULT_WINDOW),
+            fullscreen=args.fullscreen,
+            display=args.display,
+            vsync=vsync_,
+            aspect=args.aspect,
+            headless=args.headless,
+            title="Latent Stage",
+        )
+
+    output = open_(vsync)
+    rate = output.refresh_rate
+    if output.vsync_active and abs(rate - fps) > 1.0:
+        log.info("display refreshes at %s Hz, not %s fps: pacing by timer instead of vsync", rate or "unknown", fps)
+        output.close()
+        output = open_(False)
+    return output
+
+
+def _warm_up(show: Show) -> None:
+    """Run each scene's model a few times so first-call costs stay out of the show."""
+    for sc in show.scenes:
+        z = torch.zeros((1, sc.latent_dim), device=show.renderer.device)
+        with torch.inference_mode():
+            for _ in range(3):
+                sc.generator(z)

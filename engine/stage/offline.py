@@ -1,0 +1,136 @@
+"""Offline render: the show loop on a fixed-step clock into an mp4 or PNG folder.
+
+Deterministic: the same scene, seed, size and frame count give the same
+frames, because time comes only from `FixedClock` and the model runs with a
+fixed thread count. With an event log (`render --events`), the recorded
+inputs are applied at the frames and phases they were applied at live.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.core.clock import FixedClock
+from engine.stage.deck import load_scenes
+from engine.core.events import EventQueue
+from engine.stage.frame import FrameRenderer
+from engine.errors import StartupError
+from engine.core.eventlog import EventLog, EventReplay
+from engine.devices.recorder import FrameWriter, compose, open_writer
+from engine.core.params import build_registry
+from engine.files.scene import SceneSpec
+from engine.seq.layer import OfflineSeq, has_seq
+from engine.stage.show import Show
+from engine.core.tempo import Tempo
+
+log = logging.getLogger(__name__)
+
+
+class RecordOutput:
+    """An `Output` that encodes each presented frame, scaled to the output size."""
+
+    def __init__(self, writer: FrameWriter, size: tuple[int, int], aspect: str) -> None:
+        self._writer, self.size, self.aspect = writer, size, aspect
+        self._buf = np.zeros((0, 0, 3), np.uint8)
+        self.frames = 0
+        self.overlay: Any = None  # has draw(frame (H, W, 3) uint8): text over the composed frame
+
+    @property
+    def frame_buffer(self) -> np.ndarray:
+        return self._buf
+
+    def resize_frames(self, size: tuple[int, int]) -> None:
+        w, h = size
+        self._buf = np.zeros((h, w, 3), np.uint8)
+
+    def present(self) -> None:
+        h, w = self._buf.shape[:2]
+        frame = self._buf if (w, h) == self.size else compose(self._buf, self.size, self.aspect)
+        if self.overlay is not None:
+            self.overlay.draw(frame)  # text at output resolution, as the live window draws it
+        self._writer.write(frame)
+        self.frames += 1
+
+    def poll(self) -> list[str]:
+        return []
+
+    def set_title(self, title: str) -> None:
+        pass
+
+    def close(self, ok: bool = True, audio: Path | None = None) -> None:
+        """Finish the file (with `audio` as its sound); on failure abort, so no half file
+        takes the final name."""
+        if ok:
+            self._writer.close(audio=audio)
+        else:
+            self._writer.abort()
+
+
+def _modulate(show: Show, patches: list[Path]) -> None:
+    """The patches' LFO, beat and audio routes (audio: the features a replayed log recorded)."""
+    from engine.control.modulation import ModulationControl, modulation_routes
+
+    routes = modulation_routes(patches, show.registry, show.verbs)
+    if routes:
+        ModulationControl(show, routes)
+
+
+@dataclass
+class RenderResult:
+    out: Path
+    frames: int
+    size: tuple[int, int]
+    fps: int
+    audio: bool = False  # the scenes made sound: the MP4 has a sound track (a PNG folder an audio.wav)
+
+
+def render(
+    specs: list[SceneSpec],
+    *,
+    seconds: float | None,
+    fps: int,
+    out: str,
+    size: tuple[int, int] | None = None,
+    aspect: str = "fit",
+    render_size: int | None = None,
+    device: torch.device = torch.device("cpu"),
+    events: EventLog | None = None,
+    patches: list[Path] | None = None,
+) -> RenderResult:
+    """Render `seconds` (None: the event log's length) at `fps` to `out` (FILE.mp4 or DIR/),
+    starting with the first scene; `events` replays a recorded performance."""
+    if seconds is None and events is None:
+        raise ValueError("render needs seconds or an event log")
+    frames = events.frames if seconds is None and events is not None else max(1, round((seconds or 0) * fps))
+    scenes = load_scenes(specs, device)
+    renderer = FrameRenderer(device, render_size)
+    native = renderer.output_size(scenes[0].size)
+    size = size or (native, native)
+    try:
+        writer = open_writer(out, size, fps)
+    except ValueError as e:
+        raise StartupError(str(e)) from None
+    output = RecordOutput(writer, size, aspect)
+    registry = build_registry()
+    tempo = Tempo(registry, events.tempo_source if events is not None else "internal")
+    show = Show(scenes, registry, EventQueue(), renderer, output, FixedClock(fps), strict=True, tempo=tempo)
+    if events is not None:
+        show.replay = EventReplay(events)
+    _modulate(show, patches if patches is not None else (events.patches if events is not None else []))
+    with tempfile.TemporaryDirectory(prefix="latent-stage-render-") as tmp:
+        seq = OfflineSeq(show, output, fps, Path(tmp) / "sound.wav") if has_seq(show) else None
+        try:
+            show.run(frames=frames)
+            wav = seq.finish(frames / fps) if seq is not None else None
+        except BaseException:
+            output.close(ok=False)
+            raise
+        output.close(audio=wav)
+    return RenderResult(Path(out), output.frames, size, fps, audio=wav is not None)
