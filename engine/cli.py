@@ -269,11 +269,10 @@ def cmd_devices(args: argparse.Namespace) -> str:
 
 
 def cmd_params(args: argparse.Namespace) -> str:
-    from engine.core.space import params_json, params_table
-    from engine.core.params import build_registry
+    from engine.core.space import build_space, params_json, params_table
 
-    reg = build_registry()
-    return json.dumps(params_json(reg), indent=2) if args.json else params_table(reg)
+    space = build_space()
+    return json.dumps(params_json(space), indent=2) if args.json else params_table(space)
 
 
 def _set_threads(n: int | None) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.core.showcore import ShowCore
+from engine.core.space import VERBS, build_registry
+
 
 class FakeOutput:
     """An `Output` that keeps copies of presented frames and replays scripted key presses."""
@@ -113,65 +116,35 @@ class FakeMidiBackend:
         self.closed = True
 
 
-class _Spec:
-    def __init__(self, name: str) -> None:
-        self.name = name
+class ControlShow(ShowCore):
+    """The real event core (nothing re-implemented) standing in for a Show in tests of control
+    modules: the picture's verbs (owner "show") are recorded in `verb_log`, the title in
+    `title`, and `pump(n)` runs n frames of control at `fps`."""
 
+    def __init__(self, registry=None, fps: float = 60.0, verbs=None) -> None:
+        super().__init__(registry if registry is not None else build_registry(), verbs=verbs or VERBS)
+        self.fps = fps
+        self.verb_log: list = []  # (address, value) of each scene verb applied
+        self.title = ""
+        self.scene_name = "one"
+        self.provide("show", self)
 
-class _Scene:
-    def __init__(self, name: str) -> None:
-        self.spec = _Spec(name)
+    def select_scene(self, ev) -> None:
+        self.verb_log.append((ev.address, ev.value))
 
+    next_scene = prev_scene = select_scene
 
-class FakeShow:
-    """What control modules touch on a Show (registry, queue, verbs, listeners, hooks,
-    osc_routes, output, scenes), without models or a renderer; `pump()` drains and
-    applies the queue and runs the frame hooks as one frame of the loop would."""
-
-    def __init__(self, registry=None, fps: float = 60.0) -> None:
-        from engine.core.events import EventQueue
-        from engine.core.params import build_registry
-
-        self.registry = registry or build_registry()
-        self.queue = EventQueue()
-        self.verbs: dict = {}
-        self.listeners: list = []
-        self.frame_hooks: list = []
-        self.osc_routes: dict = {}
-        self.output = FakeOutput()
-        self.scenes = [_Scene("one"), _Scene("two"), _Scene("three")]
-        self.scene_index = 0
-        self.scene_loads = 1
-        self.t = 0.0
-        self.dt = 1.0 / fps
-        self.verb_log: list = []  # verbs nobody handled: (address, value)
-        self.applied_hooks: list = []  # (event, frame, phase) before each drained event is applied
-        self.frame_count = 0
-
-    def apply(self, ev) -> None:
-        reg = self.registry
-        applied = None
-        if ev.kind == "set":
-            applied = reg.set(ev.address, ev.value)
-        elif ev.kind == "toggle":
-            applied = reg.toggle(ev.address)
-        elif ev.kind == "scale":
-            applied = reg.scale(ev.address, ev.value)
-        elif ev.address in self.verbs:
-            self.verbs[ev.address](ev)
-        else:
-            self.verb_log.append((ev.address, ev.value))
-        if applied is not None:
-            for listener in self.listeners:
-                listener(ev.address, applied, ev.source)
+    def set_title(self, text: str) -> None:
+        self.title = text
 
     def pump(self, frames: int = 1) -> None:
         for _ in range(frames):
-            self.t += self.dt
-            for ev in self.queue.drain():
-                for hook in self.applied_hooks:
-                    hook(ev, self.frame_count, "model")
-                self.apply(ev)
-            self.frame_count += 1
-            for hook in tuple(self.frame_hooks):
-                hook(self)
+            self.tick(1.0 / self.fps)
+
+
+def verb_handlers(obj: object, owner: str) -> dict:
+    """Verb address -> the method of `obj` that applies it, for the verbs of `owner` in the
+    verb table (tests call handlers directly, without a show)."""
+    from engine.core.space import VERBS
+
+    return {v.address: getattr(obj, v.method) for v in VERBS if v.owner == owner}

@@ -13,7 +13,7 @@ from engine.stage.deck import load_scenes
 from engine.core.eventlog import EventLogError, EventRecorder, load_event_log
 from engine.core.events import Event, EventQueue
 from engine.stage.frame import FrameRenderer
-from engine.core.params import build_registry
+from engine.core.space import build_registry
 from engine.stage.offline import render
 from engine.files.scene import load_scene
 from engine.stage.show import Show

@@ -10,7 +10,7 @@ from engine.control.midi import MidiControl
 from engine.files.patch import load_patch
 from engine.errors import StartupError
 from engine.core.events import Event
-from tests.fakes import FakeMidiBackend, FakeShow
+from tests.fakes import FakeMidiBackend, ControlShow
 
 PORT = "nanoKONTROL2 MIDI 1 20:0"
 
@@ -25,7 +25,7 @@ class Clock:
 def control(tmp_path, show=None, backend=None, clock=None, patches=()):
     args = argparse.Namespace(midi_in=["nano"], midi_api=None, patch=list(patches),
                               learn_save=tmp_path / "cfg" / "learned.toml", midi_feedback=None)
-    show = show or FakeShow()
+    show = show or ControlShow()
     backend = backend or FakeMidiBackend([PORT])
     c = MidiControl(args, show, backend_factory=lambda: backend, clock=clock or Clock())
     c.watcher.poll()  # no thread in unit tests: one scan opens the port
@@ -42,12 +42,12 @@ def test_learn_cc_round_trip(tmp_path):
     reg = show.registry
     show.apply(Event("set", "/master/speed", 2.0, source="osc"))  # the VJ touches a param...
     learn(show)  # ...presses L
-    assert "move a control for /master/speed" in show.output.title
+    assert "move a control for /master/speed" in show.title
     be.send(PORT, 0xB0, 16, 64)  # CC 16 could be a 14-bit MSB: learn waits for the next message
     be.send(PORT, 0xB0, 16, 66)
     show.pump()
     assert reg.param("/master/speed").target == 2.0  # learning moves nothing
-    assert "learned cc 16 ch 1" in show.output.title
+    assert "learned cc 16 ch 1" in show.title
     saved = load_patch(c.learn_file, reg)
     [r] = saved.routes
     assert (r.source.kind, r.source.number, r.address) == ("cc", 16, "/master/speed")
@@ -122,9 +122,9 @@ def test_learn_without_a_touched_param_says_so(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     c, show, be = control(tmp_path)
     learn(show)
-    assert "touch a param first" in show.output.title and "no param touched yet" in caplog.text
+    assert "touch a param first" in show.title and "no param touched yet" in caplog.text
     learn(show, "/no/such")
-    assert "unknown param" in show.output.title
+    assert "unknown param" in show.title
     learn(show, "/master/brightness")
     show.queue.put(Event("verb", "/learn/cancel", None, 0.0, "key"))
     show.pump()
@@ -162,7 +162,7 @@ def test_a_save_that_fails_mid_show_is_logged_and_the_show_goes_on(tmp_path, cap
     learned = tmp_path / "learned.toml"
     learned.write_text('[[route]]\nsource = { type = "midi", cc = 3 }\naddress = "/master/speed"\n')
     args = argparse.Namespace(midi_in=[], midi_api=None, patch=[], learn_save=learned, midi_feedback=None)
-    show = FakeShow()
+    show = ControlShow()
     c = MidiControl(args, show)
     assert c.watcher is None and len(c.learner.learned) == 1
     learned.unlink()
@@ -199,7 +199,7 @@ def test_a_bad_learn_file_stops_startup_with_one_line(tmp_path, make, expected):
     make(f)
     args = argparse.Namespace(midi_in=[], midi_api=None, patch=[], learn_save=f, midi_feedback=None)
     with pytest.raises(StartupError) as err:
-        MidiControl(args, FakeShow())
+        MidiControl(args, ControlShow())
     assert str(f) in str(err.value) and expected in str(err.value)
 
 
@@ -207,4 +207,4 @@ def test_an_empty_learn_file_is_no_bindings(tmp_path):
     f = tmp_path / "learned.toml"
     f.write_text("")
     args = argparse.Namespace(midi_in=[], midi_api=None, patch=[], learn_save=f, midi_feedback=None)
-    assert MidiControl(args, FakeShow()).learner.learned == []
+    assert MidiControl(args, ControlShow()).learner.learned == []

@@ -14,12 +14,12 @@ from engine.files.patch import MidiSource, load_patch, to_value
 from engine.stage.deck import load_scenes
 from engine.core.events import Event, EventQueue
 from engine.stage.frame import FrameRenderer
-from engine.core.params import build_registry
+from engine.core.space import build_registry
 from engine.files.scene import load_scene
 from engine.stage.show import Show
 from engine.core.tempo import Tempo
 from tests.conftest import REPO
-from tests.fakes import FakeMidiBackend, FakeOutput, FakeShow
+from tests.fakes import FakeMidiBackend, FakeOutput, ControlShow
 
 PORTS = {
     "nanokontrol2.toml": "nanoKONTROL2 MIDI 1",
@@ -202,7 +202,7 @@ def test_program_change_selects_scenes(real_show, tmp_path):
 
 @pytest.mark.parametrize("source,expected", [("internal", 0), ("midi", 3)])
 def test_clock_reaches_tempo_only_with_clock_sync(tmp_path, source, expected):
-    show = FakeShow()
+    show = ControlShow()
     be = FakeMidiBackend(["clock"])
     ctl = MidiControl(namespace(tmp_path, midi_in=["clock"], tempo_source=source), show, backend_factory=lambda: be)
     ctl.watcher.poll()
@@ -217,7 +217,7 @@ def test_clock_reaches_tempo_only_with_clock_sync(tmp_path, source, expected):
 
 
 def test_malformed_and_dropped_are_counted(tmp_path):
-    show = FakeShow()
+    show = ControlShow()
     show.queue = EventQueue(capacity=1)
     be = FakeMidiBackend(["x"])
     f = tmp_path / "p.toml"
@@ -233,7 +233,7 @@ def test_malformed_and_dropped_are_counted(tmp_path):
 
 
 def test_feedback_echoes_changes_to_the_output(tmp_path):
-    show = FakeShow()
+    show = ControlShow()
     be = FakeMidiBackend([], ["Twister out"])
     clock = Clock()
     ctl = MidiControl(namespace(tmp_path, midi_feedback="twister",
@@ -255,7 +255,7 @@ def test_feedback_echoes_changes_to_the_output(tmp_path):
 
 
 def test_start_is_off_without_flags_and_patch_only_needs_no_ports(tmp_path):
-    show = FakeShow()
+    show = ControlShow()
     assert start(namespace(tmp_path), show) is None
     ctl = start(namespace(tmp_path, patch=[REPO / "patches" / "osc_apps.toml"]), show)
     assert ctl.watcher is None and "/brightness" in show.osc_routes
@@ -283,7 +283,7 @@ def test_learn_with_the_l_key_in_a_real_show(real_show, tmp_path):
 
 @pytest.mark.parametrize("prime", [False, True])
 def test_unrouted_keys_prime_the_melody_only_when_asked(tmp_path, prime):
-    show = FakeShow()
+    show = ControlShow()
     be = FakeMidiBackend(["keys"])
     f = tmp_path / "p.toml"
     f.write_text('[[route]]\nsource = { type = "midi", note = 36 }\nverb = "/show/next"\n')
@@ -306,9 +306,9 @@ def test_random_bytes_through_every_shipped_patch_never_reach_the_show_as_errors
     rng = random.Random(5)
     patches = sorted((REPO / "patches").glob("*.toml"))
     args = namespace(tmp_path, patch=patches, midi_in=["all"], midi_feedback="fb", tempo_source="midi")
-    show = FakeShow()
+    show = ControlShow()
     tempo = Tempo(show.registry, "midi")
-    show.verbs.update(tempo.handlers())
+    show.provide("tempo", tempo)
     be = FakeMidiBackend(list(PORTS.values()), ["fb"])
     c = MidiControl(args, show, backend_factory=lambda: be, clock=Clock())
     c.watcher.poll()

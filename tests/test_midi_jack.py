@@ -17,7 +17,7 @@ from engine.stage.deck import load_scenes
 from engine.core.events import Event, EventQueue
 from engine.stage.frame import FrameRenderer
 from engine.bench.jackserver import dummy_server, missing_tools
-from engine.core.params import build_registry
+from engine.core.space import build_registry
 from engine.files.scene import load_scene
 from engine.stage.show import Show
 from tests.conftest import REPO

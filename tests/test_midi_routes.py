@@ -7,7 +7,7 @@ import pytest
 from engine.control.midi_decode import Gesture
 from engine.control.midi_routes import Router
 from engine.files.patch import MidiSource, OscSource, Route
-from tests.fakes import FakeShow
+from tests.fakes import ControlShow
 
 
 def route(kind="cc", number=0, address="/master/brightness", mode="absolute", port=None, **kw):
@@ -26,7 +26,7 @@ def cc(n, v, ch=0):
 
 
 def test_jump_sets_directly_and_respects_port_filter():
-    show = FakeShow()
+    show = ControlShow()
     router = Router(show, [route(port="nano")])
     assert router.midi_events(cc(0, 127), "other") == []
     [ev] = router.midi_events(cc(0, 0), "nanoKONTROL2 MIDI 1")
@@ -34,7 +34,7 @@ def test_jump_sets_directly_and_respects_port_filter():
 
 
 def test_default_range_follows_the_scene_range():
-    show = FakeShow()
+    show = ControlShow()
     router = Router(show, [route(address="/deck/a/speed")])
     show.registry.configure("/deck/a/speed", default=1.0, lo=0.5, hi=2.0)
     [ev] = router.midi_events(cc(0, 127), "dev")
@@ -42,7 +42,7 @@ def test_default_range_follows_the_scene_range():
 
 
 def test_pickup_ignores_a_fader_until_it_crosses_the_value():
-    show = FakeShow()
+    show = ControlShow()
     reg = show.registry
     router = Router(show, [route(takeover="pickup")])  # brightness starts at 1.0
     play(show, router, cc(0, 10), cc(0, 40), cc(0, 90))
@@ -58,7 +58,7 @@ def test_pickup_ignores_a_fader_until_it_crosses_the_value():
 
 
 def test_scale_takeover_converges_at_the_end():
-    show = FakeShow()
+    show = ControlShow()
     reg = show.registry
     reg.set("/master/brightness", 0.5)
     router = Router(show, [route(takeover="scale")])
@@ -75,7 +75,7 @@ def test_scale_takeover_converges_at_the_end():
 def test_scale_takeover_with_osc_values_past_the_input_range(moves, expected):
     """An OSC sender past `input` once divided by zero in scale takeover (from 1.0 up, or
     from 0.0 down): the loop's drain raised. Past an end the control is at that end."""
-    show = FakeShow()
+    show = ControlShow()
     show.registry.set("/master/brightness", 0.5)
     Router(show, [Route(Path("t"), 1, "", OscSource("/b"), "absolute", address="/master/brightness",
                         takeover="scale")])
@@ -87,7 +87,7 @@ def test_scale_takeover_with_osc_values_past_the_input_range(moves, expected):
 
 
 def test_relative_encoders_step_from_the_current_value():
-    show = FakeShow()
+    show = ControlShow()
     reg = show.registry
     router = Router(show, [route(address="/master/speed", mode="relative", step=0.1),
                            route(number=1, address="/deck/a/speed", mode="relative", encoding="offset", step=0.5)])
@@ -100,14 +100,14 @@ def test_relative_encoders_step_from_the_current_value():
 
 
 def test_nrpn_step_on_a_relative_route():
-    show = FakeShow()
+    show = ControlShow()
     router = Router(show, [route(kind="nrpn", number=300, address="/master/speed", mode="relative", step=0.25)])
     play(show, router, Gesture("nrpn_step", 0, 300, 1), Gesture("nrpn_step", 0, 300, 1))
     assert show.registry.param("/master/speed").target == pytest.approx(1.5)
 
 
 def test_buttons_trigger_toggle_gate_velocity():
-    show = FakeShow()
+    show = ControlShow()
     reg = show.registry
     router = Router(show, [
         route(number=32, address="/master/blackout", mode="toggle"),
@@ -131,14 +131,14 @@ def test_buttons_trigger_toggle_gate_velocity():
 
 
 def test_program_change_selects_a_scene_unless_routed():
-    show = FakeShow()
+    show = ControlShow()
     router = Router(show, [])
     [ev] = router.midi_events(Gesture("program", 0, 2, 2), "dev")
     assert (ev.address, ev.value) == ("/show/scene", 3)
 
 
 def test_smoothing_glides_over_frames():
-    show = FakeShow(fps=10)
+    show = ControlShow(fps=10)
     reg = show.registry
     reg.set("/master/brightness", 0.0)
     router = Router(show, [route(smoothing=0.2)])
@@ -152,7 +152,7 @@ def test_smoothing_glides_over_frames():
 
 
 def test_osc_routes_register_friendly_addresses():
-    show = FakeShow()
+    show = ControlShow()
     osc = lambda addr, **kw: Route(Path("t"), 1, "", OscSource(addr, kw.pop("input", (0.0, 1.0))),
                                    kw.pop("mode", "absolute"), **kw)
     Router(show, [osc("/brightness", address="/master/brightness"),
@@ -169,7 +169,7 @@ def test_osc_routes_register_friendly_addresses():
 
 
 def test_loop_decided_sets_reach_the_event_recorder():
-    show = FakeShow(fps=10)
+    show = ControlShow(fps=10)
     recorded = []
     show.applied_hooks.append(lambda ev, frame, phase: recorded.append((ev.kind, ev.address, frame, phase)))
     router = Router(show, [route(takeover="pickup"), route(number=1, address="/master/speed", smoothing=0.1)])

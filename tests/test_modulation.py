@@ -20,7 +20,7 @@ from engine.files.patch import AUDIO_FEATURES, BeatSource, LfoSource, load_patch
 from engine.stage.deck import load_scenes
 from engine.core.events import Event, EventQueue
 from engine.stage.frame import FrameRenderer
-from engine.core.params import build_registry
+from engine.core.space import build_registry
 from engine.files.scene import load_scene
 from engine.stage.show import Show
 from engine.core.tempo import Tempo
@@ -406,14 +406,14 @@ def test_registered_and_started_only_when_needed(scene_file, tmp_path):
 
 def test_midi_control_leaves_modulation_routes_alone(tmp_path):
     from engine.control.midi import MidiControl
-    from tests.fakes import FakeShow
+    from tests.fakes import ControlShow
 
-    show = FakeShow()
+    show = ControlShow()
     args = argparse.Namespace(patch=[REPO / "patches" / "audio_reactive.toml"], midi_in=[], midi_feedback=None,
                               midi_api=None, learn_save=tmp_path / "learned.toml")
     control = MidiControl(args, show)
     assert control.router.routes == ()
-    assert not [v for v in show.verbs if v.startswith("/patch/route/")]
+    assert not [r for r in control.router.routes if r.needs_loop]  # no /patch/route/<id> verb answers
     control.close()
 
 

@@ -15,7 +15,7 @@ from engine.control.osc_dispatch import MAX_REPLIES, NEW_PATTERN_BURST, VERB_BUR
 from engine.control.osc_pattern import Matcher, PatternError, compile_pattern
 from engine.control.osc import parse_allow
 from engine.core.events import Event, EventQueue
-from engine.core.params import build_registry
+from engine.core.space import build_registry
 from pythonosc.osc_message import OscMessage
 
 SENDER = ("127.0.0.1", 54321)

@@ -32,7 +32,7 @@ from engine.stage.deck import load_scenes
 from engine.errors import StartupError
 from engine.core.events import EventQueue
 from engine.stage.frame import FrameRenderer
-from engine.core.params import build_registry
+from engine.core.space import build_registry
 from engine.files.scene import load_scene
 from engine.stage.show import Show
 from tests.fakes import FakeOutput

@@ -24,8 +24,7 @@ from typing import Any
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from engine.bench.flood import free_udp_port, wait_for_pong
-from engine.core.space import VERBS, params_json
-from engine.core.params import build_registry
+from engine.core.space import build_space, params_json
 
 REPO = Path(__file__).resolve().parents[1]
 SCENES = ["scenes/verse.toml", "scenes/default.toml", "scenes/paintings_walk.toml"]
@@ -69,7 +68,7 @@ def message(rng: random.Random, addresses: list[str]) -> bytes:
 
 
 def test_every_address_with_random_values_never_breaks_the_show(tmp_path: Path) -> None:
-    addresses = [p["address"] for p in params_json(build_registry())] + [v.address for v in VERBS]
+    addresses = [p["address"] for p in params_json(build_space())]  # params, then every OSC verb
     port, stats_file = free_udp_port(), tmp_path / "stats.json"
     env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
     err = (tmp_path / "show.err").open("w+")

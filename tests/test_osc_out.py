@@ -4,15 +4,15 @@ with an injected clock and a fake send (no sockets, no sleeps)."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 from pythonosc.osc_message import OscMessage
 
 from engine.control.osc_out import Feedback
-from engine.core.space import VERBS, params_json, params_table
+from engine.core.space import build_space, params_json, params_table
 from engine.control.oscquery import answer, document, host_info
-from engine.core.params import build_registry
+from engine.core.space import build_registry
+from tests.fakes import ControlShow
 
 OUT = ("127.0.0.1", 9001)
 
@@ -42,11 +42,11 @@ class Rig:
         return [p[0] for a, p, _ in self.sent if a == address]
 
 
-def fake_show(frame_count=0, tempo=None):
-    show = SimpleNamespace(frame_count=frame_count, scene_index=0,
-                           scenes=[SimpleNamespace(spec=SimpleNamespace(name="Paintings"))])
-    if tempo is not None:
-        show.tempo = tempo
+def fake_show(frame_count=0, bpm=120.0, beat=0.0):
+    show = ControlShow()
+    show.frame_count, show.scene_name = frame_count, "Paintings"
+    show.registry.set("/tempo/bpm", bpm)
+    show.tempo.beat = beat
     return show
 
 
@@ -105,7 +105,7 @@ def test_status_once_a_second_with_fps_scene_counts():
         r.fb.frame_hook(show)
     assert r.values("/status/scene") == ["Paintings"]
     assert r.values("/status/osc/received") == [12] and r.values("/status/osc/malformed") == [2**31 - 1]
-    assert r.values("/status/bpm") == []  # no tempo source: nothing sent
+    assert r.values("/status/bpm") == [120.0]  # the internal tempo
     for _ in range(60):
         r.clock.t += 1 / 60
         show.frame_count += 1
@@ -116,7 +116,7 @@ def test_status_once_a_second_with_fps_scene_counts():
 
 def test_status_reports_tempo_when_a_tempo_source_runs():
     r = Rig()
-    show = fake_show(tempo=SimpleNamespace(bpm=128.0, beat=3.5))
+    show = fake_show(bpm=128.0, beat=3.5)
     msgs = [OscMessage(d) for d in r.fb.status_messages(show, r.clock())]
     got = {m.address: m.params for m in msgs}
     assert got["/status/bpm"] == [128.0] and got["/status/beat"] == [3.5]
@@ -126,13 +126,15 @@ def test_status_reports_tempo_when_a_tempo_source_runs():
 
 
 def test_params_listing_has_every_address_and_the_verbs():
-    reg = build_registry()
-    rows = params_json(reg)
+    space = build_space()
+    reg = space.registry
+    rows = params_json(space)
     json.dumps(rows)
     addresses = [r["address"] for r in rows]
     assert addresses[: len(reg)] == [p.address for p in reg]
-    assert {v.address for v in VERBS} <= set(addresses)
-    table = params_table(reg)
+    assert {a for a, _ in space.osc_verbs()} <= set(addresses)
+    assert "/deck/a/notes/reset" in addresses and "/show/quit" not in addresses  # internal verbs are not listed
+    table = params_table(space)
     assert "/deck/a/latent/8" in table and "-3..3" in table and "/show/scene s" in table
 
 

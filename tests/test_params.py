@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from engine.core.params import LATENT_OFFSETS, Param, ParamError, build_registry
+from engine.core.params import Param, ParamError
+from engine.core.space import LATENT_OFFSETS, build_registry
 
 
 def test_address_scheme_fixed_for_later_issues():

@@ -13,7 +13,7 @@ from engine.files.patch import (
     unshape,
 )
 from engine.errors import StartupError
-from engine.core.params import build_registry
+from engine.core.space import build_registry
 from tests.conftest import REPO
 
 PATCHES = sorted((REPO / "patches").glob("*.toml"))

@@ -15,7 +15,7 @@ from engine.core.clock import FixedClock
 from engine.stage.deck import load_scenes
 from engine.core.events import Event, EventQueue
 from engine.stage.frame import FrameRenderer
-from engine.core.params import build_registry
+from engine.core.space import build_registry
 from engine.stage.offline import render
 from engine.files.scene import SceneError, load_scene
 from engine.seq.layer import NoteRouter, SeqLayer

@@ -9,7 +9,7 @@ from engine.core.clock import FixedClock
 from engine.stage.deck import load_scenes
 from engine.core.events import EventQueue
 from engine.stage.frame import FrameRenderer
-from engine.core.params import build_registry
+from engine.core.space import build_registry
 from engine.files.scene import load_scene, shipped_scenes
 from engine.stage.show import Show
 from tests.conftest import REPO

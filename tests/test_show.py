@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +8,7 @@ from engine.core.clock import FixedClock
 from engine.stage.deck import load_scenes
 from engine.core.events import Event, EventQueue
 from engine.stage.frame import FrameRenderer
-from engine.core.params import build_registry
+from engine.core.space import build_registry
 from engine.files.scene import load_scene
 from engine.stage.show import Show
 from tests.fakes import FakeOutput
@@ -170,7 +172,7 @@ def test_show_verbs_select_scenes_and_flip_masters(scene_file):
     b = scene_file('name = "Beta"\n', name="beta.toml")
     show, out, reg, q = make_show([a, b])
     learned = []
-    show.verbs["/learn/start"] = learned.append
+    show.provide("learn", SimpleNamespace(start=learned.append, cancel=print, unlearn=print, commit=print))
     for ev in [Event("verb", "/show/scene", 2.0), Event("verb", "/show/blackout"), Event("verb", "/show/freeze"),
                Event("verb", "/learn/start", "/master/speed")]:
         q.put(ev)
@@ -238,10 +240,10 @@ def test_verbs_arriving_during_forward_wait_for_the_next_frame(scene_file):
 
 def test_modules_may_declare_post_stage_verbs(scene_file):
     show, out, reg, q = make_show([scene_file("")])
-    show.verbs["/route/1"] = lambda ev: reg.set("/master/brightness", ev.value)
-    show.verb_stages["/route/1"] = "post"
+    show.provide("routes", SimpleNamespace(fire=lambda ev: reg.set("/master/brightness", ev.value)))
+    show.set_verb_phase("/patch/route/1", "post")
     sc = show.scenes[0]
-    sc.generator = EnqueueDuringForward(sc.generator, q, 1, [Event("verb", "/route/1", 0.0)])
+    sc.generator = EnqueueDuringForward(sc.generator, q, 1, [Event("verb", "/patch/route/1", 0.0)])
     show.run(frames=2)
     assert out.frames[0].max() > 0 and out.frames[1].max() == 0
 

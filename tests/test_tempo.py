@@ -16,11 +16,11 @@ from engine.stage.deck import load_scenes
 from engine.errors import StartupError
 from engine.core.events import Event, EventQueue
 from engine.stage.frame import FrameRenderer
-from engine.core.params import build_registry
+from engine.core.space import build_registry
 from engine.files.scene import load_scene
 from engine.stage.show import Show
 from engine.core.tempo import Tempo
-from tests.fakes import FakeOutput
+from tests.fakes import FakeOutput, verb_handlers
 
 
 def verb(address, value=None, t=0.0):
@@ -30,7 +30,7 @@ def verb(address, value=None, t=0.0):
 def run_frames(tempo, frames, fps, events_at=None):
     """Advance a Tempo like the show does: events of frame k first, then dt."""
     clock = FixedClock(fps)
-    handlers = tempo.handlers()
+    handlers = verb_handlers(tempo, "tempo")
     for k in range(frames):
         _t, dt = clock.tick()
         for ev in (events_at or {}).get(k, []):
@@ -53,7 +53,7 @@ def test_internal_bpm_param_drives_the_beat_from_dt():
 def test_tap_tempo_averages_recent_taps_and_resets_after_a_gap():
     reg = build_registry()
     tempo = Tempo(reg)
-    tap = tempo.handlers()["/tempo/tap"]
+    tap = verb_handlers(tempo, "tempo")["/tempo/tap"]
     for t in (10.0, 10.5, 11.0, 11.5):  # 120 BPM
         tap(Event("verb", "/tempo/tap", t=t, source="key"))
     assert reg.get("/tempo/bpm") == pytest.approx(120.0)
@@ -73,7 +73,7 @@ def test_absurd_clock_and_tap_rates_keep_the_bpm_finite_and_in_range(gaps):
     for source, verb in (("midi", "/tempo/clock"), ("internal", "/tempo/tap")):
         reg = build_registry()
         tempo = Tempo(reg, source)
-        handle, t = tempo.handlers()[verb], 100.0
+        handle, t = verb_handlers(tempo, "tempo")[verb], 100.0
         for k in range(200):
             t += gaps[k % len(gaps)]
             handle(Event("verb", verb, t=t, source="midi"))
@@ -108,7 +108,7 @@ def clock_events(bpm, beats, t0=0.0, jitter=0.0, seed=0):
 def test_midi_clock_bpm_within_one_bpm_after_two_beats_with_jitter(bpm):
     reg = build_registry()
     tempo = Tempo(reg, "midi")
-    tick = tempo.handlers()["/tempo/clock"]
+    tick = verb_handlers(tempo, "tempo")["/tempo/clock"]
     for ev in clock_events(bpm, 2.1, jitter=0.001):  # +-1 ms receive jitter per tick
         tick(ev)
     assert tempo.bpm == pytest.approx(bpm, abs=1.0)
@@ -118,7 +118,7 @@ def test_midi_clock_bpm_within_one_bpm_after_two_beats_with_jitter(bpm):
 def test_midi_clock_follows_a_tempo_change_and_ignores_ticks_when_internal():
     reg = build_registry()
     tempo = Tempo(reg, "midi")
-    tick = tempo.handlers()["/tempo/clock"]
+    tick = verb_handlers(tempo, "tempo")["/tempo/clock"]
     for ev in clock_events(100.0, 4):
         tick(ev)
     for ev in clock_events(140.0, 3, t0=2.4 + 0.5 / 140 * 60 / 24):
@@ -126,7 +126,7 @@ def test_midi_clock_follows_a_tempo_change_and_ignores_ticks_when_internal():
     assert tempo.bpm == pytest.approx(140.0, abs=0.5)
     internal = Tempo(build_registry())
     for ev in clock_events(90.0, 2):
-        internal.handlers()["/tempo/clock"](ev)
+        verb_handlers(internal, "tempo")["/tempo/clock"](ev)
     assert internal.bpm == 120.0 and internal.ignored == 48
 
 
@@ -153,7 +153,7 @@ def test_midi_start_stop_continue_and_song_position():
         events.setdefault(int(ev.t * fps), []).append(ev)
     run_frames(tempo, 60, fps, events)  # 1 s = 2 beats of ticks after Start
     assert tempo.beat == pytest.approx(2.0, abs=1 / 24 + 1e-9)
-    handlers = tempo.handlers()
+    handlers = verb_handlers(tempo, "tempo")
     handlers["/tempo/stop"](verb("/tempo/stop"))
     held = tempo.beat
     run_frames(tempo, 30, fps)
@@ -174,7 +174,7 @@ def test_midi_start_stop_continue_and_song_position():
 def test_link_samples_set_bpm_and_lock_the_beat():
     reg = build_registry()
     tempo = Tempo(reg, "link")
-    h = tempo.handlers()
+    h = verb_handlers(tempo, "tempo")
     h["/tempo/link_bpm"](Event("verb", "/tempo/link_bpm", 128.0, source="link"))
     h["/tempo/link_beat"](Event("verb", "/tempo/link_beat", 64.0, source="link"))
     run_frames(tempo, 2, 60)
@@ -189,7 +189,7 @@ def test_link_phase_lock_converges_without_running_backwards():
     session's phase within a quarter second and never steps back; a big jump snaps."""
     reg = build_registry()
     tempo = Tempo(reg, "link")
-    h = tempo.handlers()
+    h = verb_handlers(tempo, "tempo")
     h["/tempo/link_bpm"](Event("verb", "/tempo/link_bpm", 100.0, source="link"))
     fps, rate = 60, 100.0 / 60.0  # frames per second, beats per second
     beats = []

@@ -40,7 +40,7 @@ from engine.core.clock import LiveClock, Pacer
 from engine.stage.deck import load_scenes
 from engine.core.events import EventQueue
 from engine.stage.frame import FrameRenderer
-from engine.core.params import build_registry
+from engine.core.space import DECKS, build_registry
 from engine.files.scene import DEFAULT_SCENE, load_scene
 from engine.stage.show import Show
 from engine.core.stats import FrameStats
@@ -48,7 +48,7 @@ from engine.core.stats import FrameStats
 log = logging.getLogger(__name__)
 
 BRIGHTNESS = "/master/brightness"
-LATENT = "/deck/a/latent/1"
+LATENT = f"/deck/{DECKS[0]}/latent/1"  # a model input of the playing deck
 WINDOW = (1280, 720)
 GAP_S = (0.010, 0.030)  # seconds between sends: the same address waits >= 2 gaps (> one 60 fps frame)
 SETTLE_S = 0.25  # seconds the show keeps running after the last send

@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.control.osc_dispatch import encode
+from engine.core.space import DECKS
+
+DECK = f"/deck/{DECKS[0]}"  # the deck the flood moves
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +44,11 @@ def _good_messages(rnd: random.Random, n: int = 512) -> list[bytes]:
         if k == 0:
             out.append(encode("/master/brightness", rnd.uniform(0.5, 1.0)))
         elif k == 1:
-            out.append(encode(f"/deck/a/latent/{rnd.randint(1, 8)}", rnd.uniform(-2.0, 2.0)))
+            out.append(encode(f"{DECK}/latent/{rnd.randint(1, 8)}", rnd.uniform(-2.0, 2.0)))
         elif k == 2:
             out.append(encode("/master/speed", rnd.uniform(0.5, 2.0)))
         else:
-            out.append(encode("/deck/a/latent/[1-4]", rnd.uniform(-1.0, 1.0)))
+            out.append(encode(f"{DECK}/latent/[1-4]", rnd.uniform(-1.0, 1.0)))
     return out
 
 

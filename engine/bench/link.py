@@ -132,7 +132,7 @@ def bench_link(scene_path: Path, device: torch.device, seconds: float, fps: floa
     from engine.core.events import EventQueue
     from engine.stage.frame import FrameRenderer
     from engine.devices.window import VideoOutput
-    from engine.core.params import build_registry
+    from engine.core.space import build_registry
     from engine.files.scene import load_scene
     from engine.stage.show import Show
     from engine.core.stats import FrameStats

@@ -121,8 +121,7 @@ class Learner:
         self._captured: tuple[str, MidiSource] | None = None
         show.listeners.append(self._touched)
         show.frame_hooks.append(self._tick)
-        show.verbs.update({"/learn/start": self.start, "/learn/cancel": self.cancel,
-                           "/learn/unlearn": self.unlearn, "/learn/commit": self.commit})
+        show.provide("learn", self)
 
     def routes(self) -> list[Route]:
         """Patch routes, minus those a learned binding takes over, plus the learned ones."""
@@ -134,8 +133,7 @@ class Learner:
             self.last_touched = address
 
     def _title(self, text: str) -> None:
-        scene = self.show.scenes[self.show.scene_index].spec.name
-        self.show.output.set_title(f"Latent Stage - {scene}" + (f" - {text}" if text else ""))
+        self.show.set_title(text)
 
     def start(self, ev: Event) -> None:
         address = ev.value if isinstance(ev.value, str) and ev.value.strip() else self.last_touched

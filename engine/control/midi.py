@@ -76,7 +76,7 @@ class MidiControl:
         self.clock_sync = getattr(args, "tempo_source", "internal") == "midi"
         self.prime = bool(getattr(args, "notes_prime", False))
         self.learn_file = Path(args.learn_save) if args.learn_save else default_learn_file()
-        verbs = tuple(show.verbs)
+        verbs = show.space.verb_addresses()
         # Audio, LFO and beat routes belong to engine.control.modulation, which loads the same files.
         base = [r for r in load_patches(args.patch, show.registry, verbs) if not r.is_modulation]
         learned = [r for r in _load_learned(self.learn_file, show, verbs) if not r.is_modulation]

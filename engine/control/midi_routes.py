@@ -89,6 +89,7 @@ class Router:
         self._led_routes: tuple[int, ...] = ()  # active pick-up routes with a pickup_led
         self.on_pickup_led: Callable[[Route, bool], None] | None = None  # (route, lit), loop thread
         self._midi: dict[tuple[str, int, int], tuple[tuple[Route, int], ...]] = {}
+        show.provide("routes", self)
         self.install(list(routes))
         show.frame_hooks.append(self._glide)
         show.frame_hooks.append(self._watch_pickups)
@@ -104,11 +105,8 @@ class Router:
                 self._next_id += 1
                 self._states[rid] = _State()
                 self._by_id[rid] = route
-            if route.needs_loop:
-                self.show.verbs[f"{ROUTE_VERB}{rid}"] = self._handler(route, rid)
-                stages = getattr(self.show, "verb_stages", None)
-                if stages is not None:  # apply in the drain the param itself is applied in
-                    stages[f"{ROUTE_VERB}{rid}"] = self.show.registry.stage(route.address)
+            if route.needs_loop:  # apply in the drain the param itself is applied in
+                self.show.set_verb_phase(f"{ROUTE_VERB}{rid}", self.show.registry.stage(route.address))
             if isinstance(route.source, MidiSource):
                 s = route.source
                 table.setdefault((s.kind, s.channel, s.number), []).append((route, rid))
@@ -116,7 +114,7 @@ class Router:
         self.routes = tuple(routes)
         active = {self._ids[r] for r in routes}
         for rid in self._active - active:  # unlearned routes stop answering
-            self.show.verbs.pop(f"{ROUTE_VERB}{rid}", None)
+            self.show.set_verb_phase(f"{ROUTE_VERB}{rid}", None)
         self._active = active
         self._led_routes = tuple(self._ids[r] for r in routes if r.pickup_led is not None)
         self._register_osc()
@@ -216,12 +214,16 @@ class Router:
         return handle
 
     # -- loop thread ------------------------------------------------------------
-    def _handler(self, route: Route, rid: int):
-        def handle(ev: Event) -> None:
-            if isinstance(ev.value, (int, float)) and math.isfinite(ev.value):
-                self._apply(route, self._states[rid], rid, float(ev.value), ev)
-
-        return handle
+    def fire(self, ev: Event) -> None:
+        """Verb /patch/route/<id> (loop thread): an active route that needs the loop moved."""
+        tail = ev.address[len(ROUTE_VERB):]
+        rid = int(tail) if tail.isdecimal() else -1
+        route = self._by_id.get(rid)
+        if route is None or rid not in self._active or not route.needs_loop:
+            self.show.registry.rejected += 1  # unlearned since it was sent, or never a route
+            return
+        if isinstance(ev.value, (int, float)) and math.isfinite(ev.value):
+            self._apply(route, self._states[rid], rid, float(ev.value), ev)
 
     def _apply(self, route: Route, st: _State, rid: int, x: float, ev: Event) -> None:
         p = self.show.registry.param(route.address)
@@ -241,19 +243,14 @@ class Router:
             st.glide_to = target
             self._gliding.add(rid)
             return
-        self._record_and_apply(Event("set", route.address, target, ev.t, ev.source), self._phase(ev.address))
+        # Recorded in the drain it is applied in, so a replay applies it at the same point of the frame.
+        self._record_and_apply(Event("set", route.address, target, ev.t, ev.source), self.show.draining)
         st.last_value = p.target
-
-    def _phase(self, verb: str) -> str:
-        """The drain phase the loop applies this verb in (Show._stage: verbs are "model"
-        unless the show lets modules declare verb stages)."""
-        stages = getattr(self.show, "verb_stages", None)
-        return stages.get(verb, "model") if stages else "model"
 
     def _record_and_apply(self, ev: Event, phase: str) -> None:
         """Apply a `set` decided here, telling the applied hooks first: the event log
         then holds the plain set, so `render --events` replays it without any patch."""
-        for hook in getattr(self.show, "applied_hooks", ()):
+        for hook in self.show.applied_hooks:
             hook(ev, self.show.frame_count, phase)
         self.show.apply(ev)
 

@@ -243,7 +243,7 @@ class ModulationControl:
             capture.start_analysis()  # the FFTs run on their own thread; the hook only reads
             features = capture.latest
         self._features = features or (lambda: SILENCE)
-        self._loads = getattr(show, "scene_loads", 0)
+        self._loads = show.scene_loads
         self._listens = any(isinstance(r.source, AudioSource) for r in self.modulator.routes)
         self._replayed: AudioFeatures | None = None  # from an event log; once set, it replaces the live source
         self._recorded: AudioFeatures | None = None  # the last features told to the applied hooks
@@ -251,9 +251,10 @@ class ModulationControl:
         self.rejected = 0  # /modulation/features verbs that were not features
         self.features = SILENCE  # the newest features (status, tests)
         show.model_hooks.append(self.hook)
-        show.verbs[FEATURES_VERB] = self._replay
+        show.provide("modulation", self)
 
-    def _replay(self, ev: Event) -> None:
+    def replay(self, ev: Event) -> None:
+        """Verb /modulation/features: audio features recorded in an event log."""
         f = decode_features(ev.value)
         if f is None:
             self.rejected += 1
@@ -289,8 +290,7 @@ class ModulationControl:
             self.show.model_hooks.remove(self.hook)
             for tg in self.modulator.targets:  # values go back to following their targets
                 self.show.registry.param(tg.address).modulated = False
-        if self.show.verbs.get(FEATURES_VERB) == self._replay:
-            del self.show.verbs[FEATURES_VERB]
+        self.show.withdraw("modulation", self)
         if self.capture is not None:
             self.capture.close()  # idempotent; the capture stays for stats() after the show
 
@@ -307,18 +307,18 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     """No flags of its own: routes come from --patch files, audio from --audio-in (the audio group)."""
 
 
-def modulation_routes(files: Iterable[Path | str], registry: Registry, verbs: Iterable[str] = ()) -> list[Route]:
+def modulation_routes(files: Iterable[Path | str], registry: Registry) -> list[Route]:
     """The audio, lfo and beat routes of these patch files (merged as the MIDI control merges them).
 
     An offline render attaches them with `ModulationControl(show, routes)`: LFOs and
     beats move exactly as live, and audio routes follow the `/modulation/features`
     verbs a recorded event log replays (silence without them)."""
-    return [r for r in load_patches(files, registry, tuple(verbs)) if r.is_modulation]
+    return [r for r in load_patches(files, registry) if r.is_modulation]
 
 
 def start(args: argparse.Namespace, show: "Show") -> ModulationControl | None:
     """Start when a --patch file has audio, lfo or beat routes, or --audio-in is given."""
-    routes = modulation_routes(getattr(args, "patch", None) or [], show.registry, show.verbs)
+    routes = modulation_routes(getattr(args, "patch", None) or [], show.registry)
     if not routes and not getattr(args, "audio_in", None):
         return None
     from engine.devices.audio_in import open_audio_in  # here: only a show that asks for audio needs it

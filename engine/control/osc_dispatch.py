@@ -35,7 +35,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from engine.control.osc_decode import Decoded, Malformed, decode
 from engine.control.osc_pattern import Matcher, PatternError, is_pattern
-from engine.core.space import OSC_TYPE, VERB_BY_ADDRESS
+from engine.core.space import OSC_TYPE, AddressSpace, space_of
 from engine.core.events import Event, EventQueue
 from engine.core.params import Registry
 
@@ -125,8 +125,10 @@ class Dispatcher:
         allow: Iterable[Network] | None = None,
         now: Callable[[], float] = time.perf_counter,
         wall: Callable[[], float] = time.time,
+        space: AddressSpace | None = None,
     ) -> None:
         self.registry = registry
+        self.space = space if space is not None else space_of(registry)
         self.queue = queue
         self.routes = routes  # read on this thread; the patch loader fills it before start
         self.reply = reply
@@ -143,10 +145,10 @@ class Dispatcher:
         self._new_patterns = Budget(NEW_PATTERN_BURST, NEW_PATTERN_RATE)
         self._verb_budgets: dict[str, Budget] = {}
         self._replies_left = MAX_REPLIES  # reset for every datagram
-        self._verbs = {
-            "/ping": self._ping, "/show/scene": self._scene, "/learn/start": self._learn,
-            "/learn/unlearn": self._learn, "/text/prime": self._text,
-            "/feedback/subscribe": self._subscribe, "/feedback/unsubscribe": self._subscribe,
+        # One reader per kind of verb argument (engine.core.space.ArgKind); /ping is answered here.
+        self._readers = {
+            "trigger": self._trigger, "scene": self._scene, "address": self._learn, "text": self._text,
+            "port": self._subscribe,
         }
 
     # -- entry ----------------------------------------------------------
@@ -180,12 +182,9 @@ class Dispatcher:
         address, args = m.address, m.args
         if address in self.types:
             self._param(address, args, t, due, sender)
-        elif address in VERB_BY_ADDRESS:
-            handler = self._verbs.get(address)
-            if handler is not None:
-                handler(address, args, t, due, sender)
-            else:
-                self._trigger(address, args, t, due, sender)
+        elif (verb := self.space.verb(address)) is not None and verb.osc:
+            reader = self._ping if verb.handler == "osc.ping" else self._readers.get(verb.arg, self._trigger)
+            reader(address, args, t, due, sender)
         elif address in self.routes:
             self._route(address, args, t, due, sender)
         elif is_pattern(address):
@@ -239,7 +238,8 @@ class Dispatcher:
         if fire is None:
             self._malformed(f"{address} expects no argument or one number, got {_types(args)}", sender)
         elif fire:
-            self._put_verb(Event("verb", address, None, t, "osc", due))
+            verb = self.space.verb(address)
+            self._put_verb(Event("verb", address, verb.value if verb is not None else None, t, "osc", due))
 
     def _scene(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
         value: float | str | None = None
@@ -314,7 +314,7 @@ class Dispatcher:
 
     def _verb_budget(self, address: str) -> Budget:
         budget = self._verb_budgets.get(address)
-        if budget is None:  # verbs are a fixed set (VERBS), so this stays small
+        if budget is None:  # verbs are a fixed set (the verb table), so this stays small
             budget = self._verb_budgets[address] = Budget(VERB_BURST, VERB_RATE)
         return budget
 

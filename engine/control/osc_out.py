@@ -136,12 +136,9 @@ class Feedback:
         span = now - self._status_t
         if self._status_frames >= 0 and span > 0:
             out.append(encode("/status/fps", float((show.frame_count - self._status_frames) / span)))
-        out.append(encode("/status/scene", str(show.scenes[show.scene_index].spec.name)))
-        tempo = getattr(show, "tempo", None)
-        for name in ("bpm", "beat"):
-            v = getattr(tempo, name, None) if tempo is not None else None
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                out.append(encode(f"/status/{name}", float(v)))
+        out.append(encode("/status/scene", str(show.scene_name)))
+        for v, name in ((show.tempo.bpm, "bpm"), (show.tempo.beat, "beat")):
+            out.append(encode(f"/status/{name}", float(v)))
         for name, n in self.counts().items():
             out.append(encode(f"/status/{name}", min(int(n), INT32_MAX)))
         return out

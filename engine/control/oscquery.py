@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from engine.core.space import OSC_TYPE, VERBS
+from engine.core.space import OSC_TYPE, space_of
 from engine.core.params import Registry
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,8 @@ def document(registry: Registry) -> dict[str, Any]:
             "TYPE": OSC_TYPE[p.type], "VALUE": [value], "RANGE": [{"MIN": p.lo, "MAX": p.hi}],
             "CLIPMODE": ["both"], "ACCESS": ACCESS_READ | ACCESS_WRITE, "DESCRIPTION": desc,
         })
-    for v in VERBS:
-        node = _node(root, v.address)
+    for address, v in space_of(registry).osc_verbs():
+        node = _node(root, address)
         node.update({"ACCESS": ACCESS_WRITE, "DESCRIPTION": v.description})
         if v.args:
             node["TYPE"] = v.args

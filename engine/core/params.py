@@ -1,4 +1,5 @@
-"""Params: everything that moves lives at an OSC-style address.
+"""Params: everything that moves lives at an OSC-style address (the leaf types; the
+whole address space is assembled in engine.core.space).
 
 One registry knows each param's type, range, default, unit, smoothing and
 description. Inputs (keys, OSC, MIDI, presets) set *targets*; once per frame the
@@ -202,68 +203,3 @@ class Registry:
 
     def snapshot(self) -> dict[str, float]:
         return {a: p.value for a, p in self._params.items()}
-
-
-MASTER_PARAMS = (
-    Param("/master/brightness", "float", 1.0, 0.0, 1.0, "", 0.0, "overall brightness, applied just before present",
-          "post"),
-    Param("/master/speed", "float", 1.0, 0.0, 4.0, "x", 0.1, "multiplier on every deck's path speed"),
-    Param("/master/blackout", "bool", 0.0, 0.0, 1.0, "", 0.0, "fade to black (1) or back (0)", "post"),
-    Param("/master/blackout_fade", "float", 0.5, 0.0, 10.0, "s", 0.0, "blackout fade time", "post"),
-    Param("/master/freeze", "bool", 0.0, 0.0, 1.0, "", 0.0, "hold the current picture; the path stops"),
-)
-
-TEMPO_PARAMS = (
-    Param("/tempo/bpm", "float", 120.0, 20.0, 300.0, "BPM", 0.0,
-          "tempo in beats per minute (set it, tap it with /tempo/tap; MIDI clock or Link overwrite it)"),
-)
-
-LATENT_OFFSETS = 8  # /deck/<d>/latent/1 .. /latent/8
-
-
-def deck_params(deck: str) -> list[Param]:
-    """The params of one deck; their defaults and ranges are narrowed per scene."""
-    base = f"/deck/{deck}"
-    params = [
-        Param(f"{base}/speed", "float", 1.0, 0.0, 4.0, "x", 0.1, "path speed multiplier"),
-        Param(
-            f"{base}/truncation", "float", 1.0, 0.0, 2.0, "", 0.05,
-            "scale of the latent vector: below 1 is calmer and more typical, above 1 wilder",
-        ),
-        # No smoothing on the two below: modulation (onsets, LFOs) drives them and a kick must be sharp.
-        Param(
-            f"{base}/pulse", "float", 0.0, 0.0, 3.0, "sigma", 0.0,
-            "kick along a fixed latent direction: each rise of this value pushes the picture that far, "
-            "then it springs back to rest in pulse_decay seconds (route audio onsets here)",
-        ),
-        Param(f"{base}/pulse_decay", "float", 0.3, 0.02, 5.0, "s", 0.0, "how long a pulse takes to spring back"),
-        Param(
-            f"{base}/motion", "float", 0.0, 0.0, 4.0, "x", 0.0,
-            "extra path speed added to speed (x the scene's rate): it accumulates into the path "
-            "position, so loud passages travel further and the walk never jumps back",
-        ),
-    ]
-    for i in range(1, LATENT_OFFSETS + 1):
-        params.append(
-            Param(
-                f"{base}/latent/{i}", "float", 0.0, -3.0, 3.0, "sigma", 0.05,
-                f"offset along latent direction {i} (a fixed random unit direction per scene seed)",
-            )
-        )
-    from engine.seq.params import seq_deck_params  # here, not at the top: it imports this module
-
-    return params + seq_deck_params(base)
-
-
-def build_registry(decks: tuple[str, ...] = ("a",)) -> Registry:
-    reg = Registry()
-    for p in (*MASTER_PARAMS, *TEMPO_PARAMS):  # fresh copies: a registry owns its params' state
-        reg.add(Param(p.address, p.type, p.default, p.lo, p.hi, p.unit, p.smoothing, p.description, p.stage))
-    for d in decks:
-        for p in deck_params(d):
-            reg.add(p)
-    from engine.dsp.synth import synth_params  # here: it builds Params from this module
-
-    for p in synth_params():
-        reg.add(p)
-    return reg

@@ -1,8 +1,18 @@
-"""The OSC address space beyond the params: verbs, and listings of both.
+"""The whole address space, assembled in one place from declarative tables.
 
-The params come from the registry (engine/core/params.py); the verbs are listed
-here once, so the dispatcher, the OSCQuery document, `run_show.py params` and
-the README say the same thing.
+Params (master, tempo, every deck's picture, melody and text params, the synth)
+and verbs (addresses that do something rather than hold a value) are declared
+here once. OSC dispatch, patch validation, keys, OSCQuery, `run_show.py params`
+and the show's event core all read the same `AddressSpace`, so an address the
+OSC space advertises is one a patch may route to.
+
+Decks are values: every deck in `AddressSpace.decks` gets the same params and
+the same deck verbs under `/deck/<name>/...`; "a" is only the default table.
+
+Adding a verb is one `Verb` entry in `VERBS`: its address, the argument it takes
+(which fixes how OSC reads it), the drain it is applied in, and the handler that
+applies it, named "owner.method" (the owner is the object that provides it to
+the show's event core, e.g. "show", "tempo", "learn", "seq").
 
 Pure module.
 """
@@ -10,44 +20,142 @@ Pure module.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator, Literal, Sequence
 
-from engine.core.params import Registry
+from engine.core.params import Param, ParamStage, Registry
+from engine.dsp.synth import synth_params
+from engine.seq.params import seq_deck_params
+
+DECKS: tuple[str, ...] = ("a",)  # the decks a show has unless its config says otherwise
+LATENT_OFFSETS = 8  # /deck/<d>/latent/1 .. /latent/8
+
+# (address, type, default, lo, hi, unit, smoothing s, description, stage)
+MASTER_TABLE: tuple[tuple, ...] = (
+    ("/master/brightness", "float", 1.0, 0.0, 1.0, "", 0.0, "overall brightness, applied just before present",
+     "post"),
+    ("/master/speed", "float", 1.0, 0.0, 4.0, "x", 0.1, "multiplier on every deck's path speed", "model"),
+    ("/master/blackout", "bool", 0.0, 0.0, 1.0, "", 0.0, "fade to black (1) or back (0)", "post"),
+    ("/master/blackout_fade", "float", 0.5, 0.0, 10.0, "s", 0.0, "blackout fade time", "post"),
+    ("/master/freeze", "bool", 0.0, 0.0, 1.0, "", 0.0, "hold the current picture; the path stops", "model"),
+    ("/tempo/bpm", "float", 120.0, 20.0, 300.0, "BPM", 0.0,
+     "tempo in beats per minute (set it, tap it with /tempo/tap; MIDI clock or Link overwrite it)", "model"),
+)
+
+# The picture params of one deck, under /deck/<d>/ (their defaults and ranges are narrowed per scene).
+# (name, type, default, lo, hi, unit, smoothing s, description)
+DECK_TABLE: tuple[tuple, ...] = (
+    ("speed", "float", 1.0, 0.0, 4.0, "x", 0.1, "path speed multiplier"),
+    ("truncation", "float", 1.0, 0.0, 2.0, "", 0.05,
+     "scale of the latent vector: below 1 is calmer and more typical, above 1 wilder"),
+    # No smoothing on the two below: modulation (onsets, LFOs) drives them and a kick must be sharp.
+    ("pulse", "float", 0.0, 0.0, 3.0, "sigma", 0.0,
+     "kick along a fixed latent direction: each rise of this value pushes the picture that far, "
+     "then it springs back to rest in pulse_decay seconds (route audio onsets here)"),
+    ("pulse_decay", "float", 0.3, 0.02, 5.0, "s", 0.0, "how long a pulse takes to spring back"),
+    ("motion", "float", 0.0, 0.0, 4.0, "x", 0.0,
+     "extra path speed added to speed (x the scene's rate): it accumulates into the path "
+     "position, so loud passages travel further and the walk never jumps back"),
+    *(
+        (f"latent/{i}", "float", 0.0, -3.0, 3.0, "sigma", 0.05,
+         f"offset along latent direction {i} (a fixed random unit direction per scene seed)")
+        for i in range(1, LATENT_OFFSETS + 1)
+    ),
+)
+
+# How OSC reads a verb's arguments (engine.control.osc_dispatch has one reader per kind):
+#   trigger: no argument or a number; fires on non-zero, ignores the 0 that follows
+#   scene:   a scene name, or a 1-based index as a number or a digit string
+#   address: a param address (string), or nothing (a trigger)
+#   text:    one string
+#   port:    a UDP port number (answered by the OSC dispatcher itself)
+#   value:   any one argument, passed on as it is (internal verbs)
+ArgKind = Literal["trigger", "scene", "address", "text", "port", "value"]
+OSC_TAGS: dict[str, str] = {"trigger": "", "scene": "s", "address": "s", "text": "s", "port": "i", "value": ""}
+TRIGGER_NOTE = "trigger: fires on 1 or no argument, ignores 0"
 
 
 @dataclass(frozen=True)
 class Verb:
+    """One verb. `address` may hold "{deck}" (one verb per deck) or end with "/" (a family
+    of internal verbs, e.g. one per patch route). `handler` is "owner.method": the event
+    core calls that method of the object its owner provided (none provided: the event is
+    rejected and counted). Owner "osc" verbs are answered by the OSC dispatcher and never
+    reach the show. `osc=False` verbs are internal (keys, MIDI clock, patch routes): not
+    listed, not accepted by address over OSC, but recorded in and replayed from event logs."""
+
     address: str
-    args: str  # OSC type tags it takes ("" = none: a trigger; "s" = a string ...)
+    arg: ArgKind
     description: str
-    trigger: bool = False  # fires on 1 or no argument, ignores the 0 that follows
+    handler: str
+    phase: ParamStage = "model"  # the drain it is applied in when it arrives during the forward pass
+    osc: bool = True
+    value: float | str | None = None  # fixed argument: the verb is a shortcut for handler(value)
+
+    @property
+    def args(self) -> str:
+        """The OSC type tags it takes, for listings ("" = none: a trigger)."""
+        return OSC_TAGS[self.arg]
+
+    @property
+    def trigger(self) -> bool:
+        return self.arg == "trigger"
+
+    @property
+    def owner(self) -> str:
+        return self.handler.split(".", 1)[0]
+
+    @property
+    def method(self) -> str:
+        return self.handler.split(".", 1)[1]
 
 
-TRIGGER_NOTE = "trigger: fires on 1 or no argument, ignores 0"
 VERBS: tuple[Verb, ...] = (
-    Verb("/show/scene", "s", "go to a scene by name or 1-based index (a string or a number)"),
-    Verb("/show/next", "", "next scene; " + TRIGGER_NOTE, trigger=True),
-    Verb("/show/prev", "", "previous scene; " + TRIGGER_NOTE, trigger=True),
-    Verb("/show/blackout", "", "flip /master/blackout; " + TRIGGER_NOTE, trigger=True),
-    Verb("/show/freeze", "", "flip /master/freeze; " + TRIGGER_NOTE, trigger=True),
-    Verb("/tempo/tap", "", "tap tempo (handled by the tempo control); " + TRIGGER_NOTE, trigger=True),
-    Verb("/learn/start", "s", "MIDI learn for this param address (handled by the MIDI control)"),
-    Verb("/learn/cancel", "", "disarm MIDI learn; " + TRIGGER_NOTE, trigger=True),
-    Verb("/learn/unlearn", "s", "remove the learned MIDI bindings of this param address"),
-    Verb("/text/prime", "s", "feed this text into the playing scene's text stream (it is shown, then continued)"),
-    Verb("/deck/a/notes/reset", "", "restart the melody on the next beat; " + TRIGGER_NOTE, trigger=True),
-    Verb("/deck/a/text/reset", "", "restart the text (and its primer); " + TRIGGER_NOTE, trigger=True),
-    Verb("/ping", "", "answered with /pong to the sender's address and port"),
-    Verb("/feedback/subscribe", "i", "send feedback and status to the sender's IP at this UDP port"),
-    Verb("/feedback/unsubscribe", "i", "stop feedback to the sender's IP at this UDP port"),
+    Verb("/show/scene", "scene", "go to a scene by name or 1-based index (a string or a number)",
+         "show.select_scene"),
+    Verb("/show/next", "trigger", "next scene; " + TRIGGER_NOTE, "show.next_scene"),
+    Verb("/show/prev", "trigger", "previous scene; " + TRIGGER_NOTE, "show.prev_scene"),
+    Verb("/show/blackout", "trigger", "flip /master/blackout; " + TRIGGER_NOTE, "core.flip_blackout",
+         phase="post"),
+    Verb("/show/freeze", "trigger", "flip /master/freeze; " + TRIGGER_NOTE, "core.flip_freeze"),
+    Verb("/show/quit", "trigger", "end the show (the Esc key)", "core.quit", osc=False),
+    Verb("/tempo/tap", "trigger", "tap tempo (handled by the tempo control); " + TRIGGER_NOTE, "tempo.tap"),
+    Verb("/tempo/start", "trigger", "restart the beat at 0 and run (as MIDI Start); " + TRIGGER_NOTE, "tempo.start"),
+    Verb("/tempo/stop", "trigger", "hold the beat (as MIDI Stop); " + TRIGGER_NOTE, "tempo.stop"),
+    Verb("/tempo/continue", "trigger", "run the beat on from where it held (as MIDI Continue); " + TRIGGER_NOTE,
+         "tempo.resume"),
+    Verb("/tempo/clock", "value", "one MIDI clock tick (24 per beat)", "tempo.clock_tick", osc=False),
+    Verb("/tempo/song_position", "value", "MIDI song position (16ths)", "tempo.song_position", osc=False),
+    Verb("/tempo/link_bpm", "value", "the Link session's tempo", "tempo.link_bpm", osc=False),
+    Verb("/tempo/link_beat", "value", "the Link session's beat", "tempo.link_beat", osc=False),
+    Verb("/learn/start", "address", "MIDI learn for this param address (handled by the MIDI control)",
+         "learn.start"),
+    Verb("/learn/cancel", "trigger", "disarm MIDI learn; " + TRIGGER_NOTE, "learn.cancel"),
+    Verb("/learn/unlearn", "address", "remove the learned MIDI bindings of this param address", "learn.unlearn"),
+    Verb("/learn/commit", "value", "a control moved while learn was armed: bind it", "learn.commit", osc=False),
+    Verb("/text/prime", "text", "feed this text into the playing scene's text stream (it is shown, then continued)",
+         "seq.prime"),
+    Verb("/notes/played", "value", "a note played on --midi-in that primes the melody (--notes-prime)",
+         "seq.played", osc=False),
+    Verb("/deck/{deck}/notes/reset", "trigger", "restart the melody on the next beat; " + TRIGGER_NOTE,
+         "seq.reset_notes"),
+    Verb("/deck/{deck}/text/reset", "trigger", "restart the text (and its primer); " + TRIGGER_NOTE,
+         "seq.reset_text"),
+    Verb("/ping", "trigger", "answered with /pong to the sender's address and port", "osc.ping"),
+    Verb("/feedback/subscribe", "port", "send feedback and status to the sender's IP at this UDP port",
+         "osc.subscribe"),
+    Verb("/feedback/unsubscribe", "port", "stop feedback to the sender's IP at this UDP port", "osc.subscribe"),
+    # Internal: what a patch route or the audio analysis did, recorded in event logs.
+    Verb("/patch/route/", "value", "a patch route that needs the loop (takeover, glide, toggle)", "routes.fire",
+         osc=False),
+    Verb("/modulation/features", "value", "audio features recorded live, replayed by render --events",
+         "modulation.replay", osc=False),
 )
-VERB_BY_ADDRESS: dict[str, Verb] = {v.address: v for v in VERBS}
 
 STATUS_MESSAGES: tuple[tuple[str, str, str], ...] = (
     ("/status/fps", "f", "frames presented per second over the last second"),
     ("/status/scene", "s", "name of the playing scene"),
-    ("/status/bpm", "f", "tempo, when a tempo source runs"),
-    ("/status/beat", "f", "beat position, when a tempo source runs"),
+    ("/status/bpm", "f", "tempo in beats per minute (from the tempo source)"),
+    ("/status/beat", "f", "beat position (from the tempo source)"),
     ("/status/osc/received", "i", "OSC datagrams received"),
     ("/status/osc/dropped", "i", "OSC messages dropped (queue full, sender not allowed, unknown address)"),
     ("/status/osc/malformed", "i", "OSC datagrams or messages that could not be used"),
@@ -57,26 +165,108 @@ STATUS_MESSAGES: tuple[tuple[str, str, str], ...] = (
 OSC_TYPE = {"float": "f", "int": "i", "bool": "T"}  # param type -> OSC type tag it is sent with
 
 
-def params_json(registry: Registry) -> list[dict[str, Any]]:
-    """Every param (`Param.describe()`), then every verb (type "verb")."""
-    rows: list[dict[str, Any]] = [p.describe() for p in registry]
-    for v in VERBS:
-        rows.append({"address": v.address, "type": "verb", "args": v.args, "description": v.description})
+def _param(address: str, spec: tuple, stage: ParamStage = "model") -> Param:
+    typ, default, lo, hi, unit, smoothing, description = spec
+    return Param(address, typ, float(default), float(lo), float(hi), unit, smoothing, description, stage)
+
+
+def deck_params(deck: str) -> list[Param]:
+    """The params of one deck: picture, melody and text; fresh objects (a registry owns their state)."""
+    base = f"/deck/{deck}"
+    return [_param(f"{base}/{row[0]}", row[1:]) for row in DECK_TABLE] + seq_deck_params(base)
+
+
+class AddressSpace:
+    """Every param (in `registry`) and every verb of a show with these decks."""
+
+    def __init__(self, registry: Registry, decks: Sequence[str], verbs: Sequence[Verb]) -> None:
+        self.registry = registry
+        self.decks = tuple(decks)
+        self._verbs: dict[str, Verb] = {}
+        self._families: list[Verb] = []  # addresses ending with "/": any address under them
+        for verb in verbs:
+            if verb.address.endswith("/"):
+                self._families.append(verb)
+                continue
+            for address in _expand(verb.address, self.decks):
+                if address in self._verbs or address in registry:
+                    raise ValueError(f"address {address} defined twice")
+                self._verbs[address] = verb
+
+    def verb(self, address: str) -> Verb | None:
+        """The verb at `address` (an expanded address, or one under a family), else None."""
+        verb = self._verbs.get(address)
+        if verb is None:
+            for family in self._families:
+                if address.startswith(family.address):
+                    return family
+        return verb
+
+    def osc_verbs(self) -> Iterator[tuple[str, Verb]]:
+        """(address, verb) of every verb other programs may send, in table order."""
+        return ((a, v) for a, v in self._verbs.items() if v.osc)
+
+    def verb_addresses(self) -> frozenset[str]:
+        """Every verb address a patch route may fire."""
+        return frozenset(a for a, v in self._verbs.items() if v.osc and v.owner != "osc")
+
+    def deck_base(self, deck: str) -> str:
+        if deck not in self.decks:
+            raise ValueError(f"no deck {deck!r}; decks: {', '.join(self.decks)}")
+        return f"/deck/{deck}"
+
+
+def _expand(address: str, decks: tuple[str, ...]) -> list[str]:
+    return [address.format(deck=d) for d in decks] if "{deck}" in address else [address]
+
+
+def build_space(decks: Sequence[str] = DECKS, verbs: Sequence[Verb] = VERBS) -> AddressSpace:
+    """The address space of a show with these decks (and these verbs: tests add their own)."""
+    reg = Registry()
+    for row in MASTER_TABLE:
+        reg.add(_param(row[0], row[1:8], row[8]))
+    for d in decks:
+        for p in deck_params(d):
+            reg.add(p)
+    for p in synth_params():
+        reg.add(p)
+    return AddressSpace(reg, decks, verbs)
+
+
+def space_of(registry: Registry, verbs: Sequence[Verb] = VERBS) -> AddressSpace:
+    """The address space around a registry built by `build_space` / `build_registry`: its
+    decks are those it has params for."""
+    decks = tuple(p.address.split("/")[2] for p in registry if p.address.startswith("/deck/")
+                  and p.address.endswith("/speed") and p.address.count("/") == 3)
+    return AddressSpace(registry, decks, verbs)
+
+
+def build_registry(decks: Sequence[str] = DECKS) -> Registry:
+    """The params alone (what most readers of the space need)."""
+    return build_space(decks).registry
+
+
+def params_json(space: AddressSpace) -> list[dict[str, Any]]:
+    """Every param (`Param.describe()`), then every verb other programs may send (type "verb")."""
+    rows: list[dict[str, Any]] = [p.describe() for p in space.registry]
+    for address, v in space.osc_verbs():
+        rows.append({"address": address, "type": "verb", "args": v.args, "description": v.description})
     return rows
 
 
-def params_table(registry: Registry) -> str:
+def params_table(space: AddressSpace) -> str:
     """A plain-text table of params, then the verbs, for the terminal."""
     rows = [("address", "type", "range", "default", "unit", "description")]
-    for p in registry:
+    for p in space.registry:
         rows.append((p.address, p.type, f"{_num(p.lo)}..{_num(p.hi)}", _num(p.default), p.unit, p.description))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]
     lines.append("")
     lines.append("verbs")
-    width = max(len(v.address) + len(v.args) for v in VERBS) + 1
-    for v in VERBS:
-        lines.append(f"{(v.address + ' ' + v.args).ljust(width)}  {v.description}")
+    verbs = list(space.osc_verbs())
+    width = max(len(a) + len(v.args) for a, v in verbs) + 1
+    for address, v in verbs:
+        lines.append(f"{(address + ' ' + v.args).ljust(width)}  {v.description}")
     return "\n".join(line.rstrip() for line in lines)
 
 

@@ -79,19 +79,6 @@ class Tempo:
         """Position inside the current beat, 0 <= phase < 1."""
         return self.beat % 1.0
 
-    def handlers(self) -> dict[str, Callable[[Event], None]]:
-        """Verb address -> handler, to merge into `Show.verbs`."""
-        return {
-            "/tempo/tap": self.tap,
-            "/tempo/clock": self.clock_tick,
-            "/tempo/start": self.start,
-            "/tempo/stop": self.stop,
-            "/tempo/continue": self.resume,
-            "/tempo/song_position": self.song_position,
-            "/tempo/link_bpm": self.link_bpm,
-            "/tempo/link_beat": self.link_beat,
-        }
-
     # -- per frame ----------------------------------------------------------
     def advance(self, dt: float) -> None:
         """Move the beat on by dt seconds of show time, at the current BPM."""

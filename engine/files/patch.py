@@ -77,6 +77,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 from engine.dsp.analysis import FEATURES as AUDIO_FEATURES  # numpy-only: no sound device
 from engine.errors import StartupError
 from engine.core.params import Registry
+from engine.core.space import space_of
 
 CURVES = ("linear", "exponential", "logarithmic")
 TAKEOVERS = ("jump", "pickup", "scale")
@@ -86,12 +87,6 @@ SOURCE_TYPES = ("midi", "osc", *MODULATION_TYPES)
 LFO_SHAPES = ("sine", "triangle", "saw", "square", "random")
 BEAT_SHAPES = ("pulse", "ramp")
 MODULATION_MODES = ("absolute", "add")
-# Verbs a route may fire; control modules may add theirs (show.verbs).
-KNOWN_VERBS = frozenset({
-    "/show/next", "/show/prev", "/show/scene", "/show/blackout", "/show/freeze",
-    "/tempo/tap", "/tempo/start", "/tempo/stop", "/tempo/continue",
-    "/learn/start", "/learn/cancel", "/learn/unlearn",
-})
 MODES_BY_KIND = {
     "cc": ("absolute", "relative", "trigger", "toggle", "gate"),
     "cc14": ("absolute",),
@@ -391,8 +386,9 @@ def read_toml(file: Path) -> dict:
         raise StartupError(f"{file}: not valid TOML: {type(e).__name__}: {str(e)[:120]}") from None
 
 
-def load_patch(file: Path | str, registry: Registry, verbs: Iterable[str] = ()) -> Patch:
-    """Read and validate one patch file against the registry (and the verbs control modules add)."""
+def load_patch(file: Path | str, registry: Registry, verbs: Iterable[str] | None = None) -> Patch:
+    """Read and validate one patch file against the registry and the verbs a route may fire
+    (default: those of the address space around the registry, engine.core.space)."""
     file = Path(file)
     data = read_toml(file)
     ck = _Checker(file)
@@ -402,7 +398,7 @@ def load_patch(file: Path | str, registry: Registry, verbs: Iterable[str] = ()) 
     table = data.get("route", [])
     if not isinstance(table, list) or not all(isinstance(r, dict) for r in table):
         raise ck.fail("route", "a list of [[route]] tables", table)
-    known = KNOWN_VERBS | set(verbs)
+    known = frozenset(verbs) if verbs is not None else space_of(registry).verb_addresses()
     routes = [_route(file, i + 1, r, defaults, registry, known) for i, r in enumerate(table)]
     return Patch(file, name, routes)
 
@@ -681,9 +677,9 @@ def merge(patches: Iterable[Patch]) -> list[Route]:
     return out
 
 
-def load_patches(files: Iterable[Path | str], registry: Registry, verbs: Iterable[str] = ()) -> list[Route]:
-    verbs = tuple(verbs)
-    return merge(load_patch(f, registry, verbs) for f in files)
+def load_patches(files: Iterable[Path | str], registry: Registry, verbs: Iterable[str] | None = None) -> list[Route]:
+    known = frozenset(verbs) if verbs is not None else space_of(registry).verb_addresses()
+    return merge(load_patch(f, registry, known) for f in files)
 
 
 # -- writing (MIDI learn) -------------------------------------------------------

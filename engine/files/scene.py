@@ -35,7 +35,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 from engine.core.latent import PATH_KINDS
-from engine.core.params import deck_params
+from engine.core.space import DECKS, deck_params
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # engine/files/scene.py -> the repository
 DEFAULT_SCENE = REPO_ROOT / "scenes" / "default.toml"
@@ -48,7 +48,8 @@ _BARS_PER_LOOP = (0.25, 4096.0)
 BEATS_PER_BAR = 4  # bars are 4/4: four quarter-note beats
 # The loop length in keyframes of the path kinds that loop (walk never repeats).
 _LOOP_KEYS = {"keyframes": ("keys", 8), "noise": ("period", 8.0)}
-_DECK_PARAMS = {p.address.removeprefix("/deck/a/"): p for p in deck_params("a")}
+# Every deck has the same params: a scene names them without the /deck/<d>/ prefix.
+_DECK_PARAMS = {p.address.removeprefix(f"/deck/{DECKS[0]}/"): p for p in deck_params(DECKS[0])}
 
 
 class SceneError(ValueError):

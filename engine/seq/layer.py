@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BASE = "/deck/a"
 WARMUP_S = 2.0
 SYNTH_SETTINGS = tuple(spec["name"] for spec in setting_specs())  # /synth/<name> -> Synth.settings
 GEN_MS_FRAMES = 36_000  # the stats' generation cost covers the last 10 minutes at 60 fps  # seconds of show time before audio underruns count as the engine's
@@ -69,7 +68,7 @@ class NoteRouter:
             self.note_log.close()
 
 
-def _load_players(scenes: list[Any]) -> list[tuple[NotePlayer | None, TextPlayer | None]]:
+def _load_players(scenes: list[Any], base: str) -> list[tuple[NotePlayer | None, TextPlayer | None]]:
     """Per scene: its note and text players (None where the scene has no such table)."""
     from engine.models.text import load_text_model
     from engine.seq.notes import NoteStream
@@ -90,12 +89,12 @@ def _load_players(scenes: list[Any]) -> list[tuple[NotePlayer | None, TextPlayer
                 log.info("loaded %s (notes)", seq.notes.model.name)
             melodies = read_midi_melodies(seq.notes.primer) if seq.notes.primer else []
             primer = melodies[0] if melodies else []  # the first melody line of the file
-            notes = NotePlayer(NoteStream(notes_cache[seq.notes.model], seed=sc.spec.seed, primer=primer), BASE)
+            notes = NotePlayer(NoteStream(notes_cache[seq.notes.model], seed=sc.spec.seed, primer=primer), base)
         if seq is not None and seq.text is not None:
             if seq.text.model not in text_cache:
                 text_cache[seq.text.model] = load_text_model(seq.text.model)[0]
                 log.info("loaded %s (text)", seq.text.model.name)
-            text = TextPlayer(TextStream(text_cache[seq.text.model]), BASE, seq.text.primer)
+            text = TextPlayer(TextStream(text_cache[seq.text.model]), base, seq.text.primer)
         out.append((notes, text))
     return out
 
@@ -109,8 +108,9 @@ class SeqLayer:
         self.router = router
         self.text_layer = text_layer
         self.synth = synth  # a Synth whose settings follow /synth/*, or None
+        self.base = show.deck.base  # the melody and text follow the params of the show's deck
         try:
-            self.players = _load_players(show.scenes)
+            self.players = _load_players(show.scenes, self.base)
         except (ModelFileError, ValueError, OSError) as e:
             from engine.errors import StartupError
 
@@ -124,24 +124,37 @@ class SeqLayer:
 
     def attach(self) -> None:
         self.show.frame_hooks.append(self.frame)
-        self.show.verbs.update({"/text/prime": self._prime, f"{BASE}/notes/reset": self._reset_notes,
-                                f"{BASE}/text/reset": self._reset_text,
-                                "/notes/played": lambda ev: self.listener.played(ev.value, self.show.t)})
+        self.show.provide("seq", self)
 
-    def _reset_notes(self, _ev: Any) -> None:
+    # Verbs of owner "seq" (engine.core.space.VERBS). The layer plays the show's deck only:
+    # a reset sent to another deck is rejected and counted.
+    def played(self, ev: Any) -> None:
+        self.listener.played(ev.value, self.show.t)
+
+    def _mine(self, ev: Any) -> bool:
+        if ev.address.startswith(self.base + "/"):
+            return True
+        self.show.registry.rejected += 1
+        return False
+
+    def reset_notes(self, ev: Any) -> None:
+        if not self._mine(ev):
+            return
         notes, _ = self.players[self.show.scene_index]
         if notes is not None:
             self.router.panic()
             notes.playing = False  # restarted, with the current seed, on the next whole beat
 
-    def _reset_text(self, _ev: Any) -> None:
+    def reset_text(self, ev: Any) -> None:
+        if not self._mine(ev):
+            return
         _, text = self.players[self.show.scene_index]
         if text is not None:
             text.restart()
             if self.text_layer is not None:
                 self.text_layer.clear()
 
-    def _prime(self, ev: Any) -> None:
+    def prime(self, ev: Any) -> None:
         _, text = self.players[self.show.scene_index]
         if text is not None and isinstance(ev.value, str):
             # On its own line: a primer joined to the half-written line read as one garbled word.
@@ -178,7 +191,7 @@ class SeqLayer:
             self.show.registry.set(f"/synth/{name}", value)
 
     def _notes(self, notes: NotePlayer, get: Callable[[str], float], show: "Show") -> None:
-        silent = get("/master/blackout") >= 0.5 or get(f"{BASE}/notes/on") < 0.5
+        silent = get("/master/blackout") >= 0.5 or get(f"{self.base}/notes/on") < 0.5
         if silent:
             if not self._muted:
                 self.router.panic()
@@ -195,7 +208,7 @@ class SeqLayer:
         notes.step(show.t, show.tempo.beat, show.tempo.bpm, get, self.router)
 
     def _text(self, text: TextPlayer, get: Callable[[str], float], show: "Show") -> None:
-        if get(f"{BASE}/text/on") < 0.5:
+        if get(f"{self.base}/text/on") < 0.5:
             return
         text.apply_params(get)
         for line in text.step(show.dt):
@@ -242,7 +255,8 @@ def _text_font(show: "Show") -> Path | None:
 def _overlay(show: "Show") -> Any:
     from engine.seq.overlay import TextOverlay
 
-    return TextOverlay(show.registry.get, lambda: show.t, lambda: show.blackout_level, _text_font(show))
+    return TextOverlay(show.registry.get, lambda: show.t, lambda: show.blackout_level, _text_font(show),
+                       deck=show.deck.name)
 
 
 def has_seq(show: "Show") -> bool:

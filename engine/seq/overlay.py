@@ -1,6 +1,6 @@
 """The text layer on stage: typography drawn over the picture at output resolution.
 
-`TextOverlay` keeps a `TextLayer` whose style follows the `/deck/a/text/*`
+`TextOverlay` keeps a `TextLayer` whose style follows the `/deck/<d>/text/*`
 params, and gives each output what it needs:
 
 - `draw(frame)` blends the text into a composed output frame in place (the
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from engine.core.space import DECKS
 from engine.stage.textlayer import TextLayer, TextStyle
 
 import pygame  # noqa: E402 - after textlayer, which keeps pygame's banner off stdout
@@ -29,7 +30,6 @@ import pygame  # noqa: E402 - after textlayer, which keeps pygame's banner off s
 if TYPE_CHECKING:
     from pathlib import Path
 
-BASE = "/deck/a/text"
 START_PX = 24  # font size of the layer before the first frame tells the output height
 MAX_FONTS = 64  # loaded sizes kept (a font is ~0.05-0.1 ms to load; the knob spans 4-512 px)
 
@@ -38,8 +38,9 @@ class TextOverlay:
     """Text lines (with arrival times) -> pixels, styled by the registry each frame."""
 
     def __init__(self, get: Callable[[str], float], now: Callable[[], float],
-                 dim: Callable[[], float] = lambda: 0.0, font: "Path | None" = None) -> None:
+                 dim: Callable[[], float] = lambda: 0.0, font: "Path | None" = None, deck: str = DECKS[0]) -> None:
         self.get, self.now, self.dim = get, now, dim
+        self.base = f"/deck/{deck}/text"  # the deck whose text params style the layer
         self.font = str(font) if font else None
         # Built now, so a font file that is not a font stops startup (not the show at its first line).
         self._layer = TextLayer(TextStyle(font=self.font, size=START_PX))
@@ -59,7 +60,7 @@ class TextOverlay:
         """The layer for this frame height; a turn of the size knob swaps in a font of the new
         pixel size (each size loaded once: a sweep reloads nothing it has seen)."""
         g = self.get
-        size_px = max(4, min(512, round(g(f"{BASE}/size") * frame_h)))
+        size_px = max(4, min(512, round(g(f"{self.base}/size") * frame_h)))
         if size_px != self._layer.style.size:
             font = self._fonts.get(size_px)
             if font is None:
@@ -68,15 +69,15 @@ class TextOverlay:
                 font = self._fonts[size_px] = pygame.font.Font(self.font, size_px)
             self._layer = self._layer.resized(size_px, font)
         st = self._layer.style
-        st.colour = tuple(round(255 * g(f"{BASE}/{c}")) for c in ("red", "green", "blue"))
-        st.x, st.y = g(f"{BASE}/x"), g(f"{BASE}/y")
-        st.lines, st.line_length = int(g(f"{BASE}/lines")), int(g(f"{BASE}/line_length"))
-        st.fade, st.scroll = g(f"{BASE}/fade"), g(f"{BASE}/scroll")
-        st.alpha = g(f"{BASE}/alpha") * (1.0 - self.dim())
+        st.colour = tuple(round(255 * g(f"{self.base}/{c}")) for c in ("red", "green", "blue"))
+        st.x, st.y = g(f"{self.base}/x"), g(f"{self.base}/y")
+        st.lines, st.line_length = int(g(f"{self.base}/lines")), int(g(f"{self.base}/line_length"))
+        st.fade, st.scroll = g(f"{self.base}/fade"), g(f"{self.base}/scroll")
+        st.alpha = g(f"{self.base}/alpha") * (1.0 - self.dim())
         return self._layer
 
     def visible(self) -> bool:
-        return self._layer.has_lines() and self.get(f"{BASE}/on") >= 0.5 and self.get(f"{BASE}/alpha") > 0.0
+        return self._layer.has_lines() and self.get(f"{self.base}/on") >= 0.5 and self.get(f"{self.base}/alpha") > 0.0
 
     # -- drawing --------------------------------------------------------------------------
     def draw(self, frame: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -24,7 +24,8 @@ import torch
 
 from engine.core.latent import LatentPath, latent_directions, make_path
 from engine.models.checkpoint import load_generator
-from engine.core.params import LATENT_OFFSETS, Registry
+from engine.core.params import Registry
+from engine.core.space import LATENT_OFFSETS
 from engine.files.scene import SceneSpec
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from engine.stage.frame import FrameRenderer
 from engine.errors import StartupError
 from engine.core.eventlog import EventLog, EventReplay
 from engine.devices.recorder import FrameWriter, compose, open_writer
-from engine.core.params import build_registry
+from engine.core.space import build_registry
 from engine.files.scene import SceneSpec
 from engine.seq.layer import OfflineSeq, has_seq
 from engine.stage.show import Show
@@ -77,7 +77,7 @@ def _modulate(show: Show, patches: list[Path]) -> None:
     """The patches' LFO, beat and audio routes (audio: the features a replayed log recorded)."""
     from engine.control.modulation import ModulationControl, modulation_routes
 
-    routes = modulation_routes(patches, show.registry, show.verbs)
+    routes = modulation_routes(patches, show.registry)
     if routes:
         ModulationControl(show, routes)
 

@@ -19,26 +19,23 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Literal, Protocol
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
 from engine.core.clock import Clock, Pacer, WorkEstimate
-from engine.stage.deck import Deck, LoadedScene
 from engine.core.events import Event, EventQueue
-from engine.stage.frame import FrameRenderer
 from engine.core.params import Registry
+from engine.core.showcore import FrameHook, Phase, ShowCore
+from engine.core.space import VERBS, Verb
 from engine.core.stats import FrameStats
 from engine.core.tempo import Tempo
-
-ChangeListener = Callable[[str, float, str], None]  # (param address, applied value, event source)
-FrameHook = Callable[["Show"], None]
-Phase = Literal["model", "post"]  # the drain before the forward pass / before present
-AppliedHook = Callable[[Event, int, str], None]  # (event, frame index, phase), before it is applied
+from engine.stage.deck import Deck, LoadedScene
+from engine.stage.frame import FrameRenderer
 
 log = logging.getLogger(__name__)
 
-# Key actions reported by an output's poll() -> the event they enqueue.
+# Key actions reported by an output's poll() -> the event they enqueue (verbs from the verb table).
 KEY_EVENTS: dict[str, Event] = {
     "quit": Event("verb", "/show/quit"),
     "next": Event("verb", "/show/next"),
@@ -47,19 +44,10 @@ KEY_EVENTS: dict[str, Event] = {
     "freeze": Event("toggle", "/master/freeze"),
     "faster": Event("scale", "/master/speed", 1.25),
     "slower": Event("scale", "/master/speed", 0.8),
-    "learn": Event("verb", "/learn/start"),  # handled by the MIDI control when it runs
-    "tap": Event("verb", "/tempo/tap"),  # handled by the tempo control
+    "learn": Event("verb", "/learn/start"),  # applied by the MIDI control when it runs
+    "tap": Event("verb", "/tempo/tap"),  # applied by the tempo
 }
-VerbHandler = Callable[[Event], None]
-# An OSC address that is not a param address, routed by a patch file: (OSC arguments,
-# receive time on the perf_counter clock) -> events to enqueue. Called on the OSC thread.
-OscRoute = Callable[[list, float], list[Event]]
-
-
-class EventSource(Protocol):
-    """Where a replayed show takes its events from instead of the queue (engine.core.eventlog)."""
-
-    def take(self, frame: int, phase: str) -> list[Event]: ...
+__all__ = ["KEY_EVENTS", "FrameHook", "Output", "Phase", "Show"]
 
 
 class Output(Protocol):
@@ -77,7 +65,9 @@ class Output(Protocol):
     def set_title(self, title: str) -> None: ...
 
 
-class Show:
+class Show(ShowCore):
+    """A ShowCore with a picture: scenes on a deck, the renderer, the output, the clock."""
+
     def __init__(
         self,
         scenes: list[LoadedScene],
@@ -92,116 +82,61 @@ class Show:
         now: Callable[[], float] = time.perf_counter,
         strict: bool = False,
         tempo: Tempo | None = None,
+        verbs: Sequence[Verb] = VERBS,
+        deck: str | None = None,
     ) -> None:
         if not scenes:
             raise ValueError("a show needs at least one scene")
+        super().__init__(registry, queue, verbs=verbs, tempo=tempo, now=now, strict=strict)
         self.scenes = scenes
-        self.registry = registry
-        self.queue = queue
         self.renderer = renderer
         self.output = output
         self.clock = clock
         self.pacer = pacer
         self.stats = stats
-        self._now = now
-        self.strict = strict  # offline renders re-raise frame errors instead of holding the last frame
-        self.deck = Deck("a", registry)
+        # The deck that plays the scenes (the first of the space's decks unless named).
+        self.deck = Deck(deck if deck is not None else self.space.decks[0], registry)
         self.scene_index = 0
-        self.scene_loads = 0  # scenes loaded so far (modules that keep state per load compare it)
         self.scene_misses = 0  # /show/scene requests naming no scene (logged first and every 100th)
-        self.running = True
         self.blackout_level = 0.0  # 0 = picture, 1 = black; fades at /master/blackout_fade
         self.frame_errors = 0
-        self.hook_errors = 0  # exceptions from model/frame hooks (each hook's own bug; the frame goes on)
-        self.frame_count = 0
-        self.t = 0.0  # show time of the current frame, seconds (from the clock)
-        # Told about every param change an input caused (feedback to OSC/MIDI);
-        # values that animate on their own (smoothing, paths) are not reported.
-        self.listeners: list[ChangeListener] = []
-        # Told about what the show says that is not a param value, as (OSC address, argument):
-        # each finished line of generated text as ("/text/line", line). OSC sends them on.
-        self.announcers: list[Callable[[str, Any], None]] = []
-        # Called every frame after the events and the tempo step, just before the deck moves
-        # and the forward pass (modulation: LFOs, beat and audio features setting params).
-        self.model_hooks: list[FrameHook] = []
-        # Called after every present (status senders, port watchers' bookkeeping). A hook may
-        # remove itself: the loop walks a copy, so the hook after it still runs that frame.
-        # A hook that raises is counted in hook_errors; it never stops the frame or the show.
-        self.frame_hooks: list[FrameHook] = []
-        # Verbs beyond the show's own, registered by control modules (/learn/start, /tempo/tap).
-        self.verbs: dict[str, VerbHandler] = {}
-        # Patch-defined OSC addresses (friendly names for OSC apps), filled by the patch loader.
-        self.osc_routes: dict[str, OscRoute] = {}
-        # The drain a verb is applied in when it arrives during the forward pass: "post" only
-        # for verbs that change nothing but post params; every other verb waits for "model".
-        self.verb_stages: dict[str, Phase] = {"/show/blackout": "post"}
-        # BPM and beat position (read by status senders; beat-timed scenes follow it).
-        self.tempo = tempo if tempo is not None else Tempo(registry)
-        self.verbs.update(self.tempo.handlers())
-        # Told about every input event just before it is applied (the event log recorder).
-        self.applied_hooks: list[AppliedHook] = []
-        # A recorded performance to replay instead of the queue (render --events).
-        self.replay: EventSource | None = None
-        self._deferred: list[Event] = []  # drained after the forward pass, applied next frame
-        self._dt = 0.0
+        self._title = ""
         # Seconds each part of a frame takes (high quantiles), to start each just in time.
         self._model_work = WorkEstimate(quantile=0.95)  # frame start to the end of the forward pass
         self._post_work = WorkEstimate(quantile=0.9, margin=0.0, initial=0.001)  # last drain and convert
         self._present_work = WorkEstimate(quantile=0.9, initial=0.001)  # output.present()
+        self.provide("show", self)
         self._select(0)
-
-    @property
-    def dt(self) -> float:
-        """Seconds of show time the current frame advanced."""
-        return self._dt
 
     # -- scenes ---------------------------------------------------------
     def _select(self, index: int) -> None:
         self.scene_loads += 1  # also when the same scene is selected again: its params were reset
         self.scene_index = index % len(self.scenes)
         scene = self.scenes[self.scene_index]
+        self.scene_name = scene.spec.name
         self.deck.load(scene)
         size = self.renderer.output_size(scene.size)
         if self.output.frame_buffer.shape[:2] != (size, size):
             self.output.resize_frames((size, size))
         self.renderer.reset()
-        self.output.set_title(f"Latent Stage - {scene.spec.name}")
+        self.set_title("")
         log.info("scene %d/%d: %s", self.scene_index + 1, len(self.scenes), scene.spec.name)
 
-    # -- events ---------------------------------------------------------
-    def apply(self, ev: Event) -> None:
-        reg = self.registry
-        applied: float | None = None
-        if ev.kind == "set" and isinstance(ev.value, (int, float)):
-            applied = reg.set(ev.address, ev.value)
-        elif ev.kind == "toggle":
-            applied = reg.toggle(ev.address)
-        elif ev.kind == "scale" and isinstance(ev.value, (int, float)):
-            applied = reg.scale(ev.address, ev.value)
-        elif ev.kind == "verb":
-            self._verb(ev)
-        else:
-            reg.rejected += 1
-        if applied is not None:
-            for listener in self.listeners:
-                listener(ev.address, applied, ev.source)
+    def set_title(self, text: str) -> None:
+        title = f"Latent Stage - {self.scene_name}" + (f" - {text}" if text else "")
+        if title != self._title:
+            self._title = title
+            self.output.set_title(title)
 
-    def _verb(self, ev: Event) -> None:
-        address = ev.address
-        if address == "/show/quit":
-            self.running = False
-        elif address == "/show/next":
-            self._select(self.scene_index + 1)
-        elif address == "/show/prev":
-            self._select(self.scene_index - 1)
-        elif address == "/show/scene":
-            self._select_by(ev.value)
-        elif address in ("/show/blackout", "/show/freeze"):
-            self.apply(Event("toggle", "/master/" + address.rsplit("/", 1)[1], t=ev.t, source=ev.source))
-        elif address in self.verbs:
-            self.verbs[address](ev)
-        else:
-            self.registry.rejected += 1
+    # Verbs of owner "show" (engine.core.space.VERBS).
+    def next_scene(self, ev: Event) -> None:
+        self._select(self.scene_index + 1)
+
+    def prev_scene(self, ev: Event) -> None:
+        self._select(self.scene_index - 1)
+
+    def select_scene(self, ev: Event) -> None:
+        self._select_by(ev.value)
 
     def scene_names(self) -> list[str]:
         return [sc.spec.name for sc in self.scenes]
@@ -239,16 +174,12 @@ class Show:
     def frame_model(self) -> None:
         """Clock, keys, every waiting event, path step and the forward pass."""
         t, dt = self.clock.tick()
-        self.t, self._dt = t, dt
         for action in self.output.poll():
             template = KEY_EVENTS.get(action)
             if template is not None:
                 self.queue.put(Event(template.kind, template.address, template.value, self._now(), "key"))
-        self._apply_phase("model")
+        self.step_controls(t, dt)
         reg = self.registry
-        reg.smooth(dt)
-        self.tempo.advance(dt)
-        self._run_hooks(self.model_hooks)
         frozen = reg.get("/master/freeze") >= 0.5
         if frozen:
             self.deck.hold(self.tempo.beat)
@@ -262,35 +193,11 @@ class Show:
     def frame_post(self) -> None:
         """Events that arrived during the forward pass (post-model params now, the rest
         next frame), the blackout fade, and the conversion into the output's buffer."""
-        self._apply_phase("post")
+        self.apply_phase("post")
         self._fade_blackout(self._dt)
         reg = self.registry
         gain = reg.get("/master/brightness") * (1.0 - self.blackout_level)
         self.renderer.convert(gain, self.output.frame_buffer)
-
-    def _apply_phase(self, phase: Phase) -> None:
-        for ev in self._take(phase):
-            for hook in self.applied_hooks:
-                hook(ev, self.frame_count, phase)
-            self.apply(ev)
-
-    def _take(self, phase: Phase) -> list[Event]:
-        """This phase's events: from the replayed log, or drained from the queue."""
-        if self.replay is not None:
-            return self.replay.take(self.frame_count, phase)
-        events = self.queue.drain(self._now())
-        if phase == "model":
-            deferred, self._deferred = self._deferred, []
-            return deferred + events if deferred else events
-        now: list[Event] = []
-        for ev in events:
-            (now if self._stage(ev) == "post" else self._deferred).append(ev)
-        return now
-
-    def _stage(self, ev: Event) -> Phase:
-        if ev.kind == "verb":
-            return self.verb_stages.get(ev.address, "model")
-        return self.registry.stage(ev.address)
 
     def _fade_blackout(self, dt: float) -> None:
         target = self.registry.get("/master/blackout")
@@ -312,10 +219,9 @@ class Show:
                 break
             self._paced_frame()
             self._guarded(self.output.present, self._present_work)
-            self.frame_count += 1
             if self.stats is not None:
                 self.stats.presented(self._now())
-            self._run_hooks(self.frame_hooks)
+            self.end_frame()
             if seconds is not None and self.t >= seconds:
                 break
 
@@ -360,22 +266,3 @@ class Show:
             return False
         finally:
             work.observe(self._now() - start)
-
-    def _run_hooks(self, hooks: list[FrameHook]) -> None:
-        """Each hook on its own: one that raises is counted and logged (its first failure and
-        every 1000th), and the hooks after it, the frame and the show go on (strict: raise).
-        Walks a copy, so a hook may remove itself."""
-        for hook in tuple(hooks):
-            try:
-                hook(self)
-            except Exception:
-                if self.strict:
-                    raise
-                self.hook_errors += 1
-                if self.hook_errors == 1 or self.hook_errors % 1000 == 0:
-                    log.exception("%s failed (%d hook errors so far); the show goes on",
-                                  getattr(hook, "__qualname__", repr(hook)), self.hook_errors)
-
-    def stop(self) -> None:
-        """Ask the loop to end after the current frame (signal handlers call this)."""
-        self.running = False
