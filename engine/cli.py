@@ -292,9 +292,10 @@ COMMANDS = {"show": cmd_show, "render": cmd_render, "train": cmd_train, "bench":
 
 def run(argv: Sequence[str] | None = None) -> tuple[int, str, str]:
     """Run one command: (exit status, text for stdout, text for stderr)."""
-    # One BLAS thread for numpy (set before numpy loads): the note stepper's small
-    # matrix-vector products took 5-8 ms with OpenBLAS's default threads while the other
-    # core was busy, 0.08 ms with one (measured on the 2-core machine, docs/TEXT.md).
+    # One BLAS thread for numpy (set before numpy loads): the sequence models' streaming
+    # stepper (engine.models.seq.Stepper) does small matrix-vector products, which took
+    # 5-8 ms with OpenBLAS's default threads while the other core was busy, 0.08 ms with
+    # one (measured on the 2-core machine, docs/TEXT.md).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = build_parser().parse_args(argv)
     logging.basicConfig(

@@ -28,31 +28,29 @@ def make_tiny_gan(path: Path, size: int = 64, latent_dim: int = 16, seed: int = 
     return path
 
 
+def _make_tiny_seq(path: Path, vocab, seed: int, data: dict) -> Path:
+    import torch
+
+    from engine.models.seq import SeqConfig, SeqModel, save_seq_model
+
+    torch.manual_seed(seed)
+    save_seq_model(path, SeqModel(SeqConfig(vocab, embed=8, hidden=24, layers=1)), data=data, metrics={}, steps=0)
+    return path
+
+
 def make_tiny_notes(path: Path, seed: int = 0) -> Path:
     """An untrained (random) kind "notes" model: it still plays notes, which is all the
     show's plumbing needs."""
-    import torch
+    from engine.models.notes import NoteVocab
 
-    from engine.models.notes import NoteConfig, NoteRNN, save_note_model
-
-    torch.manual_seed(seed)
-    save_note_model(path, NoteRNN(NoteConfig(embed=8, hidden=24, layers=1)), data={"folder": "test"},
-                    metrics={}, steps=0)
-    return path
+    return _make_tiny_seq(path, NoteVocab(), seed, {"folder": "test"})
 
 
 def make_tiny_text(path: Path, seed: int = 0) -> Path:
     """An untrained kind "text" model over letters, space and newline."""
-    import torch
+    from engine.models.text import CharVocab
 
-    from engine.models.checkpoint import save_model
-    from engine.models.text import TextConfig, TextModel
-
-    torch.manual_seed(seed)
-    config = TextConfig(vocab="abcdefghijklmnopqrstuvwxyz \n", embed=8, hidden=24, layers=1)
-    save_model(path, TextModel(config).state_dict(), kind="text", config=config.to_dict(),
-               data={"file": "test"}, metrics={}, steps=0)
-    return path
+    return _make_tiny_seq(path, CharVocab("abcdefghijklmnopqrstuvwxyz \n"), seed, {"file": "test"})
 
 
 @pytest.fixture

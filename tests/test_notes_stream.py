@@ -6,26 +6,27 @@ import numpy as np
 import pytest
 import torch
 
-from engine.models.notes import Note, NoteConfig, NoteRNN
+from engine.models.notes import Note, NoteVocab
+from engine.models.seq import SeqConfig, SeqModel
 from engine.seq.notes import SCALES, NoteStream, StreamParams, frame_costs, quantize
 
 
 @pytest.fixture(scope="module")
-def model() -> NoteRNN:
+def model() -> SeqModel:
     torch.manual_seed(3)
-    net = NoteRNN(NoteConfig(embed=8, hidden=24, layers=2)).eval()
+    net = SeqModel(SeqConfig(NoteVocab(), embed=8, hidden=24, layers=2)).eval()
     with torch.no_grad():  # larger weights: an untrained net whose output depends on its input
         for param in net.parameters():
             param.mul_(4.0)
     return net
 
 
-def _notes(model: NoteRNN, beats: float = 64.0, seed: int = 0, **params: object) -> list[Note]:
+def _notes(model: SeqModel, beats: float = 64.0, seed: int = 0, **params: object) -> list[Note]:
     stream = NoteStream(model, StreamParams(**params), seed=seed)  # type: ignore[arg-type]
     return stream.next_notes(beats)
 
 
-def test_scale_and_register_are_respected(model: NoteRNN) -> None:
+def test_scale_and_register_are_respected(model: SeqModel) -> None:
     notes = _notes(model, key=2, scale="dorian", low=60, high=72, temperature=1.5, density=0.9)
     assert len(notes) > 20
     allowed = {(2 + c) % 12 for c in SCALES["dorian"]}
@@ -35,7 +36,7 @@ def test_scale_and_register_are_respected(model: NoteRNN) -> None:
     assert beats == sorted(beats) and all(b + 1e-9 >= a.beat + a.duration_beats for a, b in zip(notes, beats[1:]))
 
 
-def test_top_k_keeps_only_the_k_best(model: NoteRNN) -> None:
+def test_top_k_keeps_only_the_k_best(model: SeqModel) -> None:
     stream = NoteStream(model, StreamParams(top_k=3, temperature=2.0), seed=0)
     stream._logits = np.linspace(0.0, 1.0, model.vocab.size, dtype=np.float32)
     mask = stream._masks["free"]
@@ -46,13 +47,13 @@ def test_top_k_keeps_only_the_k_best(model: NoteRNN) -> None:
     assert _notes(model, 16.0, seed=2, top_k=1, temperature=1.7) == greedy
 
 
-def test_density_makes_it_busier(model: NoteRNN) -> None:
+def test_density_makes_it_busier(model: SeqModel) -> None:
     sparse = sum(len(_notes(model, 64.0, seed=s, density=0.0)) for s in range(3))
     busy = sum(len(_notes(model, 64.0, seed=s, density=1.0)) for s in range(3))
     assert busy > 2 * sparse
 
 
-def test_same_seed_same_notes_however_the_calls_are_sliced(model: NoteRNN) -> None:
+def test_same_seed_same_notes_however_the_calls_are_sliced(model: SeqModel) -> None:
     whole = _notes(model, 32.0, seed=5)
     stream = NoteStream(model, seed=5)
     sliced = [n for i in range(1, 321) for n in stream.next_notes(i * 0.1)]
@@ -63,7 +64,7 @@ def test_same_seed_same_notes_however_the_calls_are_sliced(model: NoteRNN) -> No
     assert [(round(n.beat - 100.0, 9), n.pitch) for n in again] == [(round(n.beat, 9), n.pitch) for n in whole]
 
 
-def test_primer_conditions_and_reset_restores(model: NoteRNN) -> None:
+def test_primer_conditions_and_reset_restores(model: SeqModel) -> None:
     primer = [Note(float(i), 60 + 2 * i, 100, 1.0) for i in range(8)]
     plain = NoteStream(model, seed=1).next_notes(16.0)
     primed = NoteStream(model, seed=1, primer=primer)
@@ -76,7 +77,7 @@ def test_primer_conditions_and_reset_restores(model: NoteRNN) -> None:
     assert primed.position == 0.0 and primed.next_notes(16.0) != first
 
 
-def test_bad_params_are_clear(model: NoteRNN) -> None:
+def test_bad_params_are_clear(model: SeqModel) -> None:
     with pytest.raises(ValueError, match="unknown scale"):
         NoteStream(model, StreamParams(scale="lydian dominant"))
     stream = NoteStream(model)
@@ -97,6 +98,6 @@ def test_quantize_grid_and_swing() -> None:
         quantize(0.1, 0)
 
 
-def test_frame_costs_reports(model: NoteRNN) -> None:
+def test_frame_costs_reports(model: SeqModel) -> None:
     stats = frame_costs(NoteStream(model, StreamParams(density=1.0)), frames=120)
     assert stats["frames"] == 120 and stats["notes"] > 0 and stats["median_ms"] >= 0.0

@@ -13,7 +13,8 @@ from safetensors import safe_open
 
 import run_show as cli  # the entry point: engine.cli.run plus the printing
 from engine.models.checkpoint import read_state
-from engine.models.notes import NoteConfig, load_note_model
+from engine.models.notes import NoteVocab
+from engine.models.seq import load_seq_model
 from engine.train.midi_data import load_midi_folder, read_midi_melodies, split_by_file
 from engine.train.notes import (
     Bigram,
@@ -132,7 +133,7 @@ def test_bigram_add_one() -> None:
 
 
 def test_transposed_windows_stay_in_range(midi_dir: Path) -> None:
-    vocab = NoteConfig().vocab()
+    vocab = NoteVocab()
     data = _NotesData(load_midi_folder(midi_dir), vocab, seed=0)
     gen = torch.Generator().manual_seed(0)
     plain = data.windows(64, 20, 0, torch.Generator().manual_seed(1))
@@ -154,7 +155,7 @@ def test_train_writes_files_and_resumes(midi_dir: Path, tmp_path: Path) -> None:
     assert (summary["files"], summary["train_files"], summary["val_files"]) == (10, 9, 1)
     assert summary["skipped"] == 1 and summary["skipped_names"] == ["empty.mid"]
     assert summary["val_loss"] < summary["val_loss_start"]
-    model, meta = load_note_model(out.with_suffix(".safetensors"))
+    model, meta = load_seq_model(out.with_suffix(".safetensors"), "notes")
     assert meta["kind"] == "notes" and meta["steps"] == 3
     assert meta["metrics"]["val_loss"] == pytest.approx(summary["val_loss"], abs=1e-5)
     assert meta["metrics"]["baseline_loss"] == pytest.approx(summary["baseline_loss"], abs=1e-5)

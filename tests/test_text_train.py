@@ -12,7 +12,7 @@ import torch
 
 from run_show import main
 from engine.models.checkpoint import read_model, read_state
-from engine.models.text import load_text_model
+from engine.models.seq import load_seq_model
 from engine.train.common import out_paths, warmup_cosine
 from engine.train.text import (
     MIN_LR_FRACTION,
@@ -64,7 +64,7 @@ def test_train_writes_files_and_resumes(text_file: Path, tmp_path: Path) -> None
     assert meta["data"]["file"] == "words.txt" and meta["data"]["encoding"] == "utf-8"
     assert meta["config"]["vocab"] == "".join(sorted(set(text_file.read_text())))
     assert len(txt.read_text(encoding="utf-8")) == TINY["sample_chars"] + 1
-    model, _ = load_text_model(model_path)
+    model, _ = load_seq_model(model_path, "text")
     assert model(torch.zeros(1, 3, dtype=torch.int64)).shape == (1, 3, len(meta["config"]["vocab"]) + 1)
     assert read_state(state_path, "text")[1]["step"] == 4
 

@@ -231,14 +231,19 @@ def load_module(
     build: Callable[[dict[str, Any]], M],
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    rename: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
 ) -> tuple[M, dict[str, Any]]:
     """Build the module a model file of `kind` describes; eval mode, no gradients.
 
     `build` turns the file's config dict into an untrained module; its ValueError
     or TypeError means the config is bad and becomes a ModelFileError naming the
-    file. Weights are read with safetensors only (read_model), never unpickled.
+    file. `rename` maps the file's tensor names to the module's, where a
+    family's files name them otherwise. Weights are read with safetensors only
+    (read_model), never unpickled.
     """
     tensors, meta = read_model(path, expect_kind=kind)
+    if rename is not None:
+        tensors = rename(tensors)
     try:
         model = build(meta["config"])
     except (ValueError, TypeError) as exc:

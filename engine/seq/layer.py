@@ -70,7 +70,7 @@ class NoteRouter:
 
 def _load_players(scenes: list[Any], base: str) -> list[tuple[NotePlayer | None, TextPlayer | None]]:
     """Per scene: its note and text players (None where the scene has no such table)."""
-    from engine.models.text import load_text_model
+    from engine.models.seq import load_seq_model
     from engine.seq.notes import NoteStream
     from engine.seq.text import TextStream
     from engine.train.midi_data import read_midi_melodies
@@ -83,16 +83,14 @@ def _load_players(scenes: list[Any], base: str) -> list[tuple[NotePlayer | None,
         notes = text = None
         if seq is not None and seq.notes is not None:
             if seq.notes.model not in notes_cache:
-                from engine.models.notes import load_note_model
-
-                notes_cache[seq.notes.model] = load_note_model(seq.notes.model)[0]
+                notes_cache[seq.notes.model] = load_seq_model(seq.notes.model, "notes")[0]
                 log.info("loaded %s (notes)", seq.notes.model.name)
             melodies = read_midi_melodies(seq.notes.primer) if seq.notes.primer else []
             primer = melodies[0] if melodies else []  # the first melody line of the file
             notes = NotePlayer(NoteStream(notes_cache[seq.notes.model], seed=sc.spec.seed, primer=primer), base)
         if seq is not None and seq.text is not None:
             if seq.text.model not in text_cache:
-                text_cache[seq.text.model] = load_text_model(seq.text.model)[0]
+                text_cache[seq.text.model] = load_seq_model(seq.text.model, "text")[0]
                 log.info("loaded %s (text)", seq.text.model.name)
             text = TextPlayer(TextStream(text_cache[seq.text.model]), base, seq.text.primer)
         out.append((notes, text))

@@ -15,11 +15,11 @@ DUR may follow), so a note always has a duration. A primer (notes from a
 file or played live) is fed through the state on every reset; ``prime()``
 feeds more notes into the running state without moving the cursor.
 
-Cheap by construction: the GRU is stepped with NumpyStepper (plain float32
-numpy from the weights; a step is a table lookup plus a few matrix-vector
-products), and masks are precomputed whenever the params change. A note is
-2 tokens (3 when the velocity changes); see docs/NOTES.md for the measured
-cost per frame. Deterministic for a given model, params, seed and calls.
+Cheap by construction: the GRU is stepped with engine.models.seq.Stepper
+(plain float32 numpy from the weights; a step is a table lookup plus a few
+matrix-vector products), and masks are precomputed whenever the params
+change. A note is 2 tokens (3 when the velocity changes); see docs/NOTES.md
+for the measured cost per frame. Deterministic for a given model, params, seed and calls.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
-from engine.models.notes import Note, NoteRNN, NoteVocab, NumpyStepper, load_note_model
+from engine.models.notes import Note, NoteVocab
+from engine.models.seq import SeqModel, Stepper, load_seq_model
 from engine.seq.scales import SCALES
 
 log = logging.getLogger(__name__)
@@ -112,20 +112,6 @@ def quantize(beat: float, subdivision: int = 4, swing: float = 0.0) -> float:
     return q + swing / subdivision if index % 2 else q
 
 
-class _TorchStepper:
-    """NoteRNN.step behind NumpyStepper's interface (for measuring; slower at batch 1)."""
-
-    def __init__(self, model: NoteRNN) -> None:
-        self.model = model.eval()
-
-    def initial_state(self) -> torch.Tensor:
-        return self.model.initial_state(1)
-
-    def step(self, token: int, state: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
-        logits, state = self.model.step(token, state)
-        return logits.numpy(), state
-
-
 def _token_masks(vocab: NoteVocab, params: StreamParams) -> dict[str, np.ndarray]:
     """Additive float32 logit offsets (V,): -inf = forbidden, else the density bias.
 
@@ -162,28 +148,28 @@ class _Cursor:
 class NoteStream:
     """Generates a melody ahead of time in beats; see the module docstring.
 
-    model: a NoteRNN (or use NoteStream.from_file). params: StreamParams.
-    seed: numpy PCG64 seed for sampling. primer: notes fed on every reset.
-    backend: "numpy" (default, fastest at batch 1) or "torch".
+    model: a SeqModel over a NoteVocab (or use NoteStream.from_file).
+    params: StreamParams. seed: numpy PCG64 seed for sampling. primer: notes
+    fed on every reset.
     """
 
-    def __init__(self, model: NoteRNN, params: StreamParams | None = None, seed: int = 0,
-                 primer: Sequence[Note] = (), backend: str = "numpy") -> None:
-        if backend not in ("numpy", "torch"):
-            raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
-        self.vocab = model.vocab
-        self._stepper: Any = NumpyStepper(model) if backend == "numpy" else _TorchStepper(model)
+    def __init__(self, model: SeqModel, params: StreamParams | None = None, seed: int = 0,
+                 primer: Sequence[Note] = ()) -> None:
+        if not isinstance(model.vocab, NoteVocab):
+            raise TypeError(f"NoteStream needs a note model, got one of kind {model.vocab.KIND!r}")
+        self.vocab: NoteVocab = model.vocab
+        self._stepper = Stepper(model)
         self.params = StreamParams()
         self.set_params(**vars(params or StreamParams()))
         self.seed = seed
         self._primer = self._primer_tokens(primer)
-        self._fresh: tuple[Any, np.ndarray, _Cursor] | None = None
+        self._fresh: tuple[np.ndarray, np.ndarray, _Cursor] | None = None
         self.reset(seed=seed)
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> "NoteStream":
         """Load a kind="notes" model file and stream from it (ModelFileError if bad)."""
-        model, _ = load_note_model(path)
+        model, _ = load_seq_model(path, NoteVocab.KIND)
         return cls(model, **kwargs)
 
     @property
@@ -302,9 +288,9 @@ def frame_costs(stream: NoteStream, frames: int = 3600, fps: float = 60.0, bpm: 
             "mean_ms": statistics.fmean(costs)}
 
 
-def token_step_cost(model: NoteRNN, backend: str, steps: int = 2000) -> float:
-    """Microseconds per model step (one token) at batch 1 with the given backend."""
-    stepper: Any = NumpyStepper(model) if backend == "numpy" else _TorchStepper(model)
+def token_step_cost(model: SeqModel, steps: int = 2000) -> float:
+    """Microseconds per Stepper.step (one token, batch 1) over `steps` random tokens."""
+    stepper = Stepper(model)
     state = stepper.initial_state()
     tokens = np.random.default_rng(0).integers(0, model.vocab.size, steps)
     t0 = time.perf_counter()

@@ -5,9 +5,9 @@ due at ``rate`` characters per second (usually zero or one per frame), keeps
 the current line and hands out finished lines (wrapped at a word boundary
 near ``line_length`` characters, or at a newline) for the typography layer.
 
-Cheap by construction: the GRU is stepped with a few torch ops on the
-model's weights, one character at a time, with the first layer's input
-projection precomputed for every character (a (V, 3H) table, so layer 0 costs
+Cheap by construction: the GRU is stepped one character at a time with
+engine.models.seq.Stepper (float32 numpy from the model's weights, the first
+layer's input projection precomputed for every character, so layer 0 costs
 one row lookup plus the recurrent matrix-vector product). Measured on the
 2-core CPU with the shipped model (hidden 512): see docs/TEXT.md.
 
@@ -22,9 +22,9 @@ from collections import deque
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
 
-from engine.models.text import TextModel
+from engine.models.seq import SeqModel, Stepper
+from engine.models.text import CharVocab
 
 log = logging.getLogger(__name__)
 
@@ -69,50 +69,6 @@ class TextStreamParams:
         )
 
 
-class GRUStepper:
-    """A TextModel's forward step for one character: index -> logits (V,); state (layers, H) in place.
-
-    Plain torch ops on preallocated weights (no nn.GRU call, no autograd):
-    about 0.10 ms per character at hidden 512 on one CPU thread, against
-    0.15 ms for model.step. Not numpy: numpy's OpenBLAS starts its own
-    threads, and with the other core busy one matrix-vector product then took
-    5-8 ms (measured); torch obeys the engine's thread setting (--threads).
-    """
-
-    def __init__(self, model: TextModel) -> None:
-        sd = {k: v.detach().to("cpu", torch.float32) for k, v in model.state_dict().items()}
-        cfg = model.config
-        self.hidden = cfg.hidden
-        self.layers = cfg.layers
-        # Layer 0's input projection for every character at once: (V, E) @ (E, 3H) + b -> (V, 3H).
-        self.table0 = sd["embed.weight"] @ sd["rnn.weight_ih_l0"].T + sd["rnn.bias_ih_l0"]
-        self.w_ih = [sd[f"rnn.weight_ih_l{i}"].contiguous() for i in range(cfg.layers)]  # (3H, H) above 0
-        self.b_ih = [sd[f"rnn.bias_ih_l{i}"] for i in range(cfg.layers)]  # (3H,)
-        self.w_hh = [sd[f"rnn.weight_hh_l{i}"].contiguous() for i in range(cfg.layers)]  # (3H, H)
-        self.b_hh = [sd[f"rnn.bias_hh_l{i}"] for i in range(cfg.layers)]  # (3H,)
-        self.w_head = sd["head.weight"].contiguous()  # (V, H)
-        self.b_head = sd["head.bias"]  # (V,)
-
-    def initial_state(self) -> torch.Tensor:
-        return torch.zeros(self.layers, self.hidden)
-
-    @torch.inference_mode()
-    def step(self, idx: int, state: torch.Tensor) -> np.ndarray:
-        """Feed one character index; updates `state` (layers, H) in place; returns logits (V,)."""
-        size = self.hidden
-        for layer in range(self.layers):
-            h = state[layer]  # (H,) view
-            if layer == 0:
-                gi = self.table0[idx]  # (3H,)
-            else:
-                gi = torch.addmv(self.b_ih[layer], self.w_ih[layer], state[layer - 1])  # (3H,)
-            gh = torch.addmv(self.b_hh[layer], self.w_hh[layer], h)  # (3H,), gates r, z, n as in torch
-            rz = torch.sigmoid(gi[: 2 * size] + gh[: 2 * size])  # (2H,)
-            n = torch.tanh(gi[2 * size :] + rz[:size] * gh[2 * size :])  # (H,)
-            h.lerp_(n, 1.0 - rz[size:])  # h' = (1 - z) * n + z * h
-        return torch.addmv(self.b_head, self.w_head, state[-1]).numpy()  # (V,)
-
-
 def sample_index(logits: np.ndarray, temperature: float, top_k: int, rng: np.random.Generator) -> int:
     """Draw a character index from logits (V,); the last class (<unk>) is never drawn."""
     scores = logits[:-1].astype(np.float64)
@@ -142,9 +98,11 @@ def wrap_line(line: str, line_length: int) -> tuple[str, str]:
 class TextStream:
     """Characters from a text model at `rate` per second of show time, as lines."""
 
-    def __init__(self, model: TextModel, params: TextStreamParams | None = None, primer: str = "") -> None:
-        self.vocab = model.vocab
-        self.kernel = GRUStepper(model)
+    def __init__(self, model: SeqModel, params: TextStreamParams | None = None, primer: str = "") -> None:
+        if not isinstance(model.vocab, CharVocab):
+            raise TypeError(f"TextStream needs a text model, got one of kind {model.vocab.KIND!r}")
+        self.vocab: CharVocab = model.vocab
+        self.kernel = Stepper(model)
         self.params = params or TextStreamParams()
         self.primer_dropped = 0  # primer characters dropped unread (over MAX_PENDING), for the stats
         self.reset()
@@ -156,8 +114,8 @@ class TextStream:
         if seed is not None:
             self.params.seed = int(seed)
         self.rng = np.random.Generator(np.random.PCG64(self.params.seed))
-        self.state = self.kernel.initial_state()  # (layers, H) torch float32
-        self._logits = self.kernel.step(self.vocab.lookup(START_CONTEXT), self.state)  # (V,)
+        self.state = self.kernel.initial_state()  # (layers, H) float32
+        self._logits, self.state = self.kernel.step(self.vocab.lookup(START_CONTEXT), self.state)  # (V,)
         self._due = 0.0  # characters owed, fractional
         # Primer characters not yet fed through the state, with their vocabulary index: an
         # echoed one is fed when it is emitted, like a sampled one; None marks one fed silently.
@@ -189,7 +147,7 @@ class TextStream:
                 self.primer_dropped += over
             return
         for idx in indices:
-            self._logits = self.kernel.step(idx, self.state)
+            self._logits, self.state = self.kernel.step(idx, self.state)
 
     def advance(self, dt: float) -> str:
         """Move show time on by `dt` seconds; returns the characters due (often '')."""
@@ -214,11 +172,11 @@ class TextStream:
     def _next_char(self, p: TextStreamParams) -> str:
         while self._pending:
             char, idx = self._pending.popleft()
-            self._logits = self.kernel.step(idx, self.state)
+            self._logits, self.state = self.kernel.step(idx, self.state)
             if char is not None:
                 return char
         idx = sample_index(self._logits, p.temperature, p.top_k, self.rng)
-        self._logits = self.kernel.step(idx, self.state)
+        self._logits, self.state = self.kernel.step(idx, self.state)
         return self.vocab.chars[idx]
 
     def _add_to_line(self, char: str, line_length: int) -> None:

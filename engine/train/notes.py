@@ -2,10 +2,11 @@
 
 Recipe: melodies from every usable file (engine.train.midi_data), 10% of the
 files held out (split by file, fixed by the seed), tokens as in
-engine.models.notes. Training takes random windows of --seq-len tokens from
-the training files' token stream, each transposed by a random shift of up to
---transpose semitones (clamped so every pitch stays in range); Adam with
-gradient clipping and a cosine learning-rate decay over the budget.
+engine.models.notes, the network engine.models.seq's SeqModel. Training
+takes random windows of --seq-len tokens from the training files' token
+stream, each transposed by a random shift of up to --transpose semitones
+(clamped so every pitch stays in range); Adam with gradient clipping and a
+cosine learning-rate decay over the budget.
 
 Metrics (nats per event, on the held-out files' tokens, each melody read from
 its BOS; every token after the BOS is scored):
@@ -31,7 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from engine.models.checkpoint import atomic_write_bytes, save_state
-from engine.models.notes import KIND, NoteConfig, NoteRNN, NoteVocab, save_note_model
+from engine.models.notes import NoteVocab
+from engine.models.seq import SeqConfig, SeqModel, save_seq_model
 from engine.seq.notes import NoteStream, StreamParams
 from engine.train.loop import train_loop
 from engine.train.common import (
@@ -74,8 +76,9 @@ class NotesTrainOptions(TrainOptions):
     lr: float = 3e-3
     transpose: int = 5
 
-    def note_config(self) -> NoteConfig:
-        config = NoteConfig(embed=self.embed, hidden=self.hidden, layers=self.layers, dropout=self.dropout)
+    def note_config(self) -> SeqConfig:
+        config = SeqConfig(NoteVocab(), embed=self.embed, hidden=self.hidden, layers=self.layers,
+                           dropout=self.dropout)
         config.validate()
         return config
 
@@ -137,7 +140,7 @@ class Bigram:
 
 
 @torch.inference_mode()
-def sequence_loss(model: NoteRNN, sequences: Sequence[Sequence[int]], device: torch.device) -> float:
+def sequence_loss(model: SeqModel, sequences: Sequence[Sequence[int]], device: torch.device) -> float:
     """Mean NLL (nats per token) of every token after the first, each sequence from a fresh state."""
     was_training = model.training
     model.eval()
@@ -206,12 +209,12 @@ class _NotesRun:
         self.config = opts.note_config()
         self.model_path, png_path, self.state_path = out_paths(opts.out)
         self.mid_path = png_path.with_suffix(".mid")
-        self.vocab = self.config.vocab()
+        self.vocab: NoteVocab = self.config.vocab
         self.split_seed = split_seed
         self.data = _NotesData(load_midi_folder(opts.data), self.vocab, split_seed)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(opts.seed)
-            self.model = NoteRNN(self.config).to(device)
+            self.model = SeqModel(self.config).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=opts.lr)
         self.gen = torch.Generator().manual_seed(opts.seed)  # windows and transpositions
         self.step = 0
@@ -251,17 +254,17 @@ class _NotesRun:
         """Measure, then write the sample MIDI, the model file and the state file (each atomic)."""
         self.val_loss = self.measure()
         atomic_write_bytes(self.mid_path, notes_to_midi_bytes(self.sample_notes()))
-        save_note_model(self.model_path, self.model, data=self.data.summary(self.opts.data),
+        save_seq_model(self.model_path, self.model, data=self.data.summary(self.opts.data),
                         metrics=self.metrics(), steps=self.step)
         tensors, state = pack_training_state(self.step, self.total_seconds, *self._state_parts())
-        save_state(self.state_path, tensors, kind=KIND, state={**state, **self._state_meta()})
+        save_state(self.state_path, tensors, kind=NoteVocab.KIND, state={**state, **self._state_meta()})
         log.info("checkpoint at step %d: val_loss %.4f, baseline %.4f (ratio %.3f) -> %s",
                  self.step, self.val_loss, self.baseline_loss, self.val_loss / self.baseline_loss,
                  self.model_path)
 
     def sample_notes(self) -> list:
         """SAMPLE_MELODIES melodies of SAMPLE_BEATS beats each, 4 beats apart, fixed seeds."""
-        model = NoteRNN(self.config)
+        model = SeqModel(self.config)
         model.load_state_dict({k: v.detach().float().cpu() for k, v in self.model.state_dict().items()})
         stream = NoteStream(model.eval(), StreamParams(temperature=0.9, top_k=20, allow_restart=False))
         notes = []
@@ -305,7 +308,7 @@ class _NotesRun:
 def _read_resume_state(opts: NotesTrainOptions) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The state file for --resume; ValueError if it is missing or was trained differently."""
     state_path = out_paths(opts.out)[2]
-    tensors, state = read_resume_state(state_path, KIND)
+    tensors, state = read_resume_state(state_path, NoteVocab.KIND)
     check_resume_config(state_path, state, opts.note_config().to_dict(), "--hidden/--layers/--embed/--dropout")
     return tensors, state
 

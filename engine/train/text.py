@@ -1,10 +1,11 @@
 """Train the character-level text model on one text file; see docs/TEXT.md.
 
-Recipe (chosen to reach a good loss within minutes on one CPU thread): a
-one-layer GRU (hidden 512) trained with truncated backpropagation through
-time on `batch` parallel streams of the text, each read in order, `seq`
-characters per step, with the GRU state carried from one step to the next
-(detached) so the model sees context far beyond `seq` at the cost of `seq`;
+Recipe (chosen to reach a good loss within minutes on one CPU thread): the
+sequence network of engine.models.seq over a CharVocab, one GRU layer
+(hidden 512), trained with truncated backpropagation through time on `batch`
+parallel streams of the text, each read in order, `seq` characters per step,
+with the GRU state carried from one step to the next (detached) so the model
+sees context far beyond `seq` at the cost of `seq`;
 Adam with a short warm-up and a cosine decay of the learning rate over the
 budget (minutes or steps); gradient-norm clipping; 0.5% of input characters
 replaced by <unk> so the show can feed characters the text never had.
@@ -31,9 +32,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from engine.models.checkpoint import atomic_write_bytes, save_model, save_state
-from engine.models.text import TextConfig, TextModel, probabilities
+from engine.models.checkpoint import atomic_write_bytes, save_state
+from engine.models.seq import SeqConfig, SeqModel, rename_prefix, save_seq_model
+from engine.models.text import CharVocab, probabilities
 from engine.train.loop import train_loop
 from engine.train.common import (
     TrainingParts,
@@ -205,16 +208,16 @@ class _TextRun:
         self.txt_path = png_path.with_suffix(".txt")
         self.data = read_text_file(opts.data)
         train, val = split_text(self.data.text)
-        self.config = TextConfig(vocab="".join(sorted(set(self.data.text))), embed=opts.embed,
-                                 hidden=opts.hidden, layers=opts.layers, dropout=opts.dropout)
+        self.config = SeqConfig(CharVocab("".join(sorted(set(self.data.text)))), embed=opts.embed,
+                                hidden=opts.hidden, layers=opts.layers, dropout=opts.dropout)
         try:
             self.config.validate()
         except ValueError as exc:
             raise ValueError(f"--data '{opts.data}': {exc}") from None
-        self.baseline_loss = unigram_loss(train, val, self.config.vocab)
+        self.baseline_loss = unigram_loss(train, val, self.config.vocab.chars)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(opts.seed)
-            self.model = TextModel(self.config).to(device)
+            self.model = _init_weights(SeqModel(self.config)).to(device)
         self.train_ids = self._encode(train)  # (N_train,) int64
         self.val_ids = self._encode(val)  # (N_val,) int64
         self.streams = _Streams(self.train_ids, opts.batch, opts.seq, opts.seed)
@@ -239,9 +242,9 @@ class _TextRun:
         if fresh:
             self.hidden = self.model.initial_state(self.streams.batch)
         unk = torch.rand(x.shape, generator=self.streams.gen) < UNK_RATE
-        x = x.masked_fill(unk, self.config.unk).to(self.device)
+        x = x.masked_fill(unk, self.config.vocab.unk).to(self.device)
         set_base_lr(self.opt, self.opts.lr * warmup_cosine(self.step, fraction, WARMUP_STEPS, MIN_LR_FRACTION))
-        logits, hidden = self.model.scan(x, self.hidden)  # (B, T, V), (layers, B, hidden)
+        logits, hidden = self.model.forward_state(x, self.hidden)  # (B, T, V), (layers, B, hidden)
         self.hidden = hidden.detach()
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(self.device).reshape(-1))
         self.opt.zero_grad(set_to_none=True)
@@ -272,15 +275,15 @@ class _TextRun:
         try:
             gen = torch.Generator().manual_seed(self.opts.seed + SAMPLE_SEED_OFFSET)
             vocab = self.model.vocab
-            idx = torch.tensor([vocab.lookup("\n")], device=self.device)
+            idx = torch.tensor([[vocab.lookup("\n")]], device=self.device)  # (1, 1)
             state = self.model.initial_state(1)
             out = []
             for _ in range(self.opts.sample_chars):
-                logits, state = self.model.step(idx, state)  # (1, V)
-                probs = probabilities(logits[0].float().cpu() / self.opts.temperature)
+                logits, state = self.model.forward_state(idx, state)  # (1, 1, V)
+                probs = probabilities(logits[0, 0].float().cpu() / self.opts.temperature)
                 nxt = int(torch.multinomial(probs, 1, generator=gen))
                 out.append(nxt)
-                idx = torch.tensor([nxt], device=self.device)
+                idx = torch.tensor([[nxt]], device=self.device)
             return vocab.decode(out)
         finally:
             self.model.train()
@@ -289,10 +292,8 @@ class _TextRun:
         """Measure, then write sample text, model file and state file (each atomic)."""
         self.val_loss = self.measure()
         atomic_write_bytes(self.txt_path, (self.sample() + "\n").encode("utf-8"))
-        save_model(
-            self.model_path, self.model.state_dict(), kind="text", config=self.config.to_dict(),
-            data=self.data_summary(), metrics=self.metrics(), steps=self.step,
-        )
+        save_seq_model(self.model_path, self.model, data=self.data_summary(), metrics=self.metrics(),
+                       steps=self.step)
         tensors, state = pack_training_state(self.step, self.total_seconds, *self._state_parts())
         tensors["hidden"] = self.hidden  # the carried GRU state, so a resume goes on mid-stream
         save_state(self.state_path, tensors, kind="text", state={**state, **self._state_meta()})
@@ -322,6 +323,8 @@ class _TextRun:
         """Load the state file; ValueError if it is missing or was trained differently."""
         tensors, state = read_resume_state(self.state_path, "text")
         _check_resumable(self, state)
+        # State files written before the one sequence network named its GRU "rnn".
+        tensors = rename_prefix(tensors, "model.rnn.", "model.gru.")
         self.step, self.total_seconds = unpack_training_state(tensors, state, *self._state_parts())
         self.resumed_from = self.step
         self.streams.restore(state["streams"])
@@ -332,9 +335,24 @@ class _TextRun:
                  self.step, self.state_path, self.total_seconds, self.val_loss)
 
 
+def _init_weights(model: SeqModel) -> SeqModel:
+    """The text recipe's start: embedding N(0, 1), a small head (std hidden^-0.5) and zero bias.
+
+    The small head starts the model near uniform over the characters. The
+    embedding is drawn again though N(0, 1) is nn.Embedding's own init: that
+    keeps the random draws, and so a run from a given --seed, what they were
+    before the note and text networks became one.
+    """
+    with torch.no_grad():
+        nn.init.normal_(model.embed.weight, std=1.0)
+        nn.init.normal_(model.head.weight, std=model.config.hidden ** -0.5)
+        nn.init.zeros_(model.head.bias)
+    return model
+
+
 def _check_resumable(run: _TextRun, state: dict[str, Any]) -> None:
     saved = state.get("config") or {}
-    if saved.get("vocab") != run.config.vocab:
+    if saved.get("vocab") != run.config.vocab.chars:
         raise ValueError(f"--resume: '{run.state_path}' was trained on a text with other characters "
                          f"than '{run.opts.data}'; resume with the same --data")
     if saved != run.config.to_dict():
@@ -347,7 +365,7 @@ def _check_resumable(run: _TextRun, state: dict[str, Any]) -> None:
                          f"--seq {state.get('seq')}; use the same values")
 
 
-def _stream_loss(model: TextModel, ids: torch.Tensor, chunk: int) -> float:
+def _stream_loss(model: SeqModel, ids: torch.Tensor, chunk: int) -> float:
     """Mean next-character cross-entropy over `ids` (N,), cut into parallel streams.
 
     Each stream starts from the zero state and carries its state from chunk to
@@ -361,7 +379,7 @@ def _stream_loss(model: TextModel, ids: torch.Tensor, chunk: int) -> float:
     for start in range(0, length - 1, chunk):
         x = data[:, start : min(start + chunk, length - 1)]  # (k, c)
         y = data[:, start + 1 : start + 1 + x.shape[1]]  # (k, c)
-        logits, state = model.scan(x, state)  # (k, c, V)
+        logits, state = model.forward_state(x, state)  # (k, c, V)
         total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
                                        reduction="sum"))
         count += y.numel()
@@ -432,7 +450,7 @@ def _start(opts: TextTrainOptions) -> _TextRun:
         run.val_loss_start = run.val_loss = run.measure()  # untrained model, before step 0
     log.info("training text model %s on %s (%d characters, %s, %d distinct), device %s, batch %d x %d",
              json.dumps({k: v for k, v in run.config.to_dict().items() if k != "vocab"}), opts.data,
-             len(run.data.text), run.data.encoding, len(run.config.vocab), run.device,
+             len(run.data.text), run.data.encoding, len(run.config.vocab.chars), run.device,
              run.streams.batch, opts.seq)
     log.info("unigram baseline on the validation split: %.4f nats/char", run.baseline_loss)
     return run
