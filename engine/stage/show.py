@@ -28,6 +28,7 @@ from engine.stage.deck import Deck, LoadedScene
 from engine.core.events import Event, EventQueue
 from engine.stage.frame import FrameRenderer
 from engine.core.params import Registry
+from engine.core.ratelog import first_and_every
 from engine.core.stats import FrameStats
 from engine.core.tempo import Tempo
 
@@ -224,7 +225,7 @@ class Show:
         if index is None or not 0 <= index < len(self.scenes):
             self.registry.rejected += 1
             self.scene_misses += 1
-            if self.scene_misses == 1 or self.scene_misses % 100 == 0:  # a typo in the other app, most often
+            if first_and_every(self.scene_misses, 100):  # a typo in the other app, most often
                 log.warning("no scene %r (%d such requests so far); scenes: %s", value, self.scene_misses,
                             ", ".join(f"{i + 1} {name!r}" for i, name in enumerate(self.scene_names())))
             return
@@ -355,7 +356,7 @@ class Show:
             if self.strict:
                 raise
             self.frame_errors += 1
-            if self.frame_errors == 1 or self.frame_errors % 1000 == 0:
+            if first_and_every(self.frame_errors, 1000):
                 log.exception("frame failed (%d so far); holding the last good frame", self.frame_errors)
             return False
         finally:
@@ -372,7 +373,7 @@ class Show:
                 if self.strict:
                     raise
                 self.hook_errors += 1
-                if self.hook_errors == 1 or self.hook_errors % 1000 == 0:
+                if first_and_every(self.hook_errors, 1000):
                     log.exception("%s failed (%d hook errors so far); the show goes on",
                                   getattr(hook, "__qualname__", repr(hook)), self.hook_errors)
 
