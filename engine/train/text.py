@@ -32,7 +32,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from engine.models.checkpoint import atomic_write_bytes, save_model, save_state
+from engine.errors import TrainSetupError
+from engine.files.atomic import atomic_write_text
+from engine.models.checkpoint import save_model, save_state
 from engine.models.text import TextConfig, TextModel, probabilities
 from engine.train.loop import train_loop
 from engine.train.common import (
@@ -107,11 +109,11 @@ def _validate(opts: TextTrainOptions) -> None:
     for flag, value, low, high in (("--seq", opts.seq, 2, 4096), ("--batch", opts.batch, 1, 4096),
                                    ("--sample-chars", opts.sample_chars, 1, 100_000)):
         if not low <= value <= high:
-            raise ValueError(f"{flag} must be from {low} to {high}, got {value}")
+            raise TrainSetupError(f"{flag} must be from {low} to {high}, got {value}")
     if not 0.0 < opts.lr < 1.0:
-        raise ValueError(f"--lr must be between 0 and 1, got {opts.lr}")
+        raise TrainSetupError(f"--lr must be between 0 and 1, got {opts.lr}")
     if not opts.temperature > 0.0:
-        raise ValueError(f"--temperature must be positive, got {opts.temperature}")
+        raise TrainSetupError(f"--temperature must be positive, got {opts.temperature}")
 
 
 # ---------------------------------------------------------------- reading the text
@@ -153,21 +155,21 @@ def read_text_file(path: str | Path) -> TextData:
     p = Path(path)
     if not p.is_file():
         what = "is a folder; give one text file" if p.is_dir() else "does not exist"
-        raise ValueError(f"--data '{p}' {what}")
+        raise TrainSetupError(f"--data '{p}' {what}")
     raw = p.read_bytes()
     if not raw.strip():
-        raise ValueError(f"--data '{p}' is empty; give a plain text file of at least {MIN_CHARS} characters")
+        raise TrainSetupError(f"--data '{p}' is empty; give a plain text file of at least {MIN_CHARS} characters")
     if b"\x00" in raw:
-        raise ValueError(f"--data '{p}' looks like a binary file, not text (it contains NUL bytes; "
+        raise TrainSetupError(f"--data '{p}' looks like a binary file, not text (it contains NUL bytes; "
                          "UTF-16 text must be saved as UTF-8 first)")
     text, encoding = _decode(raw, p)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     controls = len(_CONTROL_CODES.findall(text))
     if controls > MAX_CONTROL_FRACTION * len(text):
-        raise ValueError(f"--data '{p}' looks like a binary file, not text "
+        raise TrainSetupError(f"--data '{p}' looks like a binary file, not text "
                          f"({controls} of {len(text)} characters are control codes)")
     if len(text) < MIN_CHARS:
-        raise ValueError(f"--data '{p}' has only {len(text)} characters; text training needs at least "
+        raise TrainSetupError(f"--data '{p}' has only {len(text)} characters; text training needs at least "
                          f"{MIN_CHARS} (the last {VAL_FRACTION:.0%} are held out for validation)")
     return TextData(text, encoding, p.name)
 
@@ -210,7 +212,7 @@ class _TextRun:
         try:
             self.config.validate()
         except ValueError as exc:
-            raise ValueError(f"--data '{opts.data}': {exc}") from None
+            raise TrainSetupError(f"--data '{opts.data}': {exc}") from None
         self.baseline_loss = unigram_loss(train, val, self.config.vocab)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(opts.seed)
@@ -288,7 +290,7 @@ class _TextRun:
     def checkpoint(self) -> None:
         """Measure, then write sample text, model file and state file (each atomic)."""
         self.val_loss = self.measure()
-        atomic_write_bytes(self.txt_path, (self.sample() + "\n").encode("utf-8"))
+        atomic_write_text(self.txt_path, self.sample() + "\n")
         save_model(
             self.model_path, self.model.state_dict(), kind="text", config=self.config.to_dict(),
             data=self.data_summary(), metrics=self.metrics(), steps=self.step,
@@ -335,15 +337,15 @@ class _TextRun:
 def _check_resumable(run: _TextRun, state: dict[str, Any]) -> None:
     saved = state.get("config") or {}
     if saved.get("vocab") != run.config.vocab:
-        raise ValueError(f"--resume: '{run.state_path}' was trained on a text with other characters "
+        raise TrainSetupError(f"--resume: '{run.state_path}' was trained on a text with other characters "
                          f"than '{run.opts.data}'; resume with the same --data")
     if saved != run.config.to_dict():
         mine = {k: v for k, v in run.config.to_dict().items() if k != "vocab"}
         theirs = {k: v for k, v in saved.items() if k != "vocab"}
-        raise ValueError(f"--resume: '{run.state_path}' was trained with {theirs}, but this run asks "
+        raise TrainSetupError(f"--resume: '{run.state_path}' was trained with {theirs}, but this run asks "
                          f"for {mine}; use the same --hidden/--layers/--embed/--dropout")
     if (state.get("batch"), state.get("seq")) != (run.streams.batch, run.opts.seq):
-        raise ValueError(f"--resume: '{run.state_path}' was trained with --batch {state.get('batch')} "
+        raise TrainSetupError(f"--resume: '{run.state_path}' was trained with --batch {state.get('batch')} "
                          f"--seq {state.get('seq')}; use the same values")
 
 
@@ -387,7 +389,7 @@ class _Streams:
         self._x = self._y = torch.empty(0)
         self._layout()
         if self.steps_per_epoch < 1:
-            raise ValueError(f"--seq {seq} is longer than the training text ({ids.numel()} characters); "
+            raise TrainSetupError(f"--seq {seq} is longer than the training text ({ids.numel()} characters); "
                              "use a smaller --seq")
 
     def _layout(self) -> None:
