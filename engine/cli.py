@@ -199,14 +199,11 @@ def cmd_show(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> str:
-    from engine.errors import StartupError
     from engine.train import family_modules
 
+    # The trainer's setup checks (data folder, flags, resume state) raise TrainSetupError, a StartupError.
     trainer = family_modules()[args.family]
-    try:
-        summary = trainer.train_from_args(args, progress=sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS")))
-    except ValueError as e:  # the trainer's setup checks (data folder, flags, resume state)
-        raise StartupError(str(e)) from None
+    summary = trainer.train_from_args(args, progress=sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS")))
     return json.dumps(summary, indent=2, default=str)
 
 
@@ -302,14 +299,14 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, str, str]:
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname).1s %(name)s: %(message)s",
     )
-    from engine.errors import startup_errors
+    from engine.errors import StartupError
 
     if getattr(args, "threads", "absent") != "absent":
         _set_threads(args.threads)
 
     try:
         return 0, COMMANDS[args.command](args), ""
-    except startup_errors() as e:
+    except StartupError as e:  # all of them: scene, patch, model, display, flag (engine.errors)
         return EXIT_USAGE, "", f"error: {e}"
     except KeyboardInterrupt:
         return 130, "", "interrupted"

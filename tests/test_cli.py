@@ -40,6 +40,27 @@ def test_out_of_range_value(capsys, scene_file):
     expect_error(capsys, ["show", "--scene", str(f)], str(f), "params.truncation", "0.0 to 2.0")
 
 
+@pytest.mark.parametrize("body, key", [
+    ("seed = 1e400\n", "'seed'"),
+    ("seed = " + "9" * 400 + "\n", "'seed'"),
+    ("[path]\nseconds_per_key = " + "9" * 400 + "\n", "'path.seconds_per_key'"),
+    ("[path]\nkeys = " + "9" * 400 + "\n", "'path.keys'"),
+    ("[params]\nspeed = { default = " + "9" * 400 + " }\n", "'params.speed.default'"),
+    ("[synth]\ncutoff = nan\n", "'synth.cutoff'"),
+])
+def test_huge_and_non_finite_numbers_are_one_line(capsys, tmp_path, scene_file, body, key):
+    """Integers no float holds once ended in an OverflowError traceback (patches said it in one line)."""
+    f = scene_file(body, name="bad.toml")
+    expect_error(capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", str(tmp_path / "x.mp4")],
+                 str(f), key)
+
+
+def test_huge_notes_value_is_one_line(capsys, tmp_path, seq_scene):
+    f = seq_scene(notes="temperature = " + "9" * 400 + "\n")
+    expect_error(capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", str(tmp_path / "x.mp4")],
+                 str(f), "'notes.temperature'", "a finite number")
+
+
 def test_malformed_toml(capsys, tmp_path):
     f = tmp_path / "bad.toml"
     f.write_text("model = [\n")

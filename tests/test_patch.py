@@ -12,7 +12,7 @@ from engine.files.patch import (
     MidiSource, OscSource, Route, _toml_value, dump_routes, load_patch, load_patches, shape, to_position, to_value,
     unshape,
 )
-from engine.errors import StartupError
+from engine.errors import PatchError, StartupError
 from engine.core.space import build_registry
 from tests.conftest import REPO
 
@@ -40,6 +40,38 @@ def test_shipped_patches_cover_the_controllers():
 ROUTE = '[[route]]\nname = "f1"\nsource = { type = "midi", cc = 0 }\naddress = "/master/brightness"\n'
 
 
+HUGE = "9" * 400
+
+_MALFORMED = [  # (route text, key, expected): the same checks as scenes (engine.core.checks)
+    (ROUTE.replace("cc = 0", f"cc = {HUGE}"), "source.cc", "an integer from 0 to 127"),
+    (ROUTE.replace("cc = 0", "cc = 1.0"), "source.cc", "an integer from 0 to 127"),
+    (ROUTE.replace("cc = 0", "cc = true"), "source.cc", "an integer from 0 to 127"),
+    (ROUTE.replace("cc = 0", "cc = nan"), "source.cc", "an integer from 0 to 127"),
+    (ROUTE.replace("cc = 0", 'cc = "0"'), "source.cc", "an integer from 0 to 127"),
+    (ROUTE.replace("cc = 0", "cc = { x = 1 }"), "source.cc", "an integer from 0 to 127"),
+    (ROUTE + "smoothing = nan\n", "smoothing", "a finite number"),
+    (ROUTE + "smoothing = inf\n", "smoothing", "a finite number"),
+    (ROUTE + "smoothing = 1e400\n", "smoothing", "a finite number"),
+    (ROUTE + "smoothing = true\n", "smoothing", "a finite number"),
+    (ROUTE + 'smoothing = "0.1"\n', "smoothing", "a finite number"),
+    (ROUTE + "smoothing = [0.1]\n", "smoothing", "a finite number"),
+    (ROUTE + "smoothing = { a = { b = 1 } }\n", "smoothing", "a finite number"),
+    (ROUTE + f"range = [0, {HUGE}]\n", "range", "a finite number"),
+    (ROUTE + "range = [nan, 1]\n", "range", "a finite number"),
+    (ROUTE + "range = [0, [1]]\n", "range", "a finite number"),
+    (ROUTE + f'mode = "trigger"\nvalue = -{HUGE}\n', "value", "a finite number"),
+    (ROUTE + "invert = 0\n", "invert", "true or false"),
+    (ROUTE + 'curve = ["linear"]\n', "curve", "one of linear"),
+    ('name = { a = 1 }\n', "name", "a string"),
+    (f'[[route]]\nsource = {{ type = "lfo", rate = {HUGE} }}\naddress = "/deck/a/latent/1"\n', "source.rate",
+     "a finite number"),
+    (f'[[route]]\nsource = {{ type = "lfo", rate = 1, seed = {HUGE} }}\naddress = "/deck/a/latent/1"\n',
+     "source.seed", "an integer from 0 to"),
+    ('[[route]]\nsource = { type = "beat", phase = -inf }\naddress = "/deck/a/latent/1"\n', "source.phase",
+     "a finite number"),
+]
+
+
 @pytest.mark.parametrize("body,key,expected", [
     (ROUTE.replace("/master/brightness", "/master/nope"), "address", "a param address"),
     (ROUTE.replace("cc = 0", "cc = 200"), "source.cc", "an integer from 0 to 127"),
@@ -65,13 +97,14 @@ ROUTE = '[[route]]\nname = "f1"\nsource = { type = "midi", cc = 0 }\naddress = "
     # TOML integers are unbounded: 10**400 once leaked OverflowError out of the number check
     (ROUTE + "smoothing = 1" + "0" * 400 + "\n", "smoothing", "a finite number"),
     (ROUTE + "range = [0, -1" + "0" * 400 + "]\n", "range", "a finite number"),
-])
+] + _MALFORMED)
 def test_bad_patches_name_file_route_and_key(tmp_path, body, key, expected):
     f = write(tmp_path, body)
     with pytest.raises(StartupError) as err:
         load_patch(f, build_registry())
     msg = str(err.value)
     assert str(f) in msg and f"key '{key}'" in msg and expected in msg, msg
+    assert isinstance(err.value, PatchError) and "\n" not in msg and "9" * 100 not in msg, msg  # one short line
     if "[[route]]" in body:
         assert "route #1" in msg
 
@@ -340,3 +373,9 @@ def test_pickup_led_is_checked(tmp_path):
         f = write(tmp_path, '[[route]]\nsource = { type = "midi", cc = 0 }\naddress = "/master/brightness"\n' + body + "\n")
         with pytest.raises(StartupError, match=message):
             load_patch(f, reg)
+
+
+def test_edge_values_that_are_fine(tmp_path):
+    f = write(tmp_path, ROUTE.replace("cc = 0", "cc = -0") + "smoothing = -0.0\nrange = [-0.0, 1]\n")
+    r = load_patch(f, build_registry()).routes[0]
+    assert r.source.number == 0 and r.smoothing == 0.0 and str(r.range[0]) == "0.0"

@@ -15,8 +15,8 @@ bindings of a param (default: the last one touched).
 Threads: `offer` runs on MIDI receive threads and only records the captured
 source under a lock, then enqueues `/learn/commit`; the commit (route table,
 window title) runs on the loop thread and the file write on the MIDI port
-thread (`submit`), written to a temp file and moved over the old one with
-os.replace so a crash never leaves half a file.
+thread (`submit`), written atomically (engine.files.atomic) so a crash never
+leaves half a file.
 
 A CC 0-31 may be the MSB of a 14-bit pair: learn waits for the next message;
 CC n+32 on the same channel and port makes it a 14-bit binding, anything else
@@ -28,13 +28,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from engine.control.midi_decode import Gesture
+from engine.files.atomic import atomic_write_text as save_atomically  # the name tests and callers know
 from engine.files.patch import MidiSource, Route, dump_routes, renumber
 from engine.core.events import Event
 
@@ -57,23 +57,6 @@ def default_learn_file() -> Path:
 def stable_port(name: str) -> str:
     """The part of a port name that survives a replug (ALSA appends client:port numbers)."""
     return re.sub(r"\s+\d+:\d+$", "", name).strip()
-
-
-def save_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def save_or_log(path: Path, text: str) -> None:

@@ -29,6 +29,7 @@ import time
 from typing import Callable, Protocol, Sequence
 
 from engine.errors import StartupError
+from engine.core.ratelog import first_and_every
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +376,7 @@ class PortWatcher:
                     timeout = min(timeout, next_due - self.clock())
             except Exception:  # this thread must outlive any surprise from a driver
                 failures += 1
-                if failures == 1 or failures % 100 == 0:
+                if first_and_every(failures, 100):
                     log.exception("MIDI port thread: unexpected error (%d so far); carrying on", failures)
             self.wake.wait(max(timeout, 0.0))
             self.wake.clear()

@@ -50,6 +50,7 @@ from engine.dsp.analysis import FEATURES, AudioFeatures
 from engine.files.patch import AudioSource, BeatSource, LfoSource, Route, load_patches, shape, to_value
 from engine.core.events import Event
 from engine.core.params import Registry, one_pole
+from engine.core.ratelog import first_and_every
 
 if TYPE_CHECKING:
     from engine.devices.audio_in import Capture
@@ -282,7 +283,7 @@ class ModulationControl:
             self.modulator.step(ModInputs(show.t, show.dt, show.tempo.beat, show.tempo.bpm, self.features))
         except Exception:
             self.errors += 1
-            if self.errors == 1 or self.errors % 1000 == 0:
+            if first_and_every(self.errors, 1000):
                 log.exception("modulation failed (%d so far); params keep their last values", self.errors)
 
     def close(self) -> None:

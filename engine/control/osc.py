@@ -25,6 +25,7 @@ from engine.control.osc_dispatch import Dispatcher, Network, Sender
 from engine.control.osc_out import Feedback
 from engine.control.oscquery import OscQueryServer, host_info
 from engine.errors import StartupError
+from engine.core.ratelog import first_and_every
 
 if TYPE_CHECKING:
     from engine.stage.show import Show
@@ -210,7 +211,7 @@ class OscControl:
             self.dispatcher.handle(data, (str(sender[0]), int(sender[1])))
         except Exception:  # last line of defence: nothing a sender sends may stop OSC input
             self.crashes += 1
-            if self.crashes == 1 or self.crashes % 1000 == 0:
+            if first_and_every(self.crashes, 1000):
                 log.exception("OSC dispatch failed (%d so far); the datagram is dropped", self.crashes)
             self.dispatcher.counters.malformed += 1
 

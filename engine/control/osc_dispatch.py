@@ -38,6 +38,7 @@ from engine.control.osc_pattern import Matcher, PatternError, is_pattern
 from engine.core.space import OSC_TYPE, AddressSpace, space_of
 from engine.core.events import Event, EventQueue
 from engine.core.params import Registry
+from engine.core.ratelog import first_and_every
 
 log = logging.getLogger(__name__)
 
@@ -330,10 +331,9 @@ class Dispatcher:
     def _limited(self, n: int = 1) -> None:
         """Over a rate limit: dropped, counted, logged with the first and every LOG_EVERYth."""
         c = self.counters
-        before = c.limited
         c.limited += n
         c.dropped += n
-        if before == 0 or before // LOG_EVERY != c.limited // LOG_EVERY:
+        if first_and_every(c.limited, LOG_EVERY, added=n):
             log.warning("OSC over a rate limit (a flood?): dropped (%d so far; logging every %dth)",
                         c.limited, LOG_EVERY)
 
@@ -342,7 +342,7 @@ class Dispatcher:
         c = self.counters
         c.unknown += 1
         c.dropped += 1
-        if c.unknown == 1 or c.unknown % LOG_EVERY == 0:
+        if first_and_every(c.unknown, LOG_EVERY):
             log.warning("unknown OSC address %r from %s:%s, dropped (%d so far; logging every %dth); "
                         "`run_show.py params` lists the addresses", _short(address), sender[0], sender[1],
                         c.unknown, LOG_EVERY)
@@ -350,7 +350,7 @@ class Dispatcher:
     def _malformed(self, reason: str, sender: Sender) -> None:
         c = self.counters
         c.malformed += 1
-        if c.malformed == 1 or c.malformed % LOG_EVERY == 0:
+        if first_and_every(c.malformed, LOG_EVERY):
             log.warning("malformed OSC from %s:%s: %s (%d malformed so far; logging every %dth)",
                         sender[0], sender[1], reason, c.malformed, LOG_EVERY)
 

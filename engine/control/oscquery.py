@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 from engine.core.space import OSC_TYPE, space_of
 from engine.core.params import Registry
+from engine.core.ratelog import first_and_every
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class _Server(ThreadingHTTPServer):
                 self._open[request] = time.monotonic() + self.deadline
         if full:
             self.refused += 1
-            if self.refused == 1 or self.refused % 1000 == 0:
+            if first_and_every(self.refused, 1000):
                 log.warning("oscquery: %d connections open; refusing more (%d refused so far)",
                             self.max_connections, self.refused)
             super().shutdown_request(request)
@@ -150,7 +151,7 @@ class _Server(ThreadingHTTPServer):
         # socketserver prints a traceback to stderr for every failed request: log the first
         # and every 1000th instead (a client hanging up mid-answer is the usual cause).
         self.errors += 1
-        if self.errors == 1 or self.errors % 1000 == 0:
+        if first_and_every(self.errors, 1000):
             log.warning("oscquery: a request from %s failed (%d so far)", client_address[0], self.errors,
                         exc_info=True)
 

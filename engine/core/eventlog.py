@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from engine.errors import StartupError
+from engine.errors import EventLogError, StartupError
 from engine.core.events import Event
 
 if TYPE_CHECKING:
@@ -41,10 +41,6 @@ FORMAT_KEY = "latent_stage_events"
 FORMAT_VERSION = 1
 PHASES = ("model", "post")
 KINDS = ("set", "toggle", "scale", "verb")
-
-
-class EventLogError(StartupError):
-    """An event log that cannot be replayed; the message names file and line."""
 
 
 class EventRecorder:

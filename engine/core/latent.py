@@ -12,7 +12,7 @@ generator that was trained on ``N(0, I)`` latents, so the random paths keep
 each coordinate distributed as a standard normal at every tau (norm close to
 ``sqrt(dim)``).
 
-Pure numpy: no torch, no pygame, importable anywhere.
+Pure numpy (and engine.core.checks): no torch, no pygame, importable anywhere.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Callable, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from engine.core.checks import Checker
+
 __all__ = [
     "PATH_KINDS",
     "KeyframeLoop",
@@ -29,6 +31,7 @@ __all__ = [
     "NoiseLoop",
     "RandomWalk",
     "SettingSpec",
+    "check_setting",
     "latent_directions",
     "lerp",
     "make_path",
@@ -363,22 +366,18 @@ PATH_KINDS: dict[str, dict[str, SettingSpec]] = {
 }
 
 
-def _check_setting(kind: str, name: str, value: object, spec: SettingSpec) -> object:
-    """Validate one value against its spec; return it converted to spec.type."""
-    where = f"path kind {kind!r} setting {name!r}"
+def check_setting(ck: Checker, key: str, value: object, spec: SettingSpec) -> object:
+    """Validate one value against its spec; return it converted to spec.type.
+
+    One rule for scene files (a SceneError naming file and key) and make_path (a
+    ValueError naming the kind): `ck` says which.
+    """
     if spec.type is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{where}: expected a string, got {value!r}")
-        if value not in spec.allowed:
-            raise ValueError(f"{where}: expected one of {', '.join(spec.allowed)}, got {value!r}")
-        return value
-    numeric_ok = (int,) if spec.type is int else (int, float)
-    if isinstance(value, bool) or not isinstance(value, numeric_ok):
-        raise ValueError(f"{where}: expected {spec.type.__name__}, got {value!r}")
+        return ck.choice(key, ck.text(key, value), spec.allowed)
     low, high = spec.allowed
-    if not low <= value <= high:
-        raise ValueError(f"{where}: expected {low} <= value <= {high}, got {value!r}")
-    return spec.type(value)
+    if spec.type is int:
+        return ck.integer(key, value, low, high)
+    return ck.number(key, value, low, high, f"a value from {low} to {high}")
 
 
 def validate_path_settings(kind: str, settings: dict[str, object]) -> dict[str, object]:
@@ -397,8 +396,9 @@ def validate_path_settings(kind: str, settings: dict[str, object]) -> dict[str, 
             f"allowed: {', '.join(specs)}"
         )
     out = {name: spec.default for name, spec in specs.items()}
+    ck = Checker(f"path kind {kind!r}", ValueError)
     for name, value in settings.items():
-        out[name] = _check_setting(kind, name, value, specs[name])
+        out[name] = check_setting(ck, name, value, specs[name])
     return out
 
 

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator, Literal
 
+from engine.errors import ParamError  # defined with the other startup errors; imported from here too
+
 ParamType = Literal["float", "int", "bool"]
 # When the loop reads a param: "model" params feed the forward pass (applied just
 # before it), "post" params are used after the model (applied just before present).
@@ -32,10 +34,6 @@ def one_pole(dt: float, tau: float) -> float:
     if tau <= 0.0:
         return 1.0
     return 1.0 - math.exp(-dt / tau) if dt > 0.0 else 0.0
-
-
-class ParamError(ValueError):
-    """A param definition or lookup that cannot be honoured (startup-time)."""
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from engine.core.ratelog import first_and_every
 from engine.devices.playback import AudioClock, Playback
 from engine.dsp.ring import BlockRing
 
@@ -69,7 +70,7 @@ class Producer:
             self.fill()
         except Exception:  # the thread must survive a bad render; the callback plays silence meanwhile
             self.errors += 1
-            if self.errors == 1 or self.errors % 1000 == 0:
+            if first_and_every(self.errors, 1000):
                 log.exception("audio: synth render failed (%d so far); playing silence", self.errors)
 
     def start(self) -> None:

@@ -31,6 +31,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 from pygame._sdl2 import video as sdl_video  # noqa: E402
 
+from engine.errors import DisplayError  # noqa: E402  (defined with the other startup errors)
 from engine.stage.layout import ASPECT_MODES, fit_rect  # noqa: E402
 
 __all__ = ["DisplayError", "VideoOutput", "available_displays", "has_display"]
@@ -58,10 +59,6 @@ _KEY_ACTIONS: dict[int, str] = {
 }
 
 ACTIONS = ("quit", "next", "blackout", "freeze", "faster", "slower")
-
-
-class DisplayError(RuntimeError):
-    """The requested display does not exist or there is no display at all."""
 
 
 def _headless_env() -> bool:

@@ -53,7 +53,7 @@ They take range, curve, invert, smoothing, mode ("absolute" or "add") and
 amount (add only); not verbs, takeover or feedback.
 
 Everything is checked when the show starts; the first problem stops it with one
-`StartupError` naming the file, the route (number from 1, and its name), the
+`PatchError` (a StartupError) naming the file, the route (number from 1, and its name), the
 key and what was expected. Across files, a later file's routes for a source
 replace the earlier files' routes for that source; inside one file several
 routes may share a source (one fader driving two params).
@@ -64,20 +64,15 @@ Pure module: no ports, sockets, pygame.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Union
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
-from engine.dsp.analysis import FEATURES as AUDIO_FEATURES  # numpy-only: no sound device
-from engine.errors import StartupError
+from engine.core.checks import Checker, parse_toml
 from engine.core.params import Registry
 from engine.core.space import space_of
+from engine.dsp.analysis import FEATURES as AUDIO_FEATURES  # numpy-only: no sound device
+from engine.errors import PatchError
 
 CURVES = ("linear", "exponential", "logarithmic")
 TAKEOVERS = ("jump", "pickup", "scale")
@@ -308,59 +303,6 @@ def to_position(route: Route, value: float, lo: float, hi: float) -> float:
 
 # -- loading ------------------------------------------------------------------
 
-class _Checker:
-    """Error messages in one place: file, route, key, expectation."""
-
-    def __init__(self, file: Path, where: str = "") -> None:
-        self.file, self.where = file, where
-
-    def fail(self, key: str, expected: str, got: Any = ...) -> StartupError:
-        tail = "" if got is ... else f", got {got!r}"
-        return StartupError(f"{self.file}: {self.where}key '{key}': expected {expected}{tail}")
-
-    def integer(self, key: str, v: Any, lo: int, hi: int) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise self.fail(key, f"an integer from {lo} to {hi}", v)
-        return v
-
-    def number(self, key: str, v: Any) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.fail(key, "a finite number", v)
-        try:
-            x = float(v)  # TOML integers are unbounded: one past 1.8e308 overflows here
-        except OverflowError:
-            raise self.fail(key, "a finite number", v) from None
-        if not math.isfinite(x):
-            raise self.fail(key, "a finite number", v)
-        return x
-
-    def boolean(self, key: str, v: Any) -> bool:
-        if not isinstance(v, bool):
-            raise self.fail(key, "true or false", v)
-        return v
-
-    def choice(self, key: str, v: Any, options: Iterable[str]) -> str:
-        options = tuple(options)
-        if v not in options:
-            raise self.fail(key, "one of " + ", ".join(options), v)
-        return v
-
-    def text(self, key: str, v: Any) -> str:
-        if not isinstance(v, str):
-            raise self.fail(key, "a string", v)
-        return v
-
-    def pair(self, key: str, v: Any) -> tuple[float, float]:
-        if not isinstance(v, list) or len(v) != 2:
-            raise self.fail(key, "[low, high] (two numbers)", v)
-        return self.number(key, v[0]), self.number(key, v[1])
-
-    def unknown(self, table: dict, allowed: set, prefix: str = "") -> None:
-        for k in table:
-            if k not in allowed:
-                raise self.fail(prefix + k, "one of " + ", ".join(sorted(allowed)) + " (unknown key)")
-
-
 @dataclass
 class Patch:
     file: Path
@@ -370,20 +312,12 @@ class Patch:
 
 def read_toml(file: Path) -> dict:
     try:
-        with open(file, "rb") as fh:
-            return tomllib.load(fh)
+        raw = file.read_bytes()
     except FileNotFoundError:
-        raise StartupError(f"{file}: patch file not found") from None
+        raise PatchError(f"{file}: patch file not found") from None
     except OSError as e:
-        raise StartupError(f"{file}: cannot read the patch file: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise StartupError(f"{file}: not valid TOML: {e}") from None
-    except UnicodeDecodeError as e:  # tomllib decodes before parsing: a half-written or binary file
-        raise StartupError(f"{file}: not valid TOML: not UTF-8 text (byte {e.object[e.start]:#04x} "
-                           f"at offset {e.start})") from None
-    except (ValueError, RecursionError) as e:  # tomllib lets these through: an integer over 4300
-        # digits (int()'s limit) and arrays or tables nested thousands deep
-        raise StartupError(f"{file}: not valid TOML: {type(e).__name__}: {str(e)[:120]}") from None
+        raise PatchError(f"{file}: cannot read the patch file: {e.strerror}") from None
+    return parse_toml(file, raw, PatchError)
 
 
 def load_patch(file: Path | str, registry: Registry, verbs: Iterable[str] | None = None) -> Patch:
@@ -391,7 +325,7 @@ def load_patch(file: Path | str, registry: Registry, verbs: Iterable[str] | None
     (default: those of the address space around the registry, engine.core.space)."""
     file = Path(file)
     data = read_toml(file)
-    ck = _Checker(file)
+    ck = Checker(file, PatchError)
     ck.unknown(data, _TOP_KEYS)
     name = ck.text("name", data.get("name", file.stem))
     defaults = _midi_defaults(ck, data.get("midi", {}))
@@ -403,7 +337,7 @@ def load_patch(file: Path | str, registry: Registry, verbs: Iterable[str] | None
     return Patch(file, name, routes)
 
 
-def _midi_defaults(ck: _Checker, table: Any) -> dict:
+def _midi_defaults(ck: Checker, table: Any) -> dict:
     if not isinstance(table, dict):
         raise ck.fail("midi", "a table like [midi] with port and channel")
     ck.unknown(table, {"port", "channel"}, "midi.")
@@ -417,7 +351,8 @@ def _midi_defaults(ck: _Checker, table: Any) -> dict:
 
 def _route(file: Path, index: int, r: dict, defaults: dict, registry: Registry, verbs: frozenset) -> Route:
     name = r.get("name", "")
-    ck = _Checker(file, f"route #{index}" + (f" ('{name}')" if isinstance(name, str) and name else "") + ": ")
+    label = f" ('{name}')" if isinstance(name, str) and name else ""
+    ck = Checker(file, PatchError, f"route #{index}{label}: ")
     ck.unknown(r, _ROUTE_KEYS)
     ck.text("name", name)
     if "source" not in r:
@@ -440,7 +375,7 @@ def _route(file: Path, index: int, r: dict, defaults: dict, registry: Registry, 
     return Route(**fields)
 
 
-def _source(ck: _Checker, s: Any, defaults: dict, index: int) -> Source:
+def _source(ck: Checker, s: Any, defaults: dict, index: int) -> Source:
     if not isinstance(s, dict):
         raise ck.fail("source", "a table such as { type = \"midi\", cc = 0 }", s)
     typ = s.get("type", "midi")
@@ -476,7 +411,7 @@ def _source(ck: _Checker, s: Any, defaults: dict, index: int) -> Source:
     return MidiSource(kind, number, channel, port)
 
 
-def _target(ck: _Checker, r: dict, registry: Registry, verbs: frozenset) -> tuple[str | None, str | None]:
+def _target(ck: Checker, r: dict, registry: Registry, verbs: frozenset) -> tuple[str | None, str | None]:
     if ("address" in r) == ("verb" in r):
         raise ck.fail("address", "either address (a param) or verb, not both or neither")
     if "address" in r:
@@ -490,7 +425,7 @@ def _target(ck: _Checker, r: dict, registry: Registry, verbs: frozenset) -> tupl
     return None, verb
 
 
-def _mode(ck: _Checker, r: dict, kind: str, address: str | None, verb: str | None, registry: Registry) -> str:
+def _mode(ck: Checker, r: dict, kind: str, address: str | None, verb: str | None, registry: Registry) -> str:
     is_bool = address is not None and registry.param(address).type == "bool"
     if verb is not None:
         default = "trigger"
@@ -508,7 +443,7 @@ def _mode(ck: _Checker, r: dict, kind: str, address: str | None, verb: str | Non
     return mode
 
 
-def _options(ck: _Checker, r: dict, address: str | None, mode: str, registry: Registry) -> dict:
+def _options(ck: Checker, r: dict, address: str | None, mode: str, registry: Registry) -> dict:
     out: dict[str, Any] = {}
     if "range" in r:
         lo, hi = ck.pair("range", r["range"])
@@ -526,9 +461,7 @@ def _options(ck: _Checker, r: dict, address: str | None, mode: str, registry: Re
         if out["takeover"] != "jump" and mode != "absolute":
             raise ck.fail("takeover", "jump (pickup and scale need an absolute control)", out["takeover"])
     if "smoothing" in r:
-        out["smoothing"] = ck.number("smoothing", r["smoothing"])
-        if not 0.0 <= out["smoothing"] <= 60.0:
-            raise ck.fail("smoothing", "seconds from 0 to 60", r["smoothing"])
+        out["smoothing"] = ck.number("smoothing", r["smoothing"], 0.0, 60.0, "seconds from 0 to 60")
         if out["smoothing"] > 0 and mode not in ("absolute", "relative", "add"):
             raise ck.fail("smoothing", "0 on a button route (only absolute and relative moves glide)", r["smoothing"])
     out.update(_feedback_options(ck, r, address))
@@ -549,7 +482,7 @@ def _options(ck: _Checker, r: dict, address: str | None, mode: str, registry: Re
     return out
 
 
-def _feedback_options(ck: _Checker, r: dict, address: str | None) -> dict:
+def _feedback_options(ck: Checker, r: dict, address: str | None) -> dict:
     out: dict[str, Any] = {}
     if "feedback" in r:
         out["feedback"] = ck.boolean("feedback", r["feedback"])
@@ -563,7 +496,7 @@ def _feedback_options(ck: _Checker, r: dict, address: str | None) -> dict:
     return out
 
 
-def _led(ck: _Checker, key: str, t: Any) -> Led:
+def _led(ck: Checker, key: str, t: Any) -> Led:
     if not isinstance(t, dict) or ("cc" in t) == ("note" in t):
         raise ck.fail(key, "a table with cc = 0-127 or note = 0-127, like { cc = 64 }", t)
     ck.unknown(t, _LED_KEYS, key + ".")
@@ -575,23 +508,20 @@ def _led(ck: _Checker, key: str, t: Any) -> Led:
     return Led(kind, number, channel, on, off)
 
 
-def _trigger_value(ck: _Checker, v: Any, address: str | None, mode: str, registry: Registry) -> float | str:
+def _trigger_value(ck: Checker, v: Any, address: str | None, mode: str, registry: Registry) -> float | str:
     if mode != "trigger":
         raise ck.fail("value", "no value except on a trigger route", v)
     if address is None:
         if isinstance(v, str):
             return v
         return ck.number("value", v)
-    x = ck.number("value", v)
     p = registry.param(address)
-    if not p.hard_lo <= x <= p.hard_hi:
-        raise ck.fail("value", f"a value from {p.hard_lo} to {p.hard_hi}", v)
-    return x
+    return ck.number("value", v, p.hard_lo, p.hard_hi, f"a value from {p.hard_lo} to {p.hard_hi}")
 
 
 # -- modulation routes (audio, lfo, beat) --------------------------------------
 
-def _modulation_source(ck: _Checker, s: dict, typ: str, index: int) -> ModulationSource:
+def _modulation_source(ck: Checker, s: dict, typ: str, index: int) -> ModulationSource:
     if typ == "audio":
         ck.unknown(s, _AUDIO_KEYS, "source.")
         if "feature" not in s:
@@ -612,7 +542,7 @@ def _modulation_source(ck: _Checker, s: dict, typ: str, index: int) -> Modulatio
     return BeatSource(division, shape_, decay, _phase(ck, s))
 
 
-def _lfo_source(ck: _Checker, s: dict, index: int) -> LfoSource:
+def _lfo_source(ck: Checker, s: dict, index: int) -> LfoSource:
     ck.unknown(s, _LFO_KEYS, "source.")
     shape_ = ck.choice("source.shape", s.get("shape", "sine"), LFO_SHAPES)
     if ("rate" in s) == ("beats" in s):
@@ -624,21 +554,18 @@ def _lfo_source(ck: _Checker, s: dict, index: int) -> LfoSource:
     return LfoSource(shape_, rate, beats, _phase(ck, s), seed)
 
 
-def _positive(ck: _Checker, key: str, v: Any, hi: float, unit: str) -> float:
+def _positive(ck: Checker, key: str, v: Any, hi: float, unit: str) -> float:
     x = ck.number(key, v)
     if not 0.0 < x <= hi:
         raise ck.fail(key, f"{unit} above 0, at most {hi:g}", v)
     return x
 
 
-def _phase(ck: _Checker, s: dict) -> float:
-    x = ck.number("source.phase", s.get("phase", 0.0))
-    if not 0.0 <= x <= 1.0:
-        raise ck.fail("source.phase", "a fraction of the cycle from 0 to 1", s["phase"])
-    return x
+def _phase(ck: Checker, s: dict) -> float:
+    return ck.number("source.phase", s.get("phase", 0.0), 0.0, 1.0, "a fraction of the cycle from 0 to 1")
 
 
-def _modulation_route(ck: _Checker, file: Path, index: int, name: str, source: ModulationSource,
+def _modulation_route(ck: Checker, file: Path, index: int, name: str, source: ModulationSource,
                       r: dict, registry: Registry) -> Route:
     for key in _CONTROL_ONLY_KEYS:
         if key in r:

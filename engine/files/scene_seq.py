@@ -16,7 +16,9 @@
 
 Numbers become the defaults of the matching params (validated against their
 ranges), so performers can move them live and a scene change restores them.
-Pure module: no torch, pygame or sound.
+Also home of what scene.py shares with these tables (ParamSetting, resolve_model), so
+scene.py imports this module and not the other way round. Pure module: no torch,
+pygame or sound.
 """
 
 from __future__ import annotations
@@ -25,11 +27,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.core.checks import Checker
 from engine.core.params import Param
-from engine.files.scene import ParamSetting, SceneError, _fail, _number, resolve_model
+from engine.errors import SceneError
+from engine.files import REPO_ROOT
 from engine.dsp.synth import WAVEFORMS, synth_params  # WAVEFORMS: /synth/waveform 0..3
 from engine.seq.params import NOTE_PARAMS, TEXT_PARAMS
 from engine.seq.scales import SCALE_NAMES, key_index
+
+
+@dataclass(frozen=True)
+class ParamSetting:
+    """A param's default and range as a scene sets them."""
+
+    default: float
+    lo: float
+    hi: float
 
 
 @dataclass(frozen=True)
@@ -61,20 +74,23 @@ _NOTE = _specs(NOTE_PARAMS)
 _TEXT = _specs(TEXT_PARAMS)
 
 
-def _value(file: Path, key: str, value: Any, typ: str, lo: float, hi: float) -> float:
+def resolve_model(ck: Checker, value: Any, key: str = "model") -> Path:
+    """A model path relative to the scene's folder, then to the repository root."""
+    return ck.existing_file(key, value, "model file", (Path(ck.file).parent, REPO_ROOT))
+
+
+def _value(ck: Checker, key: str, value: Any, typ: str, lo: float, hi: float) -> float:
     if typ == "bool":
-        if not isinstance(value, bool):
-            raise _fail(file, key, "true or false", value)
-        return float(value)
-    v = _number(file, key, value)
+        return float(ck.boolean(key, value))
+    v = ck.number(key, value)
     if typ == "int" and not v.is_integer():
-        raise _fail(file, key, "a whole number", value)
+        raise ck.fail(key, "a whole number", value)
     if not lo <= v <= hi:
-        raise _fail(file, key, f"a value from {lo:g} to {hi:g}", value)
+        raise ck.fail(key, f"a value from {lo:g} to {hi:g}", value)
     return v
 
 
-def _defaults(file: Path, section: str, table: dict, specs: dict[str, tuple], skip: set[str]) -> dict:
+def _defaults(ck: Checker, section: str, table: dict, specs: dict[str, tuple], skip: set[str]) -> dict:
     out: dict[str, ParamSetting] = {}
     for name, value in table.items():
         if name in skip:
@@ -82,107 +98,92 @@ def _defaults(file: Path, section: str, table: dict, specs: dict[str, tuple], sk
         spec = specs.get(name)
         if spec is None:
             allowed = sorted(skip | set(specs))
-            raise _fail(file, f"{section}.{name}", "one of " + ", ".join(allowed))
+            raise ck.fail(f"{section}.{name}", "one of " + ", ".join(allowed))
         _, typ, _default, lo, hi = spec[:5]
-        v = _value(file, f"{section}.{name}", value, typ, lo, hi)
+        v = _value(ck, f"{section}.{name}", value, typ, lo, hi)
         out[f"{section}/{name}"] = ParamSetting(v, float(lo), float(hi))
     return out
 
 
-def _table(file: Path, data: dict, section: str) -> dict | None:
+def _table(ck: Checker, data: dict, section: str) -> dict | None:
     table = data.get(section)
-    if table is None:
-        return None
-    if not isinstance(table, dict):
-        raise _fail(file, section, f"a [{section}] table")
-    return table
+    return None if table is None else ck.table(section, table, f"a [{section}] table")
 
 
-def _file(file: Path, key: str, value: Any, what: str) -> Path:
-    if not isinstance(value, str) or not value:
-        raise _fail(file, key, f"a path to {what} (string)", value)
-    p = Path(value).expanduser()
-    p = p if p.is_absolute() else file.parent / p
-    if not p.is_file():
-        raise _fail(file, key, f"an existing {what} (tried {p})", value)
-    return p.resolve()
+def _file(ck: Checker, key: str, value: Any, what: str) -> Path:
+    return ck.existing_file(key, value, what, (Path(ck.file).parent,))
 
 
-def _notes(file: Path, table: dict) -> tuple[NotesSpec, dict[str, ParamSetting]]:
+def _notes(ck: Checker, table: dict) -> tuple[NotesSpec, dict[str, ParamSetting]]:
     table = dict(table)
     if "model" not in table:
-        raise _fail(file, "notes.model", "a path to a notes model file (the key is missing)")
-    model = resolve_model(file, table["model"], "notes.model")
-    primer = _file(file, "notes.primer", table["primer"], "MIDI file") if "primer" in table else None
+        raise ck.fail("notes.model", "a path to a notes model file (the key is missing)")
+    model = resolve_model(ck, table["model"], "notes.model")
+    primer = _file(ck, "notes.primer", table["primer"], "MIDI file") if "primer" in table else None
     if isinstance(table.get("key"), str):
         k = key_index(table["key"])
         if k is None:
-            raise _fail(file, "notes.key", "a key name (C, C#, Db ... B) or 0..11", table["key"])
+            raise ck.fail("notes.key", "a key name (C, C#, Db ... B) or 0..11", table["key"])
         table["key"] = k
     if "scale" in table:
-        if table["scale"] not in SCALE_NAMES:
-            raise _fail(file, "notes.scale", "one of " + ", ".join(SCALE_NAMES), table["scale"])
-        table["scale"] = SCALE_NAMES.index(table["scale"]) + 1
-    params = _defaults(file, "notes", table, _NOTE, {"model", "primer"})
+        table["scale"] = SCALE_NAMES.index(ck.choice("notes.scale", table["scale"], SCALE_NAMES)) + 1
+    params = _defaults(ck, "notes", table, _NOTE, {"model", "primer"})
     lo = params.get("notes/low", ParamSetting(_NOTE["low"][2], 0, 127)).default
     hi = params.get("notes/high", ParamSetting(_NOTE["high"][2], 0, 127)).default
     if lo > hi:
-        raise _fail(file, "notes.low", f"a lowest pitch not above notes.high ({hi:g})", lo)
+        raise ck.fail("notes.low", f"a lowest pitch not above notes.high ({hi:g})", lo)
     return NotesSpec(model, primer), params
 
 
-def _text(file: Path, table: dict) -> tuple[TextSpec, dict[str, ParamSetting]]:
+def _text(ck: Checker, table: dict) -> tuple[TextSpec, dict[str, ParamSetting]]:
     table = dict(table)
     if "model" not in table:
-        raise _fail(file, "text.model", "a path to a text model file (the key is missing)")
-    model = resolve_model(file, table["model"], "text.model")
-    primer = table.get("primer", "")
-    if not isinstance(primer, str):
-        raise _fail(file, "text.primer", "a string", primer)
-    font = _file(file, "text.font", table["font"], "font file (.ttf/.otf)") if "font" in table else None
+        raise ck.fail("text.model", "a path to a text model file (the key is missing)")
+    model = resolve_model(ck, table["model"], "text.model")
+    primer = ck.text("text.primer", table.get("primer", ""))
+    font = _file(ck, "text.font", table["font"], "font file (.ttf/.otf)") if "font" in table else None
     if font is not None:
         from engine.stage.textlayer import font_problem  # pygame: only for scenes with a font
 
         problem = font_problem(font)
         if problem is not None:
-            raise _fail(file, "text.font", f"a font file that FreeType reads ({font} {problem})")
+            raise ck.fail("text.font", f"a font file that FreeType reads ({font} {problem})")
     colour = table.pop("colour", None)
-    params = _defaults(file, "text", table, _TEXT, {"model", "primer", "font"})
+    params = _defaults(ck, "text", table, _TEXT, {"model", "primer", "font"})
     if colour is not None:
         if not isinstance(colour, list) or len(colour) != 3:
-            raise _fail(file, "text.colour", "[red, green, blue], each 0..1", colour)
+            raise ck.fail("text.colour", "[red, green, blue], each 0..1", colour)
         for name, c in zip(("red", "green", "blue"), colour):
-            params[f"text/{name}"] = ParamSetting(_value(file, "text.colour", c, "float", 0.0, 1.0), 0.0, 1.0)
+            params[f"text/{name}"] = ParamSetting(_value(ck, "text.colour", c, "float", 0.0, 1.0), 0.0, 1.0)
     return TextSpec(model, primer, font), params
 
 
-def _synth(file: Path, table: dict) -> dict[str, float]:
+def _synth(ck: Checker, table: dict) -> dict[str, float]:
     specs: dict[str, Param] = {p.address.removeprefix("/synth/"): p for p in synth_params()}
     out: dict[str, float] = {}
     for name, value in table.items():
         p = specs.get(name)
         if p is None:
-            raise _fail(file, f"synth.{name}", "one of " + ", ".join(specs))
+            raise ck.fail(f"synth.{name}", "one of " + ", ".join(specs))
         if name == "waveform" and isinstance(value, str):
-            if value not in WAVEFORMS:
-                raise _fail(file, "synth.waveform", "one of " + ", ".join(WAVEFORMS), value)
-            value = WAVEFORMS.index(value)
-        out[name] = _value(file, f"synth.{name}", value, p.type, p.lo, p.hi)
+            value = WAVEFORMS.index(ck.choice("synth.waveform", value, WAVEFORMS))
+        out[name] = _value(ck, f"synth.{name}", value, p.type, p.lo, p.hi)
     return out
 
 
-def load_seq_tables(file: Path, data: dict) -> SeqTables:
+def load_seq_tables(ck: Checker, data: dict) -> SeqTables:
     """Validate the scene's [notes], [text] and [synth] tables (SceneError naming the key)."""
     notes = text = None
     params: dict[str, ParamSetting] = {}
-    if (t := _table(file, data, "notes")) is not None:
-        notes, p = _notes(file, t)
+    if (t := _table(ck, data, "notes")) is not None:
+        notes, p = _notes(ck, t)
         params.update(p)
-    if (t := _table(file, data, "text")) is not None:
-        text, p = _text(file, t)
+    if (t := _table(ck, data, "text")) is not None:
+        text, p = _text(ck, t)
         params.update(p)
-    synth = _synth(file, t) if (t := _table(file, data, "synth")) is not None else {}
+    synth = _synth(ck, t) if (t := _table(ck, data, "synth")) is not None else {}
     return SeqTables(notes, text, params, synth)
 
 
-__all__ = ["NotesSpec", "TextSpec", "SeqTables", "load_seq_tables", "SceneError", "WAVEFORMS"]
+__all__ = ["ParamSetting", "NotesSpec", "TextSpec", "SeqTables", "load_seq_tables", "resolve_model", "SceneError",
+           "WAVEFORMS"]

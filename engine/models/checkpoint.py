@@ -13,8 +13,8 @@ files small) and string metadata under ``__metadata__``:
 
 Files are only ever read with safetensors (never torch.load / pickle: a .pt
 pickle runs arbitrary code when loaded) and every failure becomes a
-ModelFileError naming the file and what was expected. Writes are atomic (temp
-file in the same folder, fsync, os.replace), so a crash or SIGKILL while saving
+ModelFileError naming the file and what was expected. Writes are atomic
+(engine.files.atomic: temp file in the same folder, fsync, os.replace), so a crash or SIGKILL while saving
 leaves either the old file or the new one, never a torn one.
 
 Training-state files (for --resume) use the same container with their own
@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
@@ -34,6 +33,8 @@ import safetensors
 import safetensors.torch
 import torch
 
+from engine.errors import ModelFileError  # defined with the other startup errors; imported from here too
+from engine.files.atomic import atomic_write_bytes
 from engine.models.gan import Generator, GANConfig
 
 log = logging.getLogger(__name__)
@@ -47,48 +48,6 @@ _CONFIG_NAMES = {"gan": "GAN"}  # how error messages name a kind's config, where
 
 PathLike = str | os.PathLike[str]
 M = TypeVar("M", bound=torch.nn.Module)
-
-
-class ModelFileError(Exception):
-    """A model or state file is missing, unreadable or not what was expected."""
-
-
-def atomic_write_bytes(path: PathLike, payload: bytes) -> None:
-    """Write `payload` to `path` so readers see the old file or the new one, never half.
-
-    A SIGKILL mid-write can leave a hidden ``.NAME.*.tmp`` file next to the
-    target; it is harmless and never read.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_name = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    # os.open with 0o666 (not mkstemp's 0o600) so the file gets the usual umask permissions.
-    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        # BaseException: also clean up on KeyboardInterrupt, then re-raise.
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist the rename itself (POSIX); not possible on every platform."""
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on a directory; the data is already synced
-    finally:
-        os.close(dir_fd)
 
 
 def _prepare(tensors: Mapping[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:

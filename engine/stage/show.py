@@ -28,6 +28,7 @@ from engine.core.events import Event, EventQueue
 from engine.core.params import Registry
 from engine.core.showcore import FrameHook, Phase, ShowCore
 from engine.core.space import VERBS, Verb
+from engine.core.ratelog import first_and_every
 from engine.core.stats import FrameStats
 from engine.core.tempo import Tempo
 from engine.stage.deck import Deck, LoadedScene
@@ -159,7 +160,7 @@ class Show(ShowCore):
         if index is None or not 0 <= index < len(self.scenes):
             self.registry.rejected += 1
             self.scene_misses += 1
-            if self.scene_misses == 1 or self.scene_misses % 100 == 0:  # a typo in the other app, most often
+            if first_and_every(self.scene_misses, 100):  # a typo in the other app, most often
                 log.warning("no scene %r (%d such requests so far); scenes: %s", value, self.scene_misses,
                             ", ".join(f"{i + 1} {name!r}" for i, name in enumerate(self.scene_names())))
             return
@@ -261,7 +262,7 @@ class Show(ShowCore):
             if self.strict:
                 raise
             self.frame_errors += 1
-            if self.frame_errors == 1 or self.frame_errors % 1000 == 0:
+            if first_and_every(self.frame_errors, 1000):
                 log.exception("frame failed (%d so far); holding the last good frame", self.frame_errors)
             return False
         finally:

@@ -16,6 +16,7 @@ from typing import Any, Mapping, TypeVar
 
 import torch
 
+from engine.errors import TrainSetupError
 from engine.models.checkpoint import read_state
 
 DEFAULT_MINUTES = 10.0
@@ -110,9 +111,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda was requested but no CUDA device is available; use --device cpu")
+            raise TrainSetupError("--device cuda was requested but no CUDA device is available; use --device cpu")
         return torch.device("cuda")
-    raise ValueError(f"unknown device {name!r}; expected cpu, cuda or auto")
+    raise TrainSetupError(f"unknown device {name!r}; expected cpu, cuda or auto")
 
 
 class Budget:
@@ -186,7 +187,7 @@ def out_paths(out: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
     elif text.endswith(MODEL_SUFFIX):
         text = text[: -len(MODEL_SUFFIX)]
     if not text or text.endswith(("/", os.sep)) or Path(text).name in ("", ".", ".."):
-        raise ValueError(f"--out needs a file name such as trained/NAME, got {os.fspath(out)!r}")
+        raise TrainSetupError(f"--out needs a file name such as trained/NAME, got {os.fspath(out)!r}")
     base = Path(text)
     return (
         base.with_name(base.name + MODEL_SUFFIX),
@@ -323,7 +324,7 @@ def unpack_training_state(
 def read_resume_state(state_path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The training state --resume continues from; ValueError if there is none at `state_path`."""
     if not state_path.is_file():
-        raise ValueError(f"--resume: no training state at '{state_path}'; "
+        raise TrainSetupError(f"--resume: no training state at '{state_path}'; "
                          "train without --resume first (or check --out)")
     return read_state(state_path, kind)
 
@@ -331,7 +332,7 @@ def read_resume_state(state_path: Path, kind: str) -> tuple[dict[str, torch.Tens
 def check_resume_config(state_path: Path, state: Mapping[str, Any], want: dict[str, Any], flags: str) -> None:
     """ValueError unless the state file was trained with the model config `want` (`flags` set it)."""
     if state.get("config") != want:
-        raise ValueError(
+        raise TrainSetupError(
             f"--resume: '{state_path}' was trained with config {state.get('config')}, but this run "
             f"asks for {want}; use the same {flags}"
         )

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from engine.errors import TrainSetupError
 from engine.models.checkpoint import save_model, save_state
 from engine.models.gan import Discriminator, GANConfig, Generator
 from engine.train.loop import train_loop
@@ -99,14 +100,17 @@ def opts_from_args(ns: argparse.Namespace) -> GanTrainOptions:
 
 
 def _validate(opts: GanTrainOptions) -> None:
-    opts.gan_config()
+    try:
+        opts.gan_config()
+    except ValueError as exc:  # the config names the flag's dest (size, latent_dim ...): a setup error
+        raise TrainSetupError(str(exc)) from None
     if opts.batch < 1:
-        raise ValueError(f"--batch must be at least 1, got {opts.batch}")
+        raise TrainSetupError(f"--batch must be at least 1, got {opts.batch}")
     for flag, lr in (("--lr", opts.lr), ("--lr-g", opts.generator_lr())):
         if not 0.0 < lr < 1.0:
-            raise ValueError(f"{flag} must be between 0 and 1, got {lr}")
+            raise TrainSetupError(f"{flag} must be between 0 and 1, got {lr}")
     if not 0.0 <= opts.ema < 1.0:
-        raise ValueError(f"--ema must be in [0, 1), got {opts.ema}")
+        raise TrainSetupError(f"--ema must be in [0, 1), got {opts.ema}")
 
 
 def diff_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from engine.models.checkpoint import atomic_write_bytes
+from engine.errors import TrainSetupError
+from engine.files.atomic import atomic_write_bytes
 from engine.train.common import folder_files
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def load_image_folder(path: str | os.PathLike[str], size: int) -> tuple[list[tor
     """Load every usable image under `path` as uint8 (3, H, W) tensors, short side >= size."""
     root = Path(path)
     if not root.is_dir():
-        raise ValueError(f"image folder '{root}' does not exist or is not a folder")
+        raise TrainSetupError(f"image folder '{root}' does not exist or is not a folder")
     scan = ImageScan(folder=str(root))
     images: list[torch.Tensor] = []
     for file in folder_files(root):
@@ -110,7 +111,7 @@ def load_image_folder(path: str | os.PathLike[str], size: int) -> tuple[list[tor
             continue
         scan.loaded += 1
     if not images:
-        raise ValueError(
+        raise TrainSetupError(
             f"image folder '{root}' holds no readable .png/.jpg/.jpeg/.webp images "
             f"({scan.skipped} other file(s) skipped)"
         )

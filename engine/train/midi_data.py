@@ -36,6 +36,7 @@ from typing import Sequence
 import mido
 import numpy as np
 
+from engine.errors import TrainSetupError
 from engine.models.notes import Note, NoteVocab
 from engine.train.common import folder_files
 
@@ -197,7 +198,7 @@ def load_midi_folder(path: str | os.PathLike[str]) -> MidiScan:
     """Read every usable MIDI file under `path`; ValueError if none holds a melody."""
     root = Path(path)
     if not root.is_dir():
-        raise ValueError(f"MIDI folder '{root}' does not exist or is not a folder")
+        raise TrainSetupError(f"MIDI folder '{root}' does not exist or is not a folder")
     scan = MidiScan(folder=str(root))
     for file in folder_files(root):
         rel = str(file.relative_to(root))
@@ -210,7 +211,7 @@ def load_midi_folder(path: str | os.PathLike[str]) -> MidiScan:
             log.debug("skipping %s: %s", rel, exc)
             scan.skip(rel, str(exc))
     if not scan.files:
-        raise ValueError(
+        raise TrainSetupError(
             f"MIDI folder '{root}' holds no usable melody: {scan.skipped} file(s) skipped"
             + (f" ({_reason_counts(scan)})" if scan.skipped else "; it has no .mid/.midi files")
         )
@@ -232,7 +233,7 @@ def split_by_file(count: int, seed: int, fraction: float = VAL_FRACTION) -> tupl
     and at most count - 1. ValueError with fewer than 2 files.
     """
     if count < 2:
-        raise ValueError(f"need at least 2 usable MIDI files to hold one out for validation, got {count}")
+        raise TrainSetupError(f"need at least 2 usable MIDI files to hold one out for validation, got {count}")
     n_val = min(count - 1, max(1, round(fraction * count)))
     order = np.random.default_rng(seed).permutation(count)
     return sorted(int(i) for i in order[n_val:]), sorted(int(i) for i in order[:n_val])

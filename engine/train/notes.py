@@ -31,7 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.models.checkpoint import atomic_write_bytes, save_state
+from engine.errors import TrainSetupError
+from engine.files.atomic import atomic_write_bytes
+from engine.models.checkpoint import save_state
 from engine.models.notes import NoteVocab
 from engine.models.seq import SeqConfig, SeqModel, save_seq_model
 from engine.seq.notes import NoteStream, StreamParams
@@ -108,14 +110,14 @@ def _validate(opts: NotesTrainOptions) -> None:
     try:
         opts.note_config()
     except ValueError as exc:  # name the flag, not the config key
-        raise ValueError(f"bad model size flag: {exc}") from None
+        raise TrainSetupError(f"bad model size flag: {exc}") from None
     for flag, value, lo in (("--batch", opts.batch, 1), ("--seq-len", opts.seq_len, 2)):
         if value < lo:
-            raise ValueError(f"{flag} must be at least {lo}, got {value}")
+            raise TrainSetupError(f"{flag} must be at least {lo}, got {value}")
     if not 0.0 < opts.lr < 1.0:
-        raise ValueError(f"--lr must be between 0 and 1, got {opts.lr}")
+        raise TrainSetupError(f"--lr must be between 0 and 1, got {opts.lr}")
     if not 0 <= opts.transpose <= 12:
-        raise ValueError(f"--transpose must be from 0 to 12 semitones, got {opts.transpose}")
+        raise TrainSetupError(f"--transpose must be from 0 to 12 semitones, got {opts.transpose}")
 
 
 class Bigram:

@@ -34,7 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.checkpoint import atomic_write_bytes, save_state
+from engine.errors import TrainSetupError
+from engine.files.atomic import atomic_write_bytes
+from engine.models.checkpoint import save_state
 from engine.models.seq import SeqConfig, SeqModel, rename_prefix, save_seq_model
 from engine.models.text import CharVocab, probabilities
 from engine.train.loop import train_loop
@@ -110,11 +112,11 @@ def _validate(opts: TextTrainOptions) -> None:
     for flag, value, low, high in (("--seq", opts.seq, 2, 4096), ("--batch", opts.batch, 1, 4096),
                                    ("--sample-chars", opts.sample_chars, 1, 100_000)):
         if not low <= value <= high:
-            raise ValueError(f"{flag} must be from {low} to {high}, got {value}")
+            raise TrainSetupError(f"{flag} must be from {low} to {high}, got {value}")
     if not 0.0 < opts.lr < 1.0:
-        raise ValueError(f"--lr must be between 0 and 1, got {opts.lr}")
+        raise TrainSetupError(f"--lr must be between 0 and 1, got {opts.lr}")
     if not opts.temperature > 0.0:
-        raise ValueError(f"--temperature must be positive, got {opts.temperature}")
+        raise TrainSetupError(f"--temperature must be positive, got {opts.temperature}")
 
 
 # ---------------------------------------------------------------- reading the text
@@ -156,21 +158,21 @@ def read_text_file(path: str | Path) -> TextData:
     p = Path(path)
     if not p.is_file():
         what = "is a folder; give one text file" if p.is_dir() else "does not exist"
-        raise ValueError(f"--data '{p}' {what}")
+        raise TrainSetupError(f"--data '{p}' {what}")
     raw = p.read_bytes()
     if not raw.strip():
-        raise ValueError(f"--data '{p}' is empty; give a plain text file of at least {MIN_CHARS} characters")
+        raise TrainSetupError(f"--data '{p}' is empty; give a plain text file of at least {MIN_CHARS} characters")
     if b"\x00" in raw:
-        raise ValueError(f"--data '{p}' looks like a binary file, not text (it contains NUL bytes; "
+        raise TrainSetupError(f"--data '{p}' looks like a binary file, not text (it contains NUL bytes; "
                          "UTF-16 text must be saved as UTF-8 first)")
     text, encoding = _decode(raw, p)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     controls = len(_CONTROL_CODES.findall(text))
     if controls > MAX_CONTROL_FRACTION * len(text):
-        raise ValueError(f"--data '{p}' looks like a binary file, not text "
+        raise TrainSetupError(f"--data '{p}' looks like a binary file, not text "
                          f"({controls} of {len(text)} characters are control codes)")
     if len(text) < MIN_CHARS:
-        raise ValueError(f"--data '{p}' has only {len(text)} characters; text training needs at least "
+        raise TrainSetupError(f"--data '{p}' has only {len(text)} characters; text training needs at least "
                          f"{MIN_CHARS} (the last {VAL_FRACTION:.0%} are held out for validation)")
     return TextData(text, encoding, p.name)
 
@@ -213,7 +215,7 @@ class _TextRun:
         try:
             self.config.validate()
         except ValueError as exc:
-            raise ValueError(f"--data '{opts.data}': {exc}") from None
+            raise TrainSetupError(f"--data '{opts.data}': {exc}") from None
         self.baseline_loss = unigram_loss(train, val, self.config.vocab.chars)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(opts.seed)
@@ -353,15 +355,15 @@ def _init_weights(model: SeqModel) -> SeqModel:
 def _check_resumable(run: _TextRun, state: dict[str, Any]) -> None:
     saved = state.get("config") or {}
     if saved.get("vocab") != run.config.vocab.chars:
-        raise ValueError(f"--resume: '{run.state_path}' was trained on a text with other characters "
+        raise TrainSetupError(f"--resume: '{run.state_path}' was trained on a text with other characters "
                          f"than '{run.opts.data}'; resume with the same --data")
     if saved != run.config.to_dict():
         mine = {k: v for k, v in run.config.to_dict().items() if k != "vocab"}
         theirs = {k: v for k, v in saved.items() if k != "vocab"}
-        raise ValueError(f"--resume: '{run.state_path}' was trained with {theirs}, but this run asks "
+        raise TrainSetupError(f"--resume: '{run.state_path}' was trained with {theirs}, but this run asks "
                          f"for {mine}; use the same --hidden/--layers/--embed/--dropout")
     if (state.get("batch"), state.get("seq")) != (run.streams.batch, run.opts.seq):
-        raise ValueError(f"--resume: '{run.state_path}' was trained with --batch {state.get('batch')} "
+        raise TrainSetupError(f"--resume: '{run.state_path}' was trained with --batch {state.get('batch')} "
                          f"--seq {state.get('seq')}; use the same values")
 
 
@@ -405,7 +407,7 @@ class _Streams:
         self._x = self._y = torch.empty(0)
         self._layout()
         if self.steps_per_epoch < 1:
-            raise ValueError(f"--seq {seq} is longer than the training text ({ids.numel()} characters); "
+            raise TrainSetupError(f"--seq {seq} is longer than the training text ({ids.numel()} characters); "
                              "use a smaller --seq")
 
     def _layout(self) -> None:
