@@ -22,119 +22,6 @@ PREVIEW_SECONDS = 10.0  # show with no display: the length of the file rendered 
 log = logging.getLogger("engine.cli")
 
 
-def _size(text: str) -> tuple[int, int]:
-    from engine.stage.layout import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return v
-
-
-def _render_size(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size in px, got {text!r}") from None
-    if not 16 <= v <= 4096:
-        raise argparse.ArgumentTypeError(f"expected a size from 16 to 4096 px, got {v}")
-    return v
-
-
-def _add_picture_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--size", type=_size, help="window or output size WxH (default: window 1280x720, render the model size)")
-    p.add_argument("--render-size", type=_render_size, help="the model's drawing size in px (default: its native size)")
-    p.add_argument("--aspect", choices=("fit", "fill", "stretch"), default="fit", help="square model on a non-square output")
-    p.add_argument("--fps", type=_positive_float, default=None, help="frames per second (show: 60, render: 30)")
-    _add_device_args(p)
-
-
-def _add_device_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="where the model runs")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for the model (default 1: see docs/BENCHMARKS.md)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run_show.py", description="Latent Stage: live generative art engine")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors in the log")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    show = sub.add_parser("show", help="play scenes live in a window (or headless)")
-    show.add_argument("--scene", action="append", type=Path, help="scene file (repeatable; default scenes/default.toml)")
-    _add_picture_args(show)
-    show.add_argument("--fullscreen", action="store_true", help="fullscreen on the chosen display")
-    show.add_argument("--display", type=int, help="display index, 0-based (default: the primary one)")
-    show.add_argument("--headless", action="store_true", help="no window; still paced to --fps")
-    show.add_argument("--no-vsync", action="store_true", help="pace with a timer even where vsync works")
-    show.add_argument("--seconds", type=_positive_float, help="stop after this many seconds")
-    show.add_argument("--stats", type=Path, help="write frame statistics JSON here when the show ends")
-    show.add_argument("--record-events", type=Path, metavar="FILE",
-                      help="record every applied input event as JSON lines (replay with render --events)")
-    from engine.control import add_control_args
-
-    add_control_args(show)
-    from engine.devices.audio_out import add_audio_args
-    from engine.devices.midi_out import add_args as add_notes_args
-
-    add_audio_args(show)
-    add_notes_args(show)
-
-    render = sub.add_parser("render", help="render a scene offline to an mp4 or a PNG folder")
-    render.add_argument("--scene", action="append", type=Path,
-                        help="scene file (repeatable; default scenes/default.toml, or the --events log's scenes)")
-    _add_picture_args(render)
-    render.add_argument("--seconds", type=_positive_float, help="length in seconds (default with --events: the log's)")
-    render.add_argument("--events", type=Path, metavar="FILE",
-                        help="replay a performance recorded with show --record-events, frame for frame")
-    render.add_argument("--out", required=True, help="FILE.mp4, or DIR/ for a PNG sequence")
-    render.add_argument("--patch", action="append", type=Path, metavar="FILE",
-                        help="patch file whose LFO, beat and audio routes modulate the render (repeatable; "
-                             "default with --events: the recorded show's)")
-
-    train = sub.add_parser("train", help="train a model from your own material")
-    tsub = train.add_subparsers(dest="family", required=True, metavar="FAMILY")
-    from engine.train import family_modules
-
-    for name, module in family_modules().items():
-        module.add_args(tsub.add_parser(name, help=module.HELP))
-
-    sub.add_parser("devices", help="list audio devices (with host API) and MIDI ports")
-
-    params = sub.add_parser("params", help="list every OSC address: params (type, range, default) and verbs")
-    params.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-
-    bench = sub.add_parser("bench", help="model forward vs whole-frame cost for every shipped scene")
-    _add_device_args(bench)
-    bench.add_argument("--frames", type=int, default=300, help="frames measured per scene")
-    bench.add_argument("--json", type=Path, help="write the results as JSON here")
-    bench.add_argument("--control", action="store_true",
-                       help="input latency instead: OSC (and MIDI) send to the first presented frame that shows it")
-    bench.add_argument("--messages", type=int, default=600,
-                       help="with --control: messages sent per transport (half to each address)")
-    bench.add_argument("--sound", type=float, metavar="SECONDS",
-                       help="sound instead: a show of --sound-scene through a JACK dummy server for SECONDS, "
-                            "recorded; underruns, note timing and pitch, MIDI note pairs")
-    bench.add_argument("--sound-scene", type=Path, metavar="FILE", help="scene for --sound (default scenes/verse.toml)")
-    bench.add_argument("--link", type=float, metavar="SECONDS",
-                       help="Ableton Link instead: join a Link peer's session (another process) for SECONDS and "
-                            "measure the beat phase error of every presented frame (needs pip install .[link])")
-    bench.add_argument("--osc-flood", type=float, metavar="SECONDS",
-                       help="robustness instead: flood a headless show with 5,000 OSC messages/s plus 10,000 "
-                            "malformed datagrams for SECONDS and print what it kept up with")
-    return parser
-
-
 def _specs(paths: Sequence[Path] | None):
     from engine.files.scene import DEFAULT_SCENE, load_scene
 
@@ -189,7 +76,10 @@ def cmd_show(args: argparse.Namespace) -> str:
         res = render(specs[:1], seconds=seconds, fps=30, out=str(out), size=args.size, aspect=args.aspect,
                      render_size=args.render_size, device=_device(args.device))
         return f"{notice}\nwrote {res.out.resolve()} ({res.frames} frames, {res.size[0]}x{res.size[1]})"
-    summary = run_live(args, specs, _device(args.device))
+    from engine.flags import show_config
+
+    config = show_config(args, device=str(_device(args.device)), scenes=tuple(s.file for s in specs))
+    summary = run_live(config, specs)
     from engine.core.stats import format_summary
 
     if not args.stats:
@@ -209,9 +99,12 @@ def cmd_train(args: argparse.Namespace) -> str:
 
 def cmd_bench(args: argparse.Namespace) -> str:
     if args.control:
-        from engine.bench.control import format_result, run_bench_control
+        from engine.bench.control import bench_control, format_result
+        from engine.files.scene import DEFAULT_SCENE
 
-        res = run_bench_control(args)
+        if args.messages < 10:
+            raise SystemExit("error: --messages must be at least 10")
+        res = bench_control(DEFAULT_SCENE, _device(args.device), args.messages)
         return _report(format_result(res), res, args.json)
     if args.osc_flood is not None:
         return _bench_flood(args)
@@ -294,6 +187,8 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, str, str]:
     # 5-8 ms with OpenBLAS's default threads while the other core was busy, 0.08 ms with
     # one (measured on the 2-core machine, docs/TEXT.md).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from engine.flags import build_parser
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
@@ -301,7 +196,7 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, str, str]:
     )
     from engine.errors import StartupError
 
-    if getattr(args, "threads", "absent") != "absent":
+    if args.command in ("show", "render", "bench", "train"):  # the commands that have --threads
         _set_threads(args.threads)
 
     try:

@@ -148,3 +148,17 @@ def verb_handlers(obj: object, owner: str) -> dict:
     from engine.core.space import VERBS
 
     return {v.address: getattr(obj, v.method) for v in VERBS if v.owner == owner}
+
+
+def show_config(*argv: str, **settings):
+    """A ShowConfig as the CLI makes it from `show` flags (argv), with `settings` replaced after
+    (lists become tuples; tempo_source goes to the stage)."""
+    from dataclasses import replace
+
+    from engine.flags import build_parser
+    from engine.flags import show_config as from_args
+
+    config = from_args(build_parser().parse_args(["show", *argv]), device="cpu", scenes=())
+    if "tempo_source" in settings:
+        config = replace(config, stage=replace(config.stage, tempo_source=settings.pop("tempo_source")))
+    return replace(config, **{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 from types import SimpleNamespace
 
@@ -10,9 +9,10 @@ import pytest
 
 import engine.devices.audio_devices as devices
 import engine.devices.audio_out as audio_out
+from tests.fakes import show_config
 from engine.devices.audio_devices import AudioDevice, DeviceTable, choose, stream_rate
 from engine.errors import StartupError
-from engine.devices.audio_out import add_audio_args, open_audio
+from engine.devices.audio_out import open_audio
 
 ALSA, JACK = "ALSA", "JACK Audio Connection Kit"
 DEVICES = [
@@ -64,10 +64,8 @@ def test_stream_rate_follows_jack_unless_asked():
     assert stream_rate(96000, DEVICES[4]) == 96000
 
 
-def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_audio_args(parser)
-    return parser.parse_args(list(argv))
+def parse(*argv: str):
+    return show_config(*argv)
 
 
 def test_flags_and_defaults():

@@ -5,7 +5,6 @@ start on time (one constant offset) and in tune, with no underrun after warm-up.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import threading
 import time
@@ -13,12 +12,13 @@ import time
 import numpy as np
 import pytest
 
+from tests.fakes import show_config
 from engine.devices.audio_in import open_audio_in
 from engine.devices.audio_devices import import_sounddevice, list_devices, portaudio_session
 from engine.dsp.synth import Synth, SynthSettings, midi_to_hz
 from engine.devices.wav import read_wav
 from engine.bench.jackserver import dummy_server, missing_tools
-from engine.devices.audio_out import add_audio_args, open_audio
+from engine.devices.audio_out import open_audio
 
 pytestmark = pytest.mark.integration
 RATE, BLOCK = 48000, 256
@@ -40,10 +40,8 @@ def jack(tmp_path):
         pytest.fail(str(e))
 
 
-def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_audio_args(parser)
-    return parser.parse_args(list(argv))
+def parse(*argv: str):
+    return show_config(*argv)
 
 
 def pure_synth() -> Synth:

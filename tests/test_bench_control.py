@@ -1,12 +1,11 @@
 """bench --control at reduced size: a real headless show, real OSC over loopback UDP."""
 
-import argparse
 import json
 
 import pytest
 import torch
 
-from engine.bench.control import BRIGHTNESS, LATENT, Trace, format_result, latencies, run_bench_control
+from engine.bench.control import BRIGHTNESS, LATENT, Trace, format_result, latencies, bench_control
 
 
 def test_latency_matching_uses_the_first_present_after_the_send():
@@ -32,8 +31,7 @@ def test_bench_control_measures_osc_to_present(tmp_path, scene_file):
 
 
 def _bench_and_check(tmp_path, scene_file):
-    args = argparse.Namespace(scene=scene_file(""), device="cpu", messages=40)
-    res = json.loads(json.dumps(run_bench_control(args)))  # what --json writes
+    res = json.loads(json.dumps(bench_control(scene_file(""), torch.device("cpu"), 40)))  # what --json writes
     osc = res["osc"]
     assert set(osc) >= {"n", "p50_ms", "p99_ms", "post_model_p99_ms", "model_input_p99_ms"}
     assert osc["sent"] == 40 and osc["n"] >= 38  # every change shows up in some presented frame

@@ -1,6 +1,5 @@
 """MIDI learn: arm, move, bound at once, saved atomically, reloaded, unlearned."""
 
-import argparse
 import logging
 
 import pytest
@@ -10,7 +9,7 @@ from engine.control.midi import MidiControl
 from engine.files.patch import load_patch
 from engine.errors import StartupError
 from engine.core.events import Event
-from tests.fakes import FakeMidiBackend, ControlShow
+from tests.fakes import FakeMidiBackend, ControlShow, show_config
 
 PORT = "nanoKONTROL2 MIDI 1 20:0"
 
@@ -23,7 +22,7 @@ class Clock:
 
 
 def control(tmp_path, show=None, backend=None, clock=None, patches=()):
-    args = argparse.Namespace(midi_in=["nano"], midi_api=None, patch=list(patches),
+    args = show_config(midi_in=["nano"], midi_api=None, patch=list(patches),
                               learn_save=tmp_path / "cfg" / "learned.toml", midi_feedback=None)
     show = show or ControlShow()
     backend = backend or FakeMidiBackend([PORT])
@@ -161,7 +160,7 @@ def test_a_save_that_fails_mid_show_is_logged_and_the_show_goes_on(tmp_path, cap
     the loop's drain: an OSError there once escaped the verb and cost the frame."""
     learned = tmp_path / "learned.toml"
     learned.write_text('[[route]]\nsource = { type = "midi", cc = 3 }\naddress = "/master/speed"\n')
-    args = argparse.Namespace(midi_in=[], midi_api=None, patch=[], learn_save=learned, midi_feedback=None)
+    args = show_config(midi_in=[], midi_api=None, patch=[], learn_save=learned, midi_feedback=None)
     show = ControlShow()
     c = MidiControl(args, show)
     assert c.watcher is None and len(c.learner.learned) == 1
@@ -197,7 +196,7 @@ def test_learning_where_the_file_cannot_go_still_binds(tmp_path, caplog):
 def test_a_bad_learn_file_stops_startup_with_one_line(tmp_path, make, expected):
     f = tmp_path / "learned.toml"
     make(f)
-    args = argparse.Namespace(midi_in=[], midi_api=None, patch=[], learn_save=f, midi_feedback=None)
+    args = show_config(midi_in=[], midi_api=None, patch=[], learn_save=f, midi_feedback=None)
     with pytest.raises(StartupError) as err:
         MidiControl(args, ControlShow())
     assert str(f) in str(err.value) and expected in str(err.value)
@@ -206,5 +205,5 @@ def test_a_bad_learn_file_stops_startup_with_one_line(tmp_path, make, expected):
 def test_an_empty_learn_file_is_no_bindings(tmp_path):
     f = tmp_path / "learned.toml"
     f.write_text("")
-    args = argparse.Namespace(midi_in=[], midi_api=None, patch=[], learn_save=f, midi_feedback=None)
+    args = show_config(midi_in=[], midi_api=None, patch=[], learn_save=f, midi_feedback=None)
     assert MidiControl(args, ControlShow()).learner.learned == []

@@ -1,7 +1,6 @@
 """The MIDI control in a real show (fake ports): every shipped controller layout moves
 the right params, pick-up, program change, clock only with clock sync, feedback, stats."""
 
-import argparse
 import math
 import random
 
@@ -9,7 +8,7 @@ import pytest
 import torch
 
 from engine.core.clock import FixedClock
-from engine.control.midi import MidiControl, add_args, start
+from engine.control.midi import MidiControl, start
 from engine.files.patch import MidiSource, load_patch, to_value
 from engine.stage.deck import load_scenes
 from engine.core.events import Event, EventQueue
@@ -19,7 +18,7 @@ from engine.files.scene import load_scene
 from engine.stage.show import Show
 from engine.core.tempo import Tempo
 from tests.conftest import REPO
-from tests.fakes import FakeMidiBackend, FakeOutput, ControlShow
+from tests.fakes import FakeMidiBackend, FakeOutput, ControlShow, show_config
 
 PORTS = {
     "nanokontrol2.toml": "nanoKONTROL2 MIDI 1",
@@ -47,13 +46,7 @@ class Clock:
 
 
 def namespace(tmp_path, **kw):
-    p = argparse.ArgumentParser()
-    add_args(p)
-    args = p.parse_args([])
-    args.learn_save = tmp_path / "learned.toml"
-    for k, v in kw.items():
-        setattr(args, k, v)
-    return args
+    return show_config(learn_save=tmp_path / "learned.toml", **kw)
 
 
 def press(kind, ch, number, on):

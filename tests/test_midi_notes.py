@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 
 import pytest
 
-from engine.devices.midi_out import NoteScheduler, add_args
+from engine.devices.midi_out import NoteScheduler
+from engine.flags import build_parser
 
 
 def _pairs_balanced(messages: list[list[int]]) -> bool:
@@ -69,8 +69,6 @@ def test_velocity_and_pitch_are_clamped_to_midi():
 
 @pytest.mark.parametrize("bad", ["0", "17", "x"])
 def test_channel_flag_is_checked(bad, capsys):
-    p = argparse.ArgumentParser()
-    add_args(p)
     with pytest.raises(SystemExit):
-        p.parse_args(["--notes-channel", bad])
+        build_parser().parse_args(["show", "--notes-channel", bad])
     assert "--notes-channel" in capsys.readouterr().err

@@ -3,7 +3,6 @@
 No sound card: audio features are scripted AudioFeatures sequences; time is a FixedClock.
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from engine.files.scene import load_scene
 from engine.stage.show import Show
 from engine.core.tempo import Tempo
 from tests.conftest import REPO
-from tests.fakes import FakeOutput
+from tests.fakes import FakeOutput, show_config
 
 FPS = 60
 
@@ -393,8 +392,8 @@ def test_registered_and_started_only_when_needed(scene_file, tmp_path):
     show = make_show(scene_file)
     midi_only = tmp_path / "midi.toml"
     midi_only.write_text(route('{ type = "midi", cc = 1 }', "/master/speed"))
-    assert start(argparse.Namespace(patch=[midi_only], audio_in=None), show) is None
-    ctl = start(argparse.Namespace(patch=[midi_only, REPO / "patches" / "audio_reactive.toml"], audio_in=None), show)
+    assert start(show_config(patch=[midi_only], audio_in=None), show) is None
+    ctl = start(show_config(patch=[midi_only, REPO / "patches" / "audio_reactive.toml"], audio_in=None), show)
     assert ctl is not None and ctl.hook in show.model_hooks
     for _ in range(3):
         show.frame()
@@ -409,7 +408,7 @@ def test_midi_control_leaves_modulation_routes_alone(tmp_path):
     from tests.fakes import ControlShow
 
     show = ControlShow()
-    args = argparse.Namespace(patch=[REPO / "patches" / "audio_reactive.toml"], midi_in=[], midi_feedback=None,
+    args = show_config(patch=[REPO / "patches" / "audio_reactive.toml"], midi_in=[], midi_feedback=None,
                               midi_api=None, learn_save=tmp_path / "learned.toml")
     control = MidiControl(args, show)
     assert control.router.routes == ()

@@ -8,7 +8,6 @@ show someone is running on 9000.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -35,7 +34,7 @@ from engine.stage.frame import FrameRenderer
 from engine.core.space import build_registry
 from engine.files.scene import load_scene
 from engine.stage.show import Show
-from tests.fakes import FakeOutput
+from tests.fakes import FakeOutput, show_config
 from tests.xvfb import screenshot, xvfb  # noqa: F401  (xvfb is a fixture)
 
 pytestmark = pytest.mark.integration
@@ -126,11 +125,8 @@ class Client:
         self.sock.close()
 
 
-def osc_args(**kw) -> argparse.Namespace:
-    base = dict(osc_port=free_udp_port(), osc_host="127.0.0.1", osc_allow=None, osc_out=None,
-                oscquery_port=0, oscquery_host="127.0.0.1")
-    base.update(kw)
-    return argparse.Namespace(**base)
+def osc_args(**kw):
+    return show_config(**{"osc_port": free_udp_port(), "oscquery_port": 0, **kw})
 
 
 @pytest.fixture

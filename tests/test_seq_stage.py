@@ -20,7 +20,7 @@ from engine.stage.offline import render
 from engine.files.scene import SceneError, load_scene
 from engine.seq.layer import NoteRouter, SeqLayer
 from engine.seq.scales import SCALES
-from tests.fakes import FakeOutput
+from tests.fakes import FakeOutput, show_config
 
 
 class Sink:
@@ -304,14 +304,12 @@ def test_a_note_register_with_nothing_to_play_is_refused_counted_and_the_melody_
 
 
 def test_sound_flags_without_a_notes_scene_are_said_not_silently_ignored(scene_file, caplog):
-    from argparse import Namespace
-
     from engine.seq.layer import start_live_seq
 
     show, _, _ = _show([scene_file("")])  # a GAN-only scene: nothing to play
-    args = Namespace(audio_device="42", notes_out="synth", note_log=None)
+    args = show_config(audio_device="42", notes_out="synth")
     assert start_live_seq(args, show, lambda: None) is None
     assert "--audio-device/--notes-out: no scene has a [notes] table" in caplog.text
     caplog.clear()
-    assert start_live_seq(Namespace(audio_device=None, notes_out=None, note_log=None), show, lambda: None) is None
+    assert start_live_seq(show_config(), show, lambda: None) is None
     assert caplog.text == ""

@@ -1,7 +1,6 @@
 """Tempo: internal BPM, tap tempo, MIDI clock (smoothing, transport), Link samples, the
 --tempo-source flag, and beat-timed latent paths (no real sleeps: timestamps are made up)."""
 
-import argparse
 import asyncio
 import math
 import random
@@ -20,7 +19,7 @@ from engine.core.space import build_registry
 from engine.files.scene import load_scene
 from engine.stage.show import Show
 from engine.core.tempo import Tempo
-from tests.fakes import FakeOutput, verb_handlers
+from tests.fakes import FakeOutput, verb_handlers, show_config
 
 
 def verb(address, value=None, t=0.0):
@@ -210,21 +209,20 @@ def test_link_phase_lock_converges_without_running_backwards():
 
 
 def test_tempo_source_flag_and_missing_aalink(monkeypatch, scene_file):
-    parser = argparse.ArgumentParser()
-    tempo_control.add_args(parser)
-    assert parser.parse_args([]).tempo_source == "internal"
+    assert show_config().tempo_source == "internal"
     with pytest.raises(SystemExit):
-        parser.parse_args(["--tempo-source", "ableton"])
+        show_config("--tempo-source", "ableton")
     show, *_ = make_show([scene_file("")])
-    assert tempo_control.start(parser.parse_args(["--tempo-source", "midi"]), show) is None
+    assert tempo_control.start(show_config("--tempo-source", "midi"), show) is None
     assert show.tempo.source == "midi"
 
     def no_aalink(name):
         raise ImportError(name)
 
+    link = show_config("--tempo-source", "link")  # before the patch: the parser imports modules
     monkeypatch.setattr(tempo_control.importlib, "import_module", no_aalink)
     with pytest.raises(StartupError, match=r"--tempo-source link .*pip install \.\[link\]"):
-        tempo_control.start(parser.parse_args(["--tempo-source", "link"]), show)
+        tempo_control.start(link, show)
 
 
 class FakeLink:

@@ -11,7 +11,6 @@ command prints.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.config import ShowConfig
 from engine.dsp.synth import Synth, SynthSettings
 
 LOOP_HZ = 60.0  # the show loop the notes are scheduled from
@@ -128,12 +128,12 @@ def bench_audio(seconds: float = 10.0, rate: int = 48000, block: int = 256, late
     from engine.bench.jackserver import dummy_server
     from engine.devices.audio_out import open_audio
 
-    args = argparse.Namespace(no_audio=False, audio_device="jack", sample_rate=rate, block_size=block,
-                              audio_latency=latency_blocks, synth_voices=voices)
+    config = ShowConfig(audio_device="jack", sample_rate=rate, block_size=block, audio_latency=latency_blocks,
+                        synth_voices=voices)
     with tempfile.TemporaryDirectory() as tmp:
         jack_log = Path(tmp) / "jackd.log"
         with dummy_server(rate=rate, period=block, log_file=jack_log), portaudio_session():
-            out = open_audio(args)
+            out = open_audio(config)
             if out is None:
                 raise RuntimeError("no JACK output device appeared")
             warm, end = _measure(out, seconds, warmup_s, notes_per_s, seed, busy_threads, show_threads,

@@ -21,7 +21,6 @@ jackd or python-rtmidi is missing.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import random
@@ -36,12 +35,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from engine.config import ShowConfig
+from engine.config import StageConfig
+from engine.stage.build import build_show
 from engine.core.clock import LiveClock, Pacer
 from engine.stage.deck import load_scenes
-from engine.core.events import EventQueue
-from engine.stage.frame import FrameRenderer
-from engine.core.space import DECKS, build_registry
-from engine.files.scene import DEFAULT_SCENE, load_scene
+from engine.core.space import DECKS
+from engine.files.scene import load_scene
 from engine.stage.show import Show
 from engine.core.stats import FrameStats
 
@@ -169,13 +169,11 @@ def _measure(scene_path: Path, device: torch.device, fps: float,
     scenes = load_scenes([load_scene(scene_path)], device)
     timed = TimedModel(scenes[0].generator, device)
     scenes[0].generator = timed
-    registry = build_registry()
     output = VideoOutput((scenes[0].size, scenes[0].size), window_size=WINDOW, fullscreen=False, display=None,
                          vsync=False, aspect="fit", headless=True, title="bench --control")
     stats = FrameStats(fps)
-    show = Show(scenes, registry, EventQueue(), FrameRenderer(device), output, LiveClock(), pacer=Pacer(fps),
-                stats=stats)
-    registry.param(LATENT).smoothing = 0.0  # see the module docstring
+    show = build_show(StageConfig(device=str(device)), LiveClock(), output, scenes, pacer=Pacer(fps), stats=stats)
+    show.registry.param(LATENT).smoothing = 0.0  # see the module docstring
     trace = Trace()
     _instrument(show, trace)
     control = None
@@ -208,9 +206,7 @@ def bench_osc(scene_path: Path, device: torch.device, messages: int = 600, fps: 
     from engine.control import osc
 
     def start_control(show: Show) -> Any:
-        parser = argparse.ArgumentParser()
-        osc.add_args(parser)
-        return osc.start(parser.parse_args(["--osc-port", str(_free_udp_port()), "--oscquery-port", "0"]), show)
+        return osc.start(ShowConfig(osc_port=_free_udp_port(), oscquery_port=0), show)
 
     def send(control: Any, trace: Trace) -> None:
         _send_osc(control.port, messages, trace, random.Random(seed))
@@ -271,12 +267,3 @@ def format_result(res: dict[str, Any]) -> str:
             f"forward p99 in this run {o['forward_p99_ms']} ms)",
         ]
     return "\n".join(lines)
-
-
-def run_bench_control(args: argparse.Namespace) -> dict[str, Any]:
-    """The CLI's `bench --control`: the measurement for its flags."""
-    from engine.cli import _device
-
-    if args.messages < 10:
-        raise SystemExit("error: --messages must be at least 10")
-    return bench_control(getattr(args, "scene", None) or DEFAULT_SCENE, _device(args.device), args.messages)

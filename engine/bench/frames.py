@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.config import StageConfig
+from engine.stage.build import build_show
 from engine.core.clock import FixedClock
 from engine.stage.deck import load_scenes
-from engine.core.events import EventQueue
-from engine.stage.frame import FrameRenderer
-from engine.core.space import build_registry
 from engine.files.scene import load_scene, shipped_scenes
 from engine.stage.show import Show
 
@@ -42,7 +41,7 @@ def bench_scene(path, device: torch.device, frames: int = 300, warmup: int = 30)
                          vsync=False, aspect="fit", headless=True, title="bench")
     # Show time steps 1/60 s per frame (not wall time: the loop runs unpaced), so the
     # melody and text generate what they would per frame of a 60 fps show.
-    show = Show([scene], build_registry(), EventQueue(), FrameRenderer(device), output, FixedClock(BENCH_FPS))
+    show = build_show(StageConfig(device=str(device)), FixedClock(BENCH_FPS), output, [scene])
     seq = _seq_layer(show, output)
     z = torch.randn((1, scene.latent_dim), device=device)
     fwd, whole, gen = [], [], []

@@ -126,17 +126,15 @@ def bench_link(scene_path: Path, device: torch.device, seconds: float, fps: floa
     import aalink
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    from engine.config import StageConfig
     from engine.core.clock import LiveClock, Pacer
+    from engine.stage.build import build_show
     from engine.control.tempo_sync import LinkControl
     from engine.stage.deck import load_scenes
-    from engine.core.events import EventQueue
-    from engine.stage.frame import FrameRenderer
     from engine.devices.window import VideoOutput
-    from engine.core.space import build_registry
     from engine.files.scene import load_scene
     from engine.stage.show import Show
     from engine.core.stats import FrameStats
-    from engine.core.tempo import Tempo
 
     if not seconds > 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")
@@ -147,12 +145,11 @@ def bench_link(scene_path: Path, device: torch.device, seconds: float, fps: floa
         peer.close()
         raise
     scenes = load_scenes([load_scene(scene_path)], device)
-    registry = build_registry()
     output = VideoOutput((scenes[0].size, scenes[0].size), window_size=(1280, 720), fullscreen=False, display=None,
                          vsync=False, aspect="fit", headless=True, title="bench --link")
     stats = FrameStats(fps)
-    show = Show(scenes, registry, EventQueue(), FrameRenderer(device), output, LiveClock(), pacer=Pacer(fps),
-                stats=stats, tempo=Tempo(registry, "link"))
+    show = build_show(StageConfig(device=str(device), tempo_source="link"), LiveClock(), output, scenes,
+                      pacer=Pacer(fps), stats=stats)
     errors: dict[str, list[float]] = {"before": [], "after": []}
     state = {"phase": "join", "joined_at": None, "changed_at": None, "followed_s": None}
 

@@ -10,7 +10,6 @@ differs. Any setup failure skips MIDI with a reason instead of failing OSC.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import random
 import subprocess
@@ -22,6 +21,7 @@ from typing import Any, Callable
 
 import torch
 
+from engine.config import ShowConfig
 from engine.bench.control import BRIGHTNESS, GAP_S, LATENT, Trace
 from engine.bench.jackserver import dummy_server
 
@@ -96,7 +96,7 @@ def bench_midi(scene_path: Path, device: torch.device, messages: int, fps: float
     """(result, None), or (None, why MIDI could not be measured here)."""
     import mido
 
-    from engine.control import midi, tempo_sync
+    from engine.control import midi
 
     try:
         with dummy_server(period=JACK_PERIOD), tempfile.TemporaryDirectory() as tmp:
@@ -105,13 +105,10 @@ def bench_midi(scene_path: Path, device: torch.device, messages: int, fps: float
             patch.write_text(PATCH.format(bc=b_cc, ba=BRIGHTNESS, blo=b_lo, bhi=b_hi,
                                           lc=l_cc, la=LATENT, llo=l_lo, lhi=l_hi))
             port = mido.Backend("mido.backends.rtmidi/UNIX_JACK").open_output(PORT_NAME, virtual=True)
-            parser = argparse.ArgumentParser()
-            midi.add_args(parser)
-            tempo_sync.add_args(parser)
-            args = parser.parse_args(["--midi-api", "jack", "--midi-in", PORT_NAME, "--patch", str(patch),
-                                      "--learn-save", str(Path(tmp) / "learned.toml")])
+            config = ShowConfig(midi_api="jack", midi_in=(PORT_NAME,), patch=(patch,),
+                                learn_save=Path(tmp) / "learned.toml")
             try:
-                result = measure(scene_path, device, fps, lambda show: midi.start(args, show),
+                result = measure(scene_path, device, fps, lambda show: midi.start(config, show),
                                  lambda _control, trace: _send_midi(port, messages, trace, random.Random(1)))
             finally:
                 port.close()

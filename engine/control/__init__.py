@@ -1,16 +1,16 @@
 """Live control: inputs (OSC, MIDI, tempo sources) and their feedback outputs.
 
-Every control module listed in MODULES offers two functions, so the CLI and
-the live show never need to know the details:
+Every control module listed in MODULES offers one function, so the live show
+never needs to know the details (their flags are engine.flags', their settings
+engine.config.ShowConfig's):
 
-    add_args(parser: argparse.ArgumentParser) -> None
-        register its `show` flags (e.g. --osc-port).
-    start(args: argparse.Namespace, show: engine.stage.show.Show) -> Control | None
+    start(config: engine.config.ShowConfig, show: engine.stage.show.Show) -> Control | None
         open its sockets, ports and threads; attach to the show through
         show.queue (inputs only enqueue), show.listeners (feedback of changes
         inputs caused), show.frame_hooks (once-per-frame work), show.model_hooks
-        (per-frame work before the forward pass: modulation) and show.verbs
-        (verbs it answers, such as /learn/start); None when its flags leave it off.
+        (per-frame work before the forward pass: modulation) and show.provide(owner, obj)
+        (the verbs of the verb table it applies, such as "learn" for /learn/start);
+        None when its settings leave it off.
 
 A Control has `close()` (idempotent; stops threads, closes ports, sends panic
 where it matters) and `stats() -> dict`, merged into the show's stats JSON
@@ -19,16 +19,16 @@ under the module's own keys ("osc", "midi", ...).
 
 from __future__ import annotations
 
-import argparse
 import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from engine.config import ShowConfig
     from engine.stage.show import Show
 
 # Import paths of the control modules, in start order.
-# Modulation comes last: its patch routes may name verbs the others register.
+# Modulation comes last: it reads the patches after the MIDI control has checked them.
 MODULES: tuple[str, ...] = (
     "engine.control.tempo_sync", "engine.control.osc", "engine.control.midi", "engine.control.modulation",
 )
@@ -44,17 +44,12 @@ def modules() -> list[ModuleType]:
     return [importlib.import_module(name) for name in MODULES]
 
 
-def add_control_args(parser: argparse.ArgumentParser) -> None:
-    for module in modules():
-        module.add_args(parser)
-
-
-def start_controls(args: argparse.Namespace, show: "Show") -> list[Control]:
+def start_controls(config: ShowConfig, show: "Show") -> list[Control]:
     """Start every control module; if one fails at startup, close the ones already open."""
     started: list[Control] = []
     try:
         for module in modules():
-            control = module.start(args, show)
+            control = module.start(config, show)
             if control is not None:
                 started.append(control)
     except BaseException:

@@ -12,17 +12,17 @@ with only OSC routes needs no MIDI port and no rtmidi).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from engine.config import ShowConfig
 from engine.control.learn import Learner, default_learn_file
 from engine.control.midi_decode import Decoder
 from engine.control.midi_feedback import FeedbackEncoder, FeedbackLimiter
-from engine.control.midi_ports import API_NAMES, InputCallback, PortBackend, PortWatcher, RtMidiBackend, resolve_api
+from engine.control.midi_ports import InputCallback, PortBackend, PortWatcher, RtMidiBackend, resolve_api
 from engine.control.midi_routes import Router
 from engine.files.patch import Route, load_patch, load_patches
 from engine.errors import StartupError
@@ -35,23 +35,6 @@ log = logging.getLogger(__name__)
 
 TRANSPORT = {"clock", "start", "stop", "continue", "song_position"}
 PLAYED_VERB = "/notes/played"  # "pitch:velocity" of a key played live (velocity 0: released)
-
-
-def add_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("MIDI and patches")
-    g.add_argument("--midi-in", action="append", default=[], metavar="NAME",
-                   help="MIDI input port to open: a substring of its name, or 'all' (repeatable; waited for if absent)")
-    g.add_argument("--midi-api", choices=sorted(API_NAMES),
-                   help="MIDI system (default: $MIDO_BACKEND, else python-rtmidi's default)")
-    g.add_argument("--patch", action="append", default=[], type=Path, metavar="FILE",
-                   help="patch file mapping controls to params (repeatable; later files win)")
-    g.add_argument("--learn-save", type=Path, metavar="FILE",
-                   help=f"where MIDI learn saves bindings, loaded at start (default {default_learn_file()})")
-    g.add_argument("--notes-prime", action="store_true",
-                   help="notes played on --midi-in that no patch route uses prime the scene's melody: "
-                        "play a phrase, and the model continues from it")
-    g.add_argument("--midi-feedback", metavar="NAME",
-                   help="MIDI output port (substring) that receives feedback for routes with feedback = true")
 
 
 class _PortCounts:
@@ -67,44 +50,44 @@ class _PortCounts:
 class MidiControl:
     def __init__(
         self,
-        args: argparse.Namespace,
+        config: ShowConfig,
         show: "Show",
         backend_factory: Callable[[], PortBackend] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.show = show
-        self.clock_sync = getattr(args, "tempo_source", "internal") == "midi"
-        self.prime = bool(getattr(args, "notes_prime", False))
-        self.learn_file = Path(args.learn_save) if args.learn_save else default_learn_file()
+        self.clock_sync = config.tempo_source == "midi"
+        self.prime = bool(config.notes_prime)
+        self.learn_file = Path(config.learn_save) if config.learn_save else default_learn_file()
         verbs = show.space.verb_addresses()
         # Audio, LFO and beat routes belong to engine.control.modulation, which loads the same files.
-        base = [r for r in load_patches(args.patch, show.registry, verbs) if not r.is_modulation]
+        base = [r for r in load_patches(config.patch, show.registry, verbs) if not r.is_modulation]
         learned = [r for r in _load_learned(self.learn_file, show, verbs) if not r.is_modulation]
         self.router = Router(show, [])
-        if args.midi_feedback:
+        if config.midi_feedback:
             self.router.on_pickup_led = self._pickup_led
         self.limiter = FeedbackLimiter(clock=clock)
         self.encoder = FeedbackEncoder([], show.registry)
         self._counts: list[_PortCounts] = []
         self._decoders: dict[str, Decoder] = {}
         self.watcher: PortWatcher | None = None
-        if args.midi_in or args.midi_feedback:
-            factory = backend_factory or _rtmidi_factory(args.midi_api)
+        if config.midi_in or config.midi_feedback:
+            factory = backend_factory or _rtmidi_factory(config.midi_api)
             self.watcher = PortWatcher(
-                factory, args.midi_in, args.midi_feedback, self._on_input, clock_sync=self.clock_sync,
+                factory, config.midi_in, config.midi_feedback, self._on_input, clock_sync=self.clock_sync,
                 take_feedback=self.limiter.take_due, on_output_open=self._resync, wake=self.limiter.wake,
                 clock=clock,
             )
         submit = self.watcher.submit if self.watcher else (lambda job: job())
         self.learner = Learner(show, base, learned, self.learn_file, self._install, submit,
-                               has_input=bool(args.midi_in), clock=clock)
+                               has_input=bool(config.midi_in), clock=clock)
         self._install(self.learner.routes())
         # Set by the port thread when the feedback output (re)opens; the loop thread resends.
         self._resync_wanted = threading.Event()
-        if args.midi_feedback:
+        if config.midi_feedback:
             show.listeners.append(self._feedback)
             show.frame_hooks.append(self._resync_on_loop)
-        log.info("patches: %d route(s) from %d file(s)%s", len(self.router.routes), len(args.patch),
+        log.info("patches: %d route(s) from %d file(s)%s", len(self.router.routes), len(config.patch),
                  f", {len(learned)} learned from {self.learn_file}" if learned else "")
 
     def start(self) -> None:
@@ -229,9 +212,9 @@ def _rtmidi_factory(flag: str | None) -> Callable[[], PortBackend]:
     return lambda: backend  # after a failure its listers are dropped and made anew on the next poll
 
 
-def start(args: argparse.Namespace, show: "Show") -> MidiControl | None:
-    if not (args.midi_in or args.patch or args.midi_feedback):
+def start(config: ShowConfig, show: "Show") -> MidiControl | None:
+    if not (config.midi_in or config.patch or config.midi_feedback):
         return None
-    control = MidiControl(args, show)
+    control = MidiControl(config, show)
     control.start()
     return control

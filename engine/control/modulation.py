@@ -39,13 +39,13 @@ which opens --audio-in through engine.devices.audio_in.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from engine.config import ShowConfig
 from engine.dsp.analysis import FEATURES, AudioFeatures
 from engine.files.patch import AudioSource, BeatSource, LfoSource, Route, load_patches, shape, to_value
 from engine.core.events import Event
@@ -304,10 +304,6 @@ class ModulationControl:
         return {"modulation": out}
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-    """No flags of its own: routes come from --patch files, audio from --audio-in (the audio group)."""
-
-
 def modulation_routes(files: Iterable[Path | str], registry: Registry) -> list[Route]:
     """The audio, lfo and beat routes of these patch files (merged as the MIDI control merges them).
 
@@ -317,14 +313,14 @@ def modulation_routes(files: Iterable[Path | str], registry: Registry) -> list[R
     return [r for r in load_patches(files, registry) if r.is_modulation]
 
 
-def start(args: argparse.Namespace, show: "Show") -> ModulationControl | None:
+def start(config: ShowConfig, show: "Show") -> ModulationControl | None:
     """Start when a --patch file has audio, lfo or beat routes, or --audio-in is given."""
-    routes = modulation_routes(getattr(args, "patch", None) or [], show.registry)
-    if not routes and not getattr(args, "audio_in", None):
+    routes = modulation_routes(config.patch or [], show.registry)
+    if not routes and not config.audio_in:
         return None
     from engine.devices.audio_in import open_audio_in  # here: only a show that asks for audio needs it
 
-    capture = open_audio_in(args)
+    capture = open_audio_in(config)
     if capture is None and any(isinstance(r.source, AudioSource) for r in routes):
         log.warning("modulation: %d audio route(s) but no --audio-in: they read silence",
                     sum(isinstance(r.source, AudioSource) for r in routes))

@@ -12,7 +12,6 @@ bundle's timetag (timed events wait in the show's queue instead).
 
 from __future__ import annotations
 
-import argparse
 import errno
 import ipaddress
 import logging
@@ -21,6 +20,7 @@ import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
+from engine.config import ShowConfig
 from engine.control.osc_dispatch import Dispatcher, Network, Sender
 from engine.control.osc_out import Feedback
 from engine.control.oscquery import OscQueryServer, host_info
@@ -36,21 +36,6 @@ DEFAULT_PORT = 9000
 DEFAULT_QUERY_PORT = 9010  # not 9001: that is the usual port of a feedback receiver
 RECV_BUFFER = 4 * 1024 * 1024  # bytes of kernel buffer: absorbs bursts while the thread is descheduled
 BATCH = 512  # datagrams read per wake-up before looking at the wake-up socket again
-
-
-def add_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("OSC")
-    g.add_argument("--osc-port", type=int, default=DEFAULT_PORT,
-                   help=f"UDP port for OSC input (default {DEFAULT_PORT}; 0 = off)")
-    g.add_argument("--osc-host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1; 0.0.0.0 opens OSC to the network)")
-    g.add_argument("--osc-allow", metavar="CIDR[,CIDR]", default=None,
-                   help="accept OSC only from these networks, e.g. 192.168.1.0/24,127.0.0.1/32")
-    g.add_argument("--osc-out", metavar="HOST:PORT", action="append", default=None,
-                   help="send feedback and status here (repeatable)")
-    g.add_argument("--oscquery-port", type=int, default=DEFAULT_QUERY_PORT,
-                   help=f"HTTP port of the OSCQuery discovery document (default {DEFAULT_QUERY_PORT}; 0 = off)")
-    g.add_argument("--oscquery-host", default="127.0.0.1", help="address the OSCQuery server listens on")
 
 
 def parse_allow(text: str | None) -> list[Network] | None:
@@ -80,26 +65,24 @@ def parse_target(text: str, family: socket.AddressFamily) -> Sender:
     return (str(addr[0]), int(addr[1]))
 
 
-def _port(args: argparse.Namespace, name: str) -> int:
-    port = getattr(args, name, 0) or 0
+def _port(port: int, flag: str) -> int:
     if not 0 <= port <= 65535:
-        raise StartupError(f"--{name.replace('_', '-')}: expected a port 0..65535, got {port}")
+        raise StartupError(f"{flag}: expected a port 0..65535, got {port}")
     return port
 
 
-def start(args: argparse.Namespace, show: "Show") -> "OscControl | None":
-    """Bind the OSC socket (and OSCQuery), attach to the show; None when all OSC flags are off.
-    A namespace without the OSC flags (a caller that did not ask for OSC) means off."""
-    port, query_port = _port(args, "osc_port"), _port(args, "oscquery_port")
-    outs = getattr(args, "osc_out", None) or []
+def start(config: ShowConfig, show: "Show") -> "OscControl | None":
+    """Bind the OSC socket (and OSCQuery), attach to the show; None when all OSC flags are off."""
+    port, query_port = _port(config.osc_port, "--osc-port"), _port(config.oscquery_port, "--oscquery-port")
+    outs = list(config.osc_out)
     if port == 0 and not outs:
         return None
-    host = getattr(args, "osc_host", "127.0.0.1")
-    allow = parse_allow(getattr(args, "osc_allow", None))
+    host = config.osc_host
+    allow = parse_allow(config.osc_allow)
     control = OscControl(show, host, port, allow=allow, outs=outs)
     if port and query_port:
         try:
-            control.query = OscQueryServer(show.registry, getattr(args, "oscquery_host", "127.0.0.1"), query_port,
+            control.query = OscQueryServer(show.registry, config.oscquery_host, query_port,
                                            host_info(host, control.port))
         except OSError as e:
             control.close()
@@ -107,7 +90,7 @@ def start(args: argparse.Namespace, show: "Show") -> "OscControl | None":
     log.info("OSC: %s; feedback to %s; OSCQuery %s",
              f"listening on {host}:{control.port}" if port else "input off",
              ", ".join(f"{h}:{p}" for h, p in control.feedback.fixed) or "subscribers only",
-             f"on http://{getattr(args, 'oscquery_host', '127.0.0.1')}:{control.query.port}/"
+             f"on http://{config.oscquery_host}:{control.query.port}/"
              if control.query else "off")
     return control
 

@@ -18,7 +18,6 @@ session, aalink issue #7).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import importlib
 import logging
@@ -26,9 +25,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from engine.config import ShowConfig
 from engine.errors import StartupError
 from engine.core.events import Event
-from engine.core.tempo import SOURCES
 
 if TYPE_CHECKING:
     from engine.stage.show import Show
@@ -39,16 +38,8 @@ LINK_POLL_S = 0.02  # seconds between Link samples (50 per second)
 LINK_ENABLE_DELAY_S = 0.5  # seconds between creating and enabling Link (see the module docstring)
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tempo-source", choices=SOURCES, default="internal",
-        help="where the beat comes from: internal (/tempo/bpm, tap tempo), midi (MIDI clock in), "
-             "link (Ableton Link; needs pip install .[link])",
-    )
-
-
-def start(args: argparse.Namespace, show: "Show") -> "LinkControl | None":
-    source = getattr(args, "tempo_source", "internal")
+def start(config: ShowConfig, show: "Show") -> "LinkControl | None":
+    source = config.tempo_source
     show.tempo.source = source
     if source != "link":
         return None

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from typing import Callable, Literal
+from typing import Literal
 
 from engine.core.events import Event
 from engine.core.params import Registry

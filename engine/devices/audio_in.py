@@ -12,7 +12,6 @@ copy ever runs in the callback.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.config import ShowConfig
 from engine.dsp.analysis import AnalysisConfig, AudioFeatures, FeatureExtractor
 from engine.devices.audio_devices import HostWatch, choose, close_stream, import_sounddevice, query, stream_rate
 from engine.dsp.ring import BlockRing
@@ -109,9 +109,9 @@ class Capture:
             close_stream(stream, self.last_call, "audio in")
 
 
-def open_audio_in(args: argparse.Namespace) -> Capture | None:
+def open_audio_in(config: ShowConfig) -> Capture | None:
     """Open `--audio-in` for analysis; None when the flag is absent. Failures are StartupErrors."""
-    spec = getattr(args, "audio_in", None)
+    spec = config.audio_in
     if not spec:
         return None
     sd, why = import_sounddevice()
@@ -120,17 +120,17 @@ def open_audio_in(args: argparse.Namespace) -> Capture | None:
     device = choose(query(sd), spec, "input", "--audio-in")
     if device is None:
         raise StartupError(f"--audio-in {spec}: no input device (no sound card and no JACK server)")
-    rate = stream_rate(args.sample_rate, device)
+    rate = stream_rate(config.sample_rate, device)
     channels = min(2, device.inputs)
-    capture = Capture(rate, args.block_size, channels)
+    capture = Capture(rate, config.block_size, channels)
     try:
-        capture.stream = sd.InputStream(device=device.index, samplerate=rate, blocksize=args.block_size,
+        capture.stream = sd.InputStream(device=device.index, samplerate=rate, blocksize=config.block_size,
                                         channels=channels, dtype="float32", latency="low",
                                         callback=capture.callback)
         capture.stream.start()
     except sd.PortAudioError as e:
         capture.close()
         raise StartupError(f"--audio-in {spec}: cannot open {device.label()} at {rate} Hz, "
-                           f"{args.block_size}-frame blocks: {e}") from None
+                           f"{config.block_size}-frame blocks: {e}") from None
     log.info("audio in: %s, %d Hz, %d channel(s)", device.label(), rate, channels)
     return capture

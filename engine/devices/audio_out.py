@@ -2,7 +2,7 @@
 
     synth.render --(producer thread)--> BlockRing --(PortAudio callback: copy)--> DAC
 
-`open_audio(args)` picks the device (engine.devices.audio_devices), opens the stream
+`open_audio(config)` picks the device (engine.devices.audio_devices), opens the stream
 and returns an `AudioOut`, or None when audio is off (--no-audio, no
 PortAudio, no device at all: said once in the log). The show then calls
 `schedule(t, pitch, velocity, duration_s)` with t in show seconds (perf_counter
@@ -18,11 +18,11 @@ engine.devices.audio_in.open_audio_in.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from typing import Any
 
+from engine.config import ShowConfig
 from engine.devices.audio_devices import HostWatch, choose, close_stream, import_sounddevice, query, stream_rate
 from engine.devices.playback import AudioClock, Playback
 from engine.devices.producer import Producer
@@ -31,39 +31,6 @@ from engine.dsp.synth import Synth
 from engine.errors import StartupError
 
 log = logging.getLogger(__name__)
-
-
-def _count(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected {low}..{high}, got {value}")
-        return value
-
-    return parse
-
-
-def add_audio_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("audio")
-    g.add_argument("--audio-device", metavar="DEVICE",
-                   help="output device: part of its name, its index, or a host API such as jack or alsa "
-                        "(default: JACK when a JACK server runs, else the system default)")
-    g.add_argument("--sample-rate", type=_count(8000, 384000), metavar="HZ",
-                   help="sample rate (default: the JACK server's rate under JACK, else 48000)")
-    g.add_argument("--block-size", type=_count(16, 8192), default=256, metavar="FRAMES",
-                   help="frames per audio block (default 256: 5.3 ms at 48 kHz)")
-    # 4, not 3: on the loaded 2-core machine 3 blocks (16 ms) let an underrun through about once a
-    # minute, 4 (21 ms) none in 60 s (docs/AUDIO.md).
-    g.add_argument("--audio-latency", type=_count(1, 64), default=4, metavar="BLOCKS",
-                   help="blocks rendered ahead of the sound card (default 4: 21 ms at 256 frames, 48 kHz)")
-    g.add_argument("--synth-voices", type=_count(1, 64), default=8, metavar="N", help="synth polyphony (default 8)")
-    g.add_argument("--no-audio", action="store_true", help="no sound output")
-    g.add_argument("--audio-in", metavar="DEVICE",
-                   help="analyse this input (name part, index or host API; 'auto' for the default) "
-                        "into level, band and onset features")
 
 
 class AudioOut:
@@ -139,16 +106,16 @@ class AudioOut:
             self.host.check(self.playback.last_call, now)
 
 
-def open_audio(args: argparse.Namespace, synth: Synth | None = None) -> AudioOut | None:
+def open_audio(config: ShowConfig, synth: Synth | None = None) -> AudioOut | None:
     """Open sound output per the flags; None (said once in the log) when audio is off or impossible.
 
     A device named with --audio-device that is absent, or a stream that will
     not open, is a StartupError. `synth` must then run at `stream rate`; by
     default a new Synth with --synth-voices is made.
     """
-    if getattr(args, "no_audio", False):
+    if config.no_audio:
         return None
-    spec = getattr(args, "audio_device", None)
+    spec = config.audio_device
     sd, why = import_sounddevice()
     if sd is None:
         if spec:
@@ -159,22 +126,22 @@ def open_audio(args: argparse.Namespace, synth: Synth | None = None) -> AudioOut
     if device is None:
         log.warning("audio: off, no output device (no sound card and no JACK server); the show runs silently")
         return None
-    rate = stream_rate(args.sample_rate, device)
+    rate = stream_rate(config.sample_rate, device)
     if synth is None:
-        synth = Synth(rate, voices=args.synth_voices)
+        synth = Synth(rate, voices=config.synth_voices)
     elif synth.sample_rate != rate:
         raise ValueError(f"the synth runs at {synth.sample_rate} Hz but the stream opens at {rate} Hz")
-    out = AudioOut(synth, args.block_size, min(2, device.outputs), args.audio_latency)
+    out = AudioOut(synth, config.block_size, min(2, device.outputs), config.audio_latency)
     try:
-        stream = sd.OutputStream(device=device.index, samplerate=rate, blocksize=args.block_size,
+        stream = sd.OutputStream(device=device.index, samplerate=rate, blocksize=config.block_size,
                                  channels=out.ring.channels, dtype="float32", latency="low",
                                  callback=out.playback.callback)
         out.start(stream, device.label())
     except sd.PortAudioError as e:
         out.close()
         raise StartupError(f"--audio-device: cannot open {device.label()} at --sample-rate {rate} Hz with "
-                           f"--block-size {args.block_size} ({e}); its default rate is "
+                           f"--block-size {config.block_size} ({e}); its default rate is "
                            f"{device.default_rate:.0f} Hz; --no-audio runs without sound") from None
     log.info("audio: %s, %d Hz, %d-frame blocks, %d ahead (about %.1f ms)", device.label(), rate,
-             args.block_size, args.audio_latency, out.latency_s * 1000.0)
+             config.block_size, config.audio_latency, out.latency_s * 1000.0)
     return out

@@ -12,13 +12,11 @@ unplug, and sends what is due, so the loop thread never touches a port.
 
 from __future__ import annotations
 
-import argparse
 import heapq
 import itertools
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Callable
 
 from engine.control.midi_ports import PortBackend, PortWatcher
@@ -28,26 +26,6 @@ log = logging.getLogger(__name__)
 NOTE_ON, NOTE_OFF = 0x90, 0x80
 STALE_S = 0.25  # a note-on this late (seconds) is dropped with its note-off rather than played late
 Message = list[int]
-
-
-def add_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("generated notes")
-    g.add_argument("--notes-out", metavar="NAME",
-                   help="MIDI output port (substring of its name) for the generated notes; waited for if absent")
-    g.add_argument("--notes-channel", type=_channel, default=1, metavar="N",
-                   help="MIDI channel of the generated notes, 1-16 (default 1)")
-    g.add_argument("--note-log", type=Path, metavar="FILE",
-                   help="write every generated note as a JSON line {t, pitch, velocity, duration}")
-
-
-def _channel(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if not 1 <= n <= 16:
-        raise argparse.ArgumentTypeError(f"expected a MIDI channel 1-16, got {text!r}")
-    return n
 
 
 class NoteScheduler:

@@ -15,6 +15,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from engine.config import ShowConfig
 from engine.dsp.synth import setting_specs
 from engine.models.checkpoint import ModelFileError
 from engine.seq.stage import NoteLog, NotePlayer, PhraseListener, TextPlayer
@@ -296,13 +297,13 @@ class LiveSeq:
     """Melody, text and sound for the live show: the sound card (or JACK) through
     engine.devices.audio_out, --notes-out, --note-log, and the text drawn by the window."""
 
-    def __init__(self, args: Any, show: "Show", clock_origin: Callable[[], float | None]) -> None:
+    def __init__(self, config: ShowConfig, show: "Show", clock_origin: Callable[[], float | None]) -> None:
         from engine.devices.audio_out import open_audio
 
         wants_sound = _wants_sound(show)
-        note_log = _open_note_log(args)  # first: a bad path stops startup before any device opens
-        self.audio = open_audio(args) if wants_sound else None
-        self.midi = _open_notes_out(args) if wants_sound else None
+        note_log = _open_note_log(config)  # first: a bad path stops startup before any device opens
+        self.audio = open_audio(config) if wants_sound else None
+        self.midi = _open_notes_out(config) if wants_sound else None
         overlay = _overlay(show)
         show.output.overlay = overlay
         router = NoteRouter(self.audio, self.midi, note_log, origin=clock_origin)
@@ -337,20 +338,20 @@ class LiveSeq:
             self.audio.close()
 
 
-def _open_notes_out(args: Any) -> Any:
-    name = getattr(args, "notes_out", None)
+def _open_notes_out(config: ShowConfig) -> Any:
+    name = config.notes_out
     if not name:
         return None
     from engine.control.midi import _rtmidi_factory
     from engine.devices.midi_out import MidiNotesOut
 
-    out = MidiNotesOut(name, args.notes_channel, _rtmidi_factory(getattr(args, "midi_api", None)))
+    out = MidiNotesOut(name, config.notes_channel, _rtmidi_factory(config.midi_api))
     out.start()
     return out
 
 
-def _open_note_log(args: Any) -> NoteLog | None:
-    path = getattr(args, "note_log", None)
+def _open_note_log(config: ShowConfig) -> NoteLog | None:
+    path = config.note_log
     if path is None:
         return None
     try:
@@ -361,16 +362,16 @@ def _open_note_log(args: Any) -> NoteLog | None:
         raise StartupError(f"--note-log {path}: cannot write ({e.strerror or e})") from None
 
 
-def start_live_seq(args: Any, show: "Show", clock_origin: Callable[[], float | None]) -> LiveSeq | None:
+def start_live_seq(config: ShowConfig, show: "Show", clock_origin: Callable[[], float | None]) -> LiveSeq | None:
     """The live melody/text/sound, or None when no scene has [notes] or [text]."""
     if not _wants_sound(show):
-        given = [flag for flag, dest in (("--audio-device", "audio_device"), ("--notes-out", "notes_out"),
-                                          ("--note-log", "note_log")) if getattr(args, dest, None)]
+        given = [flag for flag, value in (("--audio-device", config.audio_device), ("--notes-out", config.notes_out),
+                                           ("--note-log", config.note_log)) if value is not None]
         if given:  # else the flag would do nothing without a word (the device not even checked)
             log.warning("%s: no scene has a [notes] table; no sound or notes will be made", "/".join(given))
     if not has_seq(show):
         return None
-    return LiveSeq(args, show, clock_origin)
+    return LiveSeq(config, show, clock_origin)
 
 
 def _wants_sound(show: "Show") -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
@@ -10,15 +9,14 @@ from typing import Any
 
 import torch
 
+from engine.config import ShowConfig
 from engine.core.clock import LiveClock, Pacer
 from engine.control import close_controls, control_stats, start_controls
 from engine.stage.deck import load_scenes
 from engine.errors import StartupError
-from engine.core.events import EventQueue
-from engine.stage.frame import FrameRenderer
-from engine.core.space import build_registry
 from engine.files.scene import SceneSpec
 from engine.seq.layer import start_live_seq
+from engine.stage.build import build_show
 from engine.stage.show import Show
 from engine.core.stats import FrameStats
 
@@ -53,31 +51,31 @@ def _install_signal_handlers(show: Show) -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def run_live(args: argparse.Namespace, specs: list[SceneSpec], device: torch.device) -> dict[str, Any]:
+def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
     """Open the output, play the scenes until Esc/--seconds/a signal; return the stats summary."""
-    fps = float(args.fps or 60.0)
-    if args.headless and (args.fullscreen or args.display is not None):
+    fps = config.fps
+    device = torch.device(config.stage.device)
+    if config.headless and (config.fullscreen or config.display is not None):
         raise StartupError("--headless cannot be combined with --fullscreen or --display")
     # The window first: a bad --display fails before seconds of model loading.
-    output = _open_output(args, fps, vsync=not args.no_vsync and not args.headless)
+    output = _open_output(config, vsync=config.vsync and not config.headless)
     try:
         scenes = load_scenes(specs, device)  # all models in memory before the first frame
         # Vsync paces only when the display refreshes at the requested rate.
         pacer = None if output.vsync_active else Pacer(fps)
         stats = FrameStats(fps)
         clock = LiveClock()
-        show = Show(scenes, build_registry(), EventQueue(), FrameRenderer(device, args.render_size), output,
-                    clock, pacer=pacer, stats=stats)
+        show = build_show(config.stage, clock, output, scenes, pacer=pacer, stats=stats)
         _install_signal_handlers(show)
         _warm_up(show)
-        controls = start_controls(args, show)
+        controls = start_controls(config, show)
         recorder = seq = None
         try:
-            seq = start_live_seq(args, show, lambda: clock.origin)
-            recorder = _start_recorder(args, show, fps, specs)
+            seq = start_live_seq(config, show, lambda: clock.origin)
+            recorder = _start_recorder(config, show, specs)
             log.info("show running on %s: %d scene(s), %s fps, %s", device, len(scenes), fps,
                      "vsync" if pacer is None else "timer-paced")
-            show.run(seconds=args.seconds)
+            show.run(seconds=config.seconds)
         finally:
             if recorder is not None:
                 recorder.close(end_frame=show.frame_count)
@@ -101,38 +99,39 @@ def run_live(args: argparse.Namespace, specs: list[SceneSpec], device: torch.dev
     return summary
 
 
-def _start_recorder(args: argparse.Namespace, show: Show, fps: float, specs: list[SceneSpec]):
+def _start_recorder(config: ShowConfig, show: Show, specs: list[SceneSpec]):
     """--record-events FILE: every applied input event, with its frame, as JSON lines."""
     from engine.core.eventlog import EventRecorder
 
-    path = getattr(args, "record_events", None)
+    path = config.record_events
     if path is None:
         return None
-    recorder = EventRecorder(path, fps=fps, scenes=[s.file for s in specs], tempo_source=show.tempo.source,
-                             patches=getattr(args, "patch", None) or [])
+    recorder = EventRecorder(path, fps=config.fps, scenes=[s.file for s in specs], tempo_source=show.tempo.source,
+                             patches=list(config.patch))
     recorder.attach(show)
     log.info("recording input events to %s", path)
     return recorder
 
 
-def _open_output(args: argparse.Namespace, fps: float, vsync: bool):
+def _open_output(config: ShowConfig, vsync: bool):
     """The window; reopened without vsync when the display's refresh rate is not --fps."""
     from engine.devices.window import VideoOutput
 
     def open_(vsync_: bool) -> VideoOutput:
         return VideoOutput(
             (64, 64),  # resized to the first scene's frames by Show
-            window_size=args.size or (None if args.fullscreen else DEFAULT_WINDOW),
-            fullscreen=args.fullscreen,
-            display=args.display,
+            window_size=config.size or (None if config.fullscreen else DEFAULT_WINDOW),
+            fullscreen=config.fullscreen,
+            display=config.display,
             vsync=vsync_,
-            aspect=args.aspect,
-            headless=args.headless,
+            aspect=config.aspect,
+            headless=config.headless,
             title="Latent Stage",
         )
 
     output = open_(vsync)
     rate = output.refresh_rate
+    fps = config.fps
     if output.vsync_active and abs(rate - fps) > 1.0:
         log.info("display refreshes at %s Hz, not %s fps: pacing by timer instead of vsync", rate or "unknown", fps)
         output.close()

@@ -17,18 +17,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.config import StageConfig
+from engine.stage.build import build_show
 from engine.core.clock import FixedClock
 from engine.stage.deck import load_scenes
-from engine.core.events import EventQueue
-from engine.stage.frame import FrameRenderer
 from engine.errors import StartupError
 from engine.core.eventlog import EventLog, EventReplay
 from engine.devices.recorder import FrameWriter, compose, open_writer
-from engine.core.space import build_registry
 from engine.files.scene import SceneSpec
 from engine.seq.layer import OfflineSeq, has_seq
 from engine.stage.show import Show
-from engine.core.tempo import Tempo
 
 log = logging.getLogger(__name__)
 
@@ -110,17 +108,16 @@ def render(
         raise ValueError("render needs seconds or an event log")
     frames = events.frames if seconds is None and events is not None else max(1, round((seconds or 0) * fps))
     scenes = load_scenes(specs, device)
-    renderer = FrameRenderer(device, render_size)
-    native = renderer.output_size(scenes[0].size)
+    native = render_size or scenes[0].size
     size = size or (native, native)
     try:
         writer = open_writer(out, size, fps)
     except ValueError as e:
         raise StartupError(str(e)) from None
     output = RecordOutput(writer, size, aspect)
-    registry = build_registry()
-    tempo = Tempo(registry, events.tempo_source if events is not None else "internal")
-    show = Show(scenes, registry, EventQueue(), renderer, output, FixedClock(fps), strict=True, tempo=tempo)
+    stage = StageConfig(device=str(device), render_size=render_size,
+                        tempo_source=events.tempo_source if events is not None else "internal")
+    show = build_show(stage, FixedClock(fps), output, scenes, strict=True)
     if events is not None:
         show.replay = EventReplay(events)
     _modulate(show, patches if patches is not None else (events.patches if events is not None else []))

@@ -1,0 +1,230 @@
+"""The command line's flags, and the typed, frozen config they become (engine.config).
+
+This module and engine.cli are the only ones that see argparse: `show_config`
+turns a parsed `show` command into a ShowConfig once, and every module below
+takes that. Flag defaults come from the config classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from engine.config import ShowConfig, StageConfig
+from engine.control.learn import default_learn_file
+from engine.control.midi_ports import API_NAMES
+from engine.core.tempo import SOURCES
+
+DEFAULTS = ShowConfig()
+
+
+def _count(low: int, high: int):
+    """An argparse type: a whole number from low to high."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {low}..{high}, got {value}")
+        return value
+
+    return parse
+
+
+def _channel(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 16:
+        raise argparse.ArgumentTypeError(f"expected a MIDI channel 1-16, got {text!r}")
+    return n
+
+
+def _size(text: str) -> tuple[int, int]:
+    from engine.stage.layout import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return v
+
+
+def _render_size(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in px, got {text!r}") from None
+    if not 16 <= v <= 4096:
+        raise argparse.ArgumentTypeError(f"expected a size from 16 to 4096 px, got {v}")
+    return v
+
+
+def _add_picture_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", type=_size, help="window or output size WxH (default: window 1280x720, render the model size)")
+    p.add_argument("--render-size", type=_render_size, help="the model's drawing size in px (default: its native size)")
+    p.add_argument("--aspect", choices=("fit", "fill", "stretch"), default="fit", help="square model on a non-square output")
+    p.add_argument("--fps", type=_positive_float, default=None, help="frames per second (show: 60, render: 30)")
+    _add_device_args(p)
+
+
+def _add_device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="where the model runs")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the model (default 1: see docs/BENCHMARKS.md)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_show.py", description="Latent Stage: live generative art engine")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors in the log")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    show = sub.add_parser("show", help="play scenes live in a window (or headless)")
+    show.add_argument("--scene", action="append", type=Path, help="scene file (repeatable; default scenes/default.toml)")
+    _add_picture_args(show)
+    show.add_argument("--fullscreen", action="store_true", help="fullscreen on the chosen display")
+    show.add_argument("--display", type=int, help="display index, 0-based (default: the primary one)")
+    show.add_argument("--headless", action="store_true", help="no window; still paced to --fps")
+    show.add_argument("--no-vsync", action="store_true", help="pace with a timer even where vsync works")
+    show.add_argument("--seconds", type=_positive_float, help="stop after this many seconds")
+    show.add_argument("--stats", type=Path, help="write frame statistics JSON here when the show ends")
+    show.add_argument("--record-events", type=Path, metavar="FILE",
+                      help="record every applied input event as JSON lines (replay with render --events)")
+    _add_control_args(show)
+    _add_sound_args(show)
+
+    render = sub.add_parser("render", help="render a scene offline to an mp4 or a PNG folder")
+    render.add_argument("--scene", action="append", type=Path,
+                        help="scene file (repeatable; default scenes/default.toml, or the --events log's scenes)")
+    _add_picture_args(render)
+    render.add_argument("--seconds", type=_positive_float, help="length in seconds (default with --events: the log's)")
+    render.add_argument("--events", type=Path, metavar="FILE",
+                        help="replay a performance recorded with show --record-events, frame for frame")
+    render.add_argument("--out", required=True, help="FILE.mp4, or DIR/ for a PNG sequence")
+    render.add_argument("--patch", action="append", type=Path, metavar="FILE",
+                        help="patch file whose LFO, beat and audio routes modulate the render (repeatable; "
+                             "default with --events: the recorded show's)")
+
+    train = sub.add_parser("train", help="train a model from your own material")
+    tsub = train.add_subparsers(dest="family", required=True, metavar="FAMILY")
+    from engine.train import family_modules
+
+    for name, module in family_modules().items():
+        module.add_args(tsub.add_parser(name, help=module.HELP))
+
+    sub.add_parser("devices", help="list audio devices (with host API) and MIDI ports")
+
+    params = sub.add_parser("params", help="list every OSC address: params (type, range, default) and verbs")
+    params.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+
+    bench = sub.add_parser("bench", help="model forward vs whole-frame cost for every shipped scene")
+    _add_device_args(bench)
+    bench.add_argument("--frames", type=int, default=300, help="frames measured per scene")
+    bench.add_argument("--json", type=Path, help="write the results as JSON here")
+    bench.add_argument("--control", action="store_true",
+                       help="input latency instead: OSC (and MIDI) send to the first presented frame that shows it")
+    bench.add_argument("--messages", type=int, default=600,
+                       help="with --control: messages sent per transport (half to each address)")
+    bench.add_argument("--sound", type=float, metavar="SECONDS",
+                       help="sound instead: a show of --sound-scene through a JACK dummy server for SECONDS, "
+                            "recorded; underruns, note timing and pitch, MIDI note pairs")
+    bench.add_argument("--sound-scene", type=Path, metavar="FILE", help="scene for --sound (default scenes/verse.toml)")
+    bench.add_argument("--link", type=float, metavar="SECONDS",
+                       help="Ableton Link instead: join a Link peer's session (another process) for SECONDS and "
+                            "measure the beat phase error of every presented frame (needs pip install .[link])")
+    bench.add_argument("--osc-flood", type=float, metavar="SECONDS",
+                       help="robustness instead: flood a headless show with 5,000 OSC messages/s plus 10,000 "
+                            "malformed datagrams for SECONDS and print what it kept up with")
+    return parser
+
+
+def _add_control_args(show: argparse.ArgumentParser) -> None:
+    d = DEFAULTS
+    show.add_argument(
+        "--tempo-source", choices=SOURCES, default=d.stage.tempo_source,
+        help="where the beat comes from: internal (/tempo/bpm, tap tempo), midi (MIDI clock in), "
+             "link (Ableton Link; needs pip install .[link])",
+    )
+    g = show.add_argument_group("OSC")
+    g.add_argument("--osc-port", type=int, default=d.osc_port,
+                   help=f"UDP port for OSC input (default {d.osc_port}; 0 = off)")
+    g.add_argument("--osc-host", default=d.osc_host,
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 opens OSC to the network)")
+    g.add_argument("--osc-allow", metavar="CIDR[,CIDR]", default=None,
+                   help="accept OSC only from these networks, e.g. 192.168.1.0/24,127.0.0.1/32")
+    g.add_argument("--osc-out", metavar="HOST:PORT", action="append", default=None,
+                   help="send feedback and status here (repeatable)")
+    g.add_argument("--oscquery-port", type=int, default=d.oscquery_port,
+                   help=f"HTTP port of the OSCQuery discovery document (default {d.oscquery_port}; 0 = off)")
+    g.add_argument("--oscquery-host", default=d.oscquery_host, help="address the OSCQuery server listens on")
+    g = show.add_argument_group("MIDI and patches")
+    g.add_argument("--midi-in", action="append", default=[], metavar="NAME",
+                   help="MIDI input port to open: a substring of its name, or 'all' (repeatable; waited for if absent)")
+    g.add_argument("--midi-api", choices=sorted(API_NAMES),
+                   help="MIDI system (default: $MIDO_BACKEND, else python-rtmidi's default)")
+    g.add_argument("--patch", action="append", default=[], type=Path, metavar="FILE",
+                   help="patch file mapping controls to params (repeatable; later files win)")
+    g.add_argument("--learn-save", type=Path, metavar="FILE",
+                   help=f"where MIDI learn saves bindings, loaded at start (default {default_learn_file()})")
+    g.add_argument("--notes-prime", action="store_true",
+                   help="notes played on --midi-in that no patch route uses prime the scene's melody: "
+                        "play a phrase, and the model continues from it")
+    g.add_argument("--midi-feedback", metavar="NAME",
+                   help="MIDI output port (substring) that receives feedback for routes with feedback = true")
+
+
+def _add_sound_args(show: argparse.ArgumentParser) -> None:
+    d = DEFAULTS
+    g = show.add_argument_group("audio")
+    g.add_argument("--audio-device", metavar="DEVICE",
+                   help="output device: part of its name, its index, or a host API such as jack or alsa "
+                        "(default: JACK when a JACK server runs, else the system default)")
+    g.add_argument("--sample-rate", type=_count(8000, 384000), metavar="HZ",
+                   help="sample rate (default: the JACK server's rate under JACK, else 48000)")
+    g.add_argument("--block-size", type=_count(16, 8192), default=d.block_size, metavar="FRAMES",
+                   help=f"frames per audio block (default {d.block_size}: 5.3 ms at 48 kHz)")
+    g.add_argument("--audio-latency", type=_count(1, 64), default=d.audio_latency, metavar="BLOCKS",
+                   help=f"blocks rendered ahead of the sound card (default {d.audio_latency}: 21 ms at 256 frames, "
+                        "48 kHz)")
+    g.add_argument("--synth-voices", type=_count(1, 64), default=d.synth_voices, metavar="N",
+                   help=f"synth polyphony (default {d.synth_voices})")
+    g.add_argument("--no-audio", action="store_true", help="no sound output")
+    g.add_argument("--audio-in", metavar="DEVICE",
+                   help="analyse this input (name part, index or host API; 'auto' for the default) "
+                        "into level, band and onset features")
+    g = show.add_argument_group("generated notes")
+    g.add_argument("--notes-out", metavar="NAME",
+                   help="MIDI output port (substring of its name) for the generated notes; waited for if absent")
+    g.add_argument("--notes-channel", type=_channel, default=d.notes_channel, metavar="N",
+                   help=f"MIDI channel of the generated notes, 1-16 (default {d.notes_channel})")
+    g.add_argument("--note-log", type=Path, metavar="FILE",
+                   help="write every generated note as a JSON line {t, pitch, velocity, duration}")
+
+
+def show_config(args: argparse.Namespace, device: str, scenes: tuple[Path, ...]) -> ShowConfig:
+    """A parsed `show` command as its config (`device` already resolved: "cpu" or "cuda")."""
+    return ShowConfig(
+        stage=StageConfig(device=device, render_size=args.render_size, tempo_source=args.tempo_source),
+        scenes=scenes, size=args.size, aspect=args.aspect, fps=float(args.fps or DEFAULTS.fps),
+        fullscreen=args.fullscreen, display=args.display, headless=args.headless, vsync=not args.no_vsync,
+        seconds=args.seconds, stats=args.stats, record_events=args.record_events,
+        osc_port=args.osc_port or 0, osc_host=args.osc_host, osc_allow=args.osc_allow,
+        osc_out=tuple(args.osc_out or ()), oscquery_port=args.oscquery_port or 0, oscquery_host=args.oscquery_host,
+        midi_in=tuple(args.midi_in), midi_api=args.midi_api, patch=tuple(args.patch), learn_save=args.learn_save,
+        notes_prime=args.notes_prime, midi_feedback=args.midi_feedback,
+        audio_device=args.audio_device, sample_rate=args.sample_rate, block_size=args.block_size,
+        audio_latency=args.audio_latency, synth_voices=args.synth_voices, no_audio=args.no_audio,
+        audio_in=args.audio_in, notes_out=args.notes_out, notes_channel=args.notes_channel, note_log=args.note_log,
+    )

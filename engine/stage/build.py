@@ -1,0 +1,38 @@
+"""The one builder: a show from (stage config, clock, output) and its loaded scenes.
+
+The live show, the offline render and every benchmark build their Show here, so
+they run the same loop with the same address space, tempo and renderer.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engine.config import StageConfig
+from engine.core.clock import Clock, Pacer
+from engine.core.events import EventQueue
+from engine.core.space import build_space
+from engine.core.stats import FrameStats
+from engine.core.tempo import Tempo
+from engine.stage.deck import LoadedScene
+from engine.stage.frame import FrameRenderer
+from engine.stage.show import Output, Show
+
+
+def build_show(
+    config: StageConfig,
+    clock: Clock,
+    output: Output,
+    scenes: list[LoadedScene],
+    *,
+    pacer: Pacer | None = None,
+    stats: FrameStats | None = None,
+    strict: bool = False,
+) -> Show:
+    """A show of `scenes` (loaded on `config.device`) presenting to `output`, timed by `clock`
+    (paced by `pacer` where no vsync paces it); `strict` re-raises frame errors (offline)."""
+    space = build_space(config.decks)
+    tempo = Tempo(space.registry, config.tempo_source)
+    renderer = FrameRenderer(torch.device(config.device), config.render_size)
+    return Show(scenes, space.registry, EventQueue(), renderer, output, clock, pacer=pacer, stats=stats,
+                strict=strict, tempo=tempo)
