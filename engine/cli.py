@@ -14,8 +14,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 EXIT_USAGE = 2
 PREVIEW_SECONDS = 10.0  # show with no display: the length of the file rendered instead (unless --seconds)
@@ -39,8 +40,8 @@ def _device(name: str):
 
 
 def cmd_render(args: argparse.Namespace) -> str:
-    from engine.errors import StartupError
     from engine.core.eventlog import load_event_log
+    from engine.errors import StartupError
     from engine.stage.offline import render
 
     events = load_event_log(args.events) if args.events else None

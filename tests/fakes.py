@@ -53,7 +53,7 @@ class FakeMidiInPort:
 
 
 class FakeMidiOutPort:
-    def __init__(self, name: str, backend: "FakeMidiBackend") -> None:
+    def __init__(self, name: str, backend: FakeMidiBackend) -> None:
         self.name, self.closed, self._backend = name, False, backend
         self.sent: list[tuple[int, ...]] = []
 

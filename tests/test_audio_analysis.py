@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from engine.dsp.analysis import AnalysisConfig, FeatureExtractor, db_to_unit
 from engine.devices.audio_in import Capture
+from engine.dsp.analysis import AnalysisConfig, FeatureExtractor, db_to_unit
 
 RATE = 48000
 T = np.arange(4 * RATE) / RATE

@@ -9,10 +9,10 @@ import pytest
 
 import engine.devices.audio_devices as devices
 import engine.devices.audio_out as audio_out
-from tests.fakes import show_config
 from engine.devices.audio_devices import AudioDevice, DeviceTable, choose, stream_rate
-from engine.errors import StartupError
 from engine.devices.audio_out import open_audio
+from engine.errors import StartupError
+from tests.fakes import show_config
 
 ALSA, JACK = "ALSA", "JACK Audio Connection Kit"
 DEVICES = [

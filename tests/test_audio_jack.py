@@ -12,13 +12,13 @@ import time
 import numpy as np
 import pytest
 
-from tests.fakes import show_config
-from engine.devices.audio_in import open_audio_in
-from engine.devices.audio_devices import import_sounddevice, list_devices, portaudio_session
-from engine.dsp.synth import Synth, SynthSettings, midi_to_hz
-from engine.devices.wav import read_wav
 from engine.bench.jackserver import dummy_server, missing_tools
+from engine.devices.audio_devices import import_sounddevice, list_devices, portaudio_session
+from engine.devices.audio_in import open_audio_in
 from engine.devices.audio_out import open_audio
+from engine.devices.wav import read_wav
+from engine.dsp.synth import Synth, SynthSettings, midi_to_hz
+from tests.fakes import show_config
 
 pytestmark = pytest.mark.integration
 RATE, BLOCK = 48000, 256

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from engine.devices.audio_out import AudioOut
 from engine.devices.playback import AudioClock, Playback
 from engine.devices.producer import Producer
+from engine.devices.wav import OfflineAudio, WavStream
 from engine.dsp.ring import BlockRing
 from engine.dsp.synth import Synth
-from engine.devices.wav import OfflineAudio, WavStream
-from engine.devices.audio_out import AudioOut
 
 RATE, BLOCK = 48000, 256
 

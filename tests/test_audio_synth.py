@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.dsp.filter import BlockFilter, _coefficients
-from engine.dsp.synth import SynthSettings, Synth, envelope, midi_to_hz, oscillator, setting_specs, synth_params
+from engine.dsp.synth import Synth, SynthSettings, envelope, midi_to_hz, oscillator, setting_specs, synth_params
 
 RATE = 48000
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.dsp.synth import Synth
 from engine.devices.wav import OfflineAudio, WavWriter, read_wav
+from engine.dsp.synth import Synth
 
 RATE = 48000
 

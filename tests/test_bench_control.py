@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from engine.bench.control import BRIGHTNESS, LATENT, Trace, format_result, latencies, bench_control
+from engine.bench.control import bench_control, format_result, latencies
+from engine.bench.latency import BRIGHTNESS, LATENT, Trace
 
 
 def test_latency_matching_uses_the_first_present_after_the_send():

@@ -130,10 +130,10 @@ def test_no_display_renders_a_file_instead(capsys, tmp_path, monkeypatch, scene_
 
 def test_render_events_flag_errors(capsys, tmp_path, scene_file):
     log = tmp_path / "gig.jsonl"
-    log.write_text('{"latent_stage_events": 1, "fps": 30, "scenes": ["%s"]}\n{"frame": "x", "phase": "post", "kind": "set", "address": "/a"}\n'
-                   % scene_file(""))
+    head = json.dumps({"latent_stage_events": 1, "fps": 30, "scenes": [str(scene_file(""))]})
+    log.write_text(head + '\n{"frame": "x", "phase": "post", "kind": "set", "address": "/a"}\n')
     expect_error(capsys, ["render", "--events", str(log), "--out", "x.mp4"], str(log), "line 2", "'frame'")
-    log.write_text('{"latent_stage_events": 1, "fps": 30, "scenes": ["%s"]}\n' % scene_file(""))
+    log.write_text(head + "\n")
     expect_error(capsys, ["render", "--events", str(log), "--fps", "60", "--out", "x.mp4"], "--fps 60", "30 fps")
     expect_error(capsys, ["render", "--out", "x.mp4"], "--seconds")
 

@@ -9,13 +9,13 @@ import torch
 from PIL import Image
 
 from engine.core.clock import FixedClock
-from engine.stage.deck import load_scenes
 from engine.core.eventlog import EventLogError, EventRecorder, load_event_log
 from engine.core.events import Event, EventQueue
-from engine.stage.frame import FrameRenderer
 from engine.core.space import build_registry
-from engine.stage.offline import render
 from engine.files.scene import load_scene
+from engine.stage.deck import load_scenes
+from engine.stage.frame import FrameRenderer
+from engine.stage.offline import render
 from engine.stage.show import Show
 from tests.fakes import FakeOutput
 

@@ -6,10 +6,10 @@ import pytest
 
 from engine.control.learn import MSB_WAIT, default_learn_file, save_atomically, stable_port
 from engine.control.midi import MidiControl
-from engine.files.patch import load_patch
-from engine.errors import StartupError
 from engine.core.events import Event
-from tests.fakes import FakeMidiBackend, ControlShow, show_config
+from engine.errors import StartupError
+from engine.files.patch import load_patch
+from tests.fakes import ControlShow, FakeMidiBackend, show_config
 
 PORT = "nanoKONTROL2 MIDI 1 20:0"
 

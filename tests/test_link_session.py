@@ -14,8 +14,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.bench.link import CHANGED_BPM, SESSION_BPM, bench_link, format_link, phase_error, \
-    session_tempo_moved_otherwise
+from engine.bench.link import (
+    CHANGED_BPM,
+    SESSION_BPM,
+    bench_link,
+    format_link,
+    phase_error,
+    session_tempo_moved_otherwise,
+)
 
 pytestmark = pytest.mark.integration
 

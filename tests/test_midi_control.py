@@ -7,18 +7,18 @@ import random
 import pytest
 import torch
 
-from engine.core.clock import FixedClock
 from engine.control.midi import MidiControl, start
-from engine.files.patch import MidiSource, load_patch, to_value
-from engine.stage.deck import load_scenes
+from engine.core.clock import FixedClock
 from engine.core.events import Event, EventQueue
-from engine.stage.frame import FrameRenderer
 from engine.core.space import build_registry
-from engine.files.scene import load_scene
-from engine.stage.show import Show
 from engine.core.tempo import Tempo
+from engine.files.patch import MidiSource, load_patch, to_value
+from engine.files.scene import load_scene
+from engine.stage.deck import load_scenes
+from engine.stage.frame import FrameRenderer
+from engine.stage.show import Show
 from tests.conftest import REPO
-from tests.fakes import FakeMidiBackend, FakeOutput, ControlShow, show_config
+from tests.fakes import ControlShow, FakeMidiBackend, FakeOutput, show_config
 
 PORTS = {
     "nanokontrol2.toml": "nanoKONTROL2 MIDI 1",

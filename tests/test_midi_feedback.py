@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from engine.control.midi_feedback import FeedbackEncoder, FeedbackLimiter, encode_position
-from engine.files.patch import MidiSource, Route
 from engine.core.space import build_registry
+from engine.files.patch import MidiSource, Route
 
 
 class Clock:

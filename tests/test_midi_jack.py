@@ -11,14 +11,14 @@ import time
 import pytest
 import torch
 
-from engine.core.clock import FixedClock
-from engine.control.midi import start
-from engine.stage.deck import load_scenes
-from engine.core.events import Event, EventQueue
-from engine.stage.frame import FrameRenderer
 from engine.bench.jackserver import dummy_server, missing_tools
+from engine.control.midi import start
+from engine.core.clock import FixedClock
+from engine.core.events import Event, EventQueue
 from engine.core.space import build_registry
 from engine.files.scene import load_scene
+from engine.stage.deck import load_scenes
+from engine.stage.frame import FrameRenderer
 from engine.stage.show import Show
 from tests.conftest import REPO
 from tests.fakes import FakeOutput

@@ -9,20 +9,25 @@ import numpy as np
 import pytest
 import torch
 
-from engine.dsp.analysis import FEATURES, AudioFeatures
-from engine.core.clock import FixedClock
 from engine.control import MODULES
 from engine.control.modulation import (
-    ModInputs, ModulationControl, Modulator, beat_position, lfo_position, start,
+    ModInputs,
+    ModulationControl,
+    Modulator,
+    beat_position,
+    lfo_position,
+    start,
 )
-from engine.files.patch import AUDIO_FEATURES, BeatSource, LfoSource, load_patch
-from engine.stage.deck import load_scenes
+from engine.core.clock import FixedClock
 from engine.core.events import Event, EventQueue
-from engine.stage.frame import FrameRenderer
 from engine.core.space import build_registry
-from engine.files.scene import load_scene
-from engine.stage.show import Show
 from engine.core.tempo import Tempo
+from engine.dsp.analysis import FEATURES, AudioFeatures
+from engine.files.patch import AUDIO_FEATURES, BeatSource, LfoSource, load_patch
+from engine.files.scene import load_scene
+from engine.stage.deck import load_scenes
+from engine.stage.frame import FrameRenderer
+from engine.stage.show import Show
 from tests.conftest import REPO
 from tests.fakes import FakeOutput, show_config
 
@@ -447,8 +452,8 @@ def test_cli_show_with_the_audio_reactive_patch(capsys, tmp_path, scene_file):
 def test_render_with_a_patch_is_modulated_and_repeatable(tmp_path, scene_file):
     from PIL import Image
 
-    from engine.stage.offline import render
     from engine.files.scene import load_scene
+    from engine.stage.offline import render
     from tests.conftest import REPO
 
     spec = load_scene(scene_file('name = "m"\n'))

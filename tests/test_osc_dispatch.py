@@ -8,15 +8,15 @@ import struct
 
 import pytest
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
+from engine.control.osc import parse_allow
 from engine.control.osc_decode import MAX_ARGS, MAX_DEPTH, Malformed, decode
 from engine.control.osc_dispatch import MAX_REPLIES, NEW_PATTERN_BURST, VERB_BURST, Dispatcher, encode
 from engine.control.osc_pattern import Matcher, PatternError, compile_pattern
-from engine.control.osc import parse_allow
 from engine.core.events import Event, EventQueue
 from engine.core.space import build_registry
-from pythonosc.osc_message import OscMessage
 
 SENDER = ("127.0.0.1", 54321)
 NOW = 100.0  # perf_counter reading the fake clock gives

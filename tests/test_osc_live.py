@@ -23,16 +23,16 @@ import pytest
 import torch
 from pythonosc.osc_message import OscMessage
 
-from engine.core.clock import FixedClock
 from engine.bench.flood import flood_bench, free_udp_port, wait_for_pong
 from engine.control.osc import start
 from engine.control.osc_dispatch import encode
-from engine.stage.deck import load_scenes
-from engine.errors import StartupError
+from engine.core.clock import FixedClock
 from engine.core.events import EventQueue
-from engine.stage.frame import FrameRenderer
 from engine.core.space import build_registry
+from engine.errors import StartupError
 from engine.files.scene import load_scene
+from engine.stage.deck import load_scenes
+from engine.stage.frame import FrameRenderer
 from engine.stage.show import Show
 from tests.fakes import FakeOutput, show_config
 from tests.xvfb import screenshot, xvfb  # noqa: F401  (xvfb is a fixture)
@@ -341,7 +341,7 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
         return True
     except ConnectionResetError:
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
 
 

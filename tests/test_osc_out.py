@@ -9,9 +9,8 @@ import pytest
 from pythonosc.osc_message import OscMessage
 
 from engine.control.osc_out import Feedback
-from engine.core.space import build_space, params_json, params_table
 from engine.control.oscquery import answer, document, host_info
-from engine.core.space import build_registry
+from engine.core.space import build_registry, build_space, params_json, params_table
 from tests.fakes import ControlShow
 
 OUT = ("127.0.0.1", 9001)

@@ -3,17 +3,26 @@
 import copy
 import math
 import random
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
+from engine.core.space import build_registry
+from engine.errors import PatchError, StartupError
 from engine.files.patch import (
-    MidiSource, OscSource, Route, _toml_value, dump_routes, load_patch, load_patches, shape, to_position, to_value,
+    MidiSource,
+    OscSource,
+    Route,
+    _toml_value,
+    dump_routes,
+    load_patch,
+    load_patches,
+    shape,
+    to_position,
+    to_value,
     unshape,
 )
-from engine.errors import PatchError, StartupError
-from engine.core.space import build_registry
 from tests.conftest import REPO
 
 PATCHES = sorted((REPO / "patches").glob("*.toml"))

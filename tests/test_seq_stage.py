@@ -12,14 +12,14 @@ import torch
 from PIL import Image
 
 from engine.core.clock import FixedClock
-from engine.stage.deck import load_scenes
 from engine.core.events import Event, EventQueue
-from engine.stage.frame import FrameRenderer
 from engine.core.space import build_registry
-from engine.stage.offline import render
 from engine.files.scene import SceneError, load_scene
 from engine.seq.layer import NoteRouter, SeqLayer
 from engine.seq.scales import SCALES
+from engine.stage.deck import load_scenes
+from engine.stage.frame import FrameRenderer
+from engine.stage.offline import render
 from tests.fakes import FakeOutput, show_config
 
 

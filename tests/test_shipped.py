@@ -6,11 +6,11 @@ import torch
 from safetensors import safe_open
 
 from engine.core.clock import FixedClock
-from engine.stage.deck import load_scenes
 from engine.core.events import EventQueue
-from engine.stage.frame import FrameRenderer
 from engine.core.space import build_registry
 from engine.files.scene import load_scene, shipped_scenes
+from engine.stage.deck import load_scenes
+from engine.stage.frame import FrameRenderer
 from engine.stage.show import Show
 from tests.conftest import REPO
 from tests.fakes import FakeOutput

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from engine.core.clock import FixedClock
-from engine.stage.deck import load_scenes
 from engine.core.events import Event, EventQueue
-from engine.stage.frame import FrameRenderer
 from engine.core.space import build_registry
 from engine.files.scene import load_scene
+from engine.stage.deck import load_scenes
+from engine.stage.frame import FrameRenderer
 from engine.stage.show import Show
 from tests.fakes import FakeOutput
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.devices.audio_devices import import_sounddevice
-from engine.bench.sound import SOUND_SCENE, bench_sound, format_sound, midi_pairs
 from engine.bench.jackserver import dummy_server, missing_tools
+from engine.bench.sound import SOUND_SCENE, bench_sound, format_sound, midi_pairs
+from engine.devices.audio_devices import import_sounddevice
 
 pytestmark = pytest.mark.integration
 
@@ -53,8 +53,8 @@ def test_midi_pairs_reads_jack_midi_dump_lines():
 def test_note_matching_hears_legato_notes_and_rejects_wrong_pitches():
     import numpy as np
 
-    from engine.dsp.synth import Synth, SynthSettings
     from engine.bench.sound import match_notes
+    from engine.dsp.synth import Synth, SynthSettings
 
     rng = np.random.default_rng(0)
     synth = Synth(48000, settings=SynthSettings(waveform=3, attack=0.004, decay=0.3, sustain=0.35, release=0.25,

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from engine.core.clock import FixedClock
 from engine.control import tempo_sync as tempo_control
-from engine.stage.deck import load_scenes
-from engine.errors import StartupError
+from engine.core.clock import FixedClock
 from engine.core.events import Event, EventQueue
-from engine.stage.frame import FrameRenderer
 from engine.core.space import build_registry
-from engine.files.scene import load_scene
-from engine.stage.show import Show
 from engine.core.tempo import Tempo
-from tests.fakes import FakeOutput, verb_handlers, show_config
+from engine.errors import StartupError
+from engine.files.scene import load_scene
+from engine.stage.deck import load_scenes
+from engine.stage.frame import FrameRenderer
+from engine.stage.show import Show
+from tests.fakes import FakeOutput, show_config, verb_handlers
 
 
 def verb(address, value=None, t=0.0):
@@ -276,8 +276,8 @@ def test_beat_path_is_frame_rate_independent_and_lands_on_beats(scene_file, bpm)
     for fps in (30, 60):
         show, out, reg, q = make_show([f], fps=fps)
         reg.set("/tempo/bpm", bpm)
-        seen = []
-        show.frame_hooks.append(lambda s: seen.append(s.deck.scene.tau))
+        seen: list[float] = []
+        show.frame_hooks.append(lambda s, seen=seen: seen.append(s.deck.scene.tau))
         show.run(frames=4 * fps + 1)  # 4 s
         taus[fps] = seen
         frames = out.frames

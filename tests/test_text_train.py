@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from run_show import main
 from engine.models.checkpoint import read_model, read_state
 from engine.models.seq import load_seq_model
 from engine.train.common import out_paths, warmup_cosine
@@ -25,6 +24,7 @@ from engine.train.text import (
     train_text,
     unigram_loss,
 )
+from run_show import main
 
 TINY = {"hidden": 16, "embed": 8, "batch": 4, "seq": 16, "sample_chars": 40}
 

@@ -12,8 +12,8 @@ import numpy as np
 import pygame
 import pytest
 
-from engine.stage.layout import fit_rect, parse_size
 from engine.devices.window import DisplayError, VideoOutput, has_display
+from engine.stage.layout import fit_rect, parse_size
 from tests.xvfb import screenshot, xvfb  # noqa: F401  (xvfb is a fixture)
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,8 +14,8 @@ import os
 import shutil
 import struct
 import subprocess
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import numpy as np
 import pytest

@@ -124,8 +124,8 @@ def bench_audio(seconds: float = 10.0, rate: int = 48000, block: int = 256, late
     of torch, 1 ms of Python per frame); `switch_interval` sets sys.setswitchinterval
     (seconds; Python's default is 0.005) for the run.
     """
-    from engine.devices.audio_devices import portaudio_session
     from engine.bench.jackserver import dummy_server
+    from engine.devices.audio_devices import portaudio_session
     from engine.devices.audio_out import open_audio
 
     config = ShowConfig(audio_device="jack", sample_rate=rate, block_size=block, audio_latency=latency_blocks,

@@ -28,42 +28,29 @@ import shutil
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from engine.config import ShowConfig
-from engine.config import StageConfig
-from engine.stage.build import build_show
+from engine.bench.latency import BRIGHTNESS, GAP_S, LATENT, Trace
+from engine.config import ShowConfig, StageConfig
 from engine.core.clock import LiveClock, Pacer
-from engine.stage.deck import load_scenes
-from engine.core.space import DECKS
-from engine.files.scene import load_scene
-from engine.stage.show import Show
 from engine.core.stats import FrameStats
+from engine.files.scene import load_scene
+from engine.stage.build import build_show
+from engine.stage.deck import load_scenes
+from engine.stage.show import Show
 
 log = logging.getLogger(__name__)
 
-BRIGHTNESS = "/master/brightness"
-LATENT = f"/deck/{DECKS[0]}/latent/1"  # a model input of the playing deck
 WINDOW = (1280, 720)
-GAP_S = (0.010, 0.030)  # seconds between sends: the same address waits >= 2 gaps (> one 60 fps frame)
 SETTLE_S = 0.25  # seconds the show keeps running after the last send
 POST_TARGET_MS = 18.7  # one 60 fps frame plus 2 ms
 MATCH_WINDOW_S = 1.0  # a value not shown within this is missed (not matched to a later repeat)
 VALUE_TOLERANCE = 1e-5  # float32 rounding of a sent value; distinct sent values differ by far more
-
-
-@dataclass
-class Trace:
-    """What was sent (address, float32 value) -> send time, and what each present used."""
-
-    sent: list[tuple[str, float, float]] = field(default_factory=list)  # (address, value, send time s)
-    frames: list[tuple[float, float, float]] = field(default_factory=list)  # (present time s, brightness, latent)
-    done_at: float | None = None
 
 
 def _free_udp_port() -> int:
@@ -163,8 +150,8 @@ def _measure(scene_path: Path, device: torch.device, fps: float,
     """A headless paced show with one control module; `send` runs on its own thread and
     fills trace.sent; the show stops SETTLE_S after the last send."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    from engine.stage.live import _warm_up
     from engine.devices.window import VideoOutput
+    from engine.stage.live import _warm_up
 
     scenes = load_scenes([load_scene(scene_path)], device)
     timed = TimedModel(scenes[0].generator, device)

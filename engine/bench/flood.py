@@ -137,7 +137,7 @@ def wait_for_pong(port: int, timeout: float, proc: subprocess.Popen | None = Non
             s.sendto(encode("/ping"), ("127.0.0.1", port))
             try:
                 data, _ = s.recvfrom(1024)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if data.startswith(b"/pong"):
                 return True

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from engine.config import StageConfig
-from engine.stage.build import build_show
 from engine.core.clock import FixedClock
-from engine.stage.deck import load_scenes
 from engine.files.scene import load_scene, shipped_scenes
+from engine.stage.build import build_show
+from engine.stage.deck import load_scenes
 from engine.stage.show import Show
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,9 @@ import signal
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 TOOLS = ("jackd", "jack_wait")
 

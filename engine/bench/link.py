@@ -127,14 +127,14 @@ def bench_link(scene_path: Path, device: torch.device, seconds: float, fps: floa
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     from engine.config import StageConfig
-    from engine.core.clock import LiveClock, Pacer
-    from engine.stage.build import build_show
     from engine.control.tempo_sync import LinkControl
-    from engine.stage.deck import load_scenes
+    from engine.core.clock import LiveClock, Pacer
+    from engine.core.stats import FrameStats
     from engine.devices.window import VideoOutput
     from engine.files.scene import load_scene
+    from engine.stage.build import build_show
+    from engine.stage.deck import load_scenes
     from engine.stage.show import Show
-    from engine.core.stats import FrameStats
 
     if not seconds > 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")

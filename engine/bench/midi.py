@@ -16,14 +16,15 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from engine.config import ShowConfig
-from engine.bench.control import BRIGHTNESS, GAP_S, LATENT, Trace
 from engine.bench.jackserver import dummy_server
+from engine.bench.latency import BRIGHTNESS, GAP_S, LATENT, Trace
+from engine.config import ShowConfig
 
 log = logging.getLogger(__name__)
 

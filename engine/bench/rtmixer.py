@@ -57,8 +57,8 @@ def bench_rtmixer(seconds: float = 20.0, busy_threads: int = 0, show_threads: in
     """256-frame blocks at 48 kHz, 768 frames rendered ahead, on a private JACK dummy server."""
     import rtmixer  # optional: raises ImportError when it is not installed
 
-    from engine.devices.audio_devices import choose, portaudio_session, query
     from engine.bench.jackserver import dummy_server
+    from engine.devices.audio_devices import choose, portaudio_session, query
 
     synth, costs, stop = Synth(48000), [], threading.Event()
     workers = [threading.Thread(target=_busy, args=(stop,), daemon=True) for _ in range(busy_threads)]

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.dsp.synth import midi_to_hz
 from engine.bench.jackserver import dummy_server, missing_tools
+from engine.dsp.synth import midi_to_hz
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ def modules() -> list[ModuleType]:
     return [importlib.import_module(name) for name in MODULES]
 
 
-def start_controls(config: ShowConfig, show: "Show") -> list[Control]:
+def start_controls(config: ShowConfig, show: Show) -> list[Control]:
     """Start every control module; if one fails at startup, close the ones already open."""
     started: list[Control] = []
     try:

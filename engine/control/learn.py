@@ -30,13 +30,14 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from engine.control.midi_decode import Gesture
+from engine.core.events import Event
 from engine.files.atomic import atomic_write_text as save_atomically  # the name tests and callers know
 from engine.files.patch import MidiSource, Route, dump_routes, renumber
-from engine.core.events import Event
 
 if TYPE_CHECKING:
     from engine.stage.show import Show
@@ -82,7 +83,7 @@ def _shadows(learned: object, other: object) -> bool:
 class Learner:
     def __init__(
         self,
-        show: "Show",
+        show: Show,
         base: list[Route],
         learned: list[Route],
         file: Path,
@@ -108,7 +109,7 @@ class Learner:
 
     def routes(self) -> list[Route]:
         """Patch routes, minus those a learned binding takes over, plus the learned ones."""
-        return [r for r in self.base if not any(_shadows(l.source, r.source) for l in self.learned)] + self.learned
+        return [r for r in self.base if not any(_shadows(b.source, r.source) for b in self.learned)] + self.learned
 
     # -- loop thread: verbs -----------------------------------------------------
     def _touched(self, address: str, _value: float, source: str) -> None:
@@ -183,7 +184,7 @@ class Learner:
         text, path = dump_routes("learned", self.learned, HEADER), self.file
         self._submit(lambda: save_or_log(path, text))
 
-    def _tick(self, _show: "Show") -> None:
+    def _tick(self, _show: Show) -> None:
         """Frame hook: a lone CC 0-31 with no LSB after MSB_WAIT is a 7-bit control."""
         if self._pending is None:
             return

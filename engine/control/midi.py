@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from engine.config import ShowConfig
 from engine.control.learn import Learner, default_learn_file
@@ -24,9 +25,9 @@ from engine.control.midi_decode import Decoder
 from engine.control.midi_feedback import FeedbackEncoder, FeedbackLimiter
 from engine.control.midi_ports import InputCallback, PortBackend, PortWatcher, RtMidiBackend, resolve_api
 from engine.control.midi_routes import Router
-from engine.files.patch import Route, load_patch, load_patches
-from engine.errors import StartupError
 from engine.core.events import Event
+from engine.errors import StartupError
+from engine.files.patch import Route, load_patch, load_patches
 
 if TYPE_CHECKING:
     from engine.stage.show import Show
@@ -51,7 +52,7 @@ class MidiControl:
     def __init__(
         self,
         config: ShowConfig,
-        show: "Show",
+        show: Show,
         backend_factory: Callable[[], PortBackend] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -152,7 +153,7 @@ class MidiControl:
         """The feedback port (re)opened (port thread): ask the loop to show everything again."""
         self._resync_wanted.set()
 
-    def _resync_on_loop(self, _show: "Show") -> None:
+    def _resync_on_loop(self, _show: Show) -> None:
         """Frame hook: every feedback value and pick-up light again, read on the loop thread,
         so a value read here can never overtake a newer one the loop offers."""
         if not self._resync_wanted.is_set():
@@ -188,7 +189,7 @@ class MidiControl:
         }}
 
 
-def _load_learned(file: Path, show: "Show", verbs: Sequence[str]) -> list[Route]:
+def _load_learned(file: Path, show: Show, verbs: Sequence[str]) -> list[Route]:
     """The --learn-save file's routes; none while it does not exist yet. A path that cannot
     hold the file stops startup now rather than failing every save during the show."""
     try:
@@ -212,7 +213,7 @@ def _rtmidi_factory(flag: str | None) -> Callable[[], PortBackend]:
     return lambda: backend  # after a failure its listers are dropped and made anew on the next poll
 
 
-def start(config: ShowConfig, show: "Show") -> MidiControl | None:
+def start(config: ShowConfig, show: Show) -> MidiControl | None:
     if not (config.midi_in or config.patch or config.midi_feedback):
         return None
     control = MidiControl(config, show)

@@ -26,8 +26,9 @@ no gesture. Values: CC 0-127, 14-bit 0-16383, pitch bend 0-16383 (8192 = centre)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 # Data bytes after each channel-voice status nibble.
 _VOICE_LENGTH = {0x8: 2, 0x9: 2, 0xA: 2, 0xB: 2, 0xC: 1, 0xD: 1, 0xE: 2}

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
-from engine.files.patch import MidiSource, Route, to_position
 from engine.core.params import Registry
+from engine.files.patch import MidiSource, Route, to_position
 
 Message = tuple[int, ...]
 FEEDBACK_INTERVAL = 0.02  # seconds between two messages to one control (50 per second)

@@ -26,10 +26,11 @@ import os
 import queue
 import threading
 import time
-from typing import Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from engine.errors import StartupError
 from engine.core.ratelog import first_and_every
+from engine.errors import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ class PortWatcher:
         self._seen: set[str] = set()  # port names opened before (for "is back" log lines)
         self._waiting_logged: set[str] = set()
         self._backend_error: str | None = None
-        self._jobs: "queue.SimpleQueue[Callable[[], None]]" = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -34,13 +34,14 @@ target with a one-pole of `smoothing` seconds, one `set` per frame.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from engine.control.midi_decode import Gesture, relative_steps
-from engine.files.patch import MidiSource, OscSource, Route, to_position, to_value
 from engine.core.events import Event
 from engine.core.params import one_pole
+from engine.files.patch import MidiSource, OscSource, Route, to_position, to_value
 
 if TYPE_CHECKING:
     from engine.stage.show import Show
@@ -77,7 +78,7 @@ class Router:
     immutable table (replaced whole when learn adds or removes a route); the
     `/patch/route/<id>` handlers and the glide frame hook run on the loop thread."""
 
-    def __init__(self, show: "Show", routes: Iterable[Route] = ()) -> None:
+    def __init__(self, show: Show, routes: Iterable[Route] = ()) -> None:
         self.show = show
         self._ids: dict[Route, int] = {}
         self._by_id: dict[int, Route] = {}
@@ -287,7 +288,7 @@ class Router:
             if self.on_pickup_led is not None:
                 self.on_pickup_led(route, lit)
 
-    def _watch_pickups(self, show: "Show") -> None:
+    def _watch_pickups(self, show: Show) -> None:
         """Frame hook: a param moved under a picked-up control (OSC, a scene change) lights
         its pick-up LED now, not at the control's next move."""
         if self.on_pickup_led is None:
@@ -303,7 +304,7 @@ class Router:
         return [(self._by_id[rid], bool(self._states[rid].led)) for rid in self._led_routes
                 if self._states[rid].led is not None]
 
-    def _glide(self, show: "Show") -> None:
+    def _glide(self, show: Show) -> None:
         """Frame hook: move gliding routes' params one frame towards their targets."""
         dt = show.dt
         for rid in list(self._gliding):

@@ -41,16 +41,17 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from engine.config import ShowConfig
-from engine.dsp.analysis import FEATURES, AudioFeatures
-from engine.files.patch import AudioSource, BeatSource, LfoSource, Route, load_patches, shape, to_value
 from engine.core.events import Event
 from engine.core.params import Registry, one_pole
 from engine.core.ratelog import first_and_every
+from engine.dsp.analysis import FEATURES, AudioFeatures
+from engine.files.patch import AudioSource, BeatSource, LfoSource, Route, load_patches, shape, to_value
 
 if TYPE_CHECKING:
     from engine.devices.audio_in import Capture
@@ -235,7 +236,7 @@ FeatureSource = Callable[[], AudioFeatures]
 class ModulationControl:
     """Attaches a Modulator to a show: a model hook per frame, features from --audio-in."""
 
-    def __init__(self, show: "Show", routes: Iterable[Route], capture: "Capture | None" = None,
+    def __init__(self, show: Show, routes: Iterable[Route], capture: Capture | None = None,
                  features: FeatureSource | None = None) -> None:
         self.show = show
         self.modulator = Modulator(show.registry, routes)
@@ -262,7 +263,7 @@ class ModulationControl:
         else:
             self._replayed = f
 
-    def _record(self, show: "Show") -> None:
+    def _record(self, show: Show) -> None:
         """Tell the event-log recorder about features that changed (only while one listens)."""
         if not self._listens or self._replayed is not None or self.features == self._recorded:
             return
@@ -271,7 +272,7 @@ class ModulationControl:
         for hook in show.applied_hooks:
             hook(ev, show.frame_count, "model")
 
-    def hook(self, show: "Show") -> None:
+    def hook(self, show: Show) -> None:
         """Model hook: never lets an error reach the frame (forgiving during the show)."""
         try:
             self.features = self._replayed if self._replayed is not None else self._features()
@@ -313,7 +314,7 @@ def modulation_routes(files: Iterable[Path | str], registry: Registry) -> list[R
     return [r for r in load_patches(files, registry) if r.is_modulation]
 
 
-def start(config: ShowConfig, show: "Show") -> ModulationControl | None:
+def start(config: ShowConfig, show: Show) -> ModulationControl | None:
     """Start when a --patch file has audio, lfo or beat routes, or --audio-in is given."""
     routes = modulation_routes(config.patch or [], show.registry)
     if not routes and not config.audio_in:

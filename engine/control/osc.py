@@ -24,8 +24,8 @@ from engine.config import ShowConfig
 from engine.control.osc_dispatch import Dispatcher, Network, Sender
 from engine.control.osc_out import Feedback
 from engine.control.oscquery import OscQueryServer, host_info
-from engine.errors import StartupError
 from engine.core.ratelog import first_and_every
+from engine.errors import StartupError
 
 if TYPE_CHECKING:
     from engine.stage.show import Show
@@ -71,7 +71,7 @@ def _port(port: int, flag: str) -> int:
     return port
 
 
-def start(config: ShowConfig, show: "Show") -> "OscControl | None":
+def start(config: ShowConfig, show: Show) -> OscControl | None:
     """Bind the OSC socket (and OSCQuery), attach to the show; None when all OSC flags are off."""
     port, query_port = _port(config.osc_port, "--osc-port"), _port(config.oscquery_port, "--oscquery-port")
     outs = list(config.osc_out)
@@ -125,7 +125,7 @@ def _bind(host: str, port: int) -> socket.socket:
 class OscControl:
     """The running OSC control: socket, receive thread, feedback, OSCQuery."""
 
-    def __init__(self, show: "Show", host: str, port: int, *, allow: list[Network] | None,
+    def __init__(self, show: Show, host: str, port: int, *, allow: list[Network] | None,
                  outs: list[str]) -> None:
         self.show = show
         self.sock = _bind(host if port else ("::" if ":" in host else "0.0.0.0"), port)

@@ -28,17 +28,18 @@ import ipaddress
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from engine.control.osc_decode import Decoded, Malformed, decode
 from engine.control.osc_pattern import Matcher, PatternError, is_pattern
-from engine.core.space import OSC_TYPE, AddressSpace, space_of
 from engine.core.events import Event, EventQueue
 from engine.core.params import Registry
 from engine.core.ratelog import first_and_every
+from engine.core.space import OSC_TYPE, AddressSpace, space_of
 
 log = logging.getLogger(__name__)
 

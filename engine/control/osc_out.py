@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine.control.osc_dispatch import Sender, encode, encode_param
 
@@ -117,7 +118,7 @@ class Feedback:
                 self.send_errors += 1
 
     # -- once per frame (loop thread) --------------------------------------
-    def frame_hook(self, show: "Show") -> None:
+    def frame_hook(self, show: Show) -> None:
         now = self.clock()
         self.flush(now)
         if self._status_frames < 0:  # first frame: the fps count starts here

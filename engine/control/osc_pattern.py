@@ -16,7 +16,7 @@ Pure module.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 WILDCARDS = frozenset("*?[]{}")
 MAX_PATTERN = 256  # characters

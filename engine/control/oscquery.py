@@ -27,9 +27,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from engine.core.space import OSC_TYPE, space_of
 from engine.core.params import Registry
 from engine.core.ratelog import first_and_every
+from engine.core.space import OSC_TYPE, space_of
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from engine.config import ShowConfig
-from engine.errors import StartupError
 from engine.core.events import Event
+from engine.errors import StartupError
 
 if TYPE_CHECKING:
     from engine.stage.show import Show
@@ -38,7 +38,7 @@ LINK_POLL_S = 0.02  # seconds between Link samples (50 per second)
 LINK_ENABLE_DELAY_S = 0.5  # seconds between creating and enabling Link (see the module docstring)
 
 
-def start(config: ShowConfig, show: "Show") -> "LinkControl | None":
+def start(config: ShowConfig, show: Show) -> LinkControl | None:
     source = config.tempo_source
     show.tempo.source = source
     if source != "link":
@@ -61,7 +61,7 @@ class LinkControl:
     aalink wants a running asyncio loop (its `loop` argument is deprecated), so the
     thread runs one: Link is created, enabled and read there, and nowhere else."""
 
-    def __init__(self, show: "Show", aalink: Any) -> None:
+    def __init__(self, show: Show, aalink: Any) -> None:
         self._show = show
         self._queue = show.queue
         self._aalink = aalink

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,7 +60,7 @@ class Checker:
                  where: str = "") -> None:
         self.file, self.error, self.where = file, error, where
 
-    def at(self, where: str) -> "Checker":
+    def at(self, where: str) -> Checker:
         """The same file and error, another place in it."""
         return Checker(self.file, self.error, where)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 
 class Clock(Protocol):

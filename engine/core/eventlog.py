@@ -27,10 +27,10 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeGuard
 
-from engine.errors import EventLogError, StartupError
 from engine.core.events import Event
+from engine.errors import EventLogError, StartupError
 
 if TYPE_CHECKING:
     from engine.stage.show import Show
@@ -61,7 +61,7 @@ class EventRecorder:
         self._write(header)
         self.flush()
 
-    def attach(self, show: "Show") -> None:
+    def attach(self, show: Show) -> None:
         show.applied_hooks.append(self.record)
         show.frame_hooks.append(lambda _show: self.flush())
 
@@ -236,5 +236,5 @@ def _count(file: Path, number: int, key: str, value: Any, last_frame: int) -> in
     return value
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)

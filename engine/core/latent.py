@@ -18,7 +18,8 @@ Pure numpy (and engine.core.checks): no torch, no pygame, importable anywhere.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -402,16 +403,16 @@ def validate_path_settings(kind: str, settings: dict[str, object]) -> dict[str, 
     return out
 
 
-def _make_keyframes(dim: int, seed: int, s: dict[str, object]) -> LatentPath:
+def _make_keyframes(dim: int, seed: int, s: dict[str, Any]) -> LatentPath:
     keys = _rng(_TAG_KEYS, seed).standard_normal((int(s["keys"]), dim))  # (N, dim)
     return KeyframeLoop(keys, interp=str(s["interp"]), ease=str(s["ease"]))
 
 
-def _make_walk(dim: int, seed: int, s: dict[str, object]) -> LatentPath:
+def _make_walk(dim: int, seed: int, s: dict[str, Any]) -> LatentPath:
     return RandomWalk(dim, seed, smoothness=float(s["smoothness"]))
 
 
-def _make_noise(dim: int, seed: int, s: dict[str, object]) -> LatentPath:
+def _make_noise(dim: int, seed: int, s: dict[str, Any]) -> LatentPath:
     return NoiseLoop(dim, seed, period=float(s["period"]), harmonics=int(s["harmonics"]))
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Literal, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol
 
 from engine.core.events import Event, EventQueue
 from engine.core.params import Registry

@@ -19,8 +19,9 @@ Pure module.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 from engine.core.params import Param, ParamStage, Registry
 from engine.dsp.synth import synth_params

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from engine.config import ShowConfig
-from engine.dsp.analysis import AnalysisConfig, AudioFeatures, FeatureExtractor
 from engine.devices.audio_devices import HostWatch, choose, close_stream, import_sounddevice, query, stream_rate
+from engine.dsp.analysis import AnalysisConfig, AudioFeatures, FeatureExtractor
 from engine.dsp.ring import BlockRing
 from engine.errors import StartupError
 

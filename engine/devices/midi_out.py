@@ -17,7 +17,7 @@ import itertools
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from engine.control.midi_ports import PortBackend, PortWatcher
 

@@ -12,9 +12,10 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Generator
 from pathlib import Path
 from types import TracebackType
-from typing import Generator, Protocol
+from typing import Protocol
 
 import imageio_ffmpeg
 import numpy as np

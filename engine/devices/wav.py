@@ -15,9 +15,9 @@ Pure module (numpy and the stdlib).
 from __future__ import annotations
 
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class WavWriter:
     def close(self) -> None:
         self._wav.close()
 
-    def __enter__(self) -> "WavWriter":
+    def __enter__(self) -> WavWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

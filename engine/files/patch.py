@@ -64,9 +64,10 @@ Pure module: no ports, sockets, pygame.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any
 
 from engine.core.checks import Checker, parse_toml
 from engine.core.params import Registry
@@ -195,8 +196,8 @@ class BeatSource:
         return f"beat {self.shape} every {self.division:g} beat(s)"
 
 
-ModulationSource = Union[AudioSource, LfoSource, BeatSource]
-Source = Union[MidiSource, OscSource, AudioSource, LfoSource, BeatSource]
+ModulationSource = AudioSource | LfoSource | BeatSource
+Source = MidiSource | OscSource | AudioSource | LfoSource | BeatSource
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from typing import Any
 
 from engine.core.checks import Checker
 from engine.core.params import Param
+from engine.dsp.synth import WAVEFORMS, synth_params  # WAVEFORMS: /synth/waveform 0..3
 from engine.errors import SceneError
 from engine.files import REPO_ROOT
-from engine.dsp.synth import WAVEFORMS, synth_params  # WAVEFORMS: /synth/waveform 0..3
 from engine.seq.params import NOTE_PARAMS, TEXT_PARAMS
 from engine.seq.scales import SCALE_NAMES, key_index
 

@@ -26,8 +26,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import safetensors
 import safetensors.torch
@@ -35,7 +36,7 @@ import torch
 
 from engine.errors import ModelFileError  # defined with the other startup errors; imported from here too
 from engine.files.atomic import atomic_write_bytes
-from engine.models.gan import Generator, GANConfig
+from engine.models.gan import GANConfig, Generator
 
 log = logging.getLogger(__name__)
 

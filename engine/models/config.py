@@ -7,8 +7,9 @@ default; each family's ``from_dict`` calls `config_from_dict` with its name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import MISSING, fields
-from typing import Any, Mapping, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 
 class _Config(Protocol):

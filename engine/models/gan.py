@@ -25,8 +25,9 @@ sum pooling before the final linear layer (see the comments for why).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -87,7 +88,7 @@ class GANConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "GANConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> GANConfig:
         """Build and validate a config; unknown keys are an error, missing keys default."""
         return config_from_dict(cls, data, "GAN config")
 
@@ -169,7 +170,7 @@ class Generator(nn.Module):
         # The sum of num_blocks + 1 unit-variance RGB maps, scaled back to unit variance.
         self.rgb_gain = 1.0 / math.sqrt(config.num_blocks + 1)
         init_weights(self)
-        self.to(memory_format=torch.channels_last)
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack the keyword
 
     def forward(self, z: Tensor) -> Tensor:
         if z.dim() != 2 or z.shape[1] != self.config.latent_dim:
@@ -239,7 +240,7 @@ class Discriminator(nn.Module):
         self.final_conv = _sn_conv(c0 + 1, c0, 3)  # +1: the minibatch-stddev map
         self.out = spectral_norm(nn.Linear(c0, 1))
         init_weights(self)
-        self.to(memory_format=torch.channels_last)
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack the keyword
 
     def forward(self, img: Tensor) -> Tensor:
         size = self.config.size
@@ -285,7 +286,8 @@ def init_weights(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             # Under spectral norm the raw tensor is parametrizations.weight.original.
-            weight = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            param = getattr(m, "parametrizations", None)
+            weight = cast(torch.Tensor, param.weight.original if param is not None else m.weight)
             nn.init.normal_(weight, 0.0, 1.0 / math.sqrt(weight[0].numel()))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

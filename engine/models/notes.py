@@ -24,8 +24,9 @@ the network size in their config.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from engine.models.config import config_from_dict
 
@@ -81,7 +82,7 @@ class NoteVocab:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "NoteVocab":
+    def from_dict(cls, data: Mapping[str, Any]) -> NoteVocab:
         """Build and validate from a model file's config keys (KEYS); missing keys default."""
         return config_from_dict(cls, data, "notes config")
 

@@ -24,9 +24,10 @@ says ``gru.*``; save and load map the prefix, so the files stay as they were.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ class SeqConfig:
                 "layers": self.layers, "dropout": self.dropout}
 
     @classmethod
-    def from_dict(cls, kind: str, data: Mapping[str, Any]) -> "SeqConfig":
+    def from_dict(cls, kind: str, data: Mapping[str, Any]) -> SeqConfig:
         """Build and validate a `kind` config; unknown keys are an error, missing keys default."""
         name = f"{kind} config"
         if not isinstance(data, Mapping):
@@ -157,8 +158,10 @@ class Stepper:
         self.layers, self.hidden = model.config.layers, model.config.hidden
         emb = sd["embed.weight"]  # (V, E)
         self.table0 = np.ascontiguousarray(emb @ sd["gru.weight_ih_l0"].T + sd["gru.bias_ih_l0"])  # (V, 3H)
-        self.w_ih = [None] + [np.ascontiguousarray(sd[f"gru.weight_ih_l{k}"]) for k in range(1, self.layers)]
-        self.b_ih = [None] + [sd[f"gru.bias_ih_l{k}"] for k in range(1, self.layers)]
+        # Entry 0 is unused: layer 0's input gates come from table0 (one row per token).
+        unused = np.empty((0,), np.float32)
+        self.w_ih = [unused] + [np.ascontiguousarray(sd[f"gru.weight_ih_l{k}"]) for k in range(1, self.layers)]
+        self.b_ih = [unused] + [sd[f"gru.bias_ih_l{k}"] for k in range(1, self.layers)]
         self.w_hh = [np.ascontiguousarray(sd[f"gru.weight_hh_l{k}"]) for k in range(self.layers)]  # (3H, H)
         self.b_hh = [sd[f"gru.bias_hh_l{k}"] for k in range(self.layers)]
         self.w_out = np.ascontiguousarray(sd["head.weight"])  # (V, H)
@@ -175,7 +178,7 @@ class Stepper:
         """One token -> (logits (V,) float32, new state (layers, hidden)); `state` is not changed."""
         hid = self.hidden
         new = np.empty_like(state)
-        x = None
+        x = state[0]  # the input of layer k > 0: the new state of layer k - 1
         for k in range(self.layers):
             if k == 0:
                 gi = self.table0[token]  # (3H,) input gates of this token

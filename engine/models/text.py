@@ -16,8 +16,9 @@ vocabulary (model files of kind "text").
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -68,7 +69,7 @@ class CharVocab:
         return {"vocab": self.chars}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "CharVocab":
+    def from_dict(cls, data: Mapping[str, Any]) -> CharVocab:
         """Build and validate from a model file's config keys (KEYS)."""
         if "vocab" not in data:
             raise ValueError("text config lacks 'vocab'")

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from engine.config import ShowConfig
 from engine.dsp.synth import setting_specs
@@ -101,7 +102,7 @@ def _load_players(scenes: list[Any], base: str) -> list[tuple[NotePlayer | None,
 class SeqLayer:
     """Melody and text for a show; call attach() once, close() at the end."""
 
-    def __init__(self, show: "Show", router: NoteRouter, text_layer: "TextOverlay | None" = None,
+    def __init__(self, show: Show, router: NoteRouter, text_layer: TextOverlay | None = None,
                  synth: Any = None) -> None:
         self.show = show
         self.router = router
@@ -160,7 +161,7 @@ class SeqLayer:
             lead = "\n" if text.stream.current_line else ""
             text.stream.prime(lead + ev.value[:255])
 
-    def frame(self, show: "Show") -> None:
+    def frame(self, show: Show) -> None:
         start = time.perf_counter()
         reg = show.registry
         get = reg.get
@@ -189,7 +190,7 @@ class SeqLayer:
         for name, value in (seq.synth.items() if seq is not None else ()):
             self.show.registry.set(f"/synth/{name}", value)
 
-    def _notes(self, notes: NotePlayer, get: Callable[[str], float], show: "Show") -> None:
+    def _notes(self, notes: NotePlayer, get: Callable[[str], float], show: Show) -> None:
         silent = get("/master/blackout") >= 0.5 or get(f"{self.base}/notes/on") < 0.5
         if silent:
             if not self._muted:
@@ -206,7 +207,7 @@ class SeqLayer:
             self.primed += 1
         notes.step(show.t, show.tempo.beat, show.tempo.bpm, get, self.router)
 
-    def _text(self, text: TextPlayer, get: Callable[[str], float], show: "Show") -> None:
+    def _text(self, text: TextPlayer, get: Callable[[str], float], show: Show) -> None:
         if get(f"{self.base}/text/on") < 0.5:
             return
         text.apply_params(get)
@@ -242,7 +243,7 @@ class SeqLayer:
         self.router.close()
 
 
-def _text_font(show: "Show") -> Path | None:
+def _text_font(show: Show) -> Path | None:
     """The first scene's text font (one overlay for the whole show)."""
     for sc in show.scenes:
         seq = sc.spec.seq
@@ -251,14 +252,14 @@ def _text_font(show: "Show") -> Path | None:
     return None
 
 
-def _overlay(show: "Show") -> Any:
+def _overlay(show: Show) -> Any:
     from engine.seq.overlay import TextOverlay
 
     return TextOverlay(show.registry.get, lambda: show.t, lambda: show.blackout_level, _text_font(show),
                        deck=show.deck.name)
 
 
-def has_seq(show: "Show") -> bool:
+def has_seq(show: Show) -> bool:
     return any(sc.spec.seq is not None for sc in show.scenes)
 
 
@@ -268,9 +269,9 @@ class OfflineSeq:
 
     SAMPLE_RATE = 48000
 
-    def __init__(self, show: "Show", output: Any, fps: float, wav: Path) -> None:
-        from engine.dsp.synth import Synth
+    def __init__(self, show: Show, output: Any, fps: float, wav: Path) -> None:
         from engine.devices.wav import OfflineAudio, WavWriter
+        from engine.dsp.synth import Synth
 
         self.fps = fps
         self.wav = wav
@@ -282,7 +283,7 @@ class OfflineSeq:
         self.layer.attach()
         show.frame_hooks.append(self._advance)
 
-    def _advance(self, show: "Show") -> None:
+    def _advance(self, show: Show) -> None:
         self.audio.advance_to(show.t + 1.0 / self.fps)  # sound up to the next frame's time
 
     def finish(self, seconds: float) -> Path:
@@ -297,7 +298,7 @@ class LiveSeq:
     """Melody, text and sound for the live show: the sound card (or JACK) through
     engine.devices.audio_out, --notes-out, --note-log, and the text drawn by the window."""
 
-    def __init__(self, config: ShowConfig, show: "Show", clock_origin: Callable[[], float | None]) -> None:
+    def __init__(self, config: ShowConfig, show: Show, clock_origin: Callable[[], float | None]) -> None:
         from engine.devices.audio_out import open_audio
 
         wants_sound = _wants_sound(show)
@@ -313,7 +314,7 @@ class LiveSeq:
         if self.audio is not None:
             show.frame_hooks.append(self._warm_up)
 
-    def _warm_up(self, show: "Show") -> None:
+    def _warm_up(self, show: Show) -> None:
         if self._warm_underruns is None and show.t >= WARMUP_S:
             self._warm_underruns = self.audio.playback.underruns
             show.frame_hooks.remove(self._warm_up)
@@ -362,7 +363,7 @@ def _open_note_log(config: ShowConfig) -> NoteLog | None:
         raise StartupError(f"--note-log {path}: cannot write ({e.strerror or e})") from None
 
 
-def start_live_seq(config: ShowConfig, show: "Show", clock_origin: Callable[[], float | None]) -> LiveSeq | None:
+def start_live_seq(config: ShowConfig, show: Show, clock_origin: Callable[[], float | None]) -> LiveSeq | None:
     """The live melody/text/sound, or None when no scene has [notes] or [text]."""
     if not _wants_sound(show):
         given = [flag for flag, value in (("--audio-device", config.audio_device), ("--notes-out", config.notes_out),
@@ -374,5 +375,5 @@ def start_live_seq(config: ShowConfig, show: "Show", clock_origin: Callable[[], 
     return LiveSeq(config, show, clock_origin)
 
 
-def _wants_sound(show: "Show") -> bool:
+def _wants_sound(show: Show) -> bool:
     return any(sc.spec.seq is not None and sc.spec.seq.notes is not None for sc in show.scenes)

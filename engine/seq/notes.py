@@ -28,9 +28,10 @@ import logging
 import math
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -167,7 +168,7 @@ class NoteStream:
         self.reset(seed=seed)
 
     @classmethod
-    def from_file(cls, path: str | Path, **kwargs: Any) -> "NoteStream":
+    def from_file(cls, path: str | Path, **kwargs: Any) -> NoteStream:
         """Load a kind="notes" model file and stream from it (ModelFileError if bad)."""
         model, _ = load_seq_model(path, NoteVocab.KIND)
         return cls(model, **kwargs)

@@ -18,14 +18,14 @@ alone on black.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pygame  # noqa: E402 - after textlayer, which keeps pygame's banner off stdout
 
 from engine.core.space import DECKS
 from engine.stage.textlayer import TextLayer, TextStyle
-
-import pygame  # noqa: E402 - after textlayer, which keeps pygame's banner off stdout
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,7 +38,7 @@ class TextOverlay:
     """Text lines (with arrival times) -> pixels, styled by the registry each frame."""
 
     def __init__(self, get: Callable[[str], float], now: Callable[[], float],
-                 dim: Callable[[], float] = lambda: 0.0, font: "Path | None" = None, deck: str = DECKS[0]) -> None:
+                 dim: Callable[[], float] = lambda: 0.0, font: Path | None = None, deck: str = DECKS[0]) -> None:
         self.get, self.now, self.dim = get, now, dim
         self.base = f"/deck/{deck}/text"  # the deck whose text params style the layer
         self.font = str(font) if font else None

@@ -23,9 +23,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from engine.models.notes import Note
 from engine.seq.scales import SCALE_NAMES
@@ -57,7 +58,7 @@ class NoteCounts:
 class NotePlayer:
     """One scene's NoteStream on the beat grid; notes go to `sink.note(t, ...)`."""
 
-    def __init__(self, stream: "NoteStream", base: str) -> None:
+    def __init__(self, stream: NoteStream, base: str) -> None:
         self.stream = stream
         self.base = f"{base}/notes"
         self._applied: dict[str, float] = {}
@@ -122,7 +123,7 @@ class NotePlayer:
 class TextPlayer:
     """One scene's TextStream: characters by show time, finished lines out."""
 
-    def __init__(self, stream: "TextStream", base: str, primer: str) -> None:
+    def __init__(self, stream: TextStream, base: str, primer: str) -> None:
         self.stream = stream
         self.base = f"{base}/text"
         self.primer = primer

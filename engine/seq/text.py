@@ -54,7 +54,7 @@ class TextStreamParams:
     line_length: int = 40
     seed: int = 0
 
-    def clamped(self) -> "TextStreamParams":
+    def clamped(self) -> TextStreamParams:
         """A copy with every field in range (NaN becomes the default)."""
         def num(value: float, low: float, high: float, default: float) -> float:
             value = float(value)

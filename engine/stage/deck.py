@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from engine.core.latent import LatentPath, latent_directions, make_path
-from engine.models.checkpoint import load_generator
 from engine.core.params import Registry
 from engine.core.space import LATENT_OFFSETS
 from engine.files.scene import SceneSpec
+from engine.models.checkpoint import load_generator
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,15 @@ from typing import Any
 import torch
 
 from engine.config import ShowConfig
-from engine.core.clock import LiveClock, Pacer
 from engine.control import close_controls, control_stats, start_controls
-from engine.stage.deck import load_scenes
+from engine.core.clock import LiveClock, Pacer
+from engine.core.stats import FrameStats
 from engine.errors import StartupError
 from engine.files.scene import SceneSpec
 from engine.seq.layer import start_live_seq
 from engine.stage.build import build_show
+from engine.stage.deck import load_scenes
 from engine.stage.show import Show
-from engine.core.stats import FrameStats
 
 log = logging.getLogger(__name__)
 

@@ -18,17 +18,18 @@ import numpy as np
 import torch
 
 from engine.config import StageConfig
-from engine.stage.build import build_show
 from engine.core.clock import FixedClock
-from engine.stage.deck import load_scenes
-from engine.errors import StartupError
 from engine.core.eventlog import EventLog, EventReplay
 from engine.devices.recorder import FrameWriter, compose, open_writer
+from engine.errors import StartupError
 from engine.files.scene import SceneSpec
 from engine.seq.layer import OfflineSeq, has_seq
+from engine.stage.build import build_show
+from engine.stage.deck import load_scenes
 from engine.stage.show import Show
 
 log = logging.getLogger(__name__)
+CPU = torch.device("cpu")
 
 
 class RecordOutput:
@@ -98,7 +99,7 @@ def render(
     size: tuple[int, int] | None = None,
     aspect: str = "fit",
     render_size: int | None = None,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device = CPU,
     events: EventLog | None = None,
     patches: list[Path] | None = None,
 ) -> RenderResult:

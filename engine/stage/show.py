@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from engine.core.clock import Clock, Pacer, WorkEstimate
 from engine.core.events import Event, EventQueue
 from engine.core.params import Registry
+from engine.core.ratelog import first_and_every
 from engine.core.showcore import FrameHook, Phase, ShowCore
 from engine.core.space import VERBS, Verb
-from engine.core.ratelog import first_and_every
 from engine.core.stats import FrameStats
 from engine.core.tempo import Tempo
 from engine.stage.deck import Deck, LoadedScene

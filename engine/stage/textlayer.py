@@ -156,7 +156,7 @@ class TextLayer:
     def has_lines(self) -> bool:
         return bool(self._lines)
 
-    def resized(self, size: int, font: pygame.font.Font) -> "TextLayer":
+    def resized(self, size: int, font: pygame.font.Font) -> TextLayer:
         """A layer like this one at another font size (`font` loaded at `size`), taking its lines."""
         layer = TextLayer(replace(self.style, size=size), font)
         layer._lines = self._lines

@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from engine.errors import TrainSetupError
 from engine.models.checkpoint import save_model, save_state
 from engine.models.gan import Discriminator, GANConfig, Generator
-from engine.train.loop import train_loop
 from engine.train.common import (
     TrainingParts,
     TrainOptions,
@@ -47,6 +46,7 @@ from engine.train.common import (
 )
 from engine.train.distance import sample_distance
 from engine.train.images import load_image_folder, random_crops, save_image_grid
+from engine.train.loop import train_loop
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ import logging
 import math
 import os
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import mido
 import numpy as np

@@ -23,9 +23,10 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +38,6 @@ from engine.models.checkpoint import save_state
 from engine.models.notes import NoteVocab
 from engine.models.seq import SeqConfig, SeqModel, save_seq_model
 from engine.seq.notes import NoteStream, StreamParams
-from engine.train.loop import train_loop
 from engine.train.common import (
     TrainingParts,
     TrainOptions,
@@ -53,6 +53,7 @@ from engine.train.common import (
     unpack_training_state,
     warmup_cosine,
 )
+from engine.train.loop import train_loop
 from engine.train.midi_data import MidiScan, load_midi_folder, melody_tokens, notes_to_midi_bytes, split_by_file
 
 log = logging.getLogger(__name__)

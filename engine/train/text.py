@@ -39,7 +39,6 @@ from engine.files.atomic import atomic_write_bytes
 from engine.models.checkpoint import save_state
 from engine.models.seq import SeqConfig, SeqModel, rename_prefix, save_seq_model
 from engine.models.text import CharVocab, probabilities
-from engine.train.loop import train_loop
 from engine.train.common import (
     TrainingParts,
     TrainOptions,
@@ -53,6 +52,7 @@ from engine.train.common import (
     unpack_training_state,
     warmup_cosine,
 )
+from engine.train.loop import train_loop
 
 log = logging.getLogger(__name__)
 
