@@ -6,27 +6,20 @@ import numpy as np
 
 from engine.core.showcore import ShowCore
 from engine.core.space import VERBS, build_registry
+from engine.stage.show import FrameBuffer
 
 
-class FakeOutput:
+class FakeOutput(FrameBuffer):
     """An `Output` that keeps copies of presented frames and replays scripted key presses."""
 
     def __init__(self, keys: dict[int, list[str]] | None = None, keep: bool = True) -> None:
-        self._buf = np.zeros((0, 0, 3), np.uint8)
+        super().__init__()
         self.keys = keys or {}  # frame index -> actions poll() reports on that frame
         self.keep = keep
         self.frames: list[np.ndarray] = []
         self.presents = 0
         self._polls = 0
         self.title = ""
-
-    @property
-    def frame_buffer(self) -> np.ndarray:
-        return self._buf
-
-    def resize_frames(self, size: tuple[int, int]) -> None:
-        w, h = size
-        self._buf = np.zeros((h, w, 3), np.uint8)
 
     def present(self) -> None:
         self.presents += 1

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from engine.config import StageConfig
@@ -26,28 +25,20 @@ from engine.files.scene import SceneSpec
 from engine.seq.layer import OfflineSeq, has_seq
 from engine.stage.build import build_show
 from engine.stage.deck import load_scenes
-from engine.stage.show import Show
+from engine.stage.show import FrameBuffer, Show
 
 log = logging.getLogger(__name__)
 CPU = torch.device("cpu")
 
 
-class RecordOutput:
+class RecordOutput(FrameBuffer):
     """An `Output` that encodes each presented frame, scaled to the output size."""
 
     def __init__(self, writer: FrameWriter, size: tuple[int, int], aspect: str) -> None:
+        super().__init__()
         self._writer, self.size, self.aspect = writer, size, aspect
-        self._buf = np.zeros((0, 0, 3), np.uint8)
         self.frames = 0
         self.overlay: Any = None  # has draw(frame (H, W, 3) uint8): text over the composed frame
-
-    @property
-    def frame_buffer(self) -> np.ndarray:
-        return self._buf
-
-    def resize_frames(self, size: tuple[int, int]) -> None:
-        w, h = size
-        self._buf = np.zeros((h, w, 3), np.uint8)
 
     def present(self) -> None:
         h, w = self._buf.shape[:2]

@@ -67,6 +67,22 @@ class Output(Protocol):
     def set_title(self, title: str) -> None: ...
 
 
+class FrameBuffer:
+    """The frame buffer of an output that presents from host memory (a recorder, a test's
+    fake): (h, w, 3) uint8, reallocated when the playing scene's size changes."""
+
+    def __init__(self) -> None:
+        self._buf = np.zeros((0, 0, 3), np.uint8)
+
+    @property
+    def frame_buffer(self) -> np.ndarray:
+        return self._buf
+
+    def resize_frames(self, size: tuple[int, int]) -> None:
+        w, h = size
+        self._buf = np.zeros((h, w, 3), np.uint8)
+
+
 class Show(ShowCore):
     """A ShowCore with a picture: scenes on a deck, the renderer, the output, the clock."""
 
