@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine.flags import build_parser, train_options
 from engine.models.checkpoint import read_model, read_state
 from engine.models.seq import load_seq_model
 from engine.train.common import out_paths, warmup_cosine
@@ -17,8 +17,6 @@ from engine.train.text import (
     MIN_LR_FRACTION,
     WARMUP_STEPS,
     TextTrainOptions,
-    add_args,
-    opts_from_args,
     read_text_file,
     split_text,
     train_text,
@@ -165,14 +163,14 @@ def test_lr_schedule() -> None:
 
 
 def test_cli_flags_round_trip() -> None:
-    parser = argparse.ArgumentParser()
-    add_args(parser)
-    ns = parser.parse_args(["--data", "t.txt", "--out", "trained/x", "--steps", "7", "--hidden", "64",
-                            "--seq", "32", "--seed", "3"])
-    opts = opts_from_args(ns)
+    ns = build_parser().parse_args(["train", "text", "--data", "t.txt", "--out", "trained/x", "--steps", "7",
+                                    "--hidden", "64", "--seq", "32", "--seed", "3"])
+    opts = train_options(ns)
+    assert isinstance(opts, TextTrainOptions)
     assert (opts.data, opts.out, opts.steps, opts.minutes, opts.hidden, opts.seq, opts.seed) == (
         "t.txt", "trained/x", 7, None, 64, 32, 3)
     assert (opts.checkpoint_every_s, opts.first_checkpoint_s) == (60.0, 30.0)
+    assert (opts.layers, opts.embed, opts.lr) == (TextTrainOptions.layers, 64, 2e-3)  # defaults: the dataclass's
     with pytest.raises(ValueError, match="--seq"):
         train_text(TextTrainOptions(data="t.txt", out="x", seq=1), progress=False)
 

@@ -15,7 +15,6 @@ atomically, so a SIGKILL never leaves a torn file.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
@@ -33,10 +32,8 @@ from engine.models.gan import Discriminator, GANConfig, Generator
 from engine.train.common import (
     TrainingParts,
     TrainOptions,
-    add_common_args,
     check_resume_config,
     equalized_param_groups,
-    options_from_args,
     out_paths,
     pack_training_state,
     read_resume_state,
@@ -56,9 +53,9 @@ EVAL_REAL = 64  # fixed real crops to compare against
 _EVAL_SEED_OFFSET = 7919  # eval sets use their own seeds so they never move with training
 
 
-@dataclass
+@dataclass(frozen=True)
 class GanTrainOptions(TrainOptions):
-    """Everything train_gan needs; mirrors the CLI flags."""
+    """Everything train_gan needs; the `train gan` flags (engine.flags) take their defaults from here."""
 
     size: int = 128
     latent_dim: int = 128
@@ -79,24 +76,6 @@ class GanTrainOptions(TrainOptions):
 
 
 HELP = "a GAN from a folder of images (png/jpg/webp)"
-
-
-def add_args(parser: argparse.ArgumentParser) -> None:
-    """Register the `train gan` flags (plus the common ones) on a (sub)parser."""
-    parser.add_argument("--data", required=True, metavar="DIR", help="folder of .png/.jpg/.jpeg/.webp images")
-    parser.add_argument("--size", type=int, default=128, help="image size: 64, 128, 256 or 512 (default 128)")
-    parser.add_argument("--latent-dim", type=int, default=128, help="latent vector length (default 128)")
-    parser.add_argument("--channels", type=int, default=256, help="feature maps at 4x4 (default 256)")
-    parser.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
-    parser.add_argument("--lr", type=float, default=2e-4, help="discriminator Adam learning rate (default 2e-4)")
-    parser.add_argument("--lr-g", type=float, default=None, help="generator learning rate (default lr / 4)")
-    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of G weights (default 0.999)")
-    add_common_args(parser)
-
-
-def opts_from_args(ns: argparse.Namespace) -> GanTrainOptions:
-    """argparse namespace (from add_args) -> GanTrainOptions."""
-    return options_from_args(GanTrainOptions, ns)
 
 
 def _validate(opts: GanTrainOptions) -> None:
@@ -329,7 +308,4 @@ def train_gan(opts: GanTrainOptions, progress: bool = True) -> dict[str, Any]:
     }
 
 
-def train_from_args(ns: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
-    """`train gan` from its parsed flags."""
-    return train_gan(opts_from_args(ns), progress)
-
+train = train_gan  # the family interface engine.cli calls (engine.train)

@@ -20,7 +20,6 @@ NAME.state.safetensors (everything --resume needs). All written atomically.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from collections.abc import Sequence
@@ -39,12 +38,10 @@ from engine.models.notes import NoteVocab
 from engine.models.seq import SeqConfig, SeqModel, save_seq_model
 from engine.seq.notes import NoteStream, StreamParams
 from engine.train.common import (
+    SeqTrainOptions,
     TrainingParts,
-    TrainOptions,
-    add_common_args,
     check_resume_config,
     count_params,
-    options_from_args,
     out_paths,
     pack_training_state,
     read_resume_state,
@@ -66,45 +63,20 @@ MIN_LR_FRACTION = 0.1  # the cosine decay ends at lr * this
 EVAL_BATCH = 32  # held-out melodies per forward pass
 
 
-@dataclass
-class NotesTrainOptions(TrainOptions):
-    """Everything train_notes needs; mirrors the CLI flags."""
+@dataclass(frozen=True)
+class NotesTrainOptions(SeqTrainOptions):
+    """Everything train_notes needs; the `train notes` flags (engine.flags) take their defaults from
+    here. The network's size (hidden, layers, embed, dropout) and its defaults: SeqTrainOptions."""
 
-    hidden: int = 256
-    layers: int = 2
-    embed: int = 64
-    dropout: float = 0.0
     batch: int = 32
     seq_len: int = 128
     lr: float = 3e-3
     transpose: int = 5
 
     def note_config(self) -> SeqConfig:
-        config = SeqConfig(NoteVocab(), embed=self.embed, hidden=self.hidden, layers=self.layers,
-                           dropout=self.dropout)
+        config = self.seq_config(NoteVocab())
         config.validate()
         return config
-
-
-def add_args(parser: argparse.ArgumentParser) -> None:
-    """Register the `train notes` flags (plus the common ones) on a (sub)parser."""
-    d = NotesTrainOptions
-    parser.add_argument("--data", required=True, metavar="DIR", help="folder of .mid/.midi files (searched recursively)")
-    parser.add_argument("--hidden", type=int, default=d.hidden, help=f"GRU units per layer (default {d.hidden})")
-    parser.add_argument("--layers", type=int, default=d.layers, help=f"GRU layers (default {d.layers})")
-    parser.add_argument("--embed", type=int, default=d.embed, help=f"token embedding size (default {d.embed})")
-    parser.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout (default {d.dropout:g})")
-    parser.add_argument("--batch", type=int, default=d.batch, help=f"windows per step (default {d.batch})")
-    parser.add_argument("--seq-len", type=int, default=d.seq_len, help=f"tokens per window (default {d.seq_len})")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
-    parser.add_argument("--transpose", type=int, default=d.transpose,
-                        help=f"random transposition of up to +-N semitones (default {d.transpose}; 0 = off)")
-    add_common_args(parser)
-
-
-def opts_from_args(ns: argparse.Namespace) -> NotesTrainOptions:
-    """argparse namespace (from add_args) -> NotesTrainOptions."""
-    return options_from_args(NotesTrainOptions, ns)
 
 
 def _validate(opts: NotesTrainOptions) -> None:
@@ -368,7 +340,4 @@ def train_notes(opts: NotesTrainOptions, progress: bool = True) -> dict[str, Any
     }
 
 
-def train_from_args(ns: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
-    """`train notes` from its parsed flags."""
-    return train_notes(opts_from_args(ns), progress)
-
+train = train_notes  # the family interface engine.cli calls (engine.train)

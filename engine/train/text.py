@@ -21,7 +21,6 @@ NAME.state.safetensors (everything --resume needs). All written atomically.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -37,13 +36,11 @@ from torch import nn
 from engine.errors import TrainSetupError
 from engine.files.atomic import atomic_write_bytes
 from engine.models.checkpoint import save_state
-from engine.models.seq import SeqConfig, SeqModel, rename_prefix, save_seq_model
+from engine.models.seq import SeqModel, rename_prefix, save_seq_model
 from engine.models.text import CharVocab, probabilities
 from engine.train.common import (
+    SeqTrainOptions,
     TrainingParts,
-    TrainOptions,
-    add_common_args,
-    options_from_args,
     out_paths,
     pack_training_state,
     read_resume_state,
@@ -71,41 +68,18 @@ SAMPLE_SEED_OFFSET = 7919  # the sample file uses its own seed: it never moves w
 _CONTROL_CODES = re.compile("[\x00-\x08\x0d-\x1f\x7f-\x9f]")
 
 
-@dataclass
-class TextTrainOptions(TrainOptions):
-    """Everything train_text needs; mirrors the CLI flags."""
+@dataclass(frozen=True)
+class TextTrainOptions(SeqTrainOptions):
+    """Everything train_text needs; the `train text` flags (engine.flags) take their defaults from here."""
 
+    # The network's size is SeqTrainOptions' fields; text wants a wider, shallower GRU.
     hidden: int = 512
     layers: int = 1
-    embed: int = 64
-    dropout: float = 0.0
     seq: int = 64
     batch: int = 32
     lr: float = 2e-3
     sample_chars: int = 600
     temperature: float = 0.8
-
-
-def add_args(parser: argparse.ArgumentParser) -> None:
-    """Register the `train text` flags (plus the common ones) on a (sub)parser."""
-    parser.add_argument("--data", required=True, metavar="FILE", help="a plain text file (UTF-8 or Latin-1)")
-    parser.add_argument("--hidden", type=int, default=512, help="GRU state size (default 512)")
-    parser.add_argument("--layers", type=int, default=1, help="stacked GRU layers (default 1)")
-    parser.add_argument("--embed", type=int, default=64, help="character embedding size (default 64)")
-    parser.add_argument("--dropout", type=float, default=0.0, help="dropout, for long trainings (default 0)")
-    parser.add_argument("--seq", type=int, default=64,
-                        help="characters per truncated-BPTT step; the state carries over (default 64)")
-    parser.add_argument("--batch", type=int, default=32, help="parallel text streams per step (default 32)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak Adam learning rate (default 2e-3)")
-    parser.add_argument("--sample-chars", type=int, default=600,
-                        help="length of the sample written to PATH.txt (default 600)")
-    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of PATH.txt (default 0.8)")
-    add_common_args(parser)
-
-
-def opts_from_args(ns: argparse.Namespace) -> TextTrainOptions:
-    """argparse namespace (from add_args) -> TextTrainOptions."""
-    return options_from_args(TextTrainOptions, ns)
 
 
 def _validate(opts: TextTrainOptions) -> None:
@@ -210,8 +184,7 @@ class _TextRun:
         self.txt_path = png_path.with_suffix(".txt")
         self.data = read_text_file(opts.data)
         train, val = split_text(self.data.text)
-        self.config = SeqConfig(CharVocab("".join(sorted(set(self.data.text)))), embed=opts.embed,
-                                hidden=opts.hidden, layers=opts.layers, dropout=opts.dropout)
+        self.config = opts.seq_config(CharVocab("".join(sorted(set(self.data.text)))))
         try:
             self.config.validate()
         except ValueError as exc:
@@ -479,7 +452,4 @@ def train_text(opts: TextTrainOptions, progress: bool = True) -> dict[str, Any]:
     }
 
 
-def train_from_args(ns: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
-    """`train text` from its parsed flags."""
-    return train_text(opts_from_args(ns), progress)
-
+train = train_text  # the family interface engine.cli calls (engine.train)
