@@ -19,7 +19,7 @@ from engine.config import ShowConfig, StageConfig
 from engine.control.learn import default_learn_file
 from engine.control.midi_ports import API_NAMES
 from engine.core.tempo import SOURCES
-from engine.train.common import DEFAULT_MINUTES, TrainOptions
+from engine.train.common import DEFAULT_MINUTES, SeqTrainOptions, TrainOptions
 from engine.train.gan import GanTrainOptions
 from engine.train.notes import NotesTrainOptions
 from engine.train.text import TextTrainOptions
@@ -205,10 +205,7 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
 def _add_notes_args(p: argparse.ArgumentParser) -> None:
     d = NotesTrainOptions
     p.add_argument("--data", required=True, metavar="DIR", help="folder of .mid/.midi files (searched recursively)")
-    p.add_argument("--hidden", type=int, default=d.hidden, help=f"GRU units per layer (default {d.hidden})")
-    p.add_argument("--layers", type=int, default=d.layers, help=f"GRU layers (default {d.layers})")
-    p.add_argument("--embed", type=int, default=d.embed, help=f"token embedding size (default {d.embed})")
-    p.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout (default {d.dropout:g})")
+    _add_seq_size_args(p, d, ("GRU units per layer", "GRU layers", "token embedding size", "dropout"))
     p.add_argument("--batch", type=int, default=d.batch, help=f"windows per step (default {d.batch})")
     p.add_argument("--seq-len", type=int, default=d.seq_len, help=f"tokens per window (default {d.seq_len})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
@@ -219,11 +216,8 @@ def _add_notes_args(p: argparse.ArgumentParser) -> None:
 def _add_text_args(p: argparse.ArgumentParser) -> None:
     d = TextTrainOptions
     p.add_argument("--data", required=True, metavar="FILE", help="a plain text file (UTF-8 or Latin-1)")
-    p.add_argument("--hidden", type=int, default=d.hidden, help=f"GRU state size (default {d.hidden})")
-    p.add_argument("--layers", type=int, default=d.layers, help=f"stacked GRU layers (default {d.layers})")
-    p.add_argument("--embed", type=int, default=d.embed, help=f"character embedding size (default {d.embed})")
-    p.add_argument("--dropout", type=float, default=d.dropout,
-                   help=f"dropout, for long trainings (default {d.dropout:g})")
+    _add_seq_size_args(p, d, ("GRU state size", "stacked GRU layers", "character embedding size",
+                              "dropout, for long trainings"))
     p.add_argument("--seq", type=int, default=d.seq,
                    help=f"characters per truncated-BPTT step; the state carries over (default {d.seq})")
     p.add_argument("--batch", type=int, default=d.batch, help=f"parallel text streams per step (default {d.batch})")
@@ -232,6 +226,14 @@ def _add_text_args(p: argparse.ArgumentParser) -> None:
                    help=f"length of the sample written to PATH.txt (default {d.sample_chars})")
     p.add_argument("--temperature", type=float, default=d.temperature,
                    help=f"sampling temperature of PATH.txt (default {d.temperature:g})")
+
+
+def _add_seq_size_args(p: argparse.ArgumentParser, d: type[SeqTrainOptions], helps: tuple[str, ...]) -> None:
+    """--hidden, --layers, --embed, --dropout: the sequence network's size (SeqTrainOptions), with
+    the family's defaults `d` and its words for each (`helps`, in that order)."""
+    for (flag, kind), text in zip((("hidden", int), ("layers", int), ("embed", int), ("dropout", float)), helps):
+        default = getattr(d, flag)
+        p.add_argument(f"--{flag}", type=kind, default=default, help=f"{text} (default {default:g})")
 
 
 def _add_train_common_args(p: argparse.ArgumentParser) -> None:

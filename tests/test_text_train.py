@@ -180,22 +180,3 @@ def test_seq_longer_than_the_text(tmp_path: Path) -> None:
     short.write_text("just enough words to pass the minimum length check. " * 22)
     with pytest.raises(ValueError, match="--seq 2000 is longer"):
         train_text(_opts(short, tmp_path / "x", steps=1, seq=2000), progress=False)
-
-
-def test_keyboard_interrupt_writes_final_checkpoint(
-    text_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from engine.train import text as text_train
-
-    real_step = text_train._TextRun.train_step
-
-    def step_then_interrupt(self: text_train._TextRun, fraction: float) -> float:
-        if self.step >= 2:
-            raise KeyboardInterrupt
-        return real_step(self, fraction)
-
-    monkeypatch.setattr(text_train._TextRun, "train_step", step_then_interrupt)
-    out = tmp_path / "ctrlc"
-    summary = train_text(_opts(text_file, out, steps=50), progress=False)
-    assert summary["steps"] == 2
-    assert read_model(out_paths(out)[0], "text")[1]["steps"] == 2

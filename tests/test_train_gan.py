@@ -11,7 +11,6 @@ from PIL import Image
 
 from engine.flags import build_parser, train_options
 from engine.models.checkpoint import load_generator, read_model, read_state
-from engine.train import gan as gan_train
 from engine.train.common import (
     Budget,
     CheckpointTimer,
@@ -81,23 +80,6 @@ def test_resume_with_other_config_is_clear(data_dir: Path, tmp_path: Path) -> No
     train_gan(_opts(data_dir, out, steps=1), progress=False)
     with pytest.raises(ValueError, match="--size"):
         train_gan(_opts(data_dir, out, steps=1, resume=True, channels=64), progress=False)
-
-
-def test_keyboard_interrupt_writes_final_checkpoint(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_step = gan_train._GanRun.train_step
-
-    def step_then_interrupt(self: gan_train._GanRun, fraction: float = 0.0) -> tuple[float, float]:
-        if self.step >= 2:
-            raise KeyboardInterrupt
-        return real_step(self, fraction)
-
-    monkeypatch.setattr(gan_train._GanRun, "train_step", step_then_interrupt)
-    out = tmp_path / "ctrlc"
-    summary = train_gan(_opts(data_dir, out, steps=50), progress=False)
-    assert summary["steps"] == 2
-    assert read_model(out_paths(out)[0], "gan")[1]["steps"] == 2
 
 
 def test_bad_options(data_dir: Path, tmp_path: Path) -> None:

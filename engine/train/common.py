@@ -1,6 +1,7 @@
-"""Pieces every trainer shares: their options' common fields, device choice, budgets, checkpoint timing,
-output paths, the learning-rate schedule, and training state for --resume (modules,
-optimiser state as flat tensors plus JSON, RNG) in safetensors state files.
+"""Pieces every trainer shares: their options' common fields, device choice, budgets,
+checkpoint timing, output paths, seeded init, the optimiser step, the learning-rate
+schedule, and training state for --resume (modules, optimiser state as flat tensors
+plus JSON, RNG) in safetensors state files.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -45,12 +46,14 @@ class TrainOptions:
 @dataclass(frozen=True)
 class SeqTrainOptions(TrainOptions):
     """The options of the sequence-network trainers (notes, text): the network's size,
-    which is SeqConfig's fields but the vocabulary (with SeqConfig's defaults)."""
+    which is SeqConfig's fields but the vocabulary (with SeqConfig's defaults), and the
+    peak learning rate of the recipe they share (engine.train.run.SeqTrainRun)."""
 
     hidden: int = 256
     layers: int = 2
     embed: int = 64
     dropout: float = 0.0
+    lr: float = 3e-3
 
     def seq_config(self, vocab: Vocabulary) -> SeqConfig:
         """The network these options ask for over `vocab` (not validated yet)."""
@@ -130,8 +133,9 @@ class CheckpointTimer:
         self.next_due = now + self.every_s
 
 
-def out_paths(out: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
-    """`trained/NAME` -> (trained/NAME.safetensors, trained/NAME.png, trained/NAME.state.safetensors).
+def out_paths(out: str | os.PathLike[str], sample: str = ".png") -> tuple[Path, Path, Path]:
+    """`trained/NAME` -> (trained/NAME.safetensors, trained/NAME.png, trained/NAME.state.safetensors);
+    `sample` is the sample file's suffix (".png" for gan, ".mid" for notes, ".txt" for text).
 
     A trailing .safetensors on `out` is tolerated (people paste the model path).
     """
@@ -145,7 +149,7 @@ def out_paths(out: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
     base = Path(text)
     return (
         base.with_name(base.name + MODEL_SUFFIX),
-        base.with_name(base.name + ".png"),
+        base.with_name(base.name + sample),
         base.with_name(base.name + STATE_SUFFIX),
     )
 
@@ -184,6 +188,27 @@ def warmup_cosine(step: int, fraction: float, warmup_steps: int, min_fraction: f
     warm = min(1.0, (step + 1) / warmup_steps)
     cos = 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, fraction))))
     return warm * (min_fraction + (1.0 - min_fraction) * cos)
+
+
+T = TypeVar("T")
+
+
+def seeded(seed: int, build: Callable[[], T]) -> T:
+    """build() with torch's global RNG seeded by `seed`, leaving the caller's RNG as it was
+    (a run's model init)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float | None = None) -> None:
+    """One optimiser step on `loss`: fresh gradients, and their norm clipped to `clip` (over
+    the optimiser's parameters) when given."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_([p for group in opt.param_groups for p in group["params"]], clip)
+    opt.step()
 
 
 def set_base_lr(opt: torch.optim.Optimizer, lr: float) -> None:
