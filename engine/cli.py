@@ -90,11 +90,12 @@ def cmd_show(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> str:
+    from engine.flags import train_options
     from engine.train import family_modules
 
     # The trainer's setup checks (data folder, flags, resume state) raise TrainSetupError, a StartupError.
     trainer = family_modules()[args.family]
-    summary = trainer.train_from_args(args, progress=sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS")))
+    summary = trainer.train(train_options(args), progress=sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS")))
     return json.dumps(summary, indent=2, default=str)
 
 

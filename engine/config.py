@@ -1,5 +1,5 @@
-"""Typed, frozen configuration: the CLI turns flags into these once; nothing below it sees
-argparse. Defaults live here, and the CLI's flags take theirs from these classes.
+"""Typed, frozen configuration: the CLI turns flags into these once (engine.flags); nothing
+below it sees the parsed flags. Defaults live here, and the CLI's flags take theirs from these classes.
 
 Pure module.
 """

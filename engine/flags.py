@@ -1,31 +1,51 @@
-"""The command line's flags, and the typed, frozen config they become (engine.config).
+"""The command line's flags, and the typed, frozen configs they become.
 
 This module and engine.cli are the only ones that see argparse: `show_config`
-turns a parsed `show` command into a ShowConfig once, and every module below
-takes that. Flag defaults come from the config classes.
+turns a parsed `show` command into a ShowConfig (engine.config) once, and
+`train_options` a parsed `train FAMILY` command into that family's options
+(GanTrainOptions, NotesTrainOptions, TextTrainOptions); every module below
+takes those. Flag defaults come from the config and options classes.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 from engine.config import ShowConfig, StageConfig
 from engine.control.learn import default_learn_file
 from engine.control.midi_ports import API_NAMES
 from engine.core.tempo import SOURCES
+from engine.train.common import DEFAULT_MINUTES, SeqTrainOptions, TrainOptions
+from engine.train.gan import GanTrainOptions
+from engine.train.notes import NotesTrainOptions
+from engine.train.text import TextTrainOptions
 
 DEFAULTS = ShowConfig()
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
 def _count(low: int, high: int):
     """An argparse type: a whole number from low to high."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        value = _whole(text)
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"expected {low}..{high}, got {value}")
         return value
@@ -53,12 +73,24 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    v = _number(text)
     if not v > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return v
+
+
+def _positive_finite(text: str) -> float:
+    """A training budget or interval: a positive number, not infinity."""
+    v = _number(text)
+    if not v > 0 or v == math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    v = _whole(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return v
 
 
@@ -117,12 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="patch file whose LFO, beat and audio routes modulate the render (repeatable; "
                              "default with --events: the recorded show's)")
 
-    train = sub.add_parser("train", help="train a model from your own material")
-    tsub = train.add_subparsers(dest="family", required=True, metavar="FAMILY")
-    from engine.train import family_modules
-
-    for name, module in family_modules().items():
-        module.add_args(tsub.add_parser(name, help=module.HELP))
+    _add_train_args(sub)
 
     sub.add_parser("devices", help="list audio devices (with host API) and MIDI ports")
 
@@ -148,6 +175,102 @@ def build_parser() -> argparse.ArgumentParser:
                        help="robustness instead: flood a headless show with 5,000 OSC messages/s plus 10,000 "
                             "malformed datagrams for SECONDS and print what it kept up with")
     return parser
+
+
+def _add_train_args(sub: argparse._SubParsersAction) -> None:
+    """`train FAMILY`: each family's flags, then the flags every family shares."""
+    train = sub.add_parser("train", help="train a model from your own material")
+    tsub = train.add_subparsers(dest="family", required=True, metavar="FAMILY")
+    from engine.train import family_modules
+
+    for name, module in family_modules().items():
+        family = tsub.add_parser(name, help=module.HELP)
+        _TRAIN_FAMILIES[name][0](family)
+        _add_train_common_args(family)
+
+
+def _add_gan_args(p: argparse.ArgumentParser) -> None:
+    d = GanTrainOptions
+    p.add_argument("--data", required=True, metavar="DIR", help="folder of .png/.jpg/.jpeg/.webp images")
+    p.add_argument("--size", type=int, default=d.size, help=f"image size: 64, 128, 256 or 512 (default {d.size})")
+    p.add_argument("--latent-dim", type=int, default=d.latent_dim,
+                   help=f"latent vector length (default {d.latent_dim})")
+    p.add_argument("--channels", type=int, default=d.channels, help=f"feature maps at 4x4 (default {d.channels})")
+    p.add_argument("--batch", type=int, default=d.batch, help=f"batch size (default {d.batch})")
+    p.add_argument("--lr", type=float, default=d.lr, help="discriminator Adam learning rate (default 2e-4)")
+    p.add_argument("--lr-g", type=float, default=d.lr_g, help="generator learning rate (default lr / 4)")
+    p.add_argument("--ema", type=float, default=d.ema, help=f"EMA decay of G weights (default {d.ema:g})")
+
+
+def _add_notes_args(p: argparse.ArgumentParser) -> None:
+    d = NotesTrainOptions
+    p.add_argument("--data", required=True, metavar="DIR", help="folder of .mid/.midi files (searched recursively)")
+    _add_seq_size_args(p, d, ("GRU units per layer", "GRU layers", "token embedding size", "dropout"))
+    p.add_argument("--batch", type=int, default=d.batch, help=f"windows per step (default {d.batch})")
+    p.add_argument("--seq-len", type=int, default=d.seq_len, help=f"tokens per window (default {d.seq_len})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
+    p.add_argument("--transpose", type=int, default=d.transpose,
+                   help=f"random transposition of up to +-N semitones (default {d.transpose}; 0 = off)")
+
+
+def _add_text_args(p: argparse.ArgumentParser) -> None:
+    d = TextTrainOptions
+    p.add_argument("--data", required=True, metavar="FILE", help="a plain text file (UTF-8 or Latin-1)")
+    _add_seq_size_args(p, d, ("GRU state size", "stacked GRU layers", "character embedding size",
+                              "dropout, for long trainings"))
+    p.add_argument("--seq", type=int, default=d.seq,
+                   help=f"characters per truncated-BPTT step; the state carries over (default {d.seq})")
+    p.add_argument("--batch", type=int, default=d.batch, help=f"parallel text streams per step (default {d.batch})")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak Adam learning rate (default 2e-3)")
+    p.add_argument("--sample-chars", type=int, default=d.sample_chars,
+                   help=f"length of the sample written to PATH.txt (default {d.sample_chars})")
+    p.add_argument("--temperature", type=float, default=d.temperature,
+                   help=f"sampling temperature of PATH.txt (default {d.temperature:g})")
+
+
+def _add_seq_size_args(p: argparse.ArgumentParser, d: type[SeqTrainOptions], helps: tuple[str, ...]) -> None:
+    """--hidden, --layers, --embed, --dropout: the sequence network's size (SeqTrainOptions), with
+    the family's defaults `d` and its words for each (`helps`, in that order)."""
+    for (flag, kind), text in zip((("hidden", int), ("layers", int), ("embed", int), ("dropout", float)), helps):
+        default = getattr(d, flag)
+        p.add_argument(f"--{flag}", type=kind, default=default, help=f"{text} (default {default:g})")
+
+
+def _add_train_common_args(p: argparse.ArgumentParser) -> None:
+    """--out, --minutes | --steps, --resume, --device, --seed, --threads, --checkpoint-every."""
+    d = TrainOptions
+    p.add_argument(
+        "--out", required=True, metavar="PATH",
+        help="output name: PATH.safetensors (model), samples beside it (PATH.png for gan, .mid for notes, "
+        ".txt for text), PATH.state.safetensors (training state for --resume)",
+    )
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--minutes", type=_positive_finite, default=d.minutes,
+        help=f"train for this many wall-clock minutes (default {DEFAULT_MINUTES:g} if no --steps)",
+    )
+    budget.add_argument("--steps", type=_positive_int, default=d.steps, help="train for this many steps")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from PATH.state.safetensors; the budget counts anew from there")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=d.device,
+                   help=f"auto = cuda if available, else cpu (default {d.device})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="CPU threads for torch (default 1: on 2 cores a second thread was no faster, "
+                        "and up to 5x slower while anything else ran; docs/TEXT.md)")
+    p.add_argument(
+        "--checkpoint-every", type=_positive_finite, default=d.checkpoint_every_s, metavar="SECONDS",
+        help=f"write model, sample grid and state this often (default {d.checkpoint_every_s:g}; the first "
+        f"within {d.first_checkpoint_s:g} s or this interval, whichever is shorter)",
+    )
+
+
+# family -> (its flags, its options class)
+_TRAIN_FAMILIES: dict[str, tuple[Callable[[argparse.ArgumentParser], None], type[TrainOptions]]] = {
+    "gan": (_add_gan_args, GanTrainOptions),
+    "notes": (_add_notes_args, NotesTrainOptions),
+    "text": (_add_text_args, TextTrainOptions),
+}
 
 
 def _add_control_args(show: argparse.ArgumentParser) -> None:
@@ -228,3 +351,13 @@ def show_config(args: argparse.Namespace, device: str, scenes: tuple[Path, ...])
         audio_latency=args.audio_latency, synth_voices=args.synth_voices, no_audio=args.no_audio,
         audio_in=args.audio_in, notes_out=args.notes_out, notes_channel=args.notes_channel, note_log=args.note_log,
     )
+
+
+def train_options(args: argparse.Namespace) -> TrainOptions:
+    """A parsed `train FAMILY` command as that family's options: each field from the flag of
+    the same dest (fields without a flag keep their defaults). The first checkpoint comes
+    within 30 s, or sooner when --checkpoint-every is shorter."""
+    cls = _TRAIN_FAMILIES[args.family][1]
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    every = args.checkpoint_every
+    return cls(**values, checkpoint_every_s=every, first_checkpoint_s=min(every, cls.first_checkpoint_s))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 from safetensors import safe_open
 
 import run_show as cli  # the entry point: engine.cli.run plus the printing
+from engine.flags import build_parser, train_options
 from engine.models.checkpoint import read_state
 from engine.models.notes import NoteVocab
 from engine.models.seq import load_seq_model
@@ -20,8 +20,6 @@ from engine.train.notes import (
     Bigram,
     NotesTrainOptions,
     _NotesData,
-    add_args,
-    opts_from_args,
     train_notes,
 )
 
@@ -189,10 +187,10 @@ def test_cli_train_notes(midi_dir: Path, tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_cli_flags_round_trip() -> None:
-    parser = argparse.ArgumentParser()
-    add_args(parser)
-    opts = opts_from_args(parser.parse_args(["--data", "d", "--out", "o", "--steps", "4", "--hidden", "64",
-                                             "--transpose", "0", "--seed", "2"]))
+    opts = train_options(build_parser().parse_args(["train", "notes", "--data", "d", "--out", "o", "--steps", "4",
+                                                    "--hidden", "64", "--transpose", "0", "--seed", "2"]))
+    assert isinstance(opts, NotesTrainOptions)
+    assert (opts.layers, opts.embed, opts.seq_len) == (2, 64, 128)
     assert (opts.steps, opts.hidden, opts.transpose, opts.seed, opts.minutes) == (4, 64, 0, 2, None)
     assert (opts.checkpoint_every_s, opts.first_checkpoint_s) == (60.0, 30.0)
     with pytest.raises(ValueError, match="--transpose"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine.flags import build_parser, train_options
 from engine.models.checkpoint import read_model, read_state
 from engine.models.seq import load_seq_model
 from engine.train.common import out_paths, warmup_cosine
@@ -17,8 +17,6 @@ from engine.train.text import (
     MIN_LR_FRACTION,
     WARMUP_STEPS,
     TextTrainOptions,
-    add_args,
-    opts_from_args,
     read_text_file,
     split_text,
     train_text,
@@ -165,14 +163,14 @@ def test_lr_schedule() -> None:
 
 
 def test_cli_flags_round_trip() -> None:
-    parser = argparse.ArgumentParser()
-    add_args(parser)
-    ns = parser.parse_args(["--data", "t.txt", "--out", "trained/x", "--steps", "7", "--hidden", "64",
-                            "--seq", "32", "--seed", "3"])
-    opts = opts_from_args(ns)
+    ns = build_parser().parse_args(["train", "text", "--data", "t.txt", "--out", "trained/x", "--steps", "7",
+                                    "--hidden", "64", "--seq", "32", "--seed", "3"])
+    opts = train_options(ns)
+    assert isinstance(opts, TextTrainOptions)
     assert (opts.data, opts.out, opts.steps, opts.minutes, opts.hidden, opts.seq, opts.seed) == (
         "t.txt", "trained/x", 7, None, 64, 32, 3)
     assert (opts.checkpoint_every_s, opts.first_checkpoint_s) == (60.0, 30.0)
+    assert (opts.layers, opts.embed, opts.lr) == (TextTrainOptions.layers, 64, 2e-3)  # defaults: the dataclass's
     with pytest.raises(ValueError, match="--seq"):
         train_text(TextTrainOptions(data="t.txt", out="x", seq=1), progress=False)
 
@@ -182,22 +180,3 @@ def test_seq_longer_than_the_text(tmp_path: Path) -> None:
     short.write_text("just enough words to pass the minimum length check. " * 22)
     with pytest.raises(ValueError, match="--seq 2000 is longer"):
         train_text(_opts(short, tmp_path / "x", steps=1, seq=2000), progress=False)
-
-
-def test_keyboard_interrupt_writes_final_checkpoint(
-    text_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from engine.train import text as text_train
-
-    real_step = text_train._TextRun.train_step
-
-    def step_then_interrupt(self: text_train._TextRun, fraction: float) -> float:
-        if self.step >= 2:
-            raise KeyboardInterrupt
-        return real_step(self, fraction)
-
-    monkeypatch.setattr(text_train._TextRun, "train_step", step_then_interrupt)
-    out = tmp_path / "ctrlc"
-    summary = train_text(_opts(text_file, out, steps=50), progress=False)
-    assert summary["steps"] == 2
-    assert read_model(out_paths(out)[0], "text")[1]["steps"] == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -10,19 +9,18 @@ import pytest
 import torch
 from PIL import Image
 
+from engine.flags import build_parser, train_options
 from engine.models.checkpoint import load_generator, read_model, read_state
-from engine.train import gan as gan_train
 from engine.train.common import (
     Budget,
     CheckpointTimer,
-    add_common_args,
     optimizer_from_flat,
     optimizer_to_flat,
     out_paths,
     resolve_device,
 )
 from engine.train.distance import sample_distance
-from engine.train.gan import GanTrainOptions, add_args, diff_augment, opts_from_args, train_gan
+from engine.train.gan import GanTrainOptions, diff_augment, train_gan
 
 TINY = {"size": 64, "latent_dim": 16, "channels": 32, "batch": 4}
 
@@ -84,23 +82,6 @@ def test_resume_with_other_config_is_clear(data_dir: Path, tmp_path: Path) -> No
         train_gan(_opts(data_dir, out, steps=1, resume=True, channels=64), progress=False)
 
 
-def test_keyboard_interrupt_writes_final_checkpoint(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_step = gan_train._GanRun.train_step
-
-    def step_then_interrupt(self: gan_train._GanRun, fraction: float = 0.0) -> tuple[float, float]:
-        if self.step >= 2:
-            raise KeyboardInterrupt
-        return real_step(self, fraction)
-
-    monkeypatch.setattr(gan_train._GanRun, "train_step", step_then_interrupt)
-    out = tmp_path / "ctrlc"
-    summary = train_gan(_opts(data_dir, out, steps=50), progress=False)
-    assert summary["steps"] == 2
-    assert read_model(out_paths(out)[0], "gan")[1]["steps"] == 2
-
-
 def test_bad_options(data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="power of two"):
         train_gan(_opts(data_dir, tmp_path / "x", steps=1, size=100), progress=False)
@@ -108,32 +89,32 @@ def test_bad_options(data_dir: Path, tmp_path: Path) -> None:
         train_gan(_opts(tmp_path / "missing", tmp_path / "x", steps=1), progress=False)
 
 
+def _flags(*argv: str) -> GanTrainOptions:
+    options = train_options(build_parser().parse_args(["train", "gan", *argv]))
+    assert isinstance(options, GanTrainOptions)
+    return options
+
+
 def test_cli_flags_round_trip() -> None:
-    parser = argparse.ArgumentParser()
-    add_args(parser)
-    ns = parser.parse_args(["--data", "d", "--out", "trained/x", "--size", "64", "--steps", "7",
-                            "--batch", "8", "--seed", "3"])
-    opts = opts_from_args(ns)
+    opts = _flags("--data", "d", "--out", "trained/x", "--size", "64", "--steps", "7", "--batch", "8", "--seed", "3")
     assert (opts.data, opts.out, opts.size, opts.steps, opts.minutes, opts.batch, opts.seed) == (
         "d", "trained/x", 64, 7, None, 8, 3)
     assert opts.device == "auto" and not opts.resume
     assert (opts.checkpoint_every_s, opts.first_checkpoint_s) == (60.0, 30.0)
-    fast = opts_from_args(parser.parse_args(["--data", "d", "--out", "o", "--checkpoint-every", "0.5"]))
+    fast = _flags("--data", "d", "--out", "o", "--checkpoint-every", "0.5")
     assert (fast.checkpoint_every_s, fast.first_checkpoint_s) == (0.5, 0.5)
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--data", "d", "--out", "o", "--checkpoint-every", "0"])
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--data", "d", "--out", "o", "--steps", "3", "--minutes", "2"])
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--data", "d", "--out", "o", "--steps", "0"])
+    for bad in (["--checkpoint-every", "0"], ["--steps", "3", "--minutes", "2"], ["--steps", "0"]):
+        with pytest.raises(SystemExit):
+            _flags("--data", "d", "--out", "o", *bad)
 
 
-def test_common_args_defaults() -> None:
-    parser = argparse.ArgumentParser()
-    add_common_args(parser)
-    ns = parser.parse_args(["--out", "o"])
-    assert (ns.minutes, ns.steps, ns.resume, ns.device, ns.seed) == (None, None, False, "auto", 0)
-    assert Budget(ns.steps, ns.minutes).seconds == 600.0  # 10 minutes by default
+def test_flag_defaults_are_the_options_defaults() -> None:
+    opts = _flags("--data", "d", "--out", "o")
+    assert opts == GanTrainOptions(data="d", out="o")
+    assert (opts.minutes, opts.steps, opts.resume, opts.device, opts.seed) == (None, None, False, "auto", 0)
+    assert Budget(opts.steps, opts.minutes).seconds == 600.0  # 10 minutes by default
+    with pytest.raises(AttributeError):  # frozen: nothing below the CLI changes its options
+        opts.seed = 1  # type: ignore[misc]
 
 
 def test_resolve_device() -> None:

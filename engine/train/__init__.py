@@ -1,11 +1,11 @@
 """Offline training: data loading, one trainer per model family, sample metrics.
 
 Each family is a module `engine.train.<family>` with:
-  HELP: str                                  one line for `train --help`
-  add_args(parser) -> None                   its flags plus add_common_args(parser)
-  train_from_args(ns, progress: bool) -> dict   train; ValueError for bad setup; returns a summary
-The CLI builds `train <family>` from FAMILIES; families whose module is not
-there yet are left out.
+  HELP: str                                     one line for `train --help`
+  train(options, progress: bool) -> dict        train; TrainSetupError for bad setup; returns a summary
+Its options are a frozen dataclass there (GanTrainOptions, ...; the shared fields in
+engine.train.common). The CLI builds `train <family>` from FAMILIES, its flags and the
+options they become in engine.flags; families whose module is not there yet are left out.
 """
 
 from __future__ import annotations

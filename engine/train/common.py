@@ -1,17 +1,17 @@
-"""Pieces every trainer shares: CLI flags, device choice, budgets, checkpoint timing,
-output paths, the learning-rate schedule, and training state for --resume (modules,
-optimiser state as flat tensors plus JSON, RNG) in safetensors state files.
+"""Pieces every trainer shares: their options' common fields, device choice, budgets,
+checkpoint timing, output paths, seeded init, the optimiser step, the learning-rate
+schedule, and training state for --resume (modules, optimiser state as flat tensors
+plus JSON, RNG) in safetensors state files.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,70 +19,22 @@ import torch
 
 from engine.errors import TrainSetupError
 from engine.models.checkpoint import read_state
+from engine.models.seq import SeqConfig, Vocabulary
 
 DEFAULT_MINUTES = 10.0
 MODEL_SUFFIX = ".safetensors"
 STATE_SUFFIX = ".state.safetensors"
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from exc
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from exc
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
-
-
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """--out, --minutes | --steps, --resume, --device, --seed, --checkpoint-every (shared by all trainers)."""
-    parser.add_argument(
-        "--out", required=True, metavar="PATH",
-        help="output name: PATH.safetensors (model), samples beside it (PATH.png for gan, .mid for notes, "
-        ".txt for text), PATH.state.safetensors (training state for --resume)",
-    )
-    budget = parser.add_mutually_exclusive_group()
-    budget.add_argument(
-        "--minutes", type=_positive_float, default=None,
-        help=f"train for this many wall-clock minutes (default {DEFAULT_MINUTES:g} if no --steps)",
-    )
-    budget.add_argument("--steps", type=_positive_int, default=None, help="train for this many steps")
-    parser.add_argument(
-        "--resume", action="store_true",
-        help="continue from PATH.state.safetensors; the budget counts anew from there",
-    )
-    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
-                        help="auto = cuda if available, else cpu (default auto)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                        help="CPU threads for torch (default 1: on 2 cores a second thread was no faster, "
-                             "and up to 5x slower while anything else ran; docs/TEXT.md)")
-    parser.add_argument(
-        "--checkpoint-every", type=_positive_float, default=60.0, metavar="SECONDS",
-        help="write model, sample grid and state this often (default 60; the first "
-        "within 30 s or this interval, whichever is shorter)",
-    )
-
-
-@dataclass
+@dataclass(frozen=True)
 class TrainOptions:
-    """What every trainer's options share (the flags of add_common_args); each family's
-    dataclass adds its own model and recipe fields, named as its flags' dests."""
+    """What every trainer's options share (the common `train` flags, engine.flags); each
+    family's dataclass adds its own model and recipe fields, named as its flags' dests.
+    The defaults live here and on the family classes; the flags take theirs from them."""
 
     data: str
     out: str
-    minutes: float | None = None
+    minutes: float | None = None  # None (and no steps): DEFAULT_MINUTES
     steps: int | None = None
     resume: bool = False
     device: str = "auto"
@@ -91,17 +43,21 @@ class TrainOptions:
     first_checkpoint_s: float = 30.0
 
 
-Options = TypeVar("Options", bound=TrainOptions)
+@dataclass(frozen=True)
+class SeqTrainOptions(TrainOptions):
+    """The options of the sequence-network trainers (notes, text): the network's size,
+    which is SeqConfig's fields but the vocabulary (with SeqConfig's defaults), and the
+    peak learning rate of the recipe they share (engine.train.run.SeqTrainRun)."""
 
+    hidden: int = 256
+    layers: int = 2
+    embed: int = 64
+    dropout: float = 0.0
+    lr: float = 3e-3
 
-def options_from_args(cls: type[Options], ns: argparse.Namespace) -> Options:
-    """argparse namespace -> the trainer's options: each field from the flag of the same
-    name; fields without a flag keep their defaults. The first checkpoint comes within
-    30 s, or sooner when --checkpoint-every is shorter."""
-    values = {f.name: getattr(ns, f.name) for f in fields(cls) if hasattr(ns, f.name)}
-    values["checkpoint_every_s"] = ns.checkpoint_every
-    values["first_checkpoint_s"] = min(ns.checkpoint_every, TrainOptions.first_checkpoint_s)
-    return cls(**values)
+    def seq_config(self, vocab: Vocabulary) -> SeqConfig:
+        """The network these options ask for over `vocab` (not validated yet)."""
+        return SeqConfig(vocab, embed=self.embed, hidden=self.hidden, layers=self.layers, dropout=self.dropout)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -177,8 +133,9 @@ class CheckpointTimer:
         self.next_due = now + self.every_s
 
 
-def out_paths(out: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
-    """`trained/NAME` -> (trained/NAME.safetensors, trained/NAME.png, trained/NAME.state.safetensors).
+def out_paths(out: str | os.PathLike[str], sample: str = ".png") -> tuple[Path, Path, Path]:
+    """`trained/NAME` -> (trained/NAME.safetensors, trained/NAME.png, trained/NAME.state.safetensors);
+    `sample` is the sample file's suffix (".png" for gan, ".mid" for notes, ".txt" for text).
 
     A trailing .safetensors on `out` is tolerated (people paste the model path).
     """
@@ -192,7 +149,7 @@ def out_paths(out: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
     base = Path(text)
     return (
         base.with_name(base.name + MODEL_SUFFIX),
-        base.with_name(base.name + ".png"),
+        base.with_name(base.name + sample),
         base.with_name(base.name + STATE_SUFFIX),
     )
 
@@ -231,6 +188,27 @@ def warmup_cosine(step: int, fraction: float, warmup_steps: int, min_fraction: f
     warm = min(1.0, (step + 1) / warmup_steps)
     cos = 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, fraction))))
     return warm * (min_fraction + (1.0 - min_fraction) * cos)
+
+
+T = TypeVar("T")
+
+
+def seeded(seed: int, build: Callable[[], T]) -> T:
+    """build() with torch's global RNG seeded by `seed`, leaving the caller's RNG as it was
+    (a run's model init)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float | None = None) -> None:
+    """One optimiser step on `loss`: fresh gradients, and their norm clipped to `clip` (over
+    the optimiser's parameters) when given."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_([p for group in opt.param_groups for p in group["params"]], clip)
+    opt.step()
 
 
 def set_base_lr(opt: torch.optim.Optimizer, lr: float) -> None:

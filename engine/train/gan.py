@@ -15,7 +15,6 @@ atomically, so a SIGKILL never leaves a torn file.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
@@ -28,25 +27,21 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import TrainSetupError
-from engine.models.checkpoint import save_model, save_state
+from engine.models.checkpoint import save_model
 from engine.models.gan import Discriminator, GANConfig, Generator
 from engine.train.common import (
     TrainingParts,
     TrainOptions,
-    add_common_args,
     check_resume_config,
+    descend,
     equalized_param_groups,
-    options_from_args,
-    out_paths,
-    pack_training_state,
-    read_resume_state,
     resolve_device,
+    seeded,
     set_base_lr,
-    unpack_training_state,
 )
 from engine.train.distance import sample_distance
 from engine.train.images import load_image_folder, random_crops, save_image_grid
-from engine.train.loop import train_loop
+from engine.train.run import TrainRun
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +51,9 @@ EVAL_REAL = 64  # fixed real crops to compare against
 _EVAL_SEED_OFFSET = 7919  # eval sets use their own seeds so they never move with training
 
 
-@dataclass
+@dataclass(frozen=True)
 class GanTrainOptions(TrainOptions):
-    """Everything train_gan needs; mirrors the CLI flags."""
+    """Everything train_gan needs; the `train gan` flags (engine.flags) take their defaults from here."""
 
     size: int = 128
     latent_dim: int = 128
@@ -79,24 +74,6 @@ class GanTrainOptions(TrainOptions):
 
 
 HELP = "a GAN from a folder of images (png/jpg/webp)"
-
-
-def add_args(parser: argparse.ArgumentParser) -> None:
-    """Register the `train gan` flags (plus the common ones) on a (sub)parser."""
-    parser.add_argument("--data", required=True, metavar="DIR", help="folder of .png/.jpg/.jpeg/.webp images")
-    parser.add_argument("--size", type=int, default=128, help="image size: 64, 128, 256 or 512 (default 128)")
-    parser.add_argument("--latent-dim", type=int, default=128, help="latent vector length (default 128)")
-    parser.add_argument("--channels", type=int, default=256, help="feature maps at 4x4 (default 256)")
-    parser.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
-    parser.add_argument("--lr", type=float, default=2e-4, help="discriminator Adam learning rate (default 2e-4)")
-    parser.add_argument("--lr-g", type=float, default=None, help="generator learning rate (default lr / 4)")
-    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of G weights (default 0.999)")
-    add_common_args(parser)
-
-
-def opts_from_args(ns: argparse.Namespace) -> GanTrainOptions:
-    """argparse namespace (from add_args) -> GanTrainOptions."""
-    return options_from_args(GanTrainOptions, ns)
 
 
 def _validate(opts: GanTrainOptions) -> None:
@@ -157,31 +134,26 @@ def _cutout(x: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, ratio: float) -
     return x * keep.unsqueeze(1).to(x.dtype)
 
 
-class _GanRun:
+class _GanRun(TrainRun[GanTrainOptions]):
     """Models, optimisers, data and fixed evaluation sets of one training run."""
 
+    KIND = "gan"
+    SAMPLE = ".png"  # a 4x4 grid
+
     def __init__(self, opts: GanTrainOptions, device: torch.device) -> None:
-        self.opts = opts
-        self.device = device
+        super().__init__(opts, device)
         self.config = opts.gan_config()
-        self.model_path, self.png_path, self.state_path = out_paths(opts.out)
         self.images, self.scan = load_image_folder(opts.data, opts.size)
-        with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
-            torch.manual_seed(opts.seed)
-            self.g = Generator(self.config).to(device)
-            self.d = Discriminator(self.config).to(device)
+        self.g, self.d = seeded(opts.seed, lambda: (Generator(self.config).to(device),
+                                                    Discriminator(self.config).to(device)))
         self.ema_g = copy.deepcopy(self.g).requires_grad_(False)
         betas = (0.0, 0.99)
         self.opt_g = torch.optim.Adam(equalized_param_groups(self.g, opts.generator_lr()), betas=betas)
         self.opt_d = torch.optim.Adam(equalized_param_groups(self.d, opts.lr), betas=betas)
         self.gen = torch.Generator().manual_seed(opts.seed)  # crops, latents, augmentation
-        self.step = 0
-        self.total_seconds = 0.0
-        self.resumed_from: int | None = None
         self.distance_start = math.nan
         self.distance = math.nan
-        self.rate = 0.0  # images per second of training (set by the step loop)
-        self.items_per_step = opts.batch
+        self.items_per_step = opts.batch  # images
         self._make_eval_sets(opts.seed)
 
     def _make_eval_sets(self, seed: int) -> None:
@@ -214,15 +186,11 @@ class _GanRun:
         d_loss = F.relu(1.0 - self.d(diff_augment(real, self.gen))).mean() + F.relu(
             1.0 + self.d(diff_augment(fake.detach(), self.gen))
         ).mean()
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
+        descend(self.opt_d, d_loss)
         # G update against the freshly updated D; D's weights get no gradients.
         self.d.requires_grad_(False)
         g_loss = -self.d(diff_augment(fake, self.gen)).mean()
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
+        descend(self.opt_g, g_loss)
         self.d.requires_grad_(True)
         self._update_ema()
         self.step += 1
@@ -240,13 +208,12 @@ class _GanRun:
     def checkpoint(self) -> None:
         """Measure, then write PNG grid, model file and state file (each atomic)."""
         self.distance = self.measure()
-        save_image_grid(self.generate(self.grid_z), self.png_path, nrow=4)
+        save_image_grid(self.generate(self.grid_z), self.sample_path, nrow=4)
         save_model(
             self.model_path, self.ema_g.state_dict(), kind="gan", config=self.config.to_dict(),
             data=self.data_summary(), metrics=self.metrics(), steps=self.step,
         )
-        tensors, state = pack_training_state(self.step, self.total_seconds, *self._state_parts())
-        save_state(self.state_path, tensors, kind="gan", state={**state, **self._state_meta()})
+        self.save_training_state()
         log.info("checkpoint at step %d: sample distance %.4f (start %.4f) -> %s",
                  self.step, self.distance, self.distance_start, self.model_path)
 
@@ -259,11 +226,11 @@ class _GanRun:
                 "sample_distance": round(self.distance, 6),
                 "images_per_s": round(self.rate, 2)}
 
-    def _state_parts(self) -> TrainingParts:
+    def state_parts(self) -> TrainingParts:
         modules = {"g": self.g, "d": self.d, "ema": self.ema_g}
         return modules, {"opt_g": self.opt_g, "opt_d": self.opt_d}, self.gen
 
-    def _state_meta(self) -> dict[str, Any]:
+    def state_meta(self) -> dict[str, Any]:
         return {
             "seed": self.eval_seed, "config": self.config.to_dict(),
             "batch": self.opts.batch, "lr": self.opts.lr, "lr_g": self.opts.generator_lr(),
@@ -274,16 +241,26 @@ class _GanRun:
 
     def resume(self) -> None:
         """Load the state file; ValueError if it is missing or was trained differently."""
-        tensors, state = read_resume_state(self.state_path, "gan")
+        tensors, state = self.read_resume()
         check_resume_config(self.state_path, state, self.config.to_dict(), "--size/--latent-dim/--channels")
-        self.step, self.total_seconds = unpack_training_state(tensors, state, *self._state_parts())
-        self.resumed_from = self.step
+        self.load_training_state(tensors, state)
         self._set_lr()
         self.distance_start = float(state["sample_distance_start"])
         self.distance = float(state.get("sample_distance", math.nan))
         self._make_eval_sets(int(state.get("seed", self.opts.seed)))
         log.info("resuming from step %d (%s, %.0f s trained so far, sample distance %.4f)",
                  self.step, self.state_path, self.total_seconds, self.distance)
+
+    def title(self) -> str:
+        return f"gan {self.config.size}px"
+
+    def outcome(self) -> str:
+        return f"{self.rate:.1f} img/s, sample distance {self.distance_start:.4f} -> {self.distance:.4f}"
+
+    def results(self) -> dict[str, Any]:
+        return {"images_per_s": round(self.rate, 2), "sample_distance_start": self.distance_start,
+                "sample_distance": self.distance, "paths": self.paths(), "images": self.scan.loaded,
+                "skipped": self.scan.skipped, "skipped_names": list(self.scan.skipped_names)}
 
     def _set_lr(self) -> None:
         # --lr on the resume command wins over the saved one (lets you anneal by hand).
@@ -295,15 +272,11 @@ def _start(opts: GanTrainOptions) -> _GanRun:
     _validate(opts)
     device = resolve_device(opts.device)
     run = _GanRun(opts, device)
-    if run.scan.skipped:
-        log.warning("skipped %d file(s) in %s: %s", run.scan.skipped, opts.data,
-                    ", ".join(run.scan.skipped_names[:10]) + (" ..." if run.scan.skipped > 10 else ""))
+    run.warn_skipped(run.scan.skipped_names)
     if opts.resume:
         run.resume()
     else:
-        if run.model_path.exists():
-            log.warning("overwriting existing model %s (use --resume to continue it)", run.model_path)
-        run.distance_start = run.distance = run.measure()  # untrained G, before step 0
+        run.distance_start = run.distance = run.start_fresh()  # untrained G, before step 0
     log.info("training GAN %s on %d image(s) from %s, device %s, batch %d",
              json.dumps(run.config.to_dict()), run.scan.loaded, opts.data, device, opts.batch)
     return run
@@ -311,25 +284,7 @@ def _start(opts: GanTrainOptions) -> _GanRun:
 
 def train_gan(opts: GanTrainOptions, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a GAN; returns a summary dict (see docs/TRAINING.md)."""
-    run = _start(opts)
-    budget = train_loop(run, opts, progress, f"gan {run.config.size}px")
-    log.info("done: %d steps (%s), %.1f img/s, sample distance %.4f -> %.4f",
-             run.step, budget.describe(), run.rate, run.distance_start, run.distance)
-    return {
-        "steps": run.step,
-        "seconds": round(budget.elapsed(), 2),
-        "images_per_s": round(run.rate, 2),
-        "sample_distance_start": run.distance_start,
-        "sample_distance": run.distance,
-        "paths": {"model": str(run.model_path), "png": str(run.png_path), "state": str(run.state_path)},
-        "images": run.scan.loaded,
-        "skipped": run.scan.skipped,
-        "skipped_names": list(run.scan.skipped_names),
-        "resumed_from_step": run.resumed_from,
-    }
+    return _start(opts).train(progress)
 
 
-def train_from_args(ns: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
-    """`train gan` from its parsed flags."""
-    return train_gan(opts_from_args(ns), progress)
-
+train = train_gan  # the family interface engine.cli calls (engine.train)

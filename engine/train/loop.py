@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from engine.train.common import Budget, CheckpointTimer
+from engine.train.common import Budget, CheckpointTimer, TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class _StepLoop:
         self.bar.close()
 
 
-def train_loop(run: Trainable, opts: Any, progress: bool, desc: str) -> Budget:
+def train_loop(run: Trainable, opts: TrainOptions, progress: bool, desc: str) -> Budget:
     """Train `run` for opts' budget (steps / minutes) with its checkpoint timing; returns the
     spent budget (for the summary)."""
     budget = Budget(steps=opts.steps, minutes=opts.minutes)

@@ -20,7 +20,6 @@ NAME.state.safetensors (everything --resume needs). All written atomically.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from collections.abc import Sequence
@@ -34,27 +33,20 @@ import torch.nn.functional as F
 
 from engine.errors import TrainSetupError
 from engine.files.atomic import atomic_write_bytes
-from engine.models.checkpoint import save_state
 from engine.models.notes import NoteVocab
 from engine.models.seq import SeqConfig, SeqModel, save_seq_model
 from engine.seq.notes import NoteStream, StreamParams
 from engine.train.common import (
+    SeqTrainOptions,
     TrainingParts,
-    TrainOptions,
-    add_common_args,
     check_resume_config,
     count_params,
-    options_from_args,
     out_paths,
-    pack_training_state,
     read_resume_state,
     resolve_device,
-    set_base_lr,
-    unpack_training_state,
-    warmup_cosine,
 )
-from engine.train.loop import train_loop
 from engine.train.midi_data import MidiScan, load_midi_folder, melody_tokens, notes_to_midi_bytes, split_by_file
+from engine.train.run import SeqTrainRun
 
 log = logging.getLogger(__name__)
 
@@ -66,45 +58,19 @@ MIN_LR_FRACTION = 0.1  # the cosine decay ends at lr * this
 EVAL_BATCH = 32  # held-out melodies per forward pass
 
 
-@dataclass
-class NotesTrainOptions(TrainOptions):
-    """Everything train_notes needs; mirrors the CLI flags."""
+@dataclass(frozen=True)
+class NotesTrainOptions(SeqTrainOptions):
+    """Everything train_notes needs; the `train notes` flags (engine.flags) take their defaults from
+    here. The network's size (hidden, layers, embed, dropout), lr and their defaults: SeqTrainOptions."""
 
-    hidden: int = 256
-    layers: int = 2
-    embed: int = 64
-    dropout: float = 0.0
     batch: int = 32
     seq_len: int = 128
-    lr: float = 3e-3
     transpose: int = 5
 
     def note_config(self) -> SeqConfig:
-        config = SeqConfig(NoteVocab(), embed=self.embed, hidden=self.hidden, layers=self.layers,
-                           dropout=self.dropout)
+        config = self.seq_config(NoteVocab())
         config.validate()
         return config
-
-
-def add_args(parser: argparse.ArgumentParser) -> None:
-    """Register the `train notes` flags (plus the common ones) on a (sub)parser."""
-    d = NotesTrainOptions
-    parser.add_argument("--data", required=True, metavar="DIR", help="folder of .mid/.midi files (searched recursively)")
-    parser.add_argument("--hidden", type=int, default=d.hidden, help=f"GRU units per layer (default {d.hidden})")
-    parser.add_argument("--layers", type=int, default=d.layers, help=f"GRU layers (default {d.layers})")
-    parser.add_argument("--embed", type=int, default=d.embed, help=f"token embedding size (default {d.embed})")
-    parser.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout (default {d.dropout:g})")
-    parser.add_argument("--batch", type=int, default=d.batch, help=f"windows per step (default {d.batch})")
-    parser.add_argument("--seq-len", type=int, default=d.seq_len, help=f"tokens per window (default {d.seq_len})")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
-    parser.add_argument("--transpose", type=int, default=d.transpose,
-                        help=f"random transposition of up to +-N semitones (default {d.transpose}; 0 = off)")
-    add_common_args(parser)
-
-
-def opts_from_args(ns: argparse.Namespace) -> NotesTrainOptions:
-    """argparse namespace (from add_args) -> NotesTrainOptions."""
-    return options_from_args(NotesTrainOptions, ns)
 
 
 def _validate(opts: NotesTrainOptions) -> None:
@@ -203,52 +169,37 @@ class _NotesData:
                 "train_tokens": int(self.stream.numel()), "val_tokens": self.val_tokens}
 
 
-class _NotesRun:
+class _NotesRun(SeqTrainRun[NotesTrainOptions]):
     """Model, optimiser, data and metrics of one training run."""
 
+    KIND = NoteVocab.KIND
+    SAMPLE = ".mid"  # a few generated melodies
+    SCHEDULE = (WARMUP_STEPS, MIN_LR_FRACTION)
+
     def __init__(self, opts: NotesTrainOptions, device: torch.device, split_seed: int) -> None:
-        self.opts = opts
-        self.device = device
+        super().__init__(opts, device)
         self.config = opts.note_config()
-        self.model_path, png_path, self.state_path = out_paths(opts.out)
-        self.mid_path = png_path.with_suffix(".mid")
         self.vocab: NoteVocab = self.config.vocab
         self.split_seed = split_seed
         self.data = _NotesData(load_midi_folder(opts.data), self.vocab, split_seed)
-        with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
-            torch.manual_seed(opts.seed)
-            self.model = SeqModel(self.config).to(device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=opts.lr)
+        self.init_model(lambda: SeqModel(self.config))
         self.gen = torch.Generator().manual_seed(opts.seed)  # windows and transpositions
-        self.step = 0
-        self.total_seconds = 0.0
-        self.resumed_from: int | None = None
         self.baseline_loss = Bigram(self.vocab.size, self.data.train_seqs).loss(self.data.val_seqs)
         self.val_loss_start = self.val_loss = math.nan
-        self.train_loss = math.nan
-        self.rate = 0.0  # tokens per second of training (set by the step loop)
-        self.items_per_step = opts.batch * opts.seq_len
+        self.items_per_step = opts.batch * opts.seq_len  # tokens
 
     def bar_fields(self, _loss: float) -> dict[str, str]:
-        return {"loss": f"{self.train_loss:.3f}", "val": f"{self.val_loss:.3f}",
+        return {"loss": f"{self.avg_loss:.3f}", "val": f"{self.val_loss:.3f}",
                 "base": f"{self.baseline_loss:.3f}", "tok_s": f"{self.rate:.0f}"}
 
     def train_step(self, fraction: float) -> float:
         """One Adam step on a batch of random windows; returns the loss (nats per token)."""
-        set_base_lr(self.opt, self.opts.lr * warmup_cosine(self.step, fraction, WARMUP_STEPS, MIN_LR_FRACTION))
+        self.schedule_lr(fraction)
         win = self.data.windows(self.opts.batch, self.opts.seq_len, self.opts.transpose, self.gen)
         win = win.to(self.device)
         logits = self.model(win[:, :-1])  # (B, L, V)
         loss = F.cross_entropy(logits.transpose(1, 2), win[:, 1:])
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        # Clipping: a GRU's gradients spike now and then; 1.0 keeps Adam's steps sane.
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.opt.step()
-        self.step += 1
-        value = float(loss.detach())
-        self.train_loss = value if math.isnan(self.train_loss) else 0.98 * self.train_loss + 0.02 * value
-        return value
+        return self.optimise(loss)
 
     def measure(self) -> float:
         return sequence_loss(self.model, self.data.val_seqs, self.device)
@@ -256,11 +207,10 @@ class _NotesRun:
     def checkpoint(self) -> None:
         """Measure, then write the sample MIDI, the model file and the state file (each atomic)."""
         self.val_loss = self.measure()
-        atomic_write_bytes(self.mid_path, notes_to_midi_bytes(self.sample_notes()))
+        atomic_write_bytes(self.sample_path, notes_to_midi_bytes(self.sample_notes()))
         save_seq_model(self.model_path, self.model, data=self.data.summary(self.opts.data),
                         metrics=self.metrics(), steps=self.step)
-        tensors, state = pack_training_state(self.step, self.total_seconds, *self._state_parts())
-        save_state(self.state_path, tensors, kind=NoteVocab.KIND, state={**state, **self._state_meta()})
+        self.save_training_state()
         log.info("checkpoint at step %d: val_loss %.4f, baseline %.4f (ratio %.3f) -> %s",
                  self.step, self.val_loss, self.baseline_loss, self.val_loss / self.baseline_loss,
                  self.model_path)
@@ -281,12 +231,12 @@ class _NotesRun:
         return {"val_loss": round(self.val_loss, 6), "baseline_loss": round(self.baseline_loss, 6),
                 "val_loss_start": round(self.val_loss_start, 6),
                 "val_ratio": round(self.val_loss / self.baseline_loss, 6),
-                "train_loss": round(self.train_loss, 6), "tokens_per_s": round(self.rate, 1)}
+                "train_loss": round(self.avg_loss, 6), "tokens_per_s": round(self.rate, 1)}
 
-    def _state_parts(self) -> TrainingParts:
+    def state_parts(self) -> TrainingParts:
         return {"model": self.model}, {"opt": self.opt}, self.gen
 
-    def _state_meta(self) -> dict[str, Any]:
+    def state_meta(self) -> dict[str, Any]:
         return {
             "seed": self.split_seed, "config": self.config.to_dict(),
             "batch": self.opts.batch, "seq_len": self.opts.seq_len, "lr": self.opts.lr,
@@ -295,10 +245,22 @@ class _NotesRun:
             "data": self.data.summary(self.opts.data), "val_files": self.data.val_names,
         }
 
+    def outcome(self) -> str:
+        return (f"{self.rate:.0f} tokens/s, val_loss {self.val_loss_start:.4f} -> {self.val_loss:.4f}, "
+                f"baseline {self.baseline_loss:.4f} (ratio {self.val_loss / self.baseline_loss:.3f})")
+
+    def results(self) -> dict[str, Any]:
+        scan = self.data.scan
+        return {"tokens_per_s": round(self.rate, 1), "val_loss_start": self.val_loss_start,
+                "val_loss": self.val_loss, "baseline_loss": self.baseline_loss,
+                "val_ratio": self.val_loss / self.baseline_loss, "paths": self.paths(), "files": scan.loaded,
+                "train_files": len(self.data.train_names), "val_files": len(self.data.val_names),
+                "skipped": scan.skipped, "skipped_names": list(scan.skipped_names),
+                "skip_reasons": dict(scan.skip_reasons)}
+
     def load_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         """Continue from a state file already read (and checked) by _read_resume_state."""
-        self.step, self.total_seconds = unpack_training_state(tensors, state, *self._state_parts())
-        self.resumed_from = self.step
+        self.load_training_state(tensors, state)
         self.val_loss_start = float(state["val_loss_start"])
         self.val_loss = float(state.get("val_loss", math.nan))
         if state.get("val_files") != self.data.val_names:
@@ -323,16 +285,11 @@ def _start(opts: NotesTrainOptions) -> _NotesRun:
     # The split seed comes from the first run, so a resume scores the same held-out files.
     run = _NotesRun(opts, device, int(resume[1]["seed"]) if resume else opts.seed)
     scan = run.data.scan
-    if scan.skipped:
-        names = [f"{n} ({scan.skip_reasons[n]})" for n in scan.skipped_names[:10]]
-        log.warning("skipped %d file(s) in %s: %s", scan.skipped, opts.data,
-                    ", ".join(names) + (" ..." if scan.skipped > 10 else ""))
+    run.warn_skipped([f"{n} ({scan.skip_reasons[n]})" for n in scan.skipped_names])
     if resume:
         run.load_state(*resume)
     else:
-        if run.model_path.exists():
-            log.warning("overwriting existing model %s (use --resume to continue it)", run.model_path)
-        run.val_loss_start = run.val_loss = run.measure()
+        run.val_loss_start = run.val_loss = run.start_fresh()
     d = run.data
     log.info("training notes RNN (%d parameters, hidden %d x %d layers) on %d file(s) from %s "
              "(%d train: %d tokens; %d held out: %d tokens), device %s; bigram baseline %.4f nats/event",
@@ -343,32 +300,7 @@ def _start(opts: NotesTrainOptions) -> _NotesRun:
 
 def train_notes(opts: NotesTrainOptions, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a note model; returns a summary dict (see docs/NOTES.md)."""
-    run = _start(opts)
-    budget = train_loop(run, opts, progress, "notes")
-    log.info("done: %d steps (%s), %.0f tokens/s, val_loss %.4f -> %.4f, baseline %.4f (ratio %.3f)",
-             run.step, budget.describe(), run.rate, run.val_loss_start, run.val_loss,
-             run.baseline_loss, run.val_loss / run.baseline_loss)
-    scan = run.data.scan
-    return {
-        "steps": run.step,
-        "seconds": round(budget.elapsed(), 2),
-        "tokens_per_s": round(run.rate, 1),
-        "val_loss_start": run.val_loss_start,
-        "val_loss": run.val_loss,
-        "baseline_loss": run.baseline_loss,
-        "val_ratio": run.val_loss / run.baseline_loss,
-        "paths": {"model": str(run.model_path), "mid": str(run.mid_path), "state": str(run.state_path)},
-        "files": scan.loaded,
-        "train_files": len(run.data.train_names),
-        "val_files": len(run.data.val_names),
-        "skipped": scan.skipped,
-        "skipped_names": list(scan.skipped_names),
-        "skip_reasons": dict(scan.skip_reasons),
-        "resumed_from_step": run.resumed_from,
-    }
+    return _start(opts).train(progress)
 
 
-def train_from_args(ns: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
-    """`train notes` from its parsed flags."""
-    return train_notes(opts_from_args(ns), progress)
-
+train = train_notes  # the family interface engine.cli calls (engine.train)

@@ -21,7 +21,6 @@ NAME.state.safetensors (everything --resume needs). All written atomically.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -36,23 +35,14 @@ from torch import nn
 
 from engine.errors import TrainSetupError
 from engine.files.atomic import atomic_write_bytes
-from engine.models.checkpoint import save_state
-from engine.models.seq import SeqConfig, SeqModel, rename_prefix, save_seq_model
+from engine.models.seq import SeqModel, rename_prefix, save_seq_model
 from engine.models.text import CharVocab, probabilities
 from engine.train.common import (
+    SeqTrainOptions,
     TrainingParts,
-    TrainOptions,
-    add_common_args,
-    options_from_args,
-    out_paths,
-    pack_training_state,
-    read_resume_state,
     resolve_device,
-    set_base_lr,
-    unpack_training_state,
-    warmup_cosine,
 )
-from engine.train.loop import train_loop
+from engine.train.run import SeqTrainRun
 
 log = logging.getLogger(__name__)
 
@@ -64,48 +54,24 @@ MAX_CONTROL_FRACTION = 0.01  # more control characters than this: not text
 UNK_RATE = 0.005  # input characters replaced by <unk> in training
 WARMUP_STEPS = 100
 MIN_LR_FRACTION = 0.05  # the cosine decay ends at this fraction of --lr
-CLIP_NORM = 1.0
 EVAL_STREAMS = 32  # validation text cut into this many streams, run in parallel
 SAMPLE_SEED_OFFSET = 7919  # the sample file uses its own seed: it never moves with training
 # Unicode category Cc except tab, newline, vertical tab and form feed (and CR, already gone).
 _CONTROL_CODES = re.compile("[\x00-\x08\x0d-\x1f\x7f-\x9f]")
 
 
-@dataclass
-class TextTrainOptions(TrainOptions):
-    """Everything train_text needs; mirrors the CLI flags."""
+@dataclass(frozen=True)
+class TextTrainOptions(SeqTrainOptions):
+    """Everything train_text needs; the `train text` flags (engine.flags) take their defaults from here."""
 
+    # The network's size and lr are SeqTrainOptions' fields; text wants a wider, shallower GRU.
     hidden: int = 512
     layers: int = 1
-    embed: int = 64
-    dropout: float = 0.0
+    lr: float = 2e-3
     seq: int = 64
     batch: int = 32
-    lr: float = 2e-3
     sample_chars: int = 600
     temperature: float = 0.8
-
-
-def add_args(parser: argparse.ArgumentParser) -> None:
-    """Register the `train text` flags (plus the common ones) on a (sub)parser."""
-    parser.add_argument("--data", required=True, metavar="FILE", help="a plain text file (UTF-8 or Latin-1)")
-    parser.add_argument("--hidden", type=int, default=512, help="GRU state size (default 512)")
-    parser.add_argument("--layers", type=int, default=1, help="stacked GRU layers (default 1)")
-    parser.add_argument("--embed", type=int, default=64, help="character embedding size (default 64)")
-    parser.add_argument("--dropout", type=float, default=0.0, help="dropout, for long trainings (default 0)")
-    parser.add_argument("--seq", type=int, default=64,
-                        help="characters per truncated-BPTT step; the state carries over (default 64)")
-    parser.add_argument("--batch", type=int, default=32, help="parallel text streams per step (default 32)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak Adam learning rate (default 2e-3)")
-    parser.add_argument("--sample-chars", type=int, default=600,
-                        help="length of the sample written to PATH.txt (default 600)")
-    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of PATH.txt (default 0.8)")
-    add_common_args(parser)
-
-
-def opts_from_args(ns: argparse.Namespace) -> TextTrainOptions:
-    """argparse namespace (from add_args) -> TextTrainOptions."""
-    return options_from_args(TextTrainOptions, ns)
 
 
 def _validate(opts: TextTrainOptions) -> None:
@@ -200,39 +166,31 @@ def unigram_loss(train: str, val: str, alphabet: str) -> float:
 # ---------------------------------------------------------------- the run
 
 
-class _TextRun:
+class _TextRun(SeqTrainRun[TextTrainOptions]):
     """Model, optimiser, data streams and carried state of one training run."""
 
+    KIND = "text"
+    SAMPLE = ".txt"  # a sample text from a fixed seed
+    SCHEDULE = (WARMUP_STEPS, MIN_LR_FRACTION)
+
     def __init__(self, opts: TextTrainOptions, device: torch.device) -> None:
-        self.opts = opts
-        self.device = device
-        self.model_path, png_path, self.state_path = out_paths(opts.out)
-        self.txt_path = png_path.with_suffix(".txt")
+        super().__init__(opts, device)
         self.data = read_text_file(opts.data)
         train, val = split_text(self.data.text)
-        self.config = SeqConfig(CharVocab("".join(sorted(set(self.data.text)))), embed=opts.embed,
-                                hidden=opts.hidden, layers=opts.layers, dropout=opts.dropout)
+        self.config = opts.seq_config(CharVocab("".join(sorted(set(self.data.text)))))
         try:
             self.config.validate()
         except ValueError as exc:
             raise TrainSetupError(f"--data '{opts.data}': {exc}") from None
         self.baseline_loss = unigram_loss(train, val, self.config.vocab.chars)
-        with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
-            torch.manual_seed(opts.seed)
-            self.model = _init_weights(SeqModel(self.config)).to(device)
+        self.init_model(lambda: _init_weights(SeqModel(self.config)))
         self.train_ids = self._encode(train)  # (N_train,) int64
         self.val_ids = self._encode(val)  # (N_val,) int64
         self.streams = _Streams(self.train_ids, opts.batch, opts.seq, opts.seed)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=opts.lr)
         self.hidden = self.model.initial_state(self.streams.batch)  # (layers, B, hidden), carried
-        self.step = 0
-        self.total_seconds = 0.0
-        self.resumed_from: int | None = None
         self.val_loss_start = math.nan
         self.val_loss = math.nan
-        self.rate = 0.0  # characters per second of training (set by the step loop)
-        self.items_per_step = self.streams.batch * opts.seq
-        self.avg_loss = math.nan  # moving average of the training loss, for the progress bar
+        self.items_per_step = self.streams.batch * opts.seq  # characters
 
     def _encode(self, text: str) -> torch.Tensor:
         index = self.model.vocab.index
@@ -245,18 +203,11 @@ class _TextRun:
             self.hidden = self.model.initial_state(self.streams.batch)
         unk = torch.rand(x.shape, generator=self.streams.gen) < UNK_RATE
         x = x.masked_fill(unk, self.config.vocab.unk).to(self.device)
-        set_base_lr(self.opt, self.opts.lr * warmup_cosine(self.step, fraction, WARMUP_STEPS, MIN_LR_FRACTION))
+        self.schedule_lr(fraction)
         logits, hidden = self.model.forward_state(x, self.hidden)  # (B, T, V), (layers, B, hidden)
         self.hidden = hidden.detach()
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(self.device).reshape(-1))
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), CLIP_NORM)
-        self.opt.step()
-        self.step += 1
-        value = float(loss.detach())
-        self.avg_loss = value if math.isnan(self.avg_loss) else 0.98 * self.avg_loss + 0.02 * value
-        return value
+        return self.optimise(loss)
 
     def bar_fields(self, _loss: float) -> dict[str, str]:
         return {"loss": f"{self.avg_loss:.3f}", "val": f"{self.val_loss:.3f}", "chars_s": f"{self.rate:.0f}"}
@@ -293,12 +244,11 @@ class _TextRun:
     def checkpoint(self) -> None:
         """Measure, then write sample text, model file and state file (each atomic)."""
         self.val_loss = self.measure()
-        atomic_write_bytes(self.txt_path, (self.sample() + "\n").encode("utf-8"))
+        atomic_write_bytes(self.sample_path, (self.sample() + "\n").encode("utf-8"))
         save_seq_model(self.model_path, self.model, data=self.data_summary(), metrics=self.metrics(),
                        steps=self.step)
-        tensors, state = pack_training_state(self.step, self.total_seconds, *self._state_parts())
-        tensors["hidden"] = self.hidden  # the carried GRU state, so a resume goes on mid-stream
-        save_state(self.state_path, tensors, kind="text", state={**state, **self._state_meta()})
+        # The carried GRU state goes too, so a resume goes on mid-stream.
+        self.save_training_state({"hidden": self.hidden})
         log.info("checkpoint at step %d: val loss %.4f nats/char (unigram %.4f) -> %s",
                  self.step, self.val_loss, self.baseline_loss, self.model_path)
 
@@ -310,10 +260,10 @@ class _TextRun:
         return {"val_loss": round(self.val_loss, 6), "baseline_loss": round(self.baseline_loss, 6),
                 "val_loss_start": round(self.val_loss_start, 6), "chars_per_s": round(self.rate, 1)}
 
-    def _state_parts(self) -> TrainingParts:
+    def state_parts(self) -> TrainingParts:
         return {"model": self.model}, {"opt": self.opt}, self.streams.gen
 
-    def _state_meta(self) -> dict[str, Any]:
+    def state_meta(self) -> dict[str, Any]:
         return {
             "seed": self.opts.seed, "config": self.config.to_dict(),
             "batch": self.streams.batch, "seq": self.opts.seq, "lr": self.opts.lr,
@@ -321,14 +271,23 @@ class _TextRun:
             "val_loss": self.val_loss, "data": self.data_summary(),
         }
 
+    def outcome(self) -> str:
+        return (f"{self.rate:.0f} chars/s, val loss {self.val_loss_start:.4f} -> {self.val_loss:.4f} nats/char "
+                f"(unigram {self.baseline_loss:.4f})")
+
+    def results(self) -> dict[str, Any]:
+        epochs = self.step * self.streams.batch * self.opts.seq / max(1, self.train_ids.numel())
+        return {"chars_per_s": round(self.rate, 1), "val_loss_start": self.val_loss_start,
+                "val_loss": self.val_loss, "baseline_loss": self.baseline_loss, "epochs": round(epochs, 2),
+                "paths": self.paths(), "data": self.data_summary()}
+
     def resume(self) -> None:
         """Load the state file; ValueError if it is missing or was trained differently."""
-        tensors, state = read_resume_state(self.state_path, "text")
+        tensors, state = self.read_resume()
         _check_resumable(self, state)
         # State files written before the one sequence network named its GRU "rnn".
         tensors = rename_prefix(tensors, "model.rnn.", "model.gru.")
-        self.step, self.total_seconds = unpack_training_state(tensors, state, *self._state_parts())
-        self.resumed_from = self.step
+        self.load_training_state(tensors, state)
         self.streams.restore(state["streams"])
         self.hidden = tensors["hidden"].to(self.device)
         self.val_loss_start = float(state["val_loss_start"])
@@ -447,9 +406,7 @@ def _start(opts: TextTrainOptions) -> _TextRun:
     if opts.resume:
         run.resume()
     else:
-        if run.model_path.exists():
-            log.warning("overwriting existing model %s (use --resume to continue it)", run.model_path)
-        run.val_loss_start = run.val_loss = run.measure()  # untrained model, before step 0
+        run.val_loss_start = run.val_loss = run.start_fresh()  # untrained model, before step 0
     log.info("training text model %s on %s (%d characters, %s, %d distinct), device %s, batch %d x %d",
              json.dumps({k: v for k, v in run.config.to_dict().items() if k != "vocab"}), opts.data,
              len(run.data.text), run.data.encoding, len(run.config.vocab.chars), run.device,
@@ -460,26 +417,7 @@ def _start(opts: TextTrainOptions) -> _TextRun:
 
 def train_text(opts: TextTrainOptions, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a text model; returns a summary dict (see docs/TEXT.md)."""
-    run = _start(opts)
-    budget = train_loop(run, opts, progress, "text")
-    log.info("done: %d steps (%s), %.0f chars/s, val loss %.4f -> %.4f nats/char (unigram %.4f)",
-             run.step, budget.describe(), run.rate, run.val_loss_start, run.val_loss,
-             run.baseline_loss)
-    return {
-        "steps": run.step,
-        "seconds": round(budget.elapsed(), 2),
-        "chars_per_s": round(run.rate, 1),
-        "val_loss_start": run.val_loss_start,
-        "val_loss": run.val_loss,
-        "baseline_loss": run.baseline_loss,
-        "epochs": round(run.step * run.streams.batch * opts.seq / max(1, run.train_ids.numel()), 2),
-        "paths": {"model": str(run.model_path), "txt": str(run.txt_path), "state": str(run.state_path)},
-        "data": run.data_summary(),
-        "resumed_from_step": run.resumed_from,
-    }
+    return _start(opts).train(progress)
 
 
-def train_from_args(ns: argparse.Namespace, progress: bool = True) -> dict[str, Any]:
-    """`train text` from its parsed flags."""
-    return train_text(opts_from_args(ns), progress)
-
+train = train_text  # the family interface engine.cli calls (engine.train)
