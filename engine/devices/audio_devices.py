@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -240,7 +242,7 @@ def close_stream(stream: Any, last_call: float | None, what: str) -> None:
     close after it aborted the whole process (an assertion in its JACK host API),
     so the show could not quit. Such a stream is left alone and PortAudio is not
     terminated at exit (that would close the stream the same way); the OS frees
-    both when the process ends.
+    both when the process ends (see `_skip_portaudio_exit`).
     """
     if host_lost(last_call, time.perf_counter()):
         log.warning("%s: the stream's host is gone; leaving the stream to the OS", what)
@@ -254,10 +256,32 @@ def close_stream(stream: Any, last_call: float | None, what: str) -> None:
 
 
 def _skip_portaudio_exit() -> None:
+    """No Pa_Terminate at exit, and PortAudio never unloaded.
+
+    Without Pa_Terminate, PortAudio's JACK host API keeps its client open, with
+    libjack's threads running, to the end of the process: a client on any JACK
+    server that still runs (a desktop's, while the lost stream was another
+    device's). Interpreter shutdown then frees sounddevice's cffi library, which
+    dlclose()s libportaudio and with it libjack, and those threads crashed the
+    process (SIGSEGV, exit status 139) in code no longer mapped. Marked
+    RTLD_NODELETE, both stay mapped until the process is gone.
+    """
     sd = sys.modules.get("sounddevice")
     handler = getattr(sd, "_exit_handler", None)  # sounddevice's atexit: stop, close, Pa_Terminate
     if handler is not None:
         atexit.unregister(handler)
+        _never_unload(getattr(sd, "_libname", None))
+
+
+def _never_unload(library: str | None) -> None:
+    """Mark an already loaded shared library (name or path) RTLD_NODELETE, where the OS has it."""
+    nodelete, noload = getattr(os, "RTLD_NODELETE", None), getattr(os, "RTLD_NOLOAD", None)
+    if not library or nodelete is None or noload is None:
+        return
+    try:
+        ctypes.CDLL(library, mode=nodelete | noload)
+    except OSError as e:  # not loaded under that name: nothing will unload it either
+        log.debug("cannot pin %s: %s", library, e)
 
 
 @contextlib.contextmanager
