@@ -11,6 +11,14 @@ import pytest
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
+# Nor join a JACK server it did not start: every JACK client (PortAudio's JACK host API,
+# python-rtmidi, jack_lsp, a show in a subprocess) opens the server JACK_DEFAULT_SERVER
+# names when it opens, so with a desktop's server running (jackd, pipewire-jack) a test
+# process would otherwise play into it and keep a client there. Here it names no server;
+# engine.bench.jackserver.dummy_server points it at a private one for as long as it runs.
+os.environ["JACK_DEFAULT_SERVER"] = f"latent-stage-tests-{os.getpid()}-no-server"
+os.environ["JACK_NO_START_SERVER"] = "1"  # and no client may start one (libjack's autostart)
+
 REPO = Path(__file__).resolve().parent.parent
 
 
