@@ -25,7 +25,8 @@ import torch
 from pythonosc.osc_message import OscMessage
 
 from engine.core.clock import FixedClock
-from engine.bench.flood import flood_bench, free_udp_port, wait_for_pong
+from engine.bench.flood import flood_bench, wait_for_pong
+from engine.bench.ports import free_tcp_port, free_udp_port
 from engine.control.osc import start
 from engine.control.osc_dispatch import encode
 from engine.stage.deck import load_scenes
@@ -48,12 +49,6 @@ def _require_liblo() -> None:
     for tool in ("oscsend", "oscdump"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed (apt-get install liblo-tools)")
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def oscsend(port: int, address: str, *typed: str) -> None:

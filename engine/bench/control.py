@@ -26,7 +26,6 @@ import logging
 import os
 import random
 import shutil
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from engine.bench.ports import free_udp_port
 from engine.core.clock import LiveClock, Pacer
 from engine.stage.deck import load_scenes
 from engine.core.events import EventQueue
@@ -64,12 +64,6 @@ class Trace:
     sent: list[tuple[str, float, float]] = field(default_factory=list)  # (address, value, send time s)
     frames: list[tuple[float, float, float]] = field(default_factory=list)  # (present time s, brightness, latent)
     done_at: float | None = None
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TimedModel(torch.nn.Module):
@@ -210,7 +204,7 @@ def bench_osc(scene_path: Path, device: torch.device, messages: int = 600, fps: 
     def start_control(show: Show) -> Any:
         parser = argparse.ArgumentParser()
         osc.add_args(parser)
-        return osc.start(parser.parse_args(["--osc-port", str(_free_udp_port()), "--oscquery-port", "0"]), show)
+        return osc.start(parser.parse_args(["--osc-port", str(free_udp_port()), "--oscquery-port", "0"]), show)
 
     def send(control: Any, trace: Trace) -> None:
         _send_osc(control.port, messages, trace, random.Random(seed))
