@@ -25,7 +25,6 @@ import argparse
 import logging
 import os
 import random
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -218,9 +217,11 @@ def midi_unavailable_reason() -> str | None:
 
     if importlib.util.find_spec("engine.control.midi") is None:
         return "no MIDI control module (engine/control/midi.py)"
-    for tool in ("jackd", "jack_wait"):
-        if shutil.which(tool) is None:
-            return f"no JACK server here ({tool} is not installed)"
+    from engine.bench.jackserver import missing_tools
+
+    missing = missing_tools()
+    if missing:
+        return f"no JACK server here ({', '.join(missing)} not installed)"
     if importlib.util.find_spec("mido") is None or importlib.util.find_spec("rtmidi") is None:
         return "mido or python-rtmidi is not installed"
     return None
