@@ -11,6 +11,14 @@ import pytest
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
+# Nor join a JACK server it did not start: every JACK client (PortAudio's JACK host API,
+# python-rtmidi, jack_lsp, a show in a subprocess) opens the server JACK_DEFAULT_SERVER
+# names when it opens, so with a desktop's server running (jackd, pipewire-jack) a test
+# process would otherwise play into it and keep a client there. Here it names no server;
+# engine.bench.jackserver.dummy_server points it at a private one for as long as it runs.
+os.environ["JACK_DEFAULT_SERVER"] = f"latent-stage-tests-{os.getpid()}-no-server"
+os.environ["JACK_NO_START_SERVER"] = "1"  # and no client may start one (libjack's autostart)
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -94,3 +102,33 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process_and_open_no_socket(request, monkeypatch):
+    """A test that starts a subprocess or uses a network socket must be marked integration
+    (`pytest -m "not integration"` is the quick, deterministic unit suite); unmarked, it fails
+    here, naming what it started."""
+    if request.node.get_closest_marker("integration") is not None:
+        yield
+        return
+    import socket
+    import subprocess
+
+    def popen(self, args, *a, **kw):
+        pytest.fail(f"a unit test started a subprocess ({args!r}): mark it @pytest.mark.integration", pytrace=False)
+
+    def guard(name):
+        real = getattr(socket.socket, name)
+
+        def call(self, *a, **kw):
+            if self.family in (socket.AF_INET, socket.AF_INET6):
+                pytest.fail(f"a unit test used a network socket (socket.{name}{a!r}): mark it "
+                            "@pytest.mark.integration", pytrace=False)
+            return real(self, *a, **kw)
+        return call
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", popen)
+    for name in ("bind", "connect", "connect_ex", "sendto"):
+        monkeypatch.setattr(socket.socket, name, guard(name))
+    yield

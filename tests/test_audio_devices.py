@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -164,3 +165,54 @@ def test_list_devices_lists_audio_and_midi(monkeypatch):
     text = devices.list_devices()
     assert "[4] system (JACK Audio Connection Kit)  in 2 / out 2  48000 Hz  <- default output, default input" in text
     assert "nanoKONTROL2 SLIDER/KNOB" in text and "MIDI outputs:\n  none" in text
+
+
+# -- PortAudio at exit: its JACK server may be gone by then ---------------------------------------------
+class InitialisedSounddevice:
+    """The parts of sounddevice the exit guard reads."""
+
+    def __init__(self, *apis: str) -> None:
+        self._initialized = 1
+        self._apis = apis
+
+    def query_hostapis(self):
+        return [{"name": a} for a in self._apis]
+
+
+@pytest.fixture
+def guard(monkeypatch):
+    """The exit guard's state, restored after the test; `skipped` records skipped PortAudio exits."""
+    monkeypatch.setattr(devices, "_exit_guarded", True)  # the real atexit registration is not the test's
+    monkeypatch.setattr(devices, "_jack_server", None)
+    skipped: list[bool] = []
+    monkeypatch.setattr(devices, "_skip_portaudio_exit", lambda: skipped.append(True))
+    return skipped
+
+
+@pytest.mark.parametrize("running,skips", [(True, []), (False, [True]), (None, [])])
+def test_portaudio_is_left_to_the_os_at_exit_only_when_its_jack_server_is_gone(monkeypatch, guard, running, skips):
+    sd = InitialisedSounddevice("ALSA", "JACK Audio Connection Kit")
+    monkeypatch.setitem(sys.modules, "sounddevice", sd)
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "desk")
+    asked = []
+    monkeypatch.setattr(devices, "jack_server_running", lambda name: asked.append(name) or running)
+    devices._initialized(sd)  # PortAudio joined "desk" when it was initialised ...
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "other")  # ... whatever the variable says later
+    devices._exit_guard()
+    assert asked == ["desk"] and guard == skips
+
+
+def test_the_exit_guard_asks_nothing_without_jack_or_once_portaudio_is_terminated(monkeypatch, guard):
+    monkeypatch.setattr(devices, "jack_server_running", lambda name: pytest.fail("asked a JACK server"))
+    sd = InitialisedSounddevice("ALSA")  # no JACK server ran when PortAudio was initialised
+    monkeypatch.setitem(sys.modules, "sounddevice", sd)
+    devices._initialized(sd)
+    devices._exit_guard()
+    sd = InitialisedSounddevice("ALSA", "JACK Audio Connection Kit")
+    monkeypatch.setitem(sys.modules, "sounddevice", sd)
+    monkeypatch.delenv("JACK_DEFAULT_SERVER", raising=False)
+    devices._initialized(sd)
+    assert devices._jack_server == "default"
+    sd._initialized = 0  # a portaudio_session terminated it: nothing left to close at exit
+    devices._exit_guard()
+    assert guard == []

@@ -1,19 +1,22 @@
 """Sound through a real JACK server (dummy driver, 48 kHz, 256-frame periods): the real
 sounddevice stream plays notes scheduled at show times; `jack_rec` records them; they
 start on time (one constant offset) and in tune, with no underrun after warm-up. And
---audio-in on the same server hears them. Skipped when jackd / jack_rec are missing."""
+--audio-in on the same server hears them. A process whose JACK server died under PortAudio
+still exits cleanly. Skipped when jackd / jack_rec are missing."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine.bench.jackserver import dummy_server, missing_tools
-from engine.devices.audio_devices import import_sounddevice, list_devices, portaudio_session
+from engine.devices.audio_devices import import_sounddevice, jack_server_running, list_devices, portaudio_session
 from engine.devices.audio_in import open_audio_in
 from engine.devices.audio_out import open_audio
 from engine.devices.wav import read_wav
@@ -85,9 +88,12 @@ def peak_hz(x: np.ndarray) -> float:
 def test_notes_scheduled_at_show_times_play_on_time_and_in_tune(jack, tmp_path):
     out = open_audio(parse("--audio-device", "jack"), pure_synth())
     assert out is not None and "JACK" in out.stats()["device"]
-    wav = tmp_path / "rec.wav"
-    rec = subprocess.Popen(["jack_rec", "-f", str(wav), "-d", "5", "-b", "16", our_port("out_0")],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    wav, rec_log = tmp_path / "rec.wav", tmp_path / "jack_rec.log"
+    # -B: a ring for the whole 5 s, so a disk that stalls (a busy shared machine) cannot make
+    # jack_rec drop samples (it says "overruns" then) and with them a note.
+    with rec_log.open("w") as log:
+        rec = subprocess.Popen(["jack_rec", "-f", str(wav), "-d", "5", "-b", "16", "-B", str(2 ** 18),
+                                our_port("out_0")], stdout=log, stderr=subprocess.STDOUT)
     warm: dict = {}
     try:
         start = time.perf_counter()
@@ -100,10 +106,13 @@ def test_notes_scheduled_at_show_times_play_on_time_and_in_tune(jack, tmp_path):
             rec.kill()
     assert end["underruns"] - warm["underruns"] == 0, (warm, end)
     assert end["callback_errors"] == 0 and end["late"] == 0 and end["notes"] == len(NOTES)
+    assert "overrun" not in rec_log.read_text(), rec_log.read_text()
     rate, rec_x = read_wav(wav)
     x = rec_x[:, 0]
     onsets = found_onsets(x)
-    assert rate == RATE and len(onsets) == len(NOTES), onsets
+    assert rate == RATE and len(onsets) == len(NOTES), (f"onsets at {[round(i / RATE, 3) for i in onsets]} s of "
+                                                        f"{len(x) / RATE:.2f} s recorded; notes at "
+                                                        f"{[at for at, _ in NOTES]} s + latency")
     wanted = np.array([at for at, _ in NOTES])
     got = np.array(onsets) / RATE
     offset = np.median(got - wanted)  # when jack_rec started, plus the output latency
@@ -135,3 +144,37 @@ def test_audio_in_hears_the_synth_and_devices_lists_jack(jack):
     # A host xrun drops a period mid-note, and the restart is (rightly) an onset too.
     assert 4 <= max(f.onsets for f in features) <= 4 + out.stats()["xruns"] and cap.errors == 0
     assert max(f.mid for f in features) > 0.7 and max(f.high for f in features) < 0.3
+
+
+CHILD = """
+import sys
+sys.path.insert(0, {repo!r})
+from engine.devices.audio_devices import import_sounddevice
+sd, why = import_sounddevice()  # initialises PortAudio: its JACK host API joins the server
+print([a["name"] for a in sd.query_hostapis()], flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_process_whose_jack_server_died_still_exits_cleanly(tmp_path):
+    """PortAudio's JACK host API keeps a client on the server from its initialisation to
+    Pa_Terminate at exit, which aborted the process (status 134) once the server was gone."""
+    missing = missing_tools(("jack_lsp",))
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (apt-get install jackd2)")
+    if import_sounddevice()[0] is None:
+        pytest.skip(import_sounddevice()[1])
+    repo = Path(__file__).resolve().parents[1]
+    with dummy_server(log_file=tmp_path / "jackd.log") as name:
+        assert jack_server_running(name) and jack_server_running(name + "-none") is False
+        child = subprocess.Popen([sys.executable, "-c", CHILD.format(repo=str(repo))], text=True,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert "JACK Audio Connection Kit" in child.stdout.readline()
+            subprocess.run(["pkill", "-KILL", "-f", f"jackd -n {name} "], check=True, timeout=10)
+            _, err = child.communicate("\n", timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+    assert child.returncode == 0, err
+    assert f"the JACK server {name!r} is gone" in err

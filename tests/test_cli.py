@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.bench.ports import free_tcp_port, free_udp_port
 from run_show import main
 from tests.conftest import make_tiny_gan
 
@@ -100,10 +101,12 @@ def test_bad_out_suffix(capsys, scene_file):
     expect_error(capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", "movie.avi"], "--out")
 
 
+@pytest.mark.integration  # a real-time show with its OSC and OSCQuery servers
 def test_headless_show_writes_stats(capsys, tmp_path, scene_file):
     stats = tmp_path / "s.json"
     code, out, err = run_cli(capsys, "show", "--headless", "--scene", str(scene_file("")), "--seconds", "1.5",
-                             "--stats", str(stats), "--fps", "30")
+                             "--stats", str(stats), "--fps", "30", "--osc-port", str(free_udp_port()),
+                             "--oscquery-port", str(free_tcp_port()))
     assert code == 0, err
     s = json.loads(stats.read_text())
     assert set(s) >= {"frames", "seconds", "fps", "frame_ms", "late_frames"}
@@ -116,6 +119,7 @@ def test_headless_show_writes_stats(capsys, tmp_path, scene_file):
     assert "fps" in out
 
 
+@pytest.mark.integration  # the preview goes through ffmpeg
 def test_no_display_renders_a_file_instead(capsys, tmp_path, monkeypatch, scene_file):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -138,6 +142,7 @@ def test_render_events_flag_errors(capsys, tmp_path, scene_file):
     expect_error(capsys, ["render", "--out", "x.mp4"], "--seconds")
 
 
+@pytest.mark.integration  # PortAudio and rtmidi open the machine's real audio and MIDI systems
 def test_devices_lists_audio_and_midi_even_with_neither(capsys):
     code, out, _ = run_cli(capsys, "devices")
     assert code == 0 and "audio" in out and "MIDI" in out

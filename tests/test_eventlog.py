@@ -191,18 +191,16 @@ def test_unwritable_log_is_a_startup_error(tmp_path):
 @pytest.mark.integration
 def test_cli_show_records_osc_and_render_replays_it(scene_file, tmp_path):
     """A headless show driven by real OSC, recorded; its render shows each change at its frame."""
-    import socket
     import subprocess
     import sys
     import threading
 
     from pythonosc.udp_client import SimpleUDPClient
 
+    from engine.bench.ports import free_udp_port
     from tests.conftest import REPO
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_udp_port()
     scene = scene_file('[path]\nseconds_per_key = 0.5\n')
     log_path = tmp_path / "gig.jsonl"
     proc = subprocess.Popen(

@@ -11,6 +11,8 @@ BPM, the session runs at 100). Skipped where the optional aalink package
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -26,9 +28,23 @@ from engine.bench.link import (
 pytestmark = pytest.mark.integration
 
 
+ATTEMPTS = 3  # runs while another Link app shares the network, each about 8 s
+
+
 def test_show_joins_a_running_session_follows_it_and_never_sets_its_tempo(scene_file):
     pytest.importorskip("aalink")
-    res = bench_link(scene_file(""), torch.device("cpu"), seconds=2.0)
+    # Link peers find each other on every interface of the machine: another run of this test
+    # (a parallel CI job, another checkout) or any Link app nearby merges into the session,
+    # and then the show rightly follows tempos and phases that are not the peer's. Such a run
+    # measures nothing of ours: it is run again, and skipped only when it never ran alone.
+    for _attempt in range(ATTEMPTS):
+        res = bench_link(scene_file(""), torch.device("cpu"), seconds=2.0)
+        if not res["other_peers"]:
+            break
+        threading.Event().wait(5.0)  # the other session's test may be over by then
+    else:
+        pytest.skip(f"another Ableton Link session shared the network in all {ATTEMPTS} runs "
+                    f"({res['other_peers']} other peer(s)): nothing here to measure the show against alone")
     assert res["joined"], str(res)
     assert res["frames_measured"] > 20  # presented frames compared (about 240 on a quiet machine)
     # 0.03 beat is 18 ms at 100 BPM; the lock measured about 0.007 on the 2-core VM

@@ -65,8 +65,9 @@ class Show:
         self.env = _env(display)
         self._out = (tmp_path / "show.out").open("w+")
         self._err = (tmp_path / "show.err").open("w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, "run_show.py", "show", *args], cwd=REPO, env=self.env,
+        self.proc = subprocess.Popen(  # no OSC: its default ports may be taken on this machine
+            [sys.executable, "run_show.py", "show", "--osc-port", "0", "--oscquery-port", "0", *args],
+            cwd=REPO, env=self.env,
             stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err, text=True,
         )
 

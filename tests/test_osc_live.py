@@ -23,7 +23,8 @@ import pytest
 import torch
 from pythonosc.osc_message import OscMessage
 
-from engine.bench.flood import flood_bench, free_udp_port, wait_for_pong
+from engine.bench.flood import flood_bench, wait_for_pong
+from engine.bench.ports import free_tcp_port, free_udp_port
 from engine.control.osc import start
 from engine.control.osc_dispatch import encode
 from engine.core.clock import FixedClock
@@ -47,12 +48,6 @@ def _require_liblo() -> None:
     for tool in ("oscsend", "oscdump"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed (apt-get install liblo-tools)")
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def oscsend(port: int, address: str, *typed: str) -> None:

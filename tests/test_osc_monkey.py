@@ -21,10 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from engine.bench.flood import free_udp_port, wait_for_pong
+from engine.bench.flood import wait_for_pong
+from engine.bench.ports import free_udp_port
 from engine.core.space import build_space, params_json
+
+pytestmark = pytest.mark.integration  # the CLI show in a subprocess, real UDP
 
 REPO = Path(__file__).resolve().parents[1]
 SCENES = ["scenes/verse.toml", "scenes/default.toml", "scenes/paintings_walk.toml"]
@@ -75,6 +79,7 @@ def test_every_address_with_random_values_never_breaks_the_show(tmp_path: Path) 
     scenes = [arg for scene in SCENES for arg in ("--scene", scene)]
     proc = subprocess.Popen(
         [sys.executable, "run_show.py", "show", *scenes, "--headless", "--seconds", "60", "--osc-port", str(port),
+         "--oscquery-port", "0", "--no-audio",  # OSC on a free port only; no sound into this machine's speakers
          "--stats", str(stats_file), "--learn-save", str(tmp_path / "learned.toml")],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
     rng = random.Random(7)

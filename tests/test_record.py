@@ -62,6 +62,7 @@ def test_mp4_has_all_frames_and_the_size(tmp_path: Path) -> None:
     assert stream["color_space"] == "bt709"
 
 
+@pytest.mark.integration  # ffmpeg in a subprocess
 def test_mp4_is_deterministic_and_close_to_the_input(tmp_path: Path) -> None:
     frames = _frames()
     _write_mp4(tmp_path / "a.mp4", frames)
@@ -75,6 +76,7 @@ def test_mp4_is_deterministic_and_close_to_the_input(tmp_path: Path) -> None:
     assert err < 4.0
 
 
+@pytest.mark.integration  # ffmpeg in a subprocess
 def test_mp4_final_name_appears_only_on_close(tmp_path: Path) -> None:
     out = tmp_path / "sub" / "clip.mp4"
     writer = Mp4Writer(out, (W, H), fps=24)
@@ -87,6 +89,7 @@ def test_mp4_final_name_appears_only_on_close(tmp_path: Path) -> None:
         writer.write(_frames(1)[0])
 
 
+@pytest.mark.integration  # ffmpeg in a subprocess
 def test_mp4_interrupted_render_keeps_only_the_partial(tmp_path: Path) -> None:
     out = tmp_path / "clip.mp4"
     with pytest.raises(KeyboardInterrupt):
@@ -97,6 +100,7 @@ def test_mp4_interrupted_render_keeps_only_the_partial(tmp_path: Path) -> None:
     assert writer.partial_path.exists()
 
 
+@pytest.mark.integration  # ffmpeg in a subprocess
 def test_mp4_rejects_odd_sizes_and_bad_frames(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="even width and height"):
         Mp4Writer(tmp_path / "odd.mp4", (63, 48), fps=30)
@@ -124,6 +128,7 @@ def test_png_sequence(tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == ["frame_000000.png"]
 
 
+@pytest.mark.integration  # ffmpeg in a subprocess
 def test_open_writer_dispatch(tmp_path: Path) -> None:
     png = open_writer(str(tmp_path / "seq") + "/", (W, H), 30)
     assert isinstance(png, PngSequenceWriter)

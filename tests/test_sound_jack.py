@@ -78,8 +78,9 @@ def test_the_show_goes_on_and_exits_cleanly_when_the_jack_server_dies(tmp_path):
     """Killing jackd mid-show: PortAudio's stop then blocked for good and its close aborted the
     process, so the show never quit. Now the loss is said once per stream (out and --audio-in),
     the show plays on silently to its end, exits 0 and writes its stats."""
-    if missing_tools(("jack_lsp",)):
-        pytest.skip("jack_lsp not installed (apt-get install jackd2)")
+    missing = missing_tools(("jack_lsp",))
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (apt-get install jackd2)")
     if import_sounddevice()[0] is None:
         pytest.skip(import_sounddevice()[1])
     repo = Path(__file__).resolve().parents[1]

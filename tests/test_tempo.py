@@ -242,7 +242,7 @@ def test_link_control_enqueues_session_tempo_and_never_sets_it(monkeypatch, scen
     show, *_ = make_show([scene_file("")])
     control = tempo_control.LinkControl(show, fake)
     try:
-        for _ in range(200):
+        for _ in range(1000):
             if control.samples:
                 break
             control._stop.wait(0.01)  # waiting for the poller thread, not pacing anything

@@ -24,8 +24,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +34,7 @@ import numpy as np
 import torch
 
 from engine.bench.latency import BRIGHTNESS, GAP_S, LATENT, Trace
+from engine.bench.ports import free_udp_port
 from engine.config import ShowConfig, StageConfig
 from engine.core.clock import LiveClock, Pacer
 from engine.core.stats import FrameStats
@@ -53,10 +52,6 @@ MATCH_WINDOW_S = 1.0  # a value not shown within this is missed (not matched to 
 VALUE_TOLERANCE = 1e-5  # float32 rounding of a sent value; distinct sent values differ by far more
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TimedModel(torch.nn.Module):
@@ -193,7 +188,7 @@ def bench_osc(scene_path: Path, device: torch.device, messages: int = 600, fps: 
     from engine.control import osc
 
     def start_control(show: Show) -> Any:
-        return osc.start(ShowConfig(osc_port=_free_udp_port(), oscquery_port=0), show)
+        return osc.start(ShowConfig(osc_port=free_udp_port(), oscquery_port=0), show)
 
     def send(control: Any, trace: Trace) -> None:
         _send_osc(control.port, messages, trace, random.Random(seed))
@@ -207,9 +202,11 @@ def midi_unavailable_reason() -> str | None:
 
     if importlib.util.find_spec("engine.control.midi") is None:
         return "no MIDI control module (engine/control/midi.py)"
-    for tool in ("jackd", "jack_wait"):
-        if shutil.which(tool) is None:
-            return f"no JACK server here ({tool} is not installed)"
+    from engine.bench.jackserver import missing_tools
+
+    missing = missing_tools()
+    if missing:
+        return f"no JACK server here ({', '.join(missing)} not installed)"
     if importlib.util.find_spec("mido") is None or importlib.util.find_spec("rtmidi") is None:
         return "mido or python-rtmidi is not installed"
     return None

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.bench.ports import free_udp_port
 from engine.control.osc_dispatch import encode
 from engine.core.space import DECKS
 
@@ -117,12 +118,6 @@ def _send(sock: socket.socket, data: bytes, target: Any, sent: dict[str, int], k
     except OSError:
         sent["send_errors"] += 1
     sent[kind] += 1
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for_pong(port: int, timeout: float, proc: subprocess.Popen | None = None) -> bool:

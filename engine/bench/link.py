@@ -34,6 +34,7 @@ SESSION_BPM = 100.0
 CHANGED_BPM = 132.0
 SETTLE_S = 1.5  # seconds after joining before errors count (the lock converges in ~0.3 s)
 JOIN_TIMEOUT_S = 10.0  # seconds to wait for the session
+LINK_SESSION_EPS_S = 0.5  # Link's SESSION_EPS: sessions founded closer together are ordered by id, not age
 BPM_TOLERANCE = 0.01  # Link stores tempo as microseconds per beat: 132 reads back as 132.000132
 
 # The peer: a Link session at argv[1] BPM. Prints "perf_counter beat tempo peers" every
@@ -77,14 +78,21 @@ class LinkPeer:
             self.times.append(float(t))  # after its row: an index found in times has a row
 
     def wait_running(self, timeout: float = 10.0) -> None:
-        """Until the peer's session runs. Link keeps the older of two sessions that meet: a
-        show whose Link exists before the peer's would, rightly, impose its own tempo."""
+        """Until the peer's session runs and is clearly the older one.
+
+        Link keeps the older of two sessions that meet, but only when they were founded
+        more than LINK_SESSION_EPS_S apart; closer than that, the one with the lower
+        random session id wins, and a show that won would impose its own tempo. The
+        show's session is founded when its Link is enabled; waiting twice that margin
+        after the peer's first line keeps the peer's session the older one whatever the
+        show's own delay before enabling (LinkControl's, today 0.5 s).
+        """
         end = time.perf_counter() + timeout
         while not self.rows:
             if time.perf_counter() > end or self.proc.poll() is not None:
                 raise RuntimeError("the Link peer process did not start (is aalink installed?)")
             time.sleep(0.01)  # polling another process's start-up, not pacing anything
-        time.sleep(0.2)  # its session a little older than ours for sure
+        time.sleep(2 * LINK_SESSION_EPS_S)  # the peer made its Link before its first line
 
     def set_tempo(self, bpm: float) -> None:
         assert self.proc.stdin is not None
@@ -151,10 +159,11 @@ def bench_link(scene_path: Path, device: torch.device, seconds: float, fps: floa
     show = build_show(StageConfig(device=str(device), tempo_source="link"), LiveClock(), output, scenes,
                       pacer=Pacer(fps), stats=stats)
     errors: dict[str, list[float]] = {"before": [], "after": []}
-    state = {"phase": "join", "joined_at": None, "changed_at": None, "followed_s": None}
+    state = {"phase": "join", "joined_at": None, "changed_at": None, "followed_s": None, "show_peers": 0}
 
     def hook(s: Show) -> None:
         now = time.perf_counter()
+        state["show_peers"] = max(state["show_peers"], control.peers)
         if state["joined_at"] is None:
             if control.peers >= 1 and abs(s.tempo.bpm - SESSION_BPM) <= BPM_TOLERANCE and peer.rows:
                 state["joined_at"] = now
@@ -182,6 +191,7 @@ def bench_link(scene_path: Path, device: torch.device, seconds: float, fps: floa
         output.close()
         peer.close()
     both = errors["before"] + errors["after"]
+    peers_seen = max((r[3] for r in peer.rows), default=0)
     result: dict[str, Any] = {
         "joined": state["joined_at"] is not None,
         "frames_measured": len(both),
@@ -190,7 +200,13 @@ def bench_link(scene_path: Path, device: torch.device, seconds: float, fps: floa
         "followed_change_s": None if state["followed_s"] is None else round(state["followed_s"], 3),
         "session_tempo_moved_otherwise": session_tempo_moved_otherwise(peer.tempos()),
         "session_tempos": sorted({round(b, 3) for b in peer.tempos()}),  # BPM values the peer ever had
-        "peers_seen": max((r[3] for r in peer.rows), default=0),
+        "peers_seen": peers_seen,
+        # Link finds peers on every network interface: any other Link app (another run of this
+        # bench or its test on the same machine, a DAW on the LAN) can win the show or the peer
+        # over to its own session, with its own tempo and phase. Then the figures are not the
+        # show's alone. Each of the two should only ever see the other.
+        "other_peers": max(0, peers_seen - 1, state["show_peers"] - 1,
+                           int(state["show_peers"] > 0 and peers_seen == 0)),  # the show was in another session
         "fps": stats.summary()["fps"],
     }
     for name, errs in (("phase", both), ("phase_100bpm", errors["before"]), ("phase_132bpm", errors["after"])):
@@ -202,8 +218,10 @@ def bench_link(scene_path: Path, device: torch.device, seconds: float, fps: floa
 
 
 def format_link(res: dict[str, Any]) -> str:
+    other = (f"\n  {res['other_peers']} other Link peer(s) on this network joined the session: these figures "
+             "are not the show's alone; run it again where no other Link app runs") if res.get("other_peers") else ""
     if not res["joined"]:
-        return f"Link: the show did not join the peer's session within {JOIN_TIMEOUT_S:.0f} s"
+        return f"Link: the show did not join the peer's session within {JOIN_TIMEOUT_S:.0f} s" + other
     p = res["phase"]
     ms = 60_000.0 / res["session_bpm"]  # ms per beat at the session's first tempo
     lines = [
@@ -216,4 +234,4 @@ def format_link(res: dict[str, Any]) -> str:
         f"  followed the session's change in {res['followed_change_s']} s; session tempo moved otherwise: "
         f"{res['session_tempo_moved_otherwise']}",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines) + other

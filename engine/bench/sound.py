@@ -233,8 +233,10 @@ def bench_sound(scene: Path = SOUND_SCENE, seconds: float = 60.0, fps: float = 6
             ports = _our_ports(120.0)
             if not ports:
                 raise RuntimeError("the show's audio ports never appeared in JACK")
-            # jack_rec writes a complete WAV only when its -d duration ends (not when killed).
+            # jack_rec writes a complete WAV only when its -d duration ends (not when killed); -B holds
+            # all of it in memory, so a stalling disk cannot make it drop samples (and notes).
             rec = subprocess.Popen(["jack_rec", "-f", str(tmp / "rec.wav"), "-d", str(seconds + 2), "-b", "16",
+                                    "-B", str(int((seconds + 2) * RATE)),
                                     ports[0]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             _, err = show.communicate(timeout=seconds + 120)
             if show.returncode != 0:

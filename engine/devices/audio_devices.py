@@ -18,14 +18,17 @@ The choice is a pure function of a `DeviceTable` (tests build one by hand);
 when it is initialised (at `import sounddevice`); `portaudio_session()` rescans
 and, on exit, terminates PortAudio before a private JACK server goes away
 (PortAudio's JACK host API aborts the process if it terminates after its
-server died).
+server died). At process exit, PortAudio is left to the OS when its JACK
+server is gone (`_exit_guard`) or a stream's host was lost (`close_stream`).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -77,6 +80,8 @@ def import_sounddevice() -> tuple[Any | None, str | None]:
         return None, f"PortAudio is not available ({e}); install libportaudio2 for sound"
     except ImportError as e:
         return None, f"sounddevice is not installed ({e})"
+    if not _exit_guarded:  # the first time here: `import sounddevice` has just initialised PortAudio
+        _initialized(sounddevice)
     return sounddevice, None
 
 
@@ -84,6 +89,7 @@ def query(sd: Any) -> DeviceTable:
     """The devices PortAudio knows about now (initialising it if a session terminated it)."""
     if not sd._initialized:
         sd._initialize()
+        _initialized(sd)
     apis = sd.query_hostapis()
     devices = [AudioDevice(int(d["index"]), str(d["name"]), str(apis[d["hostapi"]]["name"]),
                            int(d["max_input_channels"]), int(d["max_output_channels"]),
@@ -199,6 +205,7 @@ def rescan(sd: Any) -> None:
     if sd._initialized:
         sd._terminate()
     sd._initialize()
+    _initialized(sd)
 
 
 def host_lost(last_call: float | None, now: float) -> bool:
@@ -241,7 +248,7 @@ def close_stream(stream: Any, last_call: float | None, what: str) -> None:
     close after it aborted the whole process (an assertion in its JACK host API),
     so the show could not quit. Such a stream is left alone and PortAudio is not
     terminated at exit (that would close the stream the same way); the OS frees
-    both when the process ends.
+    both when the process ends (see `_skip_portaudio_exit`).
     """
     if host_lost(last_call, time.perf_counter()):
         log.warning("%s: the stream's host is gone; leaving the stream to the OS", what)
@@ -255,10 +262,95 @@ def close_stream(stream: Any, last_call: float | None, what: str) -> None:
 
 
 def _skip_portaudio_exit() -> None:
+    """No Pa_Terminate at exit, and PortAudio never unloaded.
+
+    Without Pa_Terminate, PortAudio's JACK host API keeps its client open, with
+    libjack's threads running, to the end of the process: a client on any JACK
+    server that still runs (a desktop's, while the lost stream was another
+    device's). Interpreter shutdown then frees sounddevice's cffi library, which
+    dlclose()s libportaudio and with it libjack, and those threads crashed the
+    process (SIGSEGV, exit status 139) in code no longer mapped. Marked
+    RTLD_NODELETE, both stay mapped until the process is gone.
+    """
     sd = sys.modules.get("sounddevice")
     handler = getattr(sd, "_exit_handler", None)  # sounddevice's atexit: stop, close, Pa_Terminate
     if handler is not None:
         atexit.unregister(handler)
+        _never_unload(getattr(sd, "_libname", None))
+
+
+# -- PortAudio at exit -----------------------------------------------------------------------------------
+# PortAudio's JACK host API opens a JACK client when PortAudio is initialised (while a server
+# runs), on the server JACK_DEFAULT_SERVER names then, and keeps it until Pa_Terminate, which
+# sounddevice calls at exit. If that server died meanwhile, Pa_Terminate fails an assertion and
+# aborts the process (exit status 134), stream or no stream: a show on ALSA while a desktop's
+# JACK went away could not quit cleanly. So at exit the server is asked for first.
+_jack_server: str | None = None  # the server PortAudio's JACK host API joined when last initialised
+_exit_guarded = False
+
+
+def _initialized(sd: Any) -> None:
+    """PortAudio was just initialised: note which JACK server it joined, if any."""
+    global _jack_server, _exit_guarded
+    try:
+        apis = [str(a["name"]) for a in sd.query_hostapis()]
+    except Exception:  # noqa: BLE001 - a stand-in module (tests) or a PortAudio that cannot list
+        return
+    _jack_server = (os.environ.get("JACK_DEFAULT_SERVER") or "default") if any("JACK" in a for a in apis) else None
+    if not _exit_guarded:
+        atexit.register(_exit_guard)  # after sounddevice's own handler, so it runs before it
+        _exit_guarded = True
+
+
+def _exit_guard() -> None:
+    sd = sys.modules.get("sounddevice")
+    if _jack_server is None or not getattr(sd, "_initialized", 0):
+        return
+    if jack_server_running(_jack_server) is False:
+        log.warning("audio: the JACK server %r is gone; leaving PortAudio to the OS at exit", _jack_server)
+        _skip_portaudio_exit()
+
+
+def jack_server_running(name: str) -> bool | None:
+    """Whether a JACK server called `name` answers a client now; None when libjack is not here.
+
+    Opens (and closes) a client without starting a server; libjack's own complaints about
+    a server that is not there are kept off the terminal.
+    """
+    try:
+        jack = ctypes.CDLL("libjack.so.0")
+        handlers = [ctypes.c_void_p.in_dll(jack, v) for v in ("jack_error_callback", "jack_info_callback")]
+    except (OSError, ValueError):
+        return None
+    saved = [h.value for h in handlers]
+    for h in handlers:  # libjack's message handlers are process globals: quiet for this call only
+        h.value = ctypes.cast(_QUIET, ctypes.c_void_p).value
+    try:
+        jack.jack_client_open.restype = ctypes.c_void_p  # (name, options, *status, ...): variadic, no argtypes
+        status = ctypes.c_int(0)
+        client = jack.jack_client_open(b"latent-stage-probe", ctypes.c_int(_JACK_NO_START_SERVER | _JACK_SERVER_NAME),
+                                       ctypes.byref(status), name.encode())
+        if client:
+            jack.jack_client_close(ctypes.c_void_p(client))
+    finally:
+        for h, value in zip(handlers, saved):
+            h.value = value
+    return bool(client)
+
+
+_JACK_NO_START_SERVER, _JACK_SERVER_NAME = 0x01, 0x04  # jack_options_t
+_QUIET = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(lambda _msg: None)  # lives as long as the module
+
+
+def _never_unload(library: str | None) -> None:
+    """Mark an already loaded shared library (name or path) RTLD_NODELETE, where the OS has it."""
+    nodelete, noload = getattr(os, "RTLD_NODELETE", None), getattr(os, "RTLD_NOLOAD", None)
+    if not library or nodelete is None or noload is None:
+        return
+    try:
+        ctypes.CDLL(library, mode=nodelete | noload)
+    except OSError as e:  # not loaded under that name: nothing will unload it either
+        log.debug("cannot pin %s: %s", library, e)
 
 
 @contextlib.contextmanager
