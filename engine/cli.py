@@ -50,11 +50,20 @@ def cmd_render(args: argparse.Namespace) -> str:
     specs = _specs(args.scene or (events.scenes if events is not None else None))
     fps = int(round(args.fps or (events.fps if events is not None else 30)))
     if events is not None and abs(fps - events.fps) > 1e-6:
-        raise StartupError(f"--fps {fps}: the event log {args.events} was recorded at {events.fps:g} fps; "
-                           "replay it at that rate (frame for frame)")
+        raise StartupError(
+            f"--fps {fps}: the event log {args.events} was recorded at {events.fps:g} fps; "
+            "replay it at that rate (frame for frame)"
+        )
     res = render(
-        specs, seconds=args.seconds, fps=fps, out=args.out, size=args.size,
-        aspect=args.aspect, render_size=args.render_size, device=_device(args.device), events=events,
+        specs,
+        seconds=args.seconds,
+        fps=fps,
+        out=args.out,
+        size=args.size,
+        aspect=args.aspect,
+        render_size=args.render_size,
+        device=_device(args.device),
+        events=events,
         patches=args.patch,
     )
     sound = " with sound" if res.audio else ""
@@ -74,8 +83,16 @@ def cmd_show(args: argparse.Namespace) -> str:
         seconds = args.seconds or PREVIEW_SECONDS
         notice = f"{reason}: rendering {seconds:g} s of '{specs[0].name}' to a file instead"
         log.warning("%s ...", notice)
-        res = render(specs[:1], seconds=seconds, fps=30, out=str(out), size=args.size, aspect=args.aspect,
-                     render_size=args.render_size, device=_device(args.device))
+        res = render(
+            specs[:1],
+            seconds=seconds,
+            fps=30,
+            out=str(out),
+            size=args.size,
+            aspect=args.aspect,
+            render_size=args.render_size,
+            device=_device(args.device),
+        )
         return f"{notice}\nwrote {res.out.resolve()} ({res.frames} frames, {res.size[0]}x{res.size[1]})"
     from engine.flags import show_config
 
@@ -178,8 +195,14 @@ def _set_threads(n: int | None) -> None:
     torch.set_num_threads(n or 1)
 
 
-COMMANDS = {"show": cmd_show, "render": cmd_render, "train": cmd_train, "bench": cmd_bench, "params": cmd_params,
-            "devices": cmd_devices}
+COMMANDS = {
+    "show": cmd_show,
+    "render": cmd_render,
+    "train": cmd_train,
+    "bench": cmd_bench,
+    "params": cmd_params,
+    "devices": cmd_devices,
+}
 
 
 def run(argv: Sequence[str] | None = None) -> tuple[int, str, str]:

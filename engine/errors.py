@@ -19,6 +19,7 @@ class StartupError(Exception):
 # The second base class of some errors below is the one they had before they moved
 # here: callers that catch ValueError or RuntimeError keep working.
 
+
 class SceneError(StartupError, ValueError):
     """A scene file that cannot be played; the message names file, key, expectation."""
 
@@ -47,5 +48,13 @@ class TrainSetupError(StartupError, ValueError):
     """A `train` flag, data folder or --resume state that training cannot start from."""
 
 
-__all__ = ["StartupError", "SceneError", "PatchError", "ModelFileError", "DisplayError", "ParamError",
-           "EventLogError", "TrainSetupError"]
+__all__ = [
+    "StartupError",
+    "SceneError",
+    "PatchError",
+    "ModelFileError",
+    "DisplayError",
+    "ParamError",
+    "EventLogError",
+    "TrainSetupError",
+]

@@ -105,17 +105,22 @@ def _render_size(text: str) -> int:
 
 
 def _add_picture_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--size", type=_size, help="window or output size WxH (default: window 1280x720, render the model size)")
+    p.add_argument(
+        "--size", type=_size, help="window or output size WxH (default: window 1280x720, render the model size)"
+    )
     p.add_argument("--render-size", type=_render_size, help="the model's drawing size in px (default: its native size)")
-    p.add_argument("--aspect", choices=("fit", "fill", "stretch"), default="fit", help="square model on a non-square output")
+    p.add_argument(
+        "--aspect", choices=("fit", "fill", "stretch"), default="fit", help="square model on a non-square output"
+    )
     p.add_argument("--fps", type=_positive_float, default=None, help="frames per second (show: 60, render: 30)")
     _add_device_args(p)
 
 
 def _add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="where the model runs")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for the model (default 1: see docs/BENCHMARKS.md)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for the model (default 1: see docs/BENCHMARKS.md)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     show = sub.add_parser("show", help="play scenes live in a window (or headless)")
-    show.add_argument("--scene", action="append", type=Path, help="scene file (repeatable; default scenes/default.toml)")
+    show.add_argument(
+        "--scene", action="append", type=Path, help="scene file (repeatable; default scenes/default.toml)"
+    )
     _add_picture_args(show)
     show.add_argument("--fullscreen", action="store_true", help="fullscreen on the chosen display")
     show.add_argument("--display", type=int, help="display index, 0-based (default: the primary one)")
@@ -132,22 +139,39 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--no-vsync", action="store_true", help="pace with a timer even where vsync works")
     show.add_argument("--seconds", type=_positive_float, help="stop after this many seconds")
     show.add_argument("--stats", type=Path, help="write frame statistics JSON here when the show ends")
-    show.add_argument("--record-events", type=Path, metavar="FILE",
-                      help="record every applied input event as JSON lines (replay with render --events)")
+    show.add_argument(
+        "--record-events",
+        type=Path,
+        metavar="FILE",
+        help="record every applied input event as JSON lines (replay with render --events)",
+    )
     _add_control_args(show)
     _add_sound_args(show)
 
     render = sub.add_parser("render", help="render a scene offline to an mp4 or a PNG folder")
-    render.add_argument("--scene", action="append", type=Path,
-                        help="scene file (repeatable; default scenes/default.toml, or the --events log's scenes)")
+    render.add_argument(
+        "--scene",
+        action="append",
+        type=Path,
+        help="scene file (repeatable; default scenes/default.toml, or the --events log's scenes)",
+    )
     _add_picture_args(render)
     render.add_argument("--seconds", type=_positive_float, help="length in seconds (default with --events: the log's)")
-    render.add_argument("--events", type=Path, metavar="FILE",
-                        help="replay a performance recorded with show --record-events, frame for frame")
+    render.add_argument(
+        "--events",
+        type=Path,
+        metavar="FILE",
+        help="replay a performance recorded with show --record-events, frame for frame",
+    )
     render.add_argument("--out", required=True, help="FILE.mp4, or DIR/ for a PNG sequence")
-    render.add_argument("--patch", action="append", type=Path, metavar="FILE",
-                        help="patch file whose LFO, beat and audio routes modulate the render (repeatable; "
-                             "default with --events: the recorded show's)")
+    render.add_argument(
+        "--patch",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="patch file whose LFO, beat and audio routes modulate the render (repeatable; "
+        "default with --events: the recorded show's)",
+    )
 
     _add_train_args(sub)
 
@@ -160,20 +184,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_args(bench)
     bench.add_argument("--frames", type=int, default=300, help="frames measured per scene")
     bench.add_argument("--json", type=Path, help="write the results as JSON here")
-    bench.add_argument("--control", action="store_true",
-                       help="input latency instead: OSC (and MIDI) send to the first presented frame that shows it")
-    bench.add_argument("--messages", type=int, default=600,
-                       help="with --control: messages sent per transport (half to each address)")
-    bench.add_argument("--sound", type=float, metavar="SECONDS",
-                       help="sound instead: a show of --sound-scene through a JACK dummy server for SECONDS, "
-                            "recorded; underruns, note timing and pitch, MIDI note pairs")
+    bench.add_argument(
+        "--control",
+        action="store_true",
+        help="input latency instead: OSC (and MIDI) send to the first presented frame that shows it",
+    )
+    bench.add_argument(
+        "--messages", type=int, default=600, help="with --control: messages sent per transport (half to each address)"
+    )
+    bench.add_argument(
+        "--sound",
+        type=float,
+        metavar="SECONDS",
+        help="sound instead: a show of --sound-scene through a JACK dummy server for SECONDS, "
+        "recorded; underruns, note timing and pitch, MIDI note pairs",
+    )
     bench.add_argument("--sound-scene", type=Path, metavar="FILE", help="scene for --sound (default scenes/verse.toml)")
-    bench.add_argument("--link", type=float, metavar="SECONDS",
-                       help="Ableton Link instead: join a Link peer's session (another process) for SECONDS and "
-                            "measure the beat phase error of every presented frame (needs pip install .[link])")
-    bench.add_argument("--osc-flood", type=float, metavar="SECONDS",
-                       help="robustness instead: flood a headless show with 5,000 OSC messages/s plus 10,000 "
-                            "malformed datagrams for SECONDS and print what it kept up with")
+    bench.add_argument(
+        "--link",
+        type=float,
+        metavar="SECONDS",
+        help="Ableton Link instead: join a Link peer's session (another process) for SECONDS and "
+        "measure the beat phase error of every presented frame (needs pip install .[link])",
+    )
+    bench.add_argument(
+        "--osc-flood",
+        type=float,
+        metavar="SECONDS",
+        help="robustness instead: flood a headless show with 5,000 OSC messages/s plus 10,000 "
+        "malformed datagrams for SECONDS and print what it kept up with",
+    )
     return parser
 
 
@@ -193,8 +233,9 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
     d = GanTrainOptions
     p.add_argument("--data", required=True, metavar="DIR", help="folder of .png/.jpg/.jpeg/.webp images")
     p.add_argument("--size", type=int, default=d.size, help=f"image size: 64, 128, 256 or 512 (default {d.size})")
-    p.add_argument("--latent-dim", type=int, default=d.latent_dim,
-                   help=f"latent vector length (default {d.latent_dim})")
+    p.add_argument(
+        "--latent-dim", type=int, default=d.latent_dim, help=f"latent vector length (default {d.latent_dim})"
+    )
     p.add_argument("--channels", type=int, default=d.channels, help=f"feature maps at 4x4 (default {d.channels})")
     p.add_argument("--batch", type=int, default=d.batch, help=f"batch size (default {d.batch})")
     p.add_argument("--lr", type=float, default=d.lr, help="discriminator Adam learning rate (default 2e-4)")
@@ -209,23 +250,40 @@ def _add_notes_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=d.batch, help=f"windows per step (default {d.batch})")
     p.add_argument("--seq-len", type=int, default=d.seq_len, help=f"tokens per window (default {d.seq_len})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
-    p.add_argument("--transpose", type=int, default=d.transpose,
-                   help=f"random transposition of up to +-N semitones (default {d.transpose}; 0 = off)")
+    p.add_argument(
+        "--transpose",
+        type=int,
+        default=d.transpose,
+        help=f"random transposition of up to +-N semitones (default {d.transpose}; 0 = off)",
+    )
 
 
 def _add_text_args(p: argparse.ArgumentParser) -> None:
     d = TextTrainOptions
     p.add_argument("--data", required=True, metavar="FILE", help="a plain text file (UTF-8 or Latin-1)")
-    _add_seq_size_args(p, d, ("GRU state size", "stacked GRU layers", "character embedding size",
-                              "dropout, for long trainings"))
-    p.add_argument("--seq", type=int, default=d.seq,
-                   help=f"characters per truncated-BPTT step; the state carries over (default {d.seq})")
+    _add_seq_size_args(
+        p, d, ("GRU state size", "stacked GRU layers", "character embedding size", "dropout, for long trainings")
+    )
+    p.add_argument(
+        "--seq",
+        type=int,
+        default=d.seq,
+        help=f"characters per truncated-BPTT step; the state carries over (default {d.seq})",
+    )
     p.add_argument("--batch", type=int, default=d.batch, help=f"parallel text streams per step (default {d.batch})")
     p.add_argument("--lr", type=float, default=d.lr, help="peak Adam learning rate (default 2e-3)")
-    p.add_argument("--sample-chars", type=int, default=d.sample_chars,
-                   help=f"length of the sample written to PATH.txt (default {d.sample_chars})")
-    p.add_argument("--temperature", type=float, default=d.temperature,
-                   help=f"sampling temperature of PATH.txt (default {d.temperature:g})")
+    p.add_argument(
+        "--sample-chars",
+        type=int,
+        default=d.sample_chars,
+        help=f"length of the sample written to PATH.txt (default {d.sample_chars})",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=d.temperature,
+        help=f"sampling temperature of PATH.txt (default {d.temperature:g})",
+    )
 
 
 def _add_seq_size_args(p: argparse.ArgumentParser, d: type[SeqTrainOptions], helps: tuple[str, ...]) -> None:
@@ -240,26 +298,43 @@ def _add_train_common_args(p: argparse.ArgumentParser) -> None:
     """--out, --minutes | --steps, --resume, --device, --seed, --threads, --checkpoint-every."""
     d = TrainOptions
     p.add_argument(
-        "--out", required=True, metavar="PATH",
+        "--out",
+        required=True,
+        metavar="PATH",
         help="output name: PATH.safetensors (model), samples beside it (PATH.png for gan, .mid for notes, "
         ".txt for text), PATH.state.safetensors (training state for --resume)",
     )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
-        "--minutes", type=_positive_finite, default=d.minutes,
+        "--minutes",
+        type=_positive_finite,
+        default=d.minutes,
         help=f"train for this many wall-clock minutes (default {DEFAULT_MINUTES:g} if no --steps)",
     )
     budget.add_argument("--steps", type=_positive_int, default=d.steps, help="train for this many steps")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from PATH.state.safetensors; the budget counts anew from there")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=d.device,
-                   help=f"auto = cuda if available, else cpu (default {d.device})")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                   help="CPU threads for torch (default 1: on 2 cores a second thread was no faster, "
-                        "and up to 5x slower while anything else ran; docs/TEXT.md)")
     p.add_argument(
-        "--checkpoint-every", type=_positive_finite, default=d.checkpoint_every_s, metavar="SECONDS",
+        "--resume", action="store_true", help="continue from PATH.state.safetensors; the budget counts anew from there"
+    )
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default=d.device,
+        help=f"auto = cuda if available, else cpu (default {d.device})",
+    )
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="CPU threads for torch (default 1: on 2 cores a second thread was no faster, "
+        "and up to 5x slower while anything else ran; docs/TEXT.md)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=_positive_finite,
+        default=d.checkpoint_every_s,
+        metavar="SECONDS",
         help=f"write model, sample grid and state this often (default {d.checkpoint_every_s:g}; the first "
         f"within {d.first_checkpoint_s:g} s or this interval, whichever is shorter)",
     )
@@ -276,80 +351,182 @@ _TRAIN_FAMILIES: dict[str, tuple[Callable[[argparse.ArgumentParser], None], type
 def _add_control_args(show: argparse.ArgumentParser) -> None:
     d = DEFAULTS
     show.add_argument(
-        "--tempo-source", choices=SOURCES, default=d.stage.tempo_source,
+        "--tempo-source",
+        choices=SOURCES,
+        default=d.stage.tempo_source,
         help="where the beat comes from: internal (/tempo/bpm, tap tempo), midi (MIDI clock in), "
-             "link (Ableton Link; needs pip install .[link])",
+        "link (Ableton Link; needs pip install .[link])",
     )
     g = show.add_argument_group("OSC")
-    g.add_argument("--osc-port", type=int, default=d.osc_port,
-                   help=f"UDP port for OSC input (default {d.osc_port}; 0 = off)")
-    g.add_argument("--osc-host", default=d.osc_host,
-                   help="address to listen on (default 127.0.0.1; 0.0.0.0 opens OSC to the network)")
-    g.add_argument("--osc-allow", metavar="CIDR[,CIDR]", default=None,
-                   help="accept OSC only from these networks, e.g. 192.168.1.0/24,127.0.0.1/32")
-    g.add_argument("--osc-out", metavar="HOST:PORT", action="append", default=None,
-                   help="send feedback and status here (repeatable)")
-    g.add_argument("--oscquery-port", type=int, default=d.oscquery_port,
-                   help=f"HTTP port of the OSCQuery discovery document (default {d.oscquery_port}; 0 = off)")
+    g.add_argument(
+        "--osc-port", type=int, default=d.osc_port, help=f"UDP port for OSC input (default {d.osc_port}; 0 = off)"
+    )
+    g.add_argument(
+        "--osc-host",
+        default=d.osc_host,
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 opens OSC to the network)",
+    )
+    g.add_argument(
+        "--osc-allow",
+        metavar="CIDR[,CIDR]",
+        default=None,
+        help="accept OSC only from these networks, e.g. 192.168.1.0/24,127.0.0.1/32",
+    )
+    g.add_argument(
+        "--osc-out",
+        metavar="HOST:PORT",
+        action="append",
+        default=None,
+        help="send feedback and status here (repeatable)",
+    )
+    g.add_argument(
+        "--oscquery-port",
+        type=int,
+        default=d.oscquery_port,
+        help=f"HTTP port of the OSCQuery discovery document (default {d.oscquery_port}; 0 = off)",
+    )
     g.add_argument("--oscquery-host", default=d.oscquery_host, help="address the OSCQuery server listens on")
     g = show.add_argument_group("MIDI and patches")
-    g.add_argument("--midi-in", action="append", default=[], metavar="NAME",
-                   help="MIDI input port to open: a substring of its name, or 'all' (repeatable; waited for if absent)")
-    g.add_argument("--midi-api", choices=sorted(API_NAMES),
-                   help="MIDI system (default: $MIDO_BACKEND, else python-rtmidi's default)")
-    g.add_argument("--patch", action="append", default=[], type=Path, metavar="FILE",
-                   help="patch file mapping controls to params (repeatable; later files win)")
-    g.add_argument("--learn-save", type=Path, metavar="FILE",
-                   help=f"where MIDI learn saves bindings, loaded at start (default {default_learn_file()})")
-    g.add_argument("--notes-prime", action="store_true",
-                   help="notes played on --midi-in that no patch route uses prime the scene's melody: "
-                        "play a phrase, and the model continues from it")
-    g.add_argument("--midi-feedback", metavar="NAME",
-                   help="MIDI output port (substring) that receives feedback for routes with feedback = true")
+    g.add_argument(
+        "--midi-in",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="MIDI input port to open: a substring of its name, or 'all' (repeatable; waited for if absent)",
+    )
+    g.add_argument(
+        "--midi-api",
+        choices=sorted(API_NAMES),
+        help="MIDI system (default: $MIDO_BACKEND, else python-rtmidi's default)",
+    )
+    g.add_argument(
+        "--patch",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="patch file mapping controls to params (repeatable; later files win)",
+    )
+    g.add_argument(
+        "--learn-save",
+        type=Path,
+        metavar="FILE",
+        help=f"where MIDI learn saves bindings, loaded at start (default {default_learn_file()})",
+    )
+    g.add_argument(
+        "--notes-prime",
+        action="store_true",
+        help="notes played on --midi-in that no patch route uses prime the scene's melody: "
+        "play a phrase, and the model continues from it",
+    )
+    g.add_argument(
+        "--midi-feedback",
+        metavar="NAME",
+        help="MIDI output port (substring) that receives feedback for routes with feedback = true",
+    )
 
 
 def _add_sound_args(show: argparse.ArgumentParser) -> None:
     d = DEFAULTS
     g = show.add_argument_group("audio")
-    g.add_argument("--audio-device", metavar="DEVICE",
-                   help="output device: part of its name, its index, or a host API such as jack or alsa "
-                        "(default: JACK when a JACK server runs, else the system default)")
-    g.add_argument("--sample-rate", type=_count(8000, 384000), metavar="HZ",
-                   help="sample rate (default: the JACK server's rate under JACK, else 48000)")
-    g.add_argument("--block-size", type=_count(16, 8192), default=d.block_size, metavar="FRAMES",
-                   help=f"frames per audio block (default {d.block_size}: 5.3 ms at 48 kHz)")
-    g.add_argument("--audio-latency", type=_count(1, 64), default=d.audio_latency, metavar="BLOCKS",
-                   help=f"blocks rendered ahead of the sound card (default {d.audio_latency}: 21 ms at 256 frames, "
-                        "48 kHz)")
-    g.add_argument("--synth-voices", type=_count(1, 64), default=d.synth_voices, metavar="N",
-                   help=f"synth polyphony (default {d.synth_voices})")
+    g.add_argument(
+        "--audio-device",
+        metavar="DEVICE",
+        help="output device: part of its name, its index, or a host API such as jack or alsa "
+        "(default: JACK when a JACK server runs, else the system default)",
+    )
+    g.add_argument(
+        "--sample-rate",
+        type=_count(8000, 384000),
+        metavar="HZ",
+        help="sample rate (default: the JACK server's rate under JACK, else 48000)",
+    )
+    g.add_argument(
+        "--block-size",
+        type=_count(16, 8192),
+        default=d.block_size,
+        metavar="FRAMES",
+        help=f"frames per audio block (default {d.block_size}: 5.3 ms at 48 kHz)",
+    )
+    g.add_argument(
+        "--audio-latency",
+        type=_count(1, 64),
+        default=d.audio_latency,
+        metavar="BLOCKS",
+        help=f"blocks rendered ahead of the sound card (default {d.audio_latency}: 21 ms at 256 frames, 48 kHz)",
+    )
+    g.add_argument(
+        "--synth-voices",
+        type=_count(1, 64),
+        default=d.synth_voices,
+        metavar="N",
+        help=f"synth polyphony (default {d.synth_voices})",
+    )
     g.add_argument("--no-audio", action="store_true", help="no sound output")
-    g.add_argument("--audio-in", metavar="DEVICE",
-                   help="analyse this input (name part, index or host API; 'auto' for the default) "
-                        "into level, band and onset features")
+    g.add_argument(
+        "--audio-in",
+        metavar="DEVICE",
+        help="analyse this input (name part, index or host API; 'auto' for the default) "
+        "into level, band and onset features",
+    )
     g = show.add_argument_group("generated notes")
-    g.add_argument("--notes-out", metavar="NAME",
-                   help="MIDI output port (substring of its name) for the generated notes; waited for if absent")
-    g.add_argument("--notes-channel", type=_channel, default=d.notes_channel, metavar="N",
-                   help=f"MIDI channel of the generated notes, 1-16 (default {d.notes_channel})")
-    g.add_argument("--note-log", type=Path, metavar="FILE",
-                   help="write every generated note as a JSON line {t, pitch, velocity, duration}")
+    g.add_argument(
+        "--notes-out",
+        metavar="NAME",
+        help="MIDI output port (substring of its name) for the generated notes; waited for if absent",
+    )
+    g.add_argument(
+        "--notes-channel",
+        type=_channel,
+        default=d.notes_channel,
+        metavar="N",
+        help=f"MIDI channel of the generated notes, 1-16 (default {d.notes_channel})",
+    )
+    g.add_argument(
+        "--note-log",
+        type=Path,
+        metavar="FILE",
+        help="write every generated note as a JSON line {t, pitch, velocity, duration}",
+    )
 
 
 def show_config(args: argparse.Namespace, device: str, scenes: tuple[Path, ...]) -> ShowConfig:
     """A parsed `show` command as its config (`device` already resolved: "cpu" or "cuda")."""
     return ShowConfig(
         stage=StageConfig(device=device, render_size=args.render_size, tempo_source=args.tempo_source),
-        scenes=scenes, size=args.size, aspect=args.aspect, fps=float(args.fps or DEFAULTS.fps),
-        fullscreen=args.fullscreen, display=args.display, headless=args.headless, vsync=not args.no_vsync,
-        seconds=args.seconds, stats=args.stats, record_events=args.record_events,
-        osc_port=args.osc_port or 0, osc_host=args.osc_host, osc_allow=args.osc_allow,
-        osc_out=tuple(args.osc_out or ()), oscquery_port=args.oscquery_port or 0, oscquery_host=args.oscquery_host,
-        midi_in=tuple(args.midi_in), midi_api=args.midi_api, patch=tuple(args.patch), learn_save=args.learn_save,
-        notes_prime=args.notes_prime, midi_feedback=args.midi_feedback,
-        audio_device=args.audio_device, sample_rate=args.sample_rate, block_size=args.block_size,
-        audio_latency=args.audio_latency, synth_voices=args.synth_voices, no_audio=args.no_audio,
-        audio_in=args.audio_in, notes_out=args.notes_out, notes_channel=args.notes_channel, note_log=args.note_log,
+        scenes=scenes,
+        size=args.size,
+        aspect=args.aspect,
+        fps=float(args.fps or DEFAULTS.fps),
+        fullscreen=args.fullscreen,
+        display=args.display,
+        headless=args.headless,
+        vsync=not args.no_vsync,
+        seconds=args.seconds,
+        stats=args.stats,
+        record_events=args.record_events,
+        osc_port=args.osc_port or 0,
+        osc_host=args.osc_host,
+        osc_allow=args.osc_allow,
+        osc_out=tuple(args.osc_out or ()),
+        oscquery_port=args.oscquery_port or 0,
+        oscquery_host=args.oscquery_host,
+        midi_in=tuple(args.midi_in),
+        midi_api=args.midi_api,
+        patch=tuple(args.patch),
+        learn_save=args.learn_save,
+        notes_prime=args.notes_prime,
+        midi_feedback=args.midi_feedback,
+        audio_device=args.audio_device,
+        sample_rate=args.sample_rate,
+        block_size=args.block_size,
+        audio_latency=args.audio_latency,
+        synth_voices=args.synth_voices,
+        no_audio=args.no_audio,
+        audio_in=args.audio_in,
+        notes_out=args.notes_out,
+        notes_channel=args.notes_channel,
+        note_log=args.note_log,
     )
 
 

@@ -31,8 +31,7 @@ def make_tiny_gan(path: Path, size: int = 64, latent_dim: int = 16, seed: int = 
     torch.manual_seed(seed)
     cfg = GANConfig(size=size, latent_dim=latent_dim, channels=32, min_channels=8)
     gen = Generator(cfg)
-    save_model(path, gen.state_dict(), kind="gan", config=cfg.to_dict(), data={"folder": "test"},
-               metrics={}, steps=0)
+    save_model(path, gen.state_dict(), kind="gan", config=cfg.to_dict(), data={"folder": "test"}, metrics={}, steps=0)
     return path
 
 
@@ -69,8 +68,13 @@ def seq_scene(tmp_path: Path, scene_file):
 
     def write(extra: str = "", name: str = "seq.toml", notes: str = "") -> Path:
         """`notes` goes into [notes]; `extra` after [text] (text keys, then other tables)."""
-        return scene_file('name = "seq"\n[notes]\nmodel = "notes.safetensors"\n' + notes +
-                          '[text]\nmodel = "text.safetensors"\nrate = 30.0\n' + extra, name=name)
+        return scene_file(
+            'name = "seq"\n[notes]\nmodel = "notes.safetensors"\n'
+            + notes
+            + '[text]\nmodel = "text.safetensors"\nrate = 30.0\n'
+            + extra,
+            name=name,
+        )
 
     return write
 
@@ -123,9 +127,12 @@ def _unit_tests_start_no_process_and_open_no_socket(request, monkeypatch):
 
         def call(self, *a, **kw):
             if self.family in (socket.AF_INET, socket.AF_INET6):
-                pytest.fail(f"a unit test used a network socket (socket.{name}{a!r}): mark it "
-                            "@pytest.mark.integration", pytrace=False)
+                pytest.fail(
+                    f"a unit test used a network socket (socket.{name}{a!r}): mark it @pytest.mark.integration",
+                    pytrace=False,
+                )
             return real(self, *a, **kw)
+
         return call
 
     monkeypatch.setattr(subprocess.Popen, "__init__", popen)

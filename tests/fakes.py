@@ -37,6 +37,7 @@ class FakeOutput(FrameBuffer):
 
 # -- MIDI: an in-memory port backend and a light show for routing tests ---------------
 
+
 class FakeMidiInPort:
     def __init__(self, name: str, callback, clock: bool) -> None:
         self.name, self.callback, self.clock, self.closed = name, callback, clock, False

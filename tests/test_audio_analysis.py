@@ -26,7 +26,7 @@ def onsets(x: np.ndarray, chunk: int = 512) -> list[float]:
     """Feed x in chunks; the times (s) at which the onset count rose."""
     fe, times, count = FeatureExtractor(RATE), [], 0
     for i in range(0, len(x), chunk):
-        f = fe.process(x[i:i + chunk])
+        f = fe.process(x[i : i + chunk])
         if f.onsets > count:
             times.append(i / RATE)
             count = f.onsets
@@ -49,7 +49,7 @@ def test_silence_is_zero_everywhere():
 
 def test_a_sine_burst_gives_one_onset_at_its_start():
     x = np.zeros(2 * RATE)
-    x[RATE // 2:RATE // 2 + 6000] = 0.5 * np.sin(2 * np.pi * 440 * T[:6000]) * faded(6000)
+    x[RATE // 2 : RATE // 2 + 6000] = 0.5 * np.sin(2 * np.pi * 440 * T[:6000]) * faded(6000)
     assert onsets(x) == [pytest.approx(0.5, abs=0.015)]
 
 
@@ -60,7 +60,7 @@ def test_bursts_in_noise_each_give_an_onset_and_noise_alone_none_after_its_start
     starts = [0.5 + 0.5 * k for k in range(6)]
     for s in starts:
         i = int(s * RATE)
-        x[i:i + 4000] += 0.8 * np.sin(2 * np.pi * 300 * T[:4000]) * faded(4000)
+        x[i : i + 4000] += 0.8 * np.sin(2 * np.pi * 300 * T[:4000]) * faded(4000)
     assert onsets(x)[1:] == [pytest.approx(s, abs=0.015) for s in starts]
 
 
@@ -70,13 +70,13 @@ def test_a_sustained_chord_with_beating_partials_fires_only_on_the_hits():
     hits = [0.5 + 0.5 * k for k in range(7)]
     for s in hits:
         i = int(s * RATE)
-        x[i:i + 6000] += 0.5 * rng.standard_normal(6000) * np.exp(-np.arange(6000) / 800)
+        x[i : i + 6000] += 0.5 * rng.standard_normal(6000) * np.exp(-np.arange(6000) / 800)
     assert onsets(x)[1:] == [pytest.approx(s, abs=0.015) for s in hits]
 
 
 def test_onset_pulse_and_levels_are_smoothed():
     fe = FeatureExtractor(RATE, AnalysisConfig(release_s=0.1, onset_release_s=0.1))
-    loud = 0.5 * np.sin(2 * np.pi * 440 * T[:RATE // 4]) * faded(RATE // 4)  # a hard stop is an onset too
+    loud = 0.5 * np.sin(2 * np.pi * 440 * T[: RATE // 4]) * faded(RATE // 4)  # a hard stop is an onset too
     f = fe.process(loud)
     assert f.onsets == 1 and f.mid > 0.85
     f = fe.process(np.zeros(int(0.1 * RATE)))  # one release time constant of silence

@@ -43,14 +43,22 @@ def test_host_api_name_substring_and_index():
     assert choose(WITH_JACK, "0").index == 0
 
 
-@pytest.mark.parametrize("table,spec,kind,words", [
-    (NO_JACK, "jack", "output", ["--audio-device", "jack", "USB Audio CODEC"]),
-    (WITH_JACK, "focusrite", "output", ["--audio-device", "'focusrite'", "system (JACK", "host APIs: ALSA"]),
-    (WITH_JACK, "usb", "input", ["--audio-in", "no input device", "Mic Array"]),
-    (WITH_JACK, "9", "output", ["--audio-device 9", "no output device has that index"]),
-    (WITH_JACK, "2", "output", ["no output device has that index"]),  # input-only
-    (WITH_JACK, "\u00b2", "output", ["--audio-device", "no output device or host API matches"]),  # isdigit() but not int()
-])
+@pytest.mark.parametrize(
+    "table,spec,kind,words",
+    [
+        (NO_JACK, "jack", "output", ["--audio-device", "jack", "USB Audio CODEC"]),
+        (WITH_JACK, "focusrite", "output", ["--audio-device", "'focusrite'", "system (JACK", "host APIs: ALSA"]),
+        (WITH_JACK, "usb", "input", ["--audio-in", "no input device", "Mic Array"]),
+        (WITH_JACK, "9", "output", ["--audio-device 9", "no output device has that index"]),
+        (WITH_JACK, "2", "output", ["no output device has that index"]),  # input-only
+        (
+            WITH_JACK,
+            "\u00b2",
+            "output",
+            ["--audio-device", "no output device or host API matches"],
+        ),  # isdigit() but not int()
+    ],
+)
 def test_absent_named_device_is_a_startup_error_naming_flag_and_choices(table, spec, kind, words):
     flag = "--audio-in" if kind == "input" else "--audio-device"
     with pytest.raises(StartupError) as err:
@@ -101,8 +109,7 @@ class FakeSounddevice:
         if self.fail:
             raise self.PortAudioError("Invalid sample rate [PaErrorCode -9997]")
         self.opened.append(kw)
-        return SimpleNamespace(latency=0.005, start=lambda: None, stop=lambda: None, close=lambda: None,
-                               active=True)
+        return SimpleNamespace(latency=0.005, start=lambda: None, stop=lambda: None, close=lambda: None, active=True)
 
 
 def fake(monkeypatch, table: DeviceTable, fail: bool = False) -> FakeSounddevice:

@@ -48,8 +48,9 @@ def parse(*argv: str):
 
 
 def pure_synth() -> Synth:
-    settings = SynthSettings(waveform=0, attack=0.001, sustain=1.0, release=0.005, cutoff=20000.0,
-                             resonance=0.0, gain=-6.0)
+    settings = SynthSettings(
+        waveform=0, attack=0.001, sustain=1.0, release=0.005, cutoff=20000.0, resonance=0.0, gain=-6.0
+    )
     return Synth(RATE, settings=settings)
 
 
@@ -74,14 +75,14 @@ def show_loop(out, start: float, seconds: float, warm: dict) -> None:
 def found_onsets(x: np.ndarray) -> list[int]:
     """Samples where |x| exceeds 0.02 with no such sample in the 50 ms before."""
     loud = np.abs(x) > 0.02
-    recent = np.convolve(loud, np.ones(2400), "full")[:len(x)]  # loud samples in the 50 ms up to i
+    recent = np.convolve(loud, np.ones(2400), "full")[: len(x)]  # loud samples in the 50 ms up to i
     return [int(i) for i in np.flatnonzero(loud) if i > 2400 and recent[i - 1] == 0]
 
 
 def peak_hz(x: np.ndarray) -> float:
     spec = np.abs(np.fft.rfft(x * np.hanning(len(x)), 8 * len(x)))
     k = int(np.argmax(spec[1:-1])) + 1
-    a, b, c = np.log(spec[k - 1:k + 2] + 1e-20)
+    a, b, c = np.log(spec[k - 1 : k + 2] + 1e-20)
     return (k + 0.5 * (a - c) / (a - 2 * b + c)) * RATE / (8 * len(x))
 
 
@@ -92,8 +93,11 @@ def test_notes_scheduled_at_show_times_play_on_time_and_in_tune(jack, tmp_path):
     # -B: a ring for the whole 5 s, so a disk that stalls (a busy shared machine) cannot make
     # jack_rec drop samples (it says "overruns" then) and with them a note.
     with rec_log.open("w") as log:
-        rec = subprocess.Popen(["jack_rec", "-f", str(wav), "-d", "5", "-b", "16", "-B", str(2 ** 18),
-                                our_port("out_0")], stdout=log, stderr=subprocess.STDOUT)
+        rec = subprocess.Popen(
+            ["jack_rec", "-f", str(wav), "-d", "5", "-b", "16", "-B", str(2**18), our_port("out_0")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     warm: dict = {}
     try:
         start = time.perf_counter()
@@ -110,15 +114,17 @@ def test_notes_scheduled_at_show_times_play_on_time_and_in_tune(jack, tmp_path):
     rate, rec_x = read_wav(wav)
     x = rec_x[:, 0]
     onsets = found_onsets(x)
-    assert rate == RATE and len(onsets) == len(NOTES), (f"onsets at {[round(i / RATE, 3) for i in onsets]} s of "
-                                                        f"{len(x) / RATE:.2f} s recorded; notes at "
-                                                        f"{[at for at, _ in NOTES]} s + latency")
+    assert rate == RATE and len(onsets) == len(NOTES), (
+        f"onsets at {[round(i / RATE, 3) for i in onsets]} s of "
+        f"{len(x) / RATE:.2f} s recorded; notes at "
+        f"{[at for at, _ in NOTES]} s + latency"
+    )
     wanted = np.array([at for at, _ in NOTES])
     got = np.array(onsets) / RATE
     offset = np.median(got - wanted)  # when jack_rec started, plus the output latency
-    assert np.all(np.abs(got - wanted - offset) < 0.030), (got - wanted - offset)
+    assert np.all(np.abs(got - wanted - offset) < 0.030), got - wanted - offset
     for (_, pitch), i in zip(NOTES, onsets):
-        hz = peak_hz(x[i + 240:i + 240 + 4800])  # 100 ms after the first 5 ms
+        hz = peak_hz(x[i + 240 : i + 240 + 4800])  # 100 ms after the first 5 ms
         assert abs(1200 * np.log2(hz / midi_to_hz(pitch))) < 50, (pitch, hz)
 
 
@@ -167,8 +173,13 @@ def test_a_process_whose_jack_server_died_still_exits_cleanly(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     with dummy_server(log_file=tmp_path / "jackd.log") as name:
         assert jack_server_running(name) and jack_server_running(name + "-none") is False
-        child = subprocess.Popen([sys.executable, "-c", CHILD.format(repo=str(repo))], text=True,
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD.format(repo=str(repo))],
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             assert "JACK Audio Connection Kit" in child.stdout.readline()
             subprocess.run(["pkill", "-KILL", "-f", f"jackd -n {name} "], check=True, timeout=10)

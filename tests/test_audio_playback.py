@@ -108,6 +108,7 @@ def test_producer_thread_keeps_up_when_woken_by_the_callback():
 
 def test_streamed_path_equals_offline_render():
     """producer -> ring -> callback (driven by a fake stream) plays exactly the offline samples."""
+
     def schedule(synth):
         for i, pitch in enumerate([60, 67, 72, 79]):
             synth.schedule(1000 + 3000 * i, pitch, 100, 4000)

@@ -17,7 +17,7 @@ RATE = 48000
 def render(synth: Synth, frames: int, block: int = 256, channels: int = 1) -> np.ndarray:
     out = np.zeros((frames, channels), dtype=np.float32)
     for i in range(0, frames, block):
-        synth.render(out[i:i + block])
+        synth.render(out[i : i + block])
     return out
 
 
@@ -32,7 +32,7 @@ def peak_hz(x: np.ndarray) -> float:
     """Frequency of the strongest spectral peak, refined by parabolic interpolation."""
     spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
     k = int(np.argmax(spec[1:-1])) + 1
-    a, b, c = np.log(spec[k - 1:k + 2] + 1e-20)
+    a, b, c = np.log(spec[k - 1 : k + 2] + 1e-20)
     return (k + 0.5 * (a - c) / (a - 2 * b + c)) * RATE / len(x)
 
 
@@ -172,7 +172,7 @@ def test_settings_specs_clamp_and_become_params():
 def test_block_filter_equals_the_per_sample_recurrence():
     x = np.random.default_rng(1).standard_normal(1000)
     filt = BlockFilter(RATE)
-    y = np.concatenate([filt.process(x[i:i + 200], 1000.0, 0.7) for i in range(0, 1000, 200)])
+    y = np.concatenate([filt.process(x[i : i + 200], 1000.0, 0.7) for i in range(0, 1000, 200)])
     A, B, C, D = _coefficients(2.0 ** (round(math.log2(1000.0) * 96) / 96), 0.7, RATE)
     s, ref = np.zeros(2), []
     for v in x:

@@ -12,8 +12,12 @@ from engine.bench.latency import BRIGHTNESS, LATENT, Trace
 def test_latency_matching_uses_the_first_present_after_the_send():
     trace = Trace(
         sent=[(BRIGHTNESS, 0.5, 1.000), (LATENT, 1.25, 1.004), (BRIGHTNESS, 0.75, 1.020)],
-        frames=[(0.990, 0.5, 0.0),  # before the send: does not count, even with the same value
-                (1.010, 0.5, 0.0), (1.027, 0.5, 1.25), (1.043, 0.75, 1.25)],
+        frames=[
+            (0.990, 0.5, 0.0),  # before the send: does not count, even with the same value
+            (1.010, 0.5, 0.0),
+            (1.027, 0.5, 1.25),
+            (1.043, 0.75, 1.25),
+        ],
     )
     lat = latencies(trace)
     assert lat[BRIGHTNESS] == [pytest.approx(10.0), pytest.approx(23.0)]

@@ -27,9 +27,15 @@ CONFIG = GANConfig(size=64, latent_dim=8, channels=32)
 def _save_gan(path: Path, config: GANConfig = CONFIG) -> Generator:
     torch.manual_seed(0)
     g = Generator(config)
-    save_model(path, g.state_dict(), kind="gan", config=config.to_dict(),
-               data={"folder": "x", "images": 4, "skipped": 1},
-               metrics={"sample_distance": 0.5}, steps=12)
+    save_model(
+        path,
+        g.state_dict(),
+        kind="gan",
+        config=config.to_dict(),
+        data={"folder": "x", "images": 4, "skipped": 1},
+        metrics={"sample_distance": 0.5},
+        steps=12,
+    )
     return g
 
 

@@ -43,8 +43,9 @@ def test_integer_bounds_and_huge_values():
     fails(lambda: ck().integer("n", -1, 0, 9), "an integer from 0 to 9, got -1")
 
 
-@pytest.mark.parametrize("value", [True, "1.0", None, [1.0], {"a": {"b": 1}}, math.nan, math.inf, -math.inf,
-                                   HUGE, -HUGE])
+@pytest.mark.parametrize(
+    "value", [True, "1.0", None, [1.0], {"a": {"b": 1}}, math.nan, math.inf, -math.inf, HUGE, -HUGE]
+)
 def test_number_refuses_what_is_not_a_finite_number(value):
     fails(lambda: ck().number("x", value), "key 'x'", "a finite number")
 
@@ -103,12 +104,15 @@ def test_default_error_is_startup_error_and_any_class_will_do():
         raise Checker("path kind 'walk'", ValueError).fail("k", "x")
 
 
-@pytest.mark.parametrize("raw, fragment", [
-    (b"a = [\n", "not valid TOML"),
-    (b"a = \"\xff\"\n", "not UTF-8 text (byte 0xff"),
-    (b"a = " + b"9" * 5000 + b"\n", "ValueError: Exceeds the limit"),
-    (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "RecursionError"),
-])
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        (b"a = [\n", "not valid TOML"),
+        (b'a = "\xff"\n', "not UTF-8 text (byte 0xff"),
+        (b"a = " + b"9" * 5000 + b"\n", "ValueError: Exceeds the limit"),
+        (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "RecursionError"),
+    ],
+)
 def test_parse_toml_turns_every_tomllib_failure_into_the_error(raw, fragment):
     with pytest.raises(SceneError) as e:
         parse_toml(Path("f.toml"), raw, SceneError)

@@ -28,7 +28,9 @@ def expect_error(capsys, argv, *fragments):
 
 def test_scene_naming_missing_model(capsys, scene_file):
     f = scene_file(model="gone.safetensors")
-    expect_error(capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", "x.mp4"], str(f), "'model'", "gone.safetensors")
+    expect_error(
+        capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", "x.mp4"], str(f), "'model'", "gone.safetensors"
+    )
 
 
 def test_typo_in_key(capsys, scene_file):
@@ -41,25 +43,32 @@ def test_out_of_range_value(capsys, scene_file):
     expect_error(capsys, ["show", "--scene", str(f)], str(f), "params.truncation", "0.0 to 2.0")
 
 
-@pytest.mark.parametrize("body, key", [
-    ("seed = 1e400\n", "'seed'"),
-    ("seed = " + "9" * 400 + "\n", "'seed'"),
-    ("[path]\nseconds_per_key = " + "9" * 400 + "\n", "'path.seconds_per_key'"),
-    ("[path]\nkeys = " + "9" * 400 + "\n", "'path.keys'"),
-    ("[params]\nspeed = { default = " + "9" * 400 + " }\n", "'params.speed.default'"),
-    ("[synth]\ncutoff = nan\n", "'synth.cutoff'"),
-])
+@pytest.mark.parametrize(
+    "body, key",
+    [
+        ("seed = 1e400\n", "'seed'"),
+        ("seed = " + "9" * 400 + "\n", "'seed'"),
+        ("[path]\nseconds_per_key = " + "9" * 400 + "\n", "'path.seconds_per_key'"),
+        ("[path]\nkeys = " + "9" * 400 + "\n", "'path.keys'"),
+        ("[params]\nspeed = { default = " + "9" * 400 + " }\n", "'params.speed.default'"),
+        ("[synth]\ncutoff = nan\n", "'synth.cutoff'"),
+    ],
+)
 def test_huge_and_non_finite_numbers_are_one_line(capsys, tmp_path, scene_file, body, key):
     """Integers no float holds once ended in an OverflowError traceback (patches said it in one line)."""
     f = scene_file(body, name="bad.toml")
-    expect_error(capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", str(tmp_path / "x.mp4")],
-                 str(f), key)
+    expect_error(capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", str(tmp_path / "x.mp4")], str(f), key)
 
 
 def test_huge_notes_value_is_one_line(capsys, tmp_path, seq_scene):
     f = seq_scene(notes="temperature = " + "9" * 400 + "\n")
-    expect_error(capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", str(tmp_path / "x.mp4")],
-                 str(f), "'notes.temperature'", "a finite number")
+    expect_error(
+        capsys,
+        ["render", "--scene", str(f), "--seconds", "1", "--out", str(tmp_path / "x.mp4")],
+        str(f),
+        "'notes.temperature'",
+        "a finite number",
+    )
 
 
 def test_malformed_toml(capsys, tmp_path):
@@ -73,14 +82,18 @@ def test_truncated_model_file(capsys, tmp_path, scene_file):
     data = m.read_bytes()
     m.write_bytes(data[: len(data) // 2])
     f = scene_file(model="cut.safetensors")
-    expect_error(capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", str(tmp_path / "o.mp4")], "cut.safetensors")
+    expect_error(
+        capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", str(tmp_path / "o.mp4")], "cut.safetensors"
+    )
 
 
 def test_pickle_renamed_to_safetensors(capsys, tmp_path, scene_file):
     evil = tmp_path / "evil.safetensors"
     evil.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
     f = scene_file(model="evil.safetensors")
-    expect_error(capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", str(tmp_path / "o.mp4")], "evil.safetensors")
+    expect_error(
+        capsys, ["render", "--scene", str(f), "--seconds", "1", "--out", str(tmp_path / "o.mp4")], "evil.safetensors"
+    )
 
 
 def test_display_that_does_not_exist(capsys, monkeypatch, scene_file):
@@ -104,9 +117,23 @@ def test_bad_out_suffix(capsys, scene_file):
 @pytest.mark.integration  # a real-time show with its OSC and OSCQuery servers
 def test_headless_show_writes_stats(capsys, tmp_path, scene_file):
     stats = tmp_path / "s.json"
-    code, out, err = run_cli(capsys, "show", "--headless", "--scene", str(scene_file("")), "--seconds", "1.5",
-                             "--stats", str(stats), "--fps", "30", "--osc-port", str(free_udp_port()),
-                             "--oscquery-port", str(free_tcp_port()))
+    code, out, err = run_cli(
+        capsys,
+        "show",
+        "--headless",
+        "--scene",
+        str(scene_file("")),
+        "--seconds",
+        "1.5",
+        "--stats",
+        str(stats),
+        "--fps",
+        "30",
+        "--osc-port",
+        str(free_udp_port()),
+        "--oscquery-port",
+        str(free_tcp_port()),
+    )
     assert code == 0, err
     s = json.loads(stats.read_text())
     assert set(s) >= {"frames", "seconds", "fps", "frame_ms", "late_frames"}

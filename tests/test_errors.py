@@ -26,8 +26,13 @@ def test_old_homes_name_the_same_classes():
     from engine.models.checkpoint import ModelFileError
 
     assert (SceneError, SeqSceneError, ModelFileError, DisplayError, ParamError, EventLogError) == (
-        errors.SceneError, errors.SceneError, errors.ModelFileError, errors.DisplayError, errors.ParamError,
-        errors.EventLogError)
+        errors.SceneError,
+        errors.SceneError,
+        errors.ModelFileError,
+        errors.DisplayError,
+        errors.ParamError,
+        errors.EventLogError,
+    )
 
 
 def _engine_imports(path: Path) -> set[str]:

@@ -57,7 +57,10 @@ def live_run(paths, log_path, frames=40):
         30: [Event("set", "/nope", 1.0, source="osc"), Event("set", "/master/brightness", float("nan"), source="osc")],
     }
     during = {  # put during the forward pass of frame k: post params now, the rest next frame
-        10: [Event("set", "/master/brightness", 0.0, source="osc"), Event("set", "/deck/a/latent/1", -2.0, source="osc")],
+        10: [
+            Event("set", "/master/brightness", 0.0, source="osc"),
+            Event("set", "/deck/a/latent/1", -2.0, source="osc"),
+        ],
         12: [Event("set", "/master/brightness", 1.0, source="osc")],
         20: [Event("verb", "/show/blackout", source="midi")],
     }
@@ -99,8 +102,14 @@ def test_recorded_performance_renders_frame_for_frame(scene_file, tmp_path):
         assert np.array_equal(a, b), f"frame {k} differs"
 
     # at another size: the same progression (same cuts to black, same pictures scaled)
-    render([load_scene(p) for p in log.scenes], seconds=None, fps=FPS, out=f"{tmp_path / 'big'}/",
-           size=(128, 128), events=log)
+    render(
+        [load_scene(p) for p in log.scenes],
+        seconds=None,
+        fps=FPS,
+        out=f"{tmp_path / 'big'}/",
+        size=(128, 128),
+        events=log,
+    )
     big = read_pngs(tmp_path / "big")
     assert len(big) == 40 and big[0].shape == (128, 128, 3)
     for k, (a, b) in enumerate(zip(live, big)):
@@ -111,8 +120,17 @@ def test_recorded_performance_renders_frame_for_frame(scene_file, tmp_path):
 
 def test_bad_log_lines_name_file_and_line(tmp_path):
     header = json.dumps({"latent_stage_events": 1, "fps": 30, "scenes": ["a.toml"]})
-    good = json.dumps({"frame": 3, "phase": "model", "t": 1.0, "source": "osc", "kind": "set",
-                       "address": "/master/brightness", "value": 0.5})
+    good = json.dumps(
+        {
+            "frame": 3,
+            "phase": "model",
+            "t": 1.0,
+            "source": "osc",
+            "kind": "set",
+            "address": "/master/brightness",
+            "value": 0.5,
+        }
+    )
     cases = [
         ("{not json", 1, "not valid JSON"),
         (json.dumps({"fps": 30}), 1, "header"),
@@ -201,13 +219,34 @@ def test_cli_show_records_osc_and_render_replays_it(scene_file, tmp_path):
     from tests.conftest import REPO
 
     port = free_udp_port()
-    scene = scene_file('[path]\nseconds_per_key = 0.5\n')
+    scene = scene_file("[path]\nseconds_per_key = 0.5\n")
     log_path = tmp_path / "gig.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "run_show.py"), "show", "--headless", "--scene", str(scene), "--fps", "30",
-         "--seconds", "3", "--osc-port", str(port), "--oscquery-port", "0", "--record-events", str(log_path),
-         "--threads", "1"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            str(REPO / "run_show.py"),
+            "show",
+            "--headless",
+            "--scene",
+            str(scene),
+            "--fps",
+            "30",
+            "--seconds",
+            "3",
+            "--osc-port",
+            str(port),
+            "--oscquery-port",
+            "0",
+            "--record-events",
+            str(log_path),
+            "--threads",
+            "1",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     started = threading.Event()
     lines = []
 
@@ -222,8 +261,12 @@ def test_cli_show_records_osc_and_render_replays_it(scene_file, tmp_path):
         assert started.wait(60), "".join(lines)
         client = SimpleUDPClient("127.0.0.1", port)
         gap = threading.Event()
-        for address, value in [("/master/brightness", 0.0), ("/master/brightness", 1.0),
-                               ("/deck/a/latent/2", 3.0), ("/master/brightness", 0.5)]:
+        for address, value in [
+            ("/master/brightness", 0.0),
+            ("/master/brightness", 1.0),
+            ("/deck/a/latent/2", 3.0),
+            ("/master/brightness", 0.5),
+        ]:
             gap.wait(0.4)  # spread over the show (a real wait: the show runs in real time)
             client.send_message(address, value)
         assert proc.wait(60) == 0, "".join(lines)
@@ -233,9 +276,24 @@ def test_cli_show_records_osc_and_render_replays_it(scene_file, tmp_path):
     at = {(e.address, e.value): frame for (frame, _), evs in log.events.items() for e in evs}
     assert len(at) == 4 and log.end_frame is not None
     out = tmp_path / "r"
-    r = subprocess.run([sys.executable, str(REPO / "run_show.py"), "-q", "render", "--events", str(log_path),
-                        "--size", "128x128", "--out", f"{out}/"], cwd=REPO, capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "run_show.py"),
+            "-q",
+            "render",
+            "--events",
+            str(log_path),
+            "--size",
+            "128x128",
+            "--out",
+            f"{out}/",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     frames = read_pngs(out)
     assert len(frames) == log.end_frame and frames[0].shape == (128, 128, 3)

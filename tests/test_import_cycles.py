@@ -33,15 +33,28 @@ def check(root: Path, capsys) -> tuple[int, str]:
 @pytest.mark.parametrize("lazy", [False, True])
 def test_a_planted_cycle_fails_even_through_a_lazy_import(tmp_path, lazy, capsys):
     b_import = "def f():\n    from engine.a import x\n" if lazy else "from engine.a import x\n"
-    root = tree(tmp_path, {"engine/__init__.py": "", "engine/a.py": "from engine.core import b\nx = 1\n",
-                           "engine/core/__init__.py": "", "engine/core/b.py": b_import})
+    root = tree(
+        tmp_path,
+        {
+            "engine/__init__.py": "",
+            "engine/a.py": "from engine.core import b\nx = 1\n",
+            "engine/core/__init__.py": "",
+            "engine/core/b.py": b_import,
+        },
+    )
     status, out = check(root, capsys)
     assert status == 1 and "import cycle: engine.a <-> engine.core.b" in out
 
 
 def test_type_checking_imports_and_acyclic_trees_pass(tmp_path, capsys):
-    root = tree(tmp_path, {"engine/__init__.py": "", "engine/a.py": "import engine.b\n",
-                           "engine/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import engine.a\n"})
+    root = tree(
+        tmp_path,
+        {
+            "engine/__init__.py": "",
+            "engine/a.py": "import engine.b\n",
+            "engine/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import engine.a\n",
+        },
+    )
     status, out = check(root, capsys)
     assert status == 0 and "0 cycle(s)" in out
 
@@ -53,8 +66,14 @@ def test_the_engine_has_no_import_cycle(capsys):
 
 # What the pure core may import: itself, the error types, and the pure tables of the
 # synth's and the sequencers' params that the address space is assembled from.
-CORE_MAY_IMPORT = ("engine.core", "engine.errors", "engine.dsp.synth", "engine.dsp.filter", "engine.seq.params",
-                   "engine.seq.scales")
+CORE_MAY_IMPORT = (
+    "engine.core",
+    "engine.errors",
+    "engine.dsp.synth",
+    "engine.dsp.filter",
+    "engine.seq.params",
+    "engine.seq.scales",
+)
 DEVICE_LIBRARIES = {"pygame", "torch", "sounddevice", "rtmidi", "mido", "socket", "pythonosc", "imageio_ffmpeg"}
 
 

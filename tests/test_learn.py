@@ -22,8 +22,13 @@ class Clock:
 
 
 def control(tmp_path, show=None, backend=None, clock=None, patches=()):
-    args = show_config(midi_in=["nano"], midi_api=None, patch=list(patches),
-                              learn_save=tmp_path / "cfg" / "learned.toml", midi_feedback=None)
+    args = show_config(
+        midi_in=["nano"],
+        midi_api=None,
+        patch=list(patches),
+        learn_save=tmp_path / "cfg" / "learned.toml",
+        midi_feedback=None,
+    )
     show = show or ControlShow()
     backend = backend or FakeMidiBackend([PORT])
     c = MidiControl(args, show, backend_factory=lambda: backend, clock=clock or Clock())
@@ -186,13 +191,21 @@ def test_learning_where_the_file_cannot_go_still_binds(tmp_path, caplog):
     assert "could not save" in caplog.text
 
 
-@pytest.mark.parametrize("make,expected", [
-    (lambda f: f.mkdir(), "expected a file for learned bindings"),
-    (lambda f: f.write_bytes(b'[[route]]\nname = "caf\xc3'), "not valid TOML"),  # cut mid-character
-    (lambda f: f.write_text('[[route]]\nsource = { type = "midi", cc = 3 }\naddress = "/master/'), "not valid TOML"),
-    (lambda f: f.write_text('[[route]]\nsource = { type = "midi", cc = 300 }\naddress = "/master/speed"\n'),
-     "key 'source.cc'"),
-])
+@pytest.mark.parametrize(
+    "make,expected",
+    [
+        (lambda f: f.mkdir(), "expected a file for learned bindings"),
+        (lambda f: f.write_bytes(b'[[route]]\nname = "caf\xc3'), "not valid TOML"),  # cut mid-character
+        (
+            lambda f: f.write_text('[[route]]\nsource = { type = "midi", cc = 3 }\naddress = "/master/'),
+            "not valid TOML",
+        ),
+        (
+            lambda f: f.write_text('[[route]]\nsource = { type = "midi", cc = 300 }\naddress = "/master/speed"\n'),
+            "key 'source.cc'",
+        ),
+    ],
+)
 def test_a_bad_learn_file_stops_startup_with_one_line(tmp_path, make, expected):
     f = tmp_path / "learned.toml"
     make(f)

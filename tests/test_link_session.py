@@ -43,8 +43,10 @@ def test_show_joins_a_running_session_follows_it_and_never_sets_its_tempo(scene_
             break
         threading.Event().wait(5.0)  # the other session's test may be over by then
     else:
-        pytest.skip(f"another Ableton Link session shared the network in all {ATTEMPTS} runs "
-                    f"({res['other_peers']} other peer(s)): nothing here to measure the show against alone")
+        pytest.skip(
+            f"another Ableton Link session shared the network in all {ATTEMPTS} runs "
+            f"({res['other_peers']} other peer(s)): nothing here to measure the show against alone"
+        )
     assert res["joined"], str(res)
     assert res["frames_measured"] > 20  # presented frames compared (about 240 on a quiet machine)
     # 0.03 beat is 18 ms at 100 BPM; the lock measured about 0.007 on the 2-core VM

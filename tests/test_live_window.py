@@ -67,8 +67,12 @@ class Show:
         self._err = (tmp_path / "show.err").open("w+")
         self.proc = subprocess.Popen(  # no OSC: its default ports may be taken on this machine
             [sys.executable, "run_show.py", "show", "--osc-port", "0", "--oscquery-port", "0", *args],
-            cwd=REPO, env=self.env,
-            stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err, text=True,
+            cwd=REPO,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=self._err,
+            text=True,
         )
 
     def output(self) -> tuple[str, str]:
@@ -142,8 +146,7 @@ def _check_stats(path: Path) -> dict:
 @pytest.mark.parametrize("xvfb", SCREENS, indirect=True, ids=[WINDOW])
 def test_show_draws_moving_pictures_in_a_window(xvfb: str, start_show, fast_scene: Path, tmp_path: Path) -> None:
     stats_file = tmp_path / "s.json"
-    show = start_show(xvfb, "--scene", str(fast_scene), "--seconds", "6", "--size", WINDOW,
-                      "--stats", str(stats_file))
+    show = start_show(xvfb, "--scene", str(fast_scene), "--seconds", "6", "--size", WINDOW, "--stats", str(stats_file))
     show.wait_for_picture()
     first = screenshot(xvfb)
     time.sleep(1.0)
@@ -167,8 +170,10 @@ def test_show_draws_moving_pictures_in_a_window(xvfb: str, start_show, fast_scen
     out, _ = show.output()
     assert STATS_LINE.search(out), out
     stats = _check_stats(stats_file)
-    print(f"\nXvfb {WINDOW}: {stats['fps']} fps over {stats['seconds']} s, {stats['frames']} frames, "
-          f"frame ms {stats['frame_ms']}, late {stats['late_frames']}")
+    print(
+        f"\nXvfb {WINDOW}: {stats['fps']} fps over {stats['seconds']} s, {stats['frames']} frames, "
+        f"frame ms {stats['frame_ms']}, late {stats['late_frames']}"
+    )
     assert 5.5 <= stats["seconds"] <= 7.0, stats
     assert 50.0 <= stats["fps"] <= 75.0, stats
     assert stats["frames"] >= 50 * 5, stats
@@ -176,8 +181,9 @@ def test_show_draws_moving_pictures_in_a_window(xvfb: str, start_show, fast_scen
 
 @pytest.mark.parametrize("xvfb", SCREENS, indirect=True, ids=[WINDOW])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_ends_the_show_cleanly(xvfb: str, sig: signal.Signals, start_show, fast_scene: Path,
-                                      tmp_path: Path) -> None:
+def test_signal_ends_the_show_cleanly(
+    xvfb: str, sig: signal.Signals, start_show, fast_scene: Path, tmp_path: Path
+) -> None:
     stats_file = tmp_path / "s.json"
     show = start_show(xvfb, "--scene", str(fast_scene), "--size", WINDOW, "--stats", str(stats_file))
     show.wait_for_picture()

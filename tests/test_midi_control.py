@@ -34,8 +34,14 @@ def real_show(scene_file):
     b = scene_file('name = "B"\n', name="b.toml")
     c = scene_file('name = "C"\n', name="c.toml")
     scenes = load_scenes([load_scene(p) for p in (a, b, c)], torch.device("cpu"))
-    return Show(scenes, build_registry(), EventQueue(), FrameRenderer(torch.device("cpu")), FakeOutput(keep=False),
-                FixedClock(30))
+    return Show(
+        scenes,
+        build_registry(),
+        EventQueue(),
+        FrameRenderer(torch.device("cpu")),
+        FakeOutput(keep=False),
+        FixedClock(30),
+    )
 
 
 class Clock:
@@ -120,8 +126,11 @@ def test_each_controller_layout_moves_the_right_params(real_show, tmp_path, patc
 
 def test_a_port_that_does_not_match_the_patch_moves_nothing(real_show, tmp_path):
     be = FakeMidiBackend(["Some Other Synth"])
-    ctl = MidiControl(namespace(tmp_path, midi_in=["all"], patch=[REPO / "patches" / "nanokontrol2.toml"]),
-                      real_show, backend_factory=lambda: be)
+    ctl = MidiControl(
+        namespace(tmp_path, midi_in=["all"], patch=[REPO / "patches" / "nanokontrol2.toml"]),
+        real_show,
+        backend_factory=lambda: be,
+    )
     ctl.watcher.poll()
     be.send("Some Other Synth", 0xB0, 0, 0)
     real_show.run(frames=2)
@@ -131,8 +140,11 @@ def test_a_port_that_does_not_match_the_patch_moves_nothing(real_show, tmp_path)
 def test_pickup_fader_in_the_show(real_show, tmp_path):
     port = PORTS["nanokontrol2.toml"]
     be = FakeMidiBackend([port])
-    ctl = MidiControl(namespace(tmp_path, midi_in=["nano"], patch=[REPO / "patches" / "nanokontrol2.toml"]),
-                      real_show, backend_factory=lambda: be)
+    ctl = MidiControl(
+        namespace(tmp_path, midi_in=["nano"], patch=[REPO / "patches" / "nanokontrol2.toml"]),
+        real_show,
+        backend_factory=lambda: be,
+    )
     ctl.watcher.poll()
     reg = real_show.registry
     reg.set("/deck/a/truncation", 1.0)  # fader 4, range 0..2: the value sits at the middle
@@ -151,9 +163,12 @@ def test_pickup_leds_light_while_a_fader_waits(real_show, tmp_path):
     port, out_port = PORTS["nanokontrol2.toml"], "nanoKONTROL2 MIDI 1 out"
     be = FakeMidiBackend([port], [out_port])
     clock = Clock()
-    ctl = MidiControl(namespace(tmp_path, midi_in=["nano"], midi_feedback="nano",
-                                patch=[REPO / "patches" / "nanokontrol2.toml"]),
-                      real_show, backend_factory=lambda: be, clock=clock)
+    ctl = MidiControl(
+        namespace(tmp_path, midi_in=["nano"], midi_feedback="nano", patch=[REPO / "patches" / "nanokontrol2.toml"]),
+        real_show,
+        backend_factory=lambda: be,
+        clock=clock,
+    )
     ctl.watcher.poll()
     out = be.outputs[out_port]
     reg = real_show.registry
@@ -229,9 +244,12 @@ def test_feedback_echoes_changes_to_the_output(tmp_path):
     show = ControlShow()
     be = FakeMidiBackend([], ["Twister out"])
     clock = Clock()
-    ctl = MidiControl(namespace(tmp_path, midi_feedback="twister",
-                                patch=[REPO / "patches" / "midifighter_twister.toml"]),
-                      show, backend_factory=lambda: be, clock=clock)
+    ctl = MidiControl(
+        namespace(tmp_path, midi_feedback="twister", patch=[REPO / "patches" / "midifighter_twister.toml"]),
+        show,
+        backend_factory=lambda: be,
+        clock=clock,
+    )
     ctl.watcher.poll()  # opens the output and asks the loop for every feedback control's value
     show.pump()  # the loop's frame offers them
     ctl.watcher.send_due()
@@ -280,8 +298,9 @@ def test_unrouted_keys_prime_the_melody_only_when_asked(tmp_path, prime):
     be = FakeMidiBackend(["keys"])
     f = tmp_path / "p.toml"
     f.write_text('[[route]]\nsource = { type = "midi", note = 36 }\nverb = "/show/next"\n')
-    ctl = MidiControl(namespace(tmp_path, midi_in=["keys"], patch=[f], notes_prime=prime), show,
-                      backend_factory=lambda: be)
+    ctl = MidiControl(
+        namespace(tmp_path, midi_in=["keys"], patch=[f], notes_prime=prime), show, backend_factory=lambda: be
+    )
     ctl.watcher.poll()
     be.send("keys", 0x90, 36, 100)  # routed: a verb, never a played note
     be.send("keys", 0x80, 36, 0)  # ...nor its release (which fires nothing)
@@ -310,8 +329,10 @@ def test_random_bytes_through_every_shipped_patch_never_reach_the_show_as_errors
         kind = rng.randrange(4)
         if kind == 0:
             status = rng.choice((0x80, 0x90, 0xB0, 0xC0, 0xE0)) | rng.randrange(16)
-            data = [rng.choice((0, 1, 6, 38, 63, 64, 65, 96, 97, 98, 99, 127, rng.randrange(128)))
-                    for _ in range(1 if status >> 4 == 0xC else 2)]
+            data = [
+                rng.choice((0, 1, 6, 38, 63, 64, 65, 96, 97, 98, 99, 127, rng.randrange(128)))
+                for _ in range(1 if status >> 4 == 0xC else 2)
+            ]
             msg = [status, *data]
         elif kind == 1:
             msg = rng.choice(([0xF8], [0xFA], [0xFB], [0xFC], [0xF2, rng.randrange(128), rng.randrange(128)]))

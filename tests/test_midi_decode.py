@@ -57,10 +57,19 @@ def test_nrpn_data_entry_and_steps():
     assert d.feed([0xB3, 6, 1]) == Gesture("cc", 3, 6, 1)
 
 
-@pytest.mark.parametrize("value,encoding,steps", [
-    (1, "twos", 1), (3, "twos", 3), (127, "twos", -1), (125, "twos", -3),
-    (65, "offset", 1), (63, "offset", -1), (70, "offset", 6), (64, "offset", 0),
-])
+@pytest.mark.parametrize(
+    "value,encoding,steps",
+    [
+        (1, "twos", 1),
+        (3, "twos", 3),
+        (127, "twos", -1),
+        (125, "twos", -3),
+        (65, "offset", 1),
+        (63, "offset", -1),
+        (70, "offset", 6),
+        (64, "offset", 0),
+    ],
+)
 def test_relative_encoders(value, encoding, steps):
     assert relative_steps(value, encoding) == steps
 
@@ -83,11 +92,31 @@ def test_sysex_and_system_messages_are_filtered():
     assert d.filtered == 4 and d.malformed == 0
 
 
-@pytest.mark.parametrize("data", [
-    [], [0x40, 1, 2], [0xB0, 1], [0xB0, 1, 2, 3], [0xB0, 200, 1], [0x90, 60, 128],
-    [0xF4], [0xF5], [0xF9], [0xFD], [0xF7], [0xF0, 1, 2], [0xF0, 0x90, 0xF7], [0xC0],
-    [0xF2, 1], [0x1FF, 1, 2], [-1], ["x", 1, 2], [0xB0, 1.5, 2], None,
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        [],
+        [0x40, 1, 2],
+        [0xB0, 1],
+        [0xB0, 1, 2, 3],
+        [0xB0, 200, 1],
+        [0x90, 60, 128],
+        [0xF4],
+        [0xF5],
+        [0xF9],
+        [0xFD],
+        [0xF7],
+        [0xF0, 1, 2],
+        [0xF0, 0x90, 0xF7],
+        [0xC0],
+        [0xF2, 1],
+        [0x1FF, 1, 2],
+        [-1],
+        ["x", 1, 2],
+        [0xB0, 1.5, 2],
+        None,
+    ],
+)
 def test_malformed_bytes_are_counted(data):
     d = Decoder()
     assert d.feed(data) is None
@@ -102,8 +131,17 @@ def test_random_bytes_are_a_gesture_or_counted_never_an_exception():
     gestures, n = 0, 5000
     for _ in range(n):
         size = rng.randrange(301) if rng.random() < 0.05 else rng.randrange(5)
-        data = [rng.choice((rng.randrange(128), rng.randrange(128, 256), rng.choice((0xF0, 0xF7, 0xF8, 0xFE, 0xFF)),
-                            rng.randrange(256, 1000))) for _ in range(size)]
+        data = [
+            rng.choice(
+                (
+                    rng.randrange(128),
+                    rng.randrange(128, 256),
+                    rng.choice((0xF0, 0xF7, 0xF8, 0xFE, 0xFF)),
+                    rng.randrange(256, 1000),
+                )
+            )
+            for _ in range(size)
+        ]
         if rng.random() < 0.5:  # a well-formed message: any status, right length, edge values
             status = rng.randrange(0x80, 0x100)
             want = {0xC: 1, 0xD: 1}.get(status >> 4, 2) if status < 0xF0 else rng.randrange(3)

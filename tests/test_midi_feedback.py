@@ -32,8 +32,14 @@ def test_encodings():
 
 def test_encoder_maps_values_through_the_route():
     reg = build_registry()
-    enc = FeedbackEncoder([r("cc", 1, address="/master/speed"), r("cc", 2, address="/master/speed", invert=True),
-                           Route(Path("t"), 1, "", MidiSource("cc", 3, 0), "absolute", address="/master/speed")], reg)
+    enc = FeedbackEncoder(
+        [
+            r("cc", 1, address="/master/speed"),
+            r("cc", 2, address="/master/speed", invert=True),
+            Route(Path("t"), 1, "", MidiSource("cc", 3, 0), "absolute", address="/master/speed"),
+        ],
+        reg,
+    )
     out = enc.encode("/master/speed", 2.0)  # range 0..4
     assert [m for _, msgs in out for m in msgs] == [(0xB2, 1, 64), (0xB2, 2, 64)]
     assert enc.encode("/master/brightness", 1.0) == []

@@ -43,8 +43,14 @@ def jack(tmp_path):
 @pytest.fixture
 def show(scene_file):
     scenes = load_scenes([load_scene(scene_file(""))], torch.device("cpu"))
-    return Show(scenes, build_registry(), EventQueue(), FrameRenderer(torch.device("cpu")), FakeOutput(keep=False),
-                FixedClock(30))
+    return Show(
+        scenes,
+        build_registry(),
+        EventQueue(),
+        FrameRenderer(torch.device("cpu")),
+        FakeOutput(keep=False),
+        FixedClock(30),
+    )
 
 
 def sender(name: str = "nanoKONTROL2 test"):
@@ -130,8 +136,10 @@ def test_pickup_light_reaches_jack_midi_dump(jack, show, tmp_path):
         dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump"], stdout=fh, stderr=subprocess.STDOUT)
     ctl = None
     try:
-        ctl = start(namespace(tmp_path, midi_api="jack", midi_in=["nanoKONTROL2"], midi_feedback="midi-monitor",
-                              patch=[NANO]), show)
+        ctl = start(
+            namespace(tmp_path, midi_api="jack", midi_in=["nanoKONTROL2"], midi_feedback="midi-monitor", patch=[NANO]),
+            show,
+        )
         out = sender()
         ports = lambda: ctl.stats()["midi"]["ports"]
         opened = lambda: any("(feedback)" in p for p in ports()) and any("nanoKONTROL2" in p for p in ports())
@@ -140,9 +148,10 @@ def test_pickup_light_reaches_jack_midi_dump(jack, show, tmp_path):
         assert sweep_until(show, out, 2, [127, 120], lit, 3.0) is not None, dump_log.read_text()
         speed = show.registry.param("/deck/a/speed")
         assert speed.target == 1.0  # waiting: the fader has not moved it
+
         def dark() -> bool:  # dark again after it was lit
             text = dump_log.read_text().lower()
-            return "b0 42 00" in text[text.index("b0 42 7f"):]
+            return "b0 42 00" in text[text.index("b0 42 7f") :]
 
         assert sweep_until(show, out, 2, [60, 20], dark, 3.0) is not None, dump_log.read_text()
         assert speed.target == 4.0 * 20 / 127

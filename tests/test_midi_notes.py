@@ -33,7 +33,7 @@ def test_notes_come_out_at_their_times_on_the_channel():
 def test_a_repeated_pitch_is_released_before_it_sounds_again_and_never_cut_later():
     s = NoteScheduler()
     s.add(0.0, 60, 100, 1.0)  # held until 1.0 ...
-    s.add(0.5, 60, 80, 1.0)   # ... but struck again at 0.5
+    s.add(0.5, 60, 80, 1.0)  # ... but struck again at 0.5
     msgs = []
     for t in (0.0, 0.5, 1.0, 1.5):
         msgs += s.take_due(t)[0]

@@ -68,8 +68,13 @@ def test_feedback_output_reconnects_and_resyncs():
     be = FakeMidiBackend([], ["Twister out"])
     msgs = [[(0xB0, 1, 2)]]
     opened = []
-    w, _ = watcher(be, inputs=(), output="twister", take_feedback=lambda: (msgs.pop() if msgs else [], None),
-                   on_output_open=lambda: opened.append(1))
+    w, _ = watcher(
+        be,
+        inputs=(),
+        output="twister",
+        take_feedback=lambda: (msgs.pop() if msgs else [], None),
+        on_output_open=lambda: opened.append(1),
+    )
     w.poll()
     assert w.output is not None and opened == [1]
     w.send_due()

@@ -77,8 +77,7 @@ def test_scale_takeover_with_osc_values_past_the_input_range(moves, expected):
     from 0.0 down): the loop's drain raised. Past an end the control is at that end."""
     show = ControlShow()
     show.registry.set("/master/brightness", 0.5)
-    Router(show, [Route(Path("t"), 1, "", OscSource("/b"), "absolute", address="/master/brightness",
-                        takeover="scale")])
+    Router(show, [Route(Path("t"), 1, "", OscSource("/b"), "absolute", address="/master/brightness", takeover="scale")])
     for x in [0.5] + moves:
         for ev in show.osc_routes["/b"]([x], 0.0):
             show.queue.put(ev)
@@ -89,8 +88,13 @@ def test_scale_takeover_with_osc_values_past_the_input_range(moves, expected):
 def test_relative_encoders_step_from_the_current_value():
     show = ControlShow()
     reg = show.registry
-    router = Router(show, [route(address="/master/speed", mode="relative", step=0.1),
-                           route(number=1, address="/deck/a/speed", mode="relative", encoding="offset", step=0.5)])
+    router = Router(
+        show,
+        [
+            route(address="/master/speed", mode="relative", step=0.1),
+            route(number=1, address="/deck/a/speed", mode="relative", encoding="offset", step=0.5),
+        ],
+    )
     play(show, router, cc(0, 1), cc(0, 1), cc(0, 3))  # +5 ticks in one frame
     assert reg.param("/master/speed").target == pytest.approx(1.5)
     play(show, router, cc(0, 127))
@@ -109,13 +113,16 @@ def test_nrpn_step_on_a_relative_route():
 def test_buttons_trigger_toggle_gate_velocity():
     show = ControlShow()
     reg = show.registry
-    router = Router(show, [
-        route(number=32, address="/master/blackout", mode="toggle"),
-        route(number=41, address=None, mode="trigger", verb="/show/next"),
-        route(kind="note", number=1, address="/deck/a/latent/1", mode="gate", range=(0.0, 2.0)),
-        route(kind="note", number=2, address="/deck/a/latent/2", mode="velocity"),
-        route(kind="note", number=3, address="/deck/a/latent/3", mode="trigger", value=-1.5),
-    ])
+    router = Router(
+        show,
+        [
+            route(number=32, address="/master/blackout", mode="toggle"),
+            route(number=41, address=None, mode="trigger", verb="/show/next"),
+            route(kind="note", number=1, address="/deck/a/latent/1", mode="gate", range=(0.0, 2.0)),
+            route(kind="note", number=2, address="/deck/a/latent/2", mode="velocity"),
+            route(kind="note", number=3, address="/deck/a/latent/3", mode="trigger", value=-1.5),
+        ],
+    )
     play(show, router, cc(32, 127), cc(32, 0))
     assert reg.param("/master/blackout").target == 1.0
     play(show, router, cc(41, 127), cc(41, 0))
@@ -153,12 +160,18 @@ def test_smoothing_glides_over_frames():
 
 def test_osc_routes_register_friendly_addresses():
     show = ControlShow()
-    osc = lambda addr, **kw: Route(Path("t"), 1, "", OscSource(addr, kw.pop("input", (0.0, 1.0))),
-                                   kw.pop("mode", "absolute"), **kw)
-    Router(show, [osc("/brightness", address="/master/brightness"),
-                  osc("/blackout", address="/master/blackout", mode="toggle"),
-                  osc("/next", mode="trigger", verb="/show/next"),
-                  osc("/bpm", address="/tempo/bpm", input=(20.0, 300.0), range=(20.0, 300.0))])
+    osc = lambda addr, **kw: Route(
+        Path("t"), 1, "", OscSource(addr, kw.pop("input", (0.0, 1.0))), kw.pop("mode", "absolute"), **kw
+    )
+    Router(
+        show,
+        [
+            osc("/brightness", address="/master/brightness"),
+            osc("/blackout", address="/master/blackout", mode="toggle"),
+            osc("/next", mode="trigger", verb="/show/next"),
+            osc("/bpm", address="/tempo/bpm", input=(20.0, 300.0), range=(20.0, 300.0)),
+        ],
+    )
     [ev] = show.osc_routes["/brightness"]([0.25], 1.0)
     assert (ev.kind, ev.address, ev.value, ev.source) == ("set", "/master/brightness", 0.25, "osc")
     assert [e.kind for e in show.osc_routes["/blackout"]([1.0], 0)] == ["toggle"]

@@ -44,11 +44,10 @@ def route(source: str, address: str, extra: str = "") -> str:
     return f'[[route]]\nsource = {source}\naddress = "{address}"\n{extra}\n'
 
 
-def make_show(scene_file, body: str = '[path]\nseconds_per_key = 1.0\n', keep: bool = False):
+def make_show(scene_file, body: str = "[path]\nseconds_per_key = 1.0\n", keep: bool = False):
     scenes = load_scenes([load_scene(scene_file(body))], torch.device("cpu"))
     reg = build_registry()
-    return Show(scenes, reg, EventQueue(), FrameRenderer(torch.device("cpu")), FakeOutput(keep=keep),
-                FixedClock(FPS))
+    return Show(scenes, reg, EventQueue(), FrameRenderer(torch.device("cpu")), FakeOutput(keep=keep), FixedClock(FPS))
 
 
 class Script:
@@ -65,12 +64,16 @@ class Script:
 
 # -- sources ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape,expected", [
-    ("sine", [0.0, 0.5, 1.0, 0.5]),
-    ("triangle", [0.0, 0.5, 1.0, 0.5]),
-    ("saw", [0.0, 0.25, 0.5, 0.75]),
-    ("square", [1.0, 1.0, 0.0, 0.0]),
-])
+
+@pytest.mark.parametrize(
+    "shape,expected",
+    [
+        ("sine", [0.0, 0.5, 1.0, 0.5]),
+        ("triangle", [0.0, 0.5, 1.0, 0.5]),
+        ("saw", [0.0, 0.25, 0.5, 0.75]),
+        ("square", [1.0, 1.0, 0.0, 0.0]),
+    ],
+)
 def test_lfo_shapes_over_one_cycle(shape, expected):
     src = LfoSource(shape, rate=2.0)  # a cycle every 0.5 s
     got = [lfo_position(src, t, beat=0.0) for t in (0.0, 0.125, 0.25, 0.375)]
@@ -82,9 +85,11 @@ def test_an_lfo_period_too_short_for_floats_does_not_stop_modulation(tmp_path):
     """beats = 5e-324 passes validation (above 0); beat / beats is inf, and the random LFO's
     floor(inf) once raised every frame, so no modulated param moved any more."""
     f = tmp_path / "p.toml"
-    f.write_text('[[route]]\nsource = { type = "lfo", shape = "random", beats = 5e-324 }\n'
-                 'address = "/deck/a/latent/1"\n'
-                 '[[route]]\nsource = { type = "lfo", shape = "saw", rate = 1.0 }\naddress = "/deck/a/latent/2"\n')
+    f.write_text(
+        '[[route]]\nsource = { type = "lfo", shape = "random", beats = 5e-324 }\n'
+        'address = "/deck/a/latent/1"\n'
+        '[[route]]\nsource = { type = "lfo", shape = "saw", rate = 1.0 }\naddress = "/deck/a/latent/2"\n'
+    )
     reg = build_registry()
     m = Modulator(reg, load_patch(f, reg).routes)
     m.step(ModInputs(t=0.25, dt=1 / 60, beat=1.0, bpm=120.0))
@@ -144,10 +149,18 @@ def test_audio_feature_names_match_the_analysis():
 
 # -- the Modulator (pure) ---------------------------------------------------------------
 
+
 def test_absolute_route_maps_across_the_range_with_curve_and_invert(tmp_path):
     reg = build_registry()
-    rs = routes_of(tmp_path, route('{ type = "audio", feature = "rms", input = [0.5, 1.0] }', "/master/speed",
-                                   "range = [1.0, 3.0]\ninvert = true"), reg)
+    rs = routes_of(
+        tmp_path,
+        route(
+            '{ type = "audio", feature = "rms", input = [0.5, 1.0] }',
+            "/master/speed",
+            "range = [1.0, 3.0]\ninvert = true",
+        ),
+        reg,
+    )
     mod = Modulator(reg, rs)
     for rms, want in ((0.0, 3.0), (0.75, 2.0), (1.0, 1.0)):
         mod.step(ModInputs(0.0, 1 / FPS, 0.0, 120.0, AudioFeatures(rms=rms)))
@@ -157,8 +170,9 @@ def test_absolute_route_maps_across_the_range_with_curve_and_invert(tmp_path):
 
 def test_add_mode_swings_around_the_base_and_sums(tmp_path):
     reg = build_registry()
-    body = (route('{ type = "lfo", shape = "square", rate = 1.0 }', "/deck/a/latent/1", 'mode = "add"\namount = 0.5')
-            + route('{ type = "audio", feature = "low" }', "/deck/a/latent/1", 'mode = "add"\namount = 1.0'))
+    body = route(
+        '{ type = "lfo", shape = "square", rate = 1.0 }', "/deck/a/latent/1", 'mode = "add"\namount = 0.5'
+    ) + route('{ type = "audio", feature = "low" }', "/deck/a/latent/1", 'mode = "add"\namount = 1.0')
     mod = Modulator(reg, routes_of(tmp_path, body, reg))
     reg.set("/deck/a/latent/1", 1.0, immediate=True)  # a fader put the base at 1
     mod.step(ModInputs(0.25, 1.0, 0.0, 120.0, AudioFeatures(low=0.5)))  # square high: +0.5, low: +0.5
@@ -172,8 +186,14 @@ def test_add_mode_swings_around_the_base_and_sums(tmp_path):
 
 def test_route_smoothing_glides_the_source(tmp_path):
     reg = build_registry()
-    mod = Modulator(reg, routes_of(tmp_path, route('{ type = "audio", feature = "mid" }', "/master/speed",
-                                                   "range = [0.0, 4.0]\nsmoothing = 0.5"), reg))
+    mod = Modulator(
+        reg,
+        routes_of(
+            tmp_path,
+            route('{ type = "audio", feature = "mid" }', "/master/speed", "range = [0.0, 4.0]\nsmoothing = 0.5"),
+            reg,
+        ),
+    )
     mod.step(ModInputs(0.0, 0.0, 0.0, 120.0, AudioFeatures(mid=0.0)))
     for _ in range(int(0.5 * FPS)):
         mod.step(ModInputs(0.0, 1 / FPS, 0.0, 120.0, AudioFeatures(mid=1.0)))
@@ -181,9 +201,11 @@ def test_route_smoothing_glides_the_source(tmp_path):
 
 
 def test_modulation_is_deterministic(tmp_path):
-    body = (route('{ type = "lfo", shape = "random", beats = 2 }', "/deck/a/latent/3", 'mode = "add"\namount = 2.0')
-            + route('{ type = "beat", division = 0.5 }', "/deck/a/latent/4")
-            + route('{ type = "audio", feature = "onset" }', "/deck/a/pulse", "smoothing = 0.05"))
+    body = (
+        route('{ type = "lfo", shape = "random", beats = 2 }', "/deck/a/latent/3", 'mode = "add"\namount = 2.0')
+        + route('{ type = "beat", division = 0.5 }', "/deck/a/latent/4")
+        + route('{ type = "audio", feature = "onset" }', "/deck/a/pulse", "smoothing = 0.05")
+    )
     rng = np.random.default_rng(0)
     feats = [AudioFeatures(onset=float(x)) for x in rng.random(100)]
 
@@ -201,15 +223,21 @@ def test_modulation_is_deterministic(tmp_path):
 
 # -- in a show: listeners, pulse, motion ---------------------------------------------------
 
+
 def test_modulated_params_are_not_reported_to_listeners(scene_file, tmp_path):
     show = make_show(scene_file)
     heard = []
     show.listeners.append(lambda a, v, s: heard.append(a))
-    body = (route('{ type = "lfo", shape = "sine", rate = 2.0 }', "/deck/a/latent/1", 'mode = "add"\namount = 1.0')
-            + route('{ type = "beat" }', "/master/brightness", "range = [0.5, 1.0]")
-            + route('{ type = "audio", feature = "rms" }', "/deck/a/truncation"))
-    ModulationControl(show, routes_of(tmp_path, body, show.registry),
-                      features=Script([AudioFeatures(rms=0.1 * (i % 10)) for i in range(30)]))
+    body = (
+        route('{ type = "lfo", shape = "sine", rate = 2.0 }', "/deck/a/latent/1", 'mode = "add"\namount = 1.0')
+        + route('{ type = "beat" }', "/master/brightness", "range = [0.5, 1.0]")
+        + route('{ type = "audio", feature = "rms" }', "/deck/a/truncation")
+    )
+    ModulationControl(
+        show,
+        routes_of(tmp_path, body, show.registry),
+        features=Script([AudioFeatures(rms=0.1 * (i % 10)) for i in range(30)]),
+    )
     seen = []
     for _ in range(30):
         show.frame()
@@ -230,8 +258,7 @@ def test_an_input_applied_after_the_modulator_never_shows_the_bare_value(scene_f
     wrote its value: the frame keeps the modulated value; the next one swings around the
     new base. Closing the modulation hands the value back to the target."""
     show = make_show(scene_file)
-    body = route('{ type = "lfo", shape = "square", rate = 1.0 }', "/master/brightness",
-                 'mode = "add"\namount = 0.2')
+    body = route('{ type = "lfo", shape = "square", rate = 1.0 }', "/master/brightness", 'mode = "add"\namount = 0.2')
     control = ModulationControl(show, routes_of(tmp_path, body, show.registry))
     show.registry.set("/master/brightness", 0.7)
     show.frame()
@@ -255,9 +282,11 @@ def test_onset_routed_to_pulse_kicks_then_springs_back(scene_file, tmp_path):
     decay = reg.get("/deck/a/pulse_decay")
     assert decay == pytest.approx(0.3)
     onset = [AudioFeatures()] * 10 + [AudioFeatures(onset=np.exp(-k / (0.12 * FPS)), onsets=1) for k in range(60)]
-    ctl = ModulationControl(show, routes_of(tmp_path, route('{ type = "audio", feature = "onset" }',
-                                                            "/deck/a/pulse", "range = [0.0, 2.0]"), reg),
-                            features=Script(onset))
+    ctl = ModulationControl(
+        show,
+        routes_of(tmp_path, route('{ type = "audio", feature = "onset" }', "/deck/a/pulse", "range = [0.0, 2.0]"), reg),
+        features=Script(onset),
+    )
     show.frame()
     z_rest = show.deck.latent().copy()
     levels = []
@@ -298,8 +327,11 @@ def test_motion_accumulates_and_never_goes_back(scene_file, tmp_path):
         show = make_show(scene_file)
         loud = [AudioFeatures(low=1.0 if (i // 15) % 2 else 0.0) for i in range(120)]
         if with_audio:
-            rs = routes_of(tmp_path, route('{ type = "audio", feature = "low" }', "/deck/a/motion",
-                                           "range = [0.0, 3.0]"), show.registry)
+            rs = routes_of(
+                tmp_path,
+                route('{ type = "audio", feature = "low" }', "/deck/a/motion", "range = [0.0, 3.0]"),
+                show.registry,
+            )
             ModulationControl(show, rs, features=Script(loud))
         taus = []
         for _ in range(120):
@@ -317,12 +349,23 @@ def test_motion_accumulates_and_never_goes_back(scene_file, tmp_path):
 
 
 def test_a_scene_switch_resets_the_base_at_once(scene_file, tmp_path):
-    scenes = load_scenes([load_scene(scene_file("", name="a.toml")),
-                          load_scene(scene_file("[params]\nspeed = 2.0\n", name="b.toml"))], torch.device("cpu"))
-    show = Show(scenes, build_registry(), EventQueue(), FrameRenderer(torch.device("cpu")), FakeOutput(keep=False),
-                FixedClock(FPS))
-    rs = routes_of(tmp_path, route('{ type = "lfo", shape = "square", rate = 0.1 }', "/deck/a/speed",
-                                   'mode = "add"\namount = 0.5'), show.registry)
+    scenes = load_scenes(
+        [load_scene(scene_file("", name="a.toml")), load_scene(scene_file("[params]\nspeed = 2.0\n", name="b.toml"))],
+        torch.device("cpu"),
+    )
+    show = Show(
+        scenes,
+        build_registry(),
+        EventQueue(),
+        FrameRenderer(torch.device("cpu")),
+        FakeOutput(keep=False),
+        FixedClock(FPS),
+    )
+    rs = routes_of(
+        tmp_path,
+        route('{ type = "lfo", shape = "square", rate = 0.1 }', "/deck/a/speed", 'mode = "add"\namount = 0.5'),
+        show.registry,
+    )
     ModulationControl(show, rs)
     show.frame()
     assert show.registry.get("/deck/a/speed") == pytest.approx(1.5)
@@ -333,8 +376,11 @@ def test_a_scene_switch_resets_the_base_at_once(scene_file, tmp_path):
 
 def test_selecting_the_same_scene_again_resets_the_base_too(scene_file, tmp_path):
     show = make_show(scene_file)
-    rs = routes_of(tmp_path, route('{ type = "lfo", shape = "square", rate = 0.1 }', "/deck/a/speed",
-                                   'mode = "add"\namount = 0.5'), show.registry)
+    rs = routes_of(
+        tmp_path,
+        route('{ type = "lfo", shape = "square", rate = 0.1 }', "/deck/a/speed", 'mode = "add"\namount = 0.5'),
+        show.registry,
+    )
     ModulationControl(show, rs)
     show.queue.put(Event("set", "/deck/a/speed", 3.0, source="osc"))
     for _ in range(60):
@@ -348,21 +394,25 @@ def test_selecting_the_same_scene_again_resets_the_base_too(scene_file, tmp_path
 def test_recorded_audio_features_replay_to_the_same_frames(scene_file, tmp_path):
     from engine.core.eventlog import EventLog, EventRecorder, EventReplay, load_event_log
 
-    body = (route('{ type = "audio", feature = "onset" }', "/deck/a/pulse", "range = [0.0, 3.0]")
-            + route('{ type = "audio", feature = "low" }', "/deck/a/motion")
-            + route('{ type = "lfo", shape = "random", beats = 1 }', "/deck/a/latent/2", 'mode = "add"\namount = 2.0'))
+    body = (
+        route('{ type = "audio", feature = "onset" }', "/deck/a/pulse", "range = [0.0, 3.0]")
+        + route('{ type = "audio", feature = "low" }', "/deck/a/motion")
+        + route('{ type = "lfo", shape = "random", beats = 1 }', "/deck/a/latent/2", 'mode = "add"\namount = 2.0')
+    )
     rng = np.random.default_rng(1)
     script = [AudioFeatures(low=float(rng.random()), onset=float(i % 20 == 0), onsets=i // 20) for i in range(40)]
     script[5:15] = [script[4]] * 10  # unchanged features are not logged again, and still replay
 
     def run(replay_log=None):
         show = make_show(scene_file, keep=True)
-        ctl = ModulationControl(show, routes_of(tmp_path, body, show.registry),
-                                features=None if replay_log else Script(script))
+        ctl = ModulationControl(
+            show, routes_of(tmp_path, body, show.registry), features=None if replay_log else Script(script)
+        )
         recorder = None
         if replay_log is None:
-            recorder = EventRecorder(tmp_path / "events.jsonl", fps=FPS, scenes=[tmp_path / "scene.toml"],
-                                     tempo_source="internal")
+            recorder = EventRecorder(
+                tmp_path / "events.jsonl", fps=FPS, scenes=[tmp_path / "scene.toml"], tempo_source="internal"
+            )
             recorder.attach(show)
         else:
             show.replay = EventReplay(replay_log)
@@ -384,13 +434,14 @@ def test_recorded_audio_features_replay_to_the_same_frames(scene_file, tmp_path)
 def test_feature_text_round_trips_and_bad_text_is_refused():
     from engine.control.modulation import decode_features, encode_features
 
-    f = AudioFeatures(0.1, 1 / 3, 0.5, 2 ** -30, 0.999, 12)
+    f = AudioFeatures(0.1, 1 / 3, 0.5, 2**-30, 0.999, 12)
     assert decode_features(encode_features(f)) == f
     for bad in (None, 3.0, "", "1 2 3", "a b c d e 1", "0 0 0 0 nan 1", "0 0 0 0 0 1 9"):
         assert decode_features(bad) is None
 
 
 # -- the control module ----------------------------------------------------------------
+
 
 def test_registered_and_started_only_when_needed(scene_file, tmp_path):
     assert MODULES[-1] == "engine.control.modulation"
@@ -413,8 +464,13 @@ def test_midi_control_leaves_modulation_routes_alone(tmp_path):
     from tests.fakes import ControlShow
 
     show = ControlShow()
-    args = show_config(patch=[REPO / "patches" / "audio_reactive.toml"], midi_in=[], midi_feedback=None,
-                              midi_api=None, learn_save=tmp_path / "learned.toml")
+    args = show_config(
+        patch=[REPO / "patches" / "audio_reactive.toml"],
+        midi_in=[],
+        midi_feedback=None,
+        midi_api=None,
+        learn_save=tmp_path / "learned.toml",
+    )
     control = MidiControl(args, show)
     assert control.router.routes == ()
     assert not [r for r in control.router.routes if r.needs_loop]  # no /patch/route/<id> verb answers
@@ -440,9 +496,27 @@ def test_cli_show_with_the_audio_reactive_patch(capsys, tmp_path, scene_file):
     from run_show import main
 
     stats = tmp_path / "s.json"
-    code = main(["show", "--headless", "--scene", str(scene_file("")), "--seconds", "0.5", "--fps", "30",
-                 "--no-audio", "--osc-port", "0", "--oscquery-port", "0", "--stats", str(stats),
-                 "--patch", str(REPO / "patches" / "audio_reactive.toml")])
+    code = main(
+        [
+            "show",
+            "--headless",
+            "--scene",
+            str(scene_file("")),
+            "--seconds",
+            "0.5",
+            "--fps",
+            "30",
+            "--no-audio",
+            "--osc-port",
+            "0",
+            "--oscquery-port",
+            "0",
+            "--stats",
+            str(stats),
+            "--patch",
+            str(REPO / "patches" / "audio_reactive.toml"),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     s = json.loads(stats.read_text())
     assert s["modulation"]["routes"] == 6 and s["modulation"]["errors"] == 0 and s["frame_errors"] == 0

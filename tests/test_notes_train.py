@@ -67,8 +67,7 @@ def midi_dir(tmp_path: Path) -> Path:
 
 def _opts(data: Path, out: Path, **kwargs: object) -> NotesTrainOptions:
     # first_checkpoint_s large: only the final checkpoint is written (keeps tests fast).
-    return NotesTrainOptions(data=str(data), out=str(out), device="cpu", first_checkpoint_s=1e9,
-                             **{**TINY, **kwargs})  # type: ignore[arg-type]
+    return NotesTrainOptions(data=str(data), out=str(out), device="cpu", first_checkpoint_s=1e9, **{**TINY, **kwargs})  # type: ignore[arg-type]
 
 
 def test_melody_extraction_skips_drums_and_bass(midi_dir: Path) -> None:
@@ -83,7 +82,9 @@ def test_skyline_and_bar_offset(tmp_path: Path) -> None:
     chords = mido.MidiTrack()
     for k in range(8):  # C major triads, one per beat, starting at beat 5 (bar 2, beat 2)
         for j, p in enumerate((60, 64, 67 + k)):
-            chords.append(mido.Message("note_on", note=p, velocity=70, time=(5 * TPB if k == 0 else 0) if j == 0 else 0))
+            chords.append(
+                mido.Message("note_on", note=p, velocity=70, time=(5 * TPB if k == 0 else 0) if j == 0 else 0)
+            )
         for j, p in enumerate((60, 64, 67 + k)):
             chords.append(mido.Message("note_off", note=p, velocity=0, time=TPB if j == 0 else 0))
     melody = read_midi_melodies(_save(tmp_path / "c.mid", [chords]))[0]
@@ -178,8 +179,12 @@ def test_train_writes_files_and_resumes(midi_dir: Path, tmp_path: Path) -> None:
 def test_cli_train_notes(midi_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
     flags = ["--hidden", "16", "--layers", "1", "--embed", "8", "--batch", "4", "--seq-len", "16"]
-    assert cli.main(["train", "notes", "--data", str(midi_dir), "--out", str(out), "--steps", "2",
-                     "--device", "cpu", *flags]) == 0
+    assert (
+        cli.main(
+            ["train", "notes", "--data", str(midi_dir), "--out", str(out), "--steps", "2", "--device", "cpu", *flags]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 2 and summary["paths"]["mid"] == str(out) + ".mid"
     assert cli.main(["train", "notes", "--data", str(tmp_path / "nothing"), "--out", str(out)]) == 2
@@ -187,8 +192,26 @@ def test_cli_train_notes(midi_dir: Path, tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_cli_flags_round_trip() -> None:
-    opts = train_options(build_parser().parse_args(["train", "notes", "--data", "d", "--out", "o", "--steps", "4",
-                                                    "--hidden", "64", "--transpose", "0", "--seed", "2"]))
+    opts = train_options(
+        build_parser().parse_args(
+            [
+                "train",
+                "notes",
+                "--data",
+                "d",
+                "--out",
+                "o",
+                "--steps",
+                "4",
+                "--hidden",
+                "64",
+                "--transpose",
+                "0",
+                "--seed",
+                "2",
+            ]
+        )
+    )
     assert isinstance(opts, NotesTrainOptions)
     assert (opts.layers, opts.embed, opts.seq_len) == (2, 64, 128)
     assert (opts.steps, opts.hidden, opts.transpose, opts.seed, opts.minutes) == (4, 64, 0, 2, None)

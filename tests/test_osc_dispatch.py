@@ -44,10 +44,16 @@ class Rig:
         self.replies: list[tuple[bytes, tuple]] = []
         self.subs: list[tuple[str, int, bool]] = []
         self.clock = 0.0  # seconds added to NOW (rate budgets refill with it)
-        self.d = Dispatcher(self.registry, self.queue, routes if routes is not None else {},
-                            lambda data, to: self.replies.append((data, to)),
-                            subscribe=lambda h, p, on: self.subs.append((h, p, on)),
-                            allow=parse_allow(allow), now=lambda: NOW + self.clock, wall=lambda: WALL + self.clock)
+        self.d = Dispatcher(
+            self.registry,
+            self.queue,
+            routes if routes is not None else {},
+            lambda data, to: self.replies.append((data, to)),
+            subscribe=lambda h, p, on: self.subs.append((h, p, on)),
+            allow=parse_allow(allow),
+            now=lambda: NOW + self.clock,
+            wall=lambda: WALL + self.clock,
+        )
 
     def send(self, data: bytes, sender=SENDER) -> list[Event]:
         self.d.handle(data, sender)
@@ -69,13 +75,27 @@ def rig() -> Rig:
 # -- params -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arg,types,expected", [
-    (0.25, "f", 0.25), (0.5, "d", 0.5), (1, "i", 1.0), (0, "h", 0.0), (True, "T", 1.0), (False, "F", 0.0),
-])
+@pytest.mark.parametrize(
+    "arg,types,expected",
+    [
+        (0.25, "f", 0.25),
+        (0.5, "d", 0.5),
+        (1, "i", 1.0),
+        (0, "h", 0.0),
+        (True, "T", 1.0),
+        (False, "F", 0.0),
+    ],
+)
 def test_a_number_of_any_osc_type_sets_a_param(rig, arg, types, expected):
     (ev,) = rig.send(msg("/master/brightness", arg, types=types))
     assert (ev.kind, ev.address, ev.value, ev.source, ev.t, ev.due) == (
-        "set", "/master/brightness", expected, "osc", NOW, None)
+        "set",
+        "/master/brightness",
+        expected,
+        "osc",
+        NOW,
+        None,
+    )
     assert (rig.c.received, rig.c.malformed, rig.c.dropped) == (1, 0, 0)
 
 
@@ -84,15 +104,18 @@ def test_out_of_range_is_clamped_when_applied(rig):
     assert rig.registry.set(ev.address, ev.value) == 1.0
 
 
-@pytest.mark.parametrize("data", [
-    msg("/master/brightness", "bright"),
-    msg("/master/brightness"),
-    msg("/master/brightness", 0.1, 0.2),
-    msg("/master/brightness", float("nan"), types="f"),
-    msg("/master/brightness", float("inf"), types="d"),
-    msg("/master/brightness", -math.inf, types="f"),
-    msg("/master/brightness", b"\x00\x01", types="b"),
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        msg("/master/brightness", "bright"),
+        msg("/master/brightness"),
+        msg("/master/brightness", 0.1, 0.2),
+        msg("/master/brightness", float("nan"), types="f"),
+        msg("/master/brightness", float("inf"), types="d"),
+        msg("/master/brightness", -math.inf, types="f"),
+        msg("/master/brightness", b"\x00\x01", types="b"),
+    ],
+)
 def test_wrong_types_are_malformed_and_dropped(rig, data):
     assert rig.send(data) == []
     assert rig.c.malformed == 1
@@ -120,16 +143,21 @@ def test_unknown_address_is_counted_as_dropped(rig, caplog):
 # -- wildcards ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pattern,expected", [
-    ("/deck/a/latent/*", [f"/deck/a/latent/{i}" for i in range(1, 9)]),
-    ("/deck/a/latent/[1-3]", ["/deck/a/latent/1", "/deck/a/latent/2", "/deck/a/latent/3"]),
-    ("/deck/a/latent/[!2-8]", ["/deck/a/latent/1"]),
-    ("/master/{speed,freeze}", ["/master/speed", "/master/freeze"]),
-    ("/*/a/speed", ["/deck/a/speed"]),
-    ("/master/brightnes?", ["/master/brightness"]),
-    ("/master/*", ["/master/brightness", "/master/speed", "/master/blackout", "/master/blackout_fade",
-                   "/master/freeze"]),
-])
+@pytest.mark.parametrize(
+    "pattern,expected",
+    [
+        ("/deck/a/latent/*", [f"/deck/a/latent/{i}" for i in range(1, 9)]),
+        ("/deck/a/latent/[1-3]", ["/deck/a/latent/1", "/deck/a/latent/2", "/deck/a/latent/3"]),
+        ("/deck/a/latent/[!2-8]", ["/deck/a/latent/1"]),
+        ("/master/{speed,freeze}", ["/master/speed", "/master/freeze"]),
+        ("/*/a/speed", ["/deck/a/speed"]),
+        ("/master/brightnes?", ["/master/brightness"]),
+        (
+            "/master/*",
+            ["/master/brightness", "/master/speed", "/master/blackout", "/master/blackout_fade", "/master/freeze"],
+        ),
+    ],
+)
 def test_wildcards_set_every_matching_param(rig, pattern, expected):
     evs = rig.send(msg(pattern, 0.0))
     assert [e.address for e in evs] == expected
@@ -176,11 +204,14 @@ def test_future_bundle_gets_a_due_time_on_the_perf_counter_clock(rig):
 
 
 def test_immediate_and_past_bundles_apply_at_the_next_frame(rig):
-    data = bundle(IMMEDIATELY, msg_obj("/master/speed", 2.0),
-                  OscBundle(bundle(WALL - 10.0, msg_obj("/master/brightness", 0.5))))
+    data = bundle(
+        IMMEDIATELY, msg_obj("/master/speed", 2.0), OscBundle(bundle(WALL - 10.0, msg_obj("/master/brightness", 0.5)))
+    )
     evs = rig.send(data)
-    assert [(e.address, e.value, e.due) for e in evs] == [("/master/speed", 2.0, None),
-                                                          ("/master/brightness", 0.5, None)]
+    assert [(e.address, e.value, e.due) for e in evs] == [
+        ("/master/speed", 2.0, None),
+        ("/master/brightness", 0.5, None),
+    ]
 
 
 def test_nested_bundle_inherits_a_later_outer_time(rig):
@@ -213,16 +244,24 @@ def test_a_huge_bundle_is_handled(rig):
 
 @pytest.mark.parametrize("address", ["/show/next", "/show/prev", "/show/blackout", "/show/freeze", "/tempo/tap"])
 def test_triggers_fire_on_1_or_nothing_and_ignore_0(rig, address):
-    evs = rig.send(msg(address, 1)) + rig.send(msg(address, 0)) + rig.send(msg(address)) + \
-        rig.send(msg(address, 1.0)) + rig.send(msg(address, 0.0)) + rig.send(msg(address, True))
+    evs = (
+        rig.send(msg(address, 1))
+        + rig.send(msg(address, 0))
+        + rig.send(msg(address))
+        + rig.send(msg(address, 1.0))
+        + rig.send(msg(address, 0.0))
+        + rig.send(msg(address, True))
+    )
     assert [(e.kind, e.address, e.value) for e in evs] == [("verb", address, None)] * 4
     assert rig.send(msg(address, "go")) == [] and rig.c.malformed == 1
 
 
 def test_scene_by_name_or_index(rig):
     evs = rig.send(msg("/show/scene", "Paintings")) + rig.send(msg("/show/scene", 2))
-    assert [(e.kind, e.address, e.value) for e in evs] == [("verb", "/show/scene", "Paintings"),
-                                                           ("verb", "/show/scene", 2)]
+    assert [(e.kind, e.address, e.value) for e in evs] == [
+        ("verb", "/show/scene", "Paintings"),
+        ("verb", "/show/scene", 2),
+    ]
     for bad in (msg("/show/scene"), msg("/show/scene", float("nan"), types="f"), msg("/show/scene", "")):
         assert rig.send(bad) == []
     assert rig.c.malformed == 3
@@ -241,8 +280,12 @@ def test_ping_gets_pong_to_the_sender(rig):
 def test_feedback_subscribe_uses_the_sender_ip_and_the_given_port(rig):
     rig.send(msg("/feedback/subscribe", 9001))
     rig.send(msg("/feedback/unsubscribe", 9001))
-    for bad in (msg("/feedback/subscribe", 0), msg("/feedback/subscribe", 70000), msg("/feedback/subscribe", "x"),
-                msg("/feedback/subscribe", 9001.5)):
+    for bad in (
+        msg("/feedback/subscribe", 0),
+        msg("/feedback/subscribe", 70000),
+        msg("/feedback/subscribe", "x"),
+        msg("/feedback/subscribe", 9001.5),
+    ):
         rig.send(bad)
     assert rig.subs == [("127.0.0.1", 9001, True), ("127.0.0.1", 9001, False)]
     assert rig.c.malformed == 4
@@ -299,7 +342,14 @@ def test_a_full_queue_counts_drops():
 def _malformed_samples() -> list[bytes]:
     rnd = random.Random(1)
     good = msg("/master/brightness", 0.5)
-    samples = [b"", b"\x00", b"/", b"#bundle", b"#bundle\x00" + b"\x00" * 7, bytes(rnd.randrange(256) for _ in range(64))]
+    samples = [
+        b"",
+        b"\x00",
+        b"/",
+        b"#bundle",
+        b"#bundle\x00" + b"\x00" * 7,
+        bytes(rnd.randrange(256) for _ in range(64)),
+    ]
     samples += [good[:n] for n in range(1, len(good))]  # every truncation
     samples += [msg("/master/brightness", "x" * 65000), msg("/" + "a" * 65000, 1.0)]
     samples += [b"/master/brightness\x00\x00,f\x00\x00", b"/master/brightness\x00\x00,Q\x00\x00\x00\x00\x00\x00"]
@@ -348,13 +398,16 @@ class OscBundle:
         return Real(dgram)
 
 
-@pytest.mark.parametrize("good", [
-    msg("/master/brightness", 0.5),
-    msg("/master/speed", 2.0, types="d"),
-    msg("/show/scene", 2, types="h"),
-    msg("/show/scene", "Paintings"),
-    bundle(IMMEDIATELY, msg_obj("/master/speed", 2.0)),
-])
+@pytest.mark.parametrize(
+    "good",
+    [
+        msg("/master/brightness", 0.5),
+        msg("/master/speed", 2.0, types="d"),
+        msg("/show/scene", 2, types="h"),
+        msg("/show/scene", "Paintings"),
+        bundle(IMMEDIATELY, msg_obj("/master/speed", 2.0)),
+    ],
+)
 def test_every_truncation_is_malformed_never_a_value(rig, good):
     assert rig.send(good) != []
     for n in range(len(good)):

@@ -224,13 +224,16 @@ def test_port_in_use_is_one_startup_error_and_close_frees_it_promptly(show) -> N
     control.close()  # idempotent
 
 
-@pytest.mark.parametrize("flag,value,message", [
-    ("osc_out", ["nowhere"], "--osc-out: expected HOST:PORT"),
-    ("osc_out", ["127.0.0.1:70000"], "--osc-out: expected HOST:PORT"),
-    ("osc_out", ["127.0.0.1:\u00b2"], "--osc-out: expected HOST:PORT"),  # isdigit() but not int()
-    ("osc_allow", "10.0.0.0/33", "--osc-allow"),
-    ("osc_host", "300.0.0.1", "--osc-host"),
-])
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("osc_out", ["nowhere"], "--osc-out: expected HOST:PORT"),
+        ("osc_out", ["127.0.0.1:70000"], "--osc-out: expected HOST:PORT"),
+        ("osc_out", ["127.0.0.1:\u00b2"], "--osc-out: expected HOST:PORT"),  # isdigit() but not int()
+        ("osc_allow", "10.0.0.0/33", "--osc-allow"),
+        ("osc_host", "300.0.0.1", "--osc-host"),
+    ],
+)
 def test_bad_flags_are_startup_errors_naming_the_flag(show, flag, value, message) -> None:
     s, _ = show
     with pytest.raises(StartupError, match=message):
@@ -243,9 +246,27 @@ def test_cli_reports_a_busy_port_as_one_line(scene_file) -> None:
         busy.bind(("127.0.0.1", 0))
         port = busy.getsockname()[1]
         env = dict(os.environ, SDL_VIDEODRIVER="dummy")
-        r = subprocess.run([sys.executable, "run_show.py", "show", "--headless", "--seconds", "1",
-                            "--scene", str(scene_file("")), "--osc-port", str(port), "--oscquery-port", "0"],
-                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "run_show.py",
+                "show",
+                "--headless",
+                "--seconds",
+                "1",
+                "--scene",
+                str(scene_file("")),
+                "--osc-port",
+                str(port),
+                "--oscquery-port",
+                "0",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith(f"error: --osc-port {port}:")
 
@@ -254,17 +275,36 @@ def test_cli_reports_a_busy_port_as_one_line(scene_file) -> None:
 
 
 @pytest.mark.parametrize("xvfb", [["320x240x24"]], indirect=True, ids=["320x240"])
-def test_windowed_show_goes_black_on_oscsend_and_oscdump_prints_feedback(xvfb: str, dump, scene_file,
-                                                                          tmp_path: Path) -> None:
+def test_windowed_show_goes_black_on_oscsend_and_oscdump_prints_feedback(
+    xvfb: str, dump, scene_file, tmp_path: Path
+) -> None:
     port = free_udp_port()
     env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "WAYLAND_DISPLAY")}
     env["DISPLAY"] = xvfb
     err = (tmp_path / "show.err").open("w+")
     proc = subprocess.Popen(
-        [sys.executable, "run_show.py", "show", "--scene", str(scene_file('name = "osc test"\n')),
-         "--size", "320x240", "--seconds", "60", "--osc-port", str(port), "--oscquery-port", "0",
-         "--osc-out", f"127.0.0.1:{dump.proc.args[-1]}"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        [
+            sys.executable,
+            "run_show.py",
+            "show",
+            "--scene",
+            str(scene_file('name = "osc test"\n')),
+            "--size",
+            "320x240",
+            "--seconds",
+            "60",
+            "--osc-port",
+            str(port),
+            "--oscquery-port",
+            "0",
+            "--osc-out",
+            f"127.0.0.1:{dump.proc.args[-1]}",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+    )
     try:
         assert wait_for_pong(port, 90.0, proc), _tail(err)
         deadline = time.monotonic() + 30
@@ -302,8 +342,18 @@ def test_flood_does_not_crash_and_is_counted(scene_file) -> None:
     r = flood_bench(seconds=5.0, rate=5000.0, malformed=3000, scene=str(scene_file("")))
     sent, stats = r["sent"], r["show"]
     osc = stats["osc"]
-    print(json.dumps({"sent": sent, "fps": stats["fps"], "p99": stats["frame_ms"]["p99"],
-                      "late": stats["late_frames"], "queue_max": stats["queue_max"], "osc": osc}))
+    print(
+        json.dumps(
+            {
+                "sent": sent,
+                "fps": stats["fps"],
+                "p99": stats["frame_ms"]["p99"],
+                "late": stats["late_frames"],
+                "queue_max": stats["queue_max"],
+                "osc": osc,
+            }
+        )
+    )
     assert stats["frame_errors"] == 0
     assert stats["queue_max"] <= 4096
     # loopback UDP can lose datagrams when the receive buffer overflows; allow a little

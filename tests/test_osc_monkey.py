@@ -33,8 +33,22 @@ pytestmark = pytest.mark.integration  # the CLI show in a subprocess, real UDP
 REPO = Path(__file__).resolve().parents[1]
 SCENES = ["scenes/verse.toml", "scenes/default.toml", "scenes/paintings_walk.toml"]
 SEND_SECONDS, RATE = 6.0, 800.0  # messages per second
-STRINGS = ["?", "", "1", "2", "99", "-3", "0", "Verse", "nope", "\u00b2", "x" * 255, "/master/brightness",
-           "\u00e9\u2603\n\t", "/deck/a/latent/*"]
+STRINGS = [
+    "?",
+    "",
+    "1",
+    "2",
+    "99",
+    "-3",
+    "0",
+    "Verse",
+    "nope",
+    "\u00b2",
+    "x" * 255,
+    "/master/brightness",
+    "\u00e9\u2603\n\t",
+    "/deck/a/latent/*",
+]
 SPECIAL = [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e-45, 3.4e38, -3.4e38]
 
 
@@ -78,10 +92,29 @@ def test_every_address_with_random_values_never_breaks_the_show(tmp_path: Path) 
     err = (tmp_path / "show.err").open("w+")
     scenes = [arg for scene in SCENES for arg in ("--scene", scene)]
     proc = subprocess.Popen(
-        [sys.executable, "run_show.py", "show", *scenes, "--headless", "--seconds", "60", "--osc-port", str(port),
-         "--oscquery-port", "0", "--no-audio",  # OSC on a free port only; no sound into this machine's speakers
-         "--stats", str(stats_file), "--learn-save", str(tmp_path / "learned.toml")],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        [
+            sys.executable,
+            "run_show.py",
+            "show",
+            *scenes,
+            "--headless",
+            "--seconds",
+            "60",
+            "--osc-port",
+            str(port),
+            "--oscquery-port",
+            "0",
+            "--no-audio",  # OSC on a free port only; no sound into this machine's speakers
+            "--stats",
+            str(stats_file),
+            "--learn-save",
+            str(tmp_path / "learned.toml"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+    )
     rng = random.Random(7)
     sent = 0
     try:

@@ -29,8 +29,14 @@ class Rig:
         self.clock = Clock()
         self.sent: list[tuple[str, list, tuple]] = []
         reg = build_registry()
-        self.fb = Feedback(self.send, list(targets), {p.address: p.type for p in reg}, counts=counts,
-                           max_subscribers=max_subscribers, clock=self.clock)
+        self.fb = Feedback(
+            self.send,
+            list(targets),
+            {p.address: p.type for p in reg},
+            counts=counts,
+            max_subscribers=max_subscribers,
+            clock=self.clock,
+        )
 
     def send(self, data: bytes, to) -> bool:
         m = OscMessage(data)

@@ -8,8 +8,15 @@ from engine.core.space import LATENT_OFFSETS, build_registry
 
 def test_address_scheme_fixed_for_later_issues():
     reg = build_registry()
-    for a in ("/master/brightness", "/master/speed", "/master/blackout", "/master/freeze",
-              "/master/blackout_fade", "/deck/a/speed", "/deck/a/truncation"):
+    for a in (
+        "/master/brightness",
+        "/master/speed",
+        "/master/blackout",
+        "/master/freeze",
+        "/master/blackout_fade",
+        "/deck/a/speed",
+        "/deck/a/truncation",
+    ):
         assert a in reg
     assert f"/deck/a/latent/{LATENT_OFFSETS}" in reg and "/deck/a/latent/1" in reg
     assert "/deck/a/latent/0" not in reg  # indices are 1-based

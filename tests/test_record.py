@@ -49,10 +49,23 @@ def test_mp4_has_all_frames_and_the_size(tmp_path: Path) -> None:
     out = tmp_path / "clip.mp4"
     _write_mp4(out, _frames())
     probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-         "-show_entries", "stream=codec_name,width,height,pix_fmt,nb_read_frames,r_frame_rate,color_space",
-         "-of", "json", str(out)],
-        capture_output=True, text=True, check=True, timeout=30,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height,pix_fmt,nb_read_frames,r_frame_rate,color_space",
+            "-of",
+            "json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     stream = json.loads(probe.stdout)["streams"][0]
     assert stream["codec_name"] == "h264" and stream["pix_fmt"] == "yuv420p"

@@ -19,9 +19,22 @@ def ffprobe(path: Path) -> dict:
     if shutil.which("ffprobe") is None:
         pytest.skip("ffprobe not installed (apt-get install ffmpeg)")
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-         "stream=nb_read_frames,width,height,codec_name,pix_fmt", "-of", "json", str(path)],
-        check=True, capture_output=True, text=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames,width,height,codec_name,pix_fmt",
+            "-of",
+            "json",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return json.loads(out)["streams"][0]
 
@@ -34,16 +47,22 @@ def decode(path: Path) -> np.ndarray:
 
 
 def render_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "run_show.py"), "-q", "render", *args],
-                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(REPO / "run_show.py"), "-q", "render", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
 
 
 def test_default_scene_renders_300_smooth_moving_frames_deterministically(tmp_path):
     outs = []
     for name in ("a.mp4", "b.mp4"):
         out = tmp_path / name
-        r = render_cli("--scene", "scenes/default.toml", "--seconds", "10", "--fps", "30",
-                       "--size", "256x256", "--out", str(out))
+        r = render_cli(
+            "--scene", "scenes/default.toml", "--seconds", "10", "--fps", "30", "--size", "256x256", "--out", str(out)
+        )
         assert r.returncode == 0, r.stderr
         assert str(out) in r.stdout
         outs.append(out)
@@ -61,8 +80,20 @@ def test_default_scene_renders_300_smooth_moving_frames_deterministically(tmp_pa
 
 def test_png_sequence_and_aspect(tmp_path, scene_file):
     out = tmp_path / "frames"
-    r = render_cli("--scene", str(scene_file("")), "--seconds", "0.2", "--fps", "10", "--size", "96x64",
-                   "--aspect", "fit", "--out", f"{out}/")
+    r = render_cli(
+        "--scene",
+        str(scene_file("")),
+        "--seconds",
+        "0.2",
+        "--fps",
+        "10",
+        "--size",
+        "96x64",
+        "--aspect",
+        "fit",
+        "--out",
+        f"{out}/",
+    )
     assert r.returncode == 0, r.stderr
     files = sorted(out.glob("*.png"))
     assert len(files) == 2

@@ -1,4 +1,3 @@
-
 import pytest
 
 from engine.files.scene import SceneError, load_scene, shipped_scenes
@@ -12,10 +11,12 @@ def test_minimal_scene_defaults(scene_file, tiny_gan):
 
 
 def test_full_scene(scene_file):
-    s = load_scene(scene_file(
-        'name = "X"\n[path]\nkind = "noise"\nseconds_per_key = 2.0\nperiod = 4.0\n'
-        '[params]\ntruncation = 0.7\nspeed = { default = 0.5, min = 0.0, max = 2.0 }\n"latent/3" = -1.0\n'
-    ))
+    s = load_scene(
+        scene_file(
+            'name = "X"\n[path]\nkind = "noise"\nseconds_per_key = 2.0\nperiod = 4.0\n'
+            '[params]\ntruncation = 0.7\nspeed = { default = 0.5, min = 0.0, max = 2.0 }\n"latent/3" = -1.0\n'
+        )
+    )
     assert s.path_kind == "noise" and s.path_settings == {"period": 4.0}
     assert s.params["speed"].default == 0.5 and s.params["speed"].hi == 2.0
     assert s.params["latent/3"].default == -1.0
@@ -90,7 +91,8 @@ _MALFORMED = [
         ("[params]\nspeed = { deflt = 1.0 }\n", "'params.speed.deflt'", "only default, min, max"),
         ('[params]\n"latent/9" = 1.0\n', "'params.latent/9'", "a deck param"),
         ("[params]\nspeed = nan\n", "'params.speed'", "a finite number"),
-    ] + _MALFORMED,
+    ]
+    + _MALFORMED,
 )
 def test_bad_scenes_name_file_key_and_expectation(scene_file, body, key, expected):
     f = scene_file(body)
@@ -145,10 +147,16 @@ def test_path_speed_in_beats_and_bars(scene_file):
 @pytest.mark.parametrize(
     "body, keys, expected",
     [
-        ("[path]\nseconds_per_key = 2\nbeats_per_key = 1\n", ["path.seconds_per_key", "path.beats_per_key"],
-         "expected only one"),
-        ("[path]\nbeats_per_key = 1\nbars_per_loop = 2\n", ["path.beats_per_key", "path.bars_per_loop"],
-         "expected only one"),
+        (
+            "[path]\nseconds_per_key = 2\nbeats_per_key = 1\n",
+            ["path.seconds_per_key", "path.beats_per_key"],
+            "expected only one",
+        ),
+        (
+            "[path]\nbeats_per_key = 1\nbars_per_loop = 2\n",
+            ["path.beats_per_key", "path.bars_per_loop"],
+            "expected only one",
+        ),
         ("[path]\nbeats_per_key = 0\n", ["'path.beats_per_key'"], "beats between 0.0625 and 4096"),
         ('[path]\nbeats_per_key = "2"\n', ["'path.beats_per_key'"], "a finite number"),
         ("[path]\nbars_per_loop = 0.1\n", ["'path.bars_per_loop'"], "bars between 0.25 and 4096"),
@@ -191,10 +199,13 @@ def test_integer_past_the_toml_digit_limit_is_not_valid_toml(scene_file):
     assert str(f) in str(e.value) and len(str(e.value)) < 400
 
 
-@pytest.mark.parametrize("raw", [
-    b"name = \"caf\xe9\"\n",  # Latin-1, not UTF-8
-    b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n",  # nested deeper than the recursion limit
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'name = "caf\xe9"\n',  # Latin-1, not UTF-8
+        b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n",  # nested deeper than the recursion limit
+    ],
+)
 def test_files_tomllib_chokes_on_are_scene_errors(tmp_path, raw):
     f = tmp_path / "s.toml"
     f.write_bytes(raw)
@@ -203,8 +214,12 @@ def test_files_tomllib_chokes_on_are_scene_errors(tmp_path, raw):
 
 
 def test_edge_values_that_are_fine(scene_file):
-    s = load_scene(scene_file("seed = -0\n[path]\nseconds_per_key = 2\n[params]\ntruncation = -0.0\n"
-                              "speed = { default = 1, min = 0, max = 4 }\n"))
+    s = load_scene(
+        scene_file(
+            "seed = -0\n[path]\nseconds_per_key = 2\n[params]\ntruncation = -0.0\n"
+            "speed = { default = 1, min = 0, max = 4 }\n"
+        )
+    )
     assert s.seed == 0 and s.seconds_per_key == 2.0 and isinstance(s.seconds_per_key, float)
     t = s.params["truncation"].default
     assert t == 0.0 and str(t) == "0.0"  # -0.0 is read as 0.0: the status never shows "-0"

@@ -47,8 +47,9 @@ def _show(paths, fps: int = 60):
     from engine.stage.show import Show
 
     scenes = load_scenes([load_scene(p) for p in paths], torch.device("cpu"))
-    show = Show(scenes, build_registry(), EventQueue(), FrameRenderer(torch.device("cpu")), FakeOutput(),
-                FixedClock(fps))
+    show = Show(
+        scenes, build_registry(), EventQueue(), FrameRenderer(torch.device("cpu")), FakeOutput(), FixedClock(fps)
+    )
     sink = Sink()
     layer = SeqLayer(show, NoteRouter(audio=sink))
     layer.attach()
@@ -113,22 +114,25 @@ def test_text_prime_verb_feeds_the_stream(seq_scene):
     assert text.emitted >= 11
 
 
-@pytest.mark.parametrize("body,key", [
-    ('[notes]\nmodel = "notes.safetensors"\nscale = "klingon"\n', "notes.scale"),
-    ('[notes]\nmodel = "notes.safetensors"\nkey = "H"\n', "notes.key"),
-    ('[notes]\nmodel = "notes.safetensors"\ntemperature = 9.0\n', "notes.temperature"),
-    ('[notes]\nmodel = "notes.safetensors"\nlow = 80\nhigh = 60\n', "notes.low"),
-    ('[notes]\nmodel = "missing.safetensors"\n', "notes.model"),
-    ('[notes]\nmodel = "notes.safetensors"\nprimer = "nope.mid"\n', "notes.primer"),
-    ('[notes]\nmodel = "notes.safetensors"\ntempo = 3\n', "notes.tempo"),
-    ('[text]\nmodel = "text.safetensors"\ncolour = [1, 2]\n', "text.colour"),
-    ('[text]\nmodel = "text.safetensors"\nfont = "nofont.ttf"\n', "text.font"),
-    ('[text]\nmodel = "text.safetensors"\nfont = "bad.toml"\n', "text.font"),  # a file, not a font
-    ('[text]\nmodel = "text.safetensors"\nrate = "fast"\n', "text.rate"),
-    ('[synth]\nwaveform = "kazoo"\n', "synth.waveform"),
-    ('[synth]\ncutoff = 1.0\n', "synth.cutoff"),
-    ('[notes]\n', "notes.model"),
-])
+@pytest.mark.parametrize(
+    "body,key",
+    [
+        ('[notes]\nmodel = "notes.safetensors"\nscale = "klingon"\n', "notes.scale"),
+        ('[notes]\nmodel = "notes.safetensors"\nkey = "H"\n', "notes.key"),
+        ('[notes]\nmodel = "notes.safetensors"\ntemperature = 9.0\n', "notes.temperature"),
+        ('[notes]\nmodel = "notes.safetensors"\nlow = 80\nhigh = 60\n', "notes.low"),
+        ('[notes]\nmodel = "missing.safetensors"\n', "notes.model"),
+        ('[notes]\nmodel = "notes.safetensors"\nprimer = "nope.mid"\n', "notes.primer"),
+        ('[notes]\nmodel = "notes.safetensors"\ntempo = 3\n', "notes.tempo"),
+        ('[text]\nmodel = "text.safetensors"\ncolour = [1, 2]\n', "text.colour"),
+        ('[text]\nmodel = "text.safetensors"\nfont = "nofont.ttf"\n', "text.font"),
+        ('[text]\nmodel = "text.safetensors"\nfont = "bad.toml"\n', "text.font"),  # a file, not a font
+        ('[text]\nmodel = "text.safetensors"\nrate = "fast"\n', "text.rate"),
+        ('[synth]\nwaveform = "kazoo"\n', "synth.waveform"),
+        ("[synth]\ncutoff = 1.0\n", "synth.cutoff"),
+        ("[notes]\n", "notes.model"),
+    ],
+)
 def test_bad_seq_tables_name_the_key(scene_file, seq_scene, body, key):
     seq_scene()  # writes the tiny models next to the scene
     with pytest.raises(SceneError) as e:
@@ -165,8 +169,12 @@ def test_render_mp4_has_video_and_sound_of_the_same_length(tmp_path, seq_scene):
     out = tmp_path / "x.mp4"
     res = render([load_scene(seq_scene())], seconds=4, fps=30, out=str(out), size=(128, 128))
     assert res.audio
-    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,duration",
-                            "-of", "json", str(out)], capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,duration", "-of", "json", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     streams = {s["codec_type"]: float(s["duration"]) for s in json.loads(probe.stdout)["streams"]}
     assert set(streams) == {"video", "audio"}
     assert streams["video"] == pytest.approx(4.0, abs=0.04) and streams["audio"] == pytest.approx(4.0, abs=0.05)
@@ -225,7 +233,7 @@ def test_window_patch_blends_like_the_render_and_is_reused_while_still():
     assert box == (x, y, x + w, y + h)
     # SDL's blend of the patch onto black (colour * alpha) is what draw() put into the frame.
     expect = (rgba[..., :3].astype(np.int32) * rgba[..., 3:4] + 127) // 255
-    assert np.abs(expect - drawn[y:y + h, x:x + w]).max() <= 2
+    assert np.abs(expect - drawn[y : y + h, x : x + w]).max() <= 2
     assert overlay.patch(size)[0] is rgba  # nothing moved: the same patch, no new texture
     overlay.add_line("a second line", 10.0)
     now[0] = 10.1  # fading in and scrolling: a new patch

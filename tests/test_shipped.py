@@ -33,8 +33,11 @@ def test_trained_folder_is_small_safe_and_documented():
     files = [f for f in files if not f.name.endswith(".state.safetensors")]
     assert files, "no shipped model in trained/"
     # What ships: resume states and temp files stay local (.gitignore), so they do not count.
-    shipped = [p for p in TRAINED.iterdir() if p.is_file() and not p.name.endswith(".state.safetensors")
-               and ".tmp" not in p.name]
+    shipped = [
+        p
+        for p in TRAINED.iterdir()
+        if p.is_file() and not p.name.endswith(".state.safetensors") and ".tmp" not in p.name
+    ]
     total = sum(p.stat().st_size for p in shipped)
     assert total < 30 * 1024 * 1024
     assert not [p for p in TRAINED.iterdir() if p.suffix in {".pt", ".pth", ".pkl", ".ckpt"}]

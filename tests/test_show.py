@@ -28,7 +28,7 @@ def diffs(frames):
 
 
 def test_frames_move_and_are_deterministic(scene_file):
-    f = scene_file('[path]\nseconds_per_key = 0.5\n')
+    f = scene_file("[path]\nseconds_per_key = 0.5\n")
     show, out, *_ = make_show([f])
     show.run(frames=20)
     assert out.presents == 20 and out.frames[0].shape == (64, 64, 3)
@@ -67,7 +67,7 @@ def test_brightness_and_blackout_fade(scene_file):
 
 
 def test_freeze_holds_picture_and_path(scene_file):
-    show, out, reg, q = make_show([scene_file('[path]\nseconds_per_key = 0.2\n')], keys={3: ["freeze"]})
+    show, out, reg, q = make_show([scene_file("[path]\nseconds_per_key = 0.2\n")], keys={3: ["freeze"]})
     show.run(frames=8)
     tau = show.deck.scene.tau
     assert np.array_equal(out.frames[3], out.frames[7])
@@ -99,9 +99,14 @@ def test_latent_offset_moves_picture(scene_file):
 
 def test_bad_events_are_counted_not_fatal(scene_file):
     show, out, reg, q = make_show([scene_file("")])
-    for ev in [Event("set", "/master/brightness", float("nan")), Event("set", "/nope", 1.0),
-               Event("set", "/master/brightness", "loud"), Event("verb", "/show/explode"),
-               Event("scale", "/master/speed", None), Event("verb", "/show/scene", "\u00b2")]:
+    for ev in [
+        Event("set", "/master/brightness", float("nan")),
+        Event("set", "/nope", 1.0),
+        Event("set", "/master/brightness", "loud"),
+        Event("verb", "/show/explode"),
+        Event("scale", "/master/speed", None),
+        Event("verb", "/show/scene", "\u00b2"),
+    ]:
         q.put(ev)  # "\u00b2" (superscript two) passes str.isdigit() but not int()
     show.run(frames=2)
     assert reg.rejected == 6 and out.presents == 2
@@ -173,8 +178,12 @@ def test_show_verbs_select_scenes_and_flip_masters(scene_file):
     show, out, reg, q = make_show([a, b])
     learned = []
     show.provide("learn", SimpleNamespace(start=learned.append, cancel=print, unlearn=print, commit=print))
-    for ev in [Event("verb", "/show/scene", 2.0), Event("verb", "/show/blackout"), Event("verb", "/show/freeze"),
-               Event("verb", "/learn/start", "/master/speed")]:
+    for ev in [
+        Event("verb", "/show/scene", 2.0),
+        Event("verb", "/show/blackout"),
+        Event("verb", "/show/freeze"),
+        Event("verb", "/learn/start", "/master/speed"),
+    ]:
         q.put(ev)
     show.run(frames=1)
     assert show.scene_index == 1 and reg.get("/master/blackout") == 1.0 and reg.get("/master/freeze") == 1.0
@@ -203,14 +212,15 @@ class EnqueueDuringForward(torch.nn.Module):
 
 
 def test_late_application_post_params_this_frame_model_inputs_next(scene_file):
-    f = scene_file('[path]\nseconds_per_key = 0.5\n')
+    f = scene_file("[path]\nseconds_per_key = 0.5\n")
     show, out, reg, q = make_show([f])
     ref, ref_out, ref_reg, _ = make_show([f])
     for r in (reg, ref_reg):
         r.param("/deck/a/latent/1").smoothing = 0.0  # a jump, so frames can be compared exactly
     sc = show.scenes[0]
-    sc.generator = EnqueueDuringForward(sc.generator, q, 3, [Event("set", "/master/brightness", 0.5),
-                                                              Event("set", "/deck/a/latent/1", 3.0)])
+    sc.generator = EnqueueDuringForward(
+        sc.generator, q, 3, [Event("set", "/master/brightness", 0.5), Event("set", "/deck/a/latent/1", 3.0)]
+    )
     applied = []
     show.applied_hooks.append(lambda ev, frame, phase: applied.append((ev.address, frame, phase)))
     show.run(frames=6)
@@ -230,7 +240,9 @@ def test_verbs_arriving_during_forward_wait_for_the_next_frame(scene_file):
     b = scene_file('name = "B"\n', name="b.toml")
     show, out, reg, q = make_show([a, b])
     sc = show.scenes[0]
-    sc.generator = EnqueueDuringForward(sc.generator, q, 1, [Event("verb", "/show/next"), Event("verb", "/show/blackout")])
+    sc.generator = EnqueueDuringForward(
+        sc.generator, q, 1, [Event("verb", "/show/next"), Event("verb", "/show/blackout")]
+    )
     show.run(frames=2)
     assert show.scene_index == 0 and reg.get("/master/blackout") == 1.0  # blackout now, the scene switch ...
     assert out.frames[1].max() > 0 or reg.get("/master/blackout_fade") > 0  # (fading, not cut)

@@ -43,9 +43,11 @@ def test_melody_through_jack_is_on_time_in_tune_and_paired():
 
 
 def test_midi_pairs_reads_jack_midi_dump_lines():
-    dump = ("   0: 90 3c 64 note on  (channel  0): pitch  60, velocity 100\n"
-            "  12: 80 3c 00 note off (channel  0): pitch  60, velocity   0\n"
-            "  40: 90 3e 50 note on  (channel  0): pitch  62, velocity  80\n")
+    dump = (
+        "   0: 90 3c 64 note on  (channel  0): pitch  60, velocity 100\n"
+        "  12: 80 3c 00 note off (channel  0): pitch  60, velocity   0\n"
+        "  40: 90 3e 50 note on  (channel  0): pitch  62, velocity  80\n"
+    )
     r = midi_pairs(dump)
     assert r["note_ons"] == 2 and r["note_offs"] == 1 and r["hanging"] == 1 and not r["paired"]
 
@@ -57,8 +59,9 @@ def test_note_matching_hears_legato_notes_and_rejects_wrong_pitches():
     from engine.dsp.synth import Synth, SynthSettings
 
     rng = np.random.default_rng(0)
-    synth = Synth(48000, settings=SynthSettings(waveform=3, attack=0.004, decay=0.3, sustain=0.35, release=0.25,
-                                                cutoff=3200.0))
+    synth = Synth(
+        48000, settings=SynthSettings(waveform=3, attack=0.004, decay=0.3, sustain=0.35, release=0.25, cutoff=3200.0)
+    )
     notes, t = [], 0.5
     for _ in range(40):  # overlapping (legato) notes, as a melody plays them
         pitch, d = int(rng.integers(57, 86)), float(rng.choice([0.125, 0.25, 0.5]))
@@ -67,7 +70,7 @@ def test_note_matching_hears_legato_notes_and_rejects_wrong_pitches():
         t += d
     out = np.zeros((int((t + 1) * 48000), 2), np.float32)
     for i in range(0, len(out), 256):
-        synth.render(out[i:i + 256])
+        synth.render(out[i : i + 256])
     good = match_notes(notes, out[:, 0])
     assert good["share"] >= 0.95 and abs(good["offset_s"] - 0.37) < 0.01, good
     wrong = match_notes([dict(n, pitch=n["pitch"] + 1) for n in notes], out[:, 0])
@@ -88,9 +91,29 @@ def test_the_show_goes_on_and_exits_cleanly_when_the_jack_server_dies(tmp_path):
     with dummy_server(log_file=tmp_path / "jackd.log") as name, err_path.open("w") as err:
         env = dict(os.environ, SDL_VIDEODRIVER="dummy")
         proc = subprocess.Popen(
-            [sys.executable, "run_show.py", "show", "--scene", SOUND_SCENE, "--headless", "--seconds", "12",
-             "--osc-port", "0", "--oscquery-port", "0", "--audio-in", "jack", "--stats", str(stats)],
-            cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            [
+                sys.executable,
+                "run_show.py",
+                "show",
+                "--scene",
+                SOUND_SCENE,
+                "--headless",
+                "--seconds",
+                "12",
+                "--osc-port",
+                "0",
+                "--oscquery-port",
+                "0",
+                "--audio-in",
+                "jack",
+                "--stats",
+                str(stats),
+            ],
+            cwd=repo,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
         try:
             deadline = time.monotonic() + 90
             while "show running" not in err_path.read_text():

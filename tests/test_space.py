@@ -19,8 +19,7 @@ SENDER = ("127.0.0.1", 50000)
 
 def osc_show(space) -> tuple[ShowCore, Dispatcher]:
     core = ShowCore(space.registry)
-    return core, Dispatcher(core.registry, core.queue, core.osc_routes, reply=lambda data, to: None,
-                            space=core.space)
+    return core, Dispatcher(core.registry, core.queue, core.osc_routes, reply=lambda data, to: None, space=core.space)
 
 
 def _with_home() -> tuple[Verb, ...]:
@@ -82,7 +81,7 @@ def test_keys_name_verbs_of_the_table():
 
     space = build_space()
     for action, ev in KEY_EVENTS.items():
-        assert (space.verb(ev.address) if ev.kind == "verb" else ev.address in space.registry), action
+        assert space.verb(ev.address) if ev.kind == "verb" else ev.address in space.registry, action
 
 
 def test_a_verb_whose_owner_is_not_running_is_rejected_and_counted():

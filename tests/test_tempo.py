@@ -252,20 +252,23 @@ def test_link_control_enqueues_session_tempo_and_never_sets_it(monkeypatch, scen
     assert events[0].address == "/tempo/link_bpm" and events[0].value == 133.0
     # the beat when the frame will be seen: half a poll plus the show's input-to-present time ahead
     ahead = tempo_control.LINK_POLL_S / 2 + show.input_to_present_s
-    assert any(e.address == "/tempo/link_beat" and e.value == pytest.approx(12.5 + ahead * 133.0 / 60.0)
-               for e in events)
+    assert any(
+        e.address == "/tempo/link_beat" and e.value == pytest.approx(12.5 + ahead * 133.0 / 60.0) for e in events
+    )
     assert control._link.tempo == 133.0 and control._link.created_with == 120.0
 
 
 # -- beat-timed latent paths ----------------------------------------------------
+
 
 def make_show(scene_paths, fps=30, tempo_source="internal"):
     scenes = load_scenes([load_scene(p) for p in scene_paths], torch.device("cpu"))
     out = FakeOutput()
     reg = build_registry()
     q = EventQueue()
-    show = Show(scenes, reg, q, FrameRenderer(torch.device("cpu")), out, FixedClock(fps),
-                tempo=Tempo(reg, tempo_source))
+    show = Show(
+        scenes, reg, q, FrameRenderer(torch.device("cpu")), out, FixedClock(fps), tempo=Tempo(reg, tempo_source)
+    )
     return show, out, reg, q
 
 
@@ -308,7 +311,7 @@ def test_beat_path_twice_as_fast_at_double_tempo(scene_file):
 
 
 def test_beat_path_follows_tapped_tempo_and_realigns_after_freeze(scene_file):
-    f = scene_file('[path]\nbeats_per_key = 1\n')
+    f = scene_file("[path]\nbeats_per_key = 1\n")
     show, out, reg, q = make_show([f], fps=30)
     show.run(frames=10)
     q.put(Event("toggle", "/master/freeze"))

@@ -18,8 +18,7 @@ def _frame(seed: int = 0) -> np.ndarray:
 
 
 def _layer(**style: object) -> TextLayer:
-    layer = TextLayer(TextStyle(**{"size": 20, "lines": 3, "fade": 0.5, "scroll": 0.2, "y": 0.3,
-                                   **style}))  # type: ignore[arg-type]
+    layer = TextLayer(TextStyle(**{"size": 20, "lines": 3, "fade": 0.5, "scroll": 0.2, "y": 0.3, **style}))  # type: ignore[arg-type]
     for i, line in enumerate(["first line", "second one here", "third", "and a fourth"]):
         layer.add_line(line, float(i))
     return layer

@@ -77,7 +77,7 @@ def test_an_echoed_primer_is_fed_as_it_is_typed_with_the_same_result() -> None:
     assert echoed.advance(1.0 / 50.0) == "t" and len(steps) == 1  # one step per character typed
     out = echoed.advance((len(primer) - 1) / 50.0) + _run(echoed, 2.0)
     assert out.startswith(primer[1:])
-    assert out[len(primer) - 1:] == _run(quiet, 2.0)[:len(out) - len(primer) + 1]  # same state after it
+    assert out[len(primer) - 1 :] == _run(quiet, 2.0)[: len(out) - len(primer) + 1]  # same state after it
 
 
 def test_a_silent_primer_behind_an_echoed_one_is_fed_after_it() -> None:
@@ -89,7 +89,7 @@ def test_a_silent_primer_behind_an_echoed_one_is_fed_after_it() -> None:
     lazy.prime("cat ")
     lazy.prime("hat", echo=False)  # waits behind "cat ", as the state must read it in that order
     out = _run(lazy, 2.0)
-    assert out.startswith("cat ") and out[4:] == _run(eager, 2.0)[:len(out) - 4]
+    assert out.startswith("cat ") and out[4:] == _run(eager, 2.0)[: len(out) - 4]
 
 
 def test_a_primer_flood_is_bounded_keeping_the_newest() -> None:

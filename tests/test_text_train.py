@@ -41,8 +41,7 @@ def text_file(tmp_path: Path) -> Path:
 
 def _opts(data: Path, out: Path, **kwargs: object) -> TextTrainOptions:
     # first_checkpoint_s large: only the final checkpoint is written (keeps tests fast).
-    return TextTrainOptions(data=str(data), out=str(out), device="cpu", first_checkpoint_s=1e9,
-                            **{**TINY, **kwargs})  # type: ignore[arg-type]
+    return TextTrainOptions(data=str(data), out=str(out), device="cpu", first_checkpoint_s=1e9, **{**TINY, **kwargs})  # type: ignore[arg-type]
 
 
 def test_train_writes_files_and_resumes(text_file: Path, tmp_path: Path) -> None:
@@ -163,12 +162,35 @@ def test_lr_schedule() -> None:
 
 
 def test_cli_flags_round_trip() -> None:
-    ns = build_parser().parse_args(["train", "text", "--data", "t.txt", "--out", "trained/x", "--steps", "7",
-                                    "--hidden", "64", "--seq", "32", "--seed", "3"])
+    ns = build_parser().parse_args(
+        [
+            "train",
+            "text",
+            "--data",
+            "t.txt",
+            "--out",
+            "trained/x",
+            "--steps",
+            "7",
+            "--hidden",
+            "64",
+            "--seq",
+            "32",
+            "--seed",
+            "3",
+        ]
+    )
     opts = train_options(ns)
     assert isinstance(opts, TextTrainOptions)
     assert (opts.data, opts.out, opts.steps, opts.minutes, opts.hidden, opts.seq, opts.seed) == (
-        "t.txt", "trained/x", 7, None, 64, 32, 3)
+        "t.txt",
+        "trained/x",
+        7,
+        None,
+        64,
+        32,
+        3,
+    )
     assert (opts.checkpoint_every_s, opts.first_checkpoint_s) == (60.0, 30.0)
     assert (opts.layers, opts.embed, opts.lr) == (TextTrainOptions.layers, 64, 2e-3)  # defaults: the dataclass's
     with pytest.raises(ValueError, match="--seq"):

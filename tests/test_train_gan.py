@@ -43,8 +43,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 def _opts(data_dir: Path, out: Path, **kwargs: object) -> GanTrainOptions:
     # first_checkpoint_s large: only the final checkpoint is written (keeps tests fast).
-    return GanTrainOptions(data=str(data_dir), out=str(out), device="cpu",
-                           first_checkpoint_s=1e9, **{**TINY, **kwargs})  # type: ignore[arg-type]
+    return GanTrainOptions(data=str(data_dir), out=str(out), device="cpu", first_checkpoint_s=1e9, **{**TINY, **kwargs})  # type: ignore[arg-type]
 
 
 def test_train_writes_files_and_resumes(data_dir: Path, tmp_path: Path) -> None:
@@ -98,7 +97,14 @@ def _flags(*argv: str) -> GanTrainOptions:
 def test_cli_flags_round_trip() -> None:
     opts = _flags("--data", "d", "--out", "trained/x", "--size", "64", "--steps", "7", "--batch", "8", "--seed", "3")
     assert (opts.data, opts.out, opts.size, opts.steps, opts.minutes, opts.batch, opts.seed) == (
-        "d", "trained/x", 64, 7, None, 8, 3)
+        "d",
+        "trained/x",
+        64,
+        7,
+        None,
+        8,
+        3,
+    )
     assert opts.device == "auto" and not opts.resume
     assert (opts.checkpoint_every_s, opts.first_checkpoint_s) == (60.0, 30.0)
     fast = _flags("--data", "d", "--out", "o", "--checkpoint-every", "0.5")
@@ -147,7 +153,10 @@ def test_checkpoint_timer() -> None:
 def test_out_paths() -> None:
     model, png, state = out_paths("trained/NAME")
     assert (str(model), str(png), str(state)) == (
-        "trained/NAME.safetensors", "trained/NAME.png", "trained/NAME.state.safetensors")
+        "trained/NAME.safetensors",
+        "trained/NAME.png",
+        "trained/NAME.state.safetensors",
+    )
     assert out_paths("trained/NAME.safetensors")[0] == model
     with pytest.raises(ValueError):
         out_paths("trained/")
@@ -177,8 +186,9 @@ def test_diff_augment_is_differentiable_and_deterministic() -> None:
 def test_sample_distance_identical_vs_noise() -> None:
     gen = torch.Generator().manual_seed(0)
     # "real": smooth coloured blobs; "noise": uniform noise.
-    real = torch.nn.functional.interpolate(torch.rand(16, 3, 8, 8, generator=gen) * 2 - 1, size=64,
-                                           mode="bilinear", align_corners=False)
+    real = torch.nn.functional.interpolate(
+        torch.rand(16, 3, 8, 8, generator=gen) * 2 - 1, size=64, mode="bilinear", align_corners=False
+    )
     noise = torch.rand(16, 3, 64, 64, generator=gen) * 2 - 1
     assert sample_distance(real, real) < 1e-6
     far = sample_distance(noise, real)

@@ -39,9 +39,15 @@ def _data(folder: Path) -> Path:
 
 def _train(*args: str, **kwargs: object) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, str(REPO / "run_show.py"), "train", "gan", *TINY, *args],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kwargs)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "run_show.py"), "train", "gan", *TINY, *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )  # type: ignore[call-overload]
 
 
 def _state_step(path: Path) -> int:
@@ -53,8 +59,7 @@ def _state_step(path: Path) -> int:
 def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
     data = _data(tmp_path / "data")
     out = tmp_path / "trained" / "mine"
-    proc = _train("--data", str(data), "--out", str(out), "--minutes", "5",
-                  "--checkpoint-every", "0.3", "--seed", "2")
+    proc = _train("--data", str(data), "--out", str(out), "--minutes", "5", "--checkpoint-every", "0.3", "--seed", "2")
     state = out.with_name("mine.state.safetensors")
     deadline = time.monotonic() + 240
     # Let a few checkpoints go by so the kill can land in the middle of one.

@@ -141,13 +141,31 @@ def _key(key: int) -> None:
 
 def test_poll_maps_keys_to_actions(headless: VideoOutput) -> None:
     headless.poll()  # drop window-shown events
-    keys = [pygame.K_SPACE, pygame.K_b, pygame.K_f, pygame.K_PLUS, pygame.K_EQUALS,
-            pygame.K_KP_PLUS, pygame.K_MINUS, pygame.K_KP_MINUS, pygame.K_a, pygame.K_ESCAPE]
+    keys = [
+        pygame.K_SPACE,
+        pygame.K_b,
+        pygame.K_f,
+        pygame.K_PLUS,
+        pygame.K_EQUALS,
+        pygame.K_KP_PLUS,
+        pygame.K_MINUS,
+        pygame.K_KP_MINUS,
+        pygame.K_a,
+        pygame.K_ESCAPE,
+    ]
     for key in keys:
         _key(key)
     pygame.event.post(pygame.event.Event(pygame.QUIT))
     assert headless.poll() == [
-        "next", "blackout", "freeze", "faster", "faster", "faster", "slower", "slower", "quit",
+        "next",
+        "blackout",
+        "freeze",
+        "faster",
+        "faster",
+        "faster",
+        "slower",
+        "slower",
+        "quit",
     ]
     assert headless.poll() == []
 
@@ -210,8 +228,14 @@ def test_real_window_under_xvfb(xvfb: str) -> None:
     display = xvfb
     env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "WAYLAND_DISPLAY")}
     env["DISPLAY"] = display
-    child = subprocess.Popen([sys.executable, "-c", _CHILD.format(repo=str(REPO))], env=env, text=True,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD.format(repo=str(REPO))],
+        env=env,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         lines = {}
         for line in child.stdout:

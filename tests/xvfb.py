@@ -75,8 +75,9 @@ def screenshot(display: str) -> np.ndarray:
     window) covers only part of the root, a "multi-visual" DirectColor dump
     with 3 bytes per pixel whose channels go through the colour map.
     """
-    raw = subprocess.run(["xwd", "-root", "-silent", "-display", display],
-                         capture_output=True, check=True, timeout=20).stdout
+    raw = subprocess.run(
+        ["xwd", "-root", "-silent", "-display", display], capture_output=True, check=True, timeout=20
+    ).stdout
     # XWD header: 25 big-endian uint32 fields, then the window name, then
     # ncolors 12-byte colour entries, then the pixels, bytes_per_line per row.
     fields = struct.unpack(">25I", raw[:100])
@@ -86,8 +87,9 @@ def screenshot(display: str) -> np.ndarray:
     nbytes = bpp // 8
     if bpp not in (24, 32) or bytes_per_line < nbytes * width or masks != (0xFF0000, 0x00FF00, 0x0000FF):
         raise ValueError(f"unexpected xwd format (need 24/32-bit 0xRRGGBB pixels): {fields}")
-    rows = np.frombuffer(raw, dtype=np.uint8, count=bytes_per_line * height,
-                         offset=header_size + 12 * ncolors).reshape(height, bytes_per_line)
+    rows = np.frombuffer(raw, dtype=np.uint8, count=bytes_per_line * height, offset=header_size + 12 * ncolors).reshape(
+        height, bytes_per_line
+    )
     pixels = rows[:, : nbytes * width].reshape(height, width, nbytes)
     if byte_order == 0:  # LSBFirst: least significant byte first -> reverse to 0x(XX)RRGGBB order
         pixels = pixels[..., ::-1]

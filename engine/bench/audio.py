@@ -29,8 +29,9 @@ LOOP_HZ = 60.0  # the show loop the notes are scheduled from
 AHEAD_S = 0.1  # notes are scheduled this far ahead of their time
 
 
-def measure_synth(blocks: int = 2000, frames: int = 256, voices: int = 8, rate: int = 48000,
-                  waveform: int = 1) -> dict[str, Any]:
+def measure_synth(
+    blocks: int = 2000, frames: int = 256, voices: int = 8, rate: int = 48000, waveform: int = 1
+) -> dict[str, Any]:
     """Render `blocks` blocks with all `voices` sounding; ms per block p50 / p99 / max."""
     synth = Synth(rate, voices=voices, settings=SynthSettings(waveform=waveform))
     for v in range(voices):
@@ -42,9 +43,14 @@ def measure_synth(blocks: int = 2000, frames: int = 256, voices: int = 8, rate: 
         synth.render(out)
         costs[i] = (time.perf_counter() - t0) * 1000.0
     p50, p99 = np.percentile(costs, [50, 99])
-    return {"blocks": blocks, "frames": frames, "voices": voices, "waveform": waveform,
-            "ms": {"p50": round(float(p50), 4), "p99": round(float(p99), 4), "max": round(float(costs.max()), 4)},
-            "budget_ms": round(frames / rate * 1000.0, 3)}
+    return {
+        "blocks": blocks,
+        "frames": frames,
+        "voices": voices,
+        "waveform": waveform,
+        "ms": {"p50": round(float(p50), 4), "p99": round(float(p99), 4), "max": round(float(costs.max()), 4)},
+        "budget_ms": round(frames / rate * 1000.0, 3),
+    }
 
 
 def _play(out: Any, seconds: float, warmup_s: float, notes_per_s: float, seed: int) -> dict[str, int]:
@@ -92,8 +98,16 @@ def _show_like(stop: threading.Event, torch_ms: float = 7.0, python_ms: float = 
         stop.wait(max(0.0, next_frame - time.perf_counter()))
 
 
-def _measure(out: Any, seconds: float, warmup_s: float, notes_per_s: float, seed: int, busy_threads: int,
-             show_threads: int, switch_interval: float | None) -> tuple[dict[str, int], dict[str, Any]]:
+def _measure(
+    out: Any,
+    seconds: float,
+    warmup_s: float,
+    notes_per_s: float,
+    seed: int,
+    busy_threads: int,
+    show_threads: int,
+    switch_interval: float | None,
+) -> tuple[dict[str, int], dict[str, Any]]:
     """Play with the given load threads; (stats at the end of warm-up, stats at the end). Closes `out`."""
     saved_interval, stop = sys.getswitchinterval(), threading.Event()
     workers = [threading.Thread(target=_busy, args=(stop,), daemon=True) for _ in range(busy_threads)]
@@ -113,10 +127,19 @@ def _measure(out: Any, seconds: float, warmup_s: float, notes_per_s: float, seed
         out.close()
 
 
-def bench_audio(seconds: float = 10.0, rate: int = 48000, block: int = 256, latency_blocks: int = 4,
-                voices: int = 8, notes_per_s: float = 12.0, warmup_s: float = 2.0, seed: int = 0,
-                busy_threads: int = 0, show_threads: int = 0,
-                switch_interval: float | None = None) -> dict[str, Any]:
+def bench_audio(
+    seconds: float = 10.0,
+    rate: int = 48000,
+    block: int = 256,
+    latency_blocks: int = 4,
+    voices: int = 8,
+    notes_per_s: float = 12.0,
+    warmup_s: float = 2.0,
+    seed: int = 0,
+    busy_threads: int = 0,
+    show_threads: int = 0,
+    switch_interval: float | None = None,
+) -> dict[str, Any]:
     """Play through a real sounddevice stream on a private JACK dummy server; counts and costs.
 
     `busy_threads` Python threads spin meanwhile (the callback must win the
@@ -128,32 +151,49 @@ def bench_audio(seconds: float = 10.0, rate: int = 48000, block: int = 256, late
     from engine.devices.audio_devices import portaudio_session
     from engine.devices.audio_out import open_audio
 
-    config = ShowConfig(audio_device="jack", sample_rate=rate, block_size=block, audio_latency=latency_blocks,
-                        synth_voices=voices)
+    config = ShowConfig(
+        audio_device="jack", sample_rate=rate, block_size=block, audio_latency=latency_blocks, synth_voices=voices
+    )
     with tempfile.TemporaryDirectory() as tmp:
         jack_log = Path(tmp) / "jackd.log"
         with dummy_server(rate=rate, period=block, log_file=jack_log), portaudio_session():
             out = open_audio(config)
             if out is None:
                 raise RuntimeError("no JACK output device appeared")
-            warm, end = _measure(out, seconds, warmup_s, notes_per_s, seed, busy_threads, show_threads,
-                                 switch_interval)
+            warm, end = _measure(out, seconds, warmup_s, notes_per_s, seed, busy_threads, show_threads, switch_interval)
         jack = jack_xruns(jack_log.read_text(errors="replace"))
     after = {f"{k}_after_warmup": end[k] - warm[k] for k in ("underruns", "xruns", "blocks")}
-    return {"seconds": seconds, "sample_rate": rate, "block_size": block, "latency_blocks": latency_blocks,
-            "latency_ms": end["latency_ms"], "voices": voices, "underruns": end["underruns"],
-            "xruns": end["xruns"], "blocks": end["blocks"], **after, "callback_errors": end["callback_errors"],
-            "notes": end["notes"], "late_notes": end["late"], "stolen": end["stolen"],
-            "synth_ms": end["synth_ms"], "jack_log": jack, "busy_threads": busy_threads,
-            "show_threads": show_threads, "switch_interval_s": switch_interval or sys.getswitchinterval(),
-            "load_avg": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "seconds": seconds,
+        "sample_rate": rate,
+        "block_size": block,
+        "latency_blocks": latency_blocks,
+        "latency_ms": end["latency_ms"],
+        "voices": voices,
+        "underruns": end["underruns"],
+        "xruns": end["xruns"],
+        "blocks": end["blocks"],
+        **after,
+        "callback_errors": end["callback_errors"],
+        "notes": end["notes"],
+        "late_notes": end["late"],
+        "stolen": end["stolen"],
+        "synth_ms": end["synth_ms"],
+        "jack_log": jack,
+        "busy_threads": busy_threads,
+        "show_threads": show_threads,
+        "switch_interval_s": switch_interval or sys.getswitchinterval(),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def jack_xruns(log_text: str) -> dict[str, int]:
     """What jackd's log blames xruns on: its own driver thread waking late ("driver_late"),
     or a client (ours: PortAudio) not done within the period ("client_late")."""
-    return {"driver_late": log_text.count("JackTimedDriver::Process XRun"),
-            "client_late": log_text.count("was not finished")}
+    return {
+        "driver_late": log_text.count("JackTimedDriver::Process XRun"),
+        "client_late": log_text.count("was not finished"),
+    }
 
 
 def format_audio_bench(r: dict[str, Any]) -> str:
@@ -161,12 +201,13 @@ def format_audio_bench(r: dict[str, Any]) -> str:
     ms = r.get("synth_ms") or r["ms"]
     cost = f"synth block ms p50 {ms['p50']:.3f} p99 {ms['p99']:.3f} max {ms['max']:.3f}"
     if "underruns" not in r:
-        return (f"synth: {r['voices']} voices, {r['frames']}-frame blocks: {cost} "
-                f"(budget {r['budget_ms']:.2f} ms)")
-    return (f"audio {r['seconds']:.0f} s via JACK dummy at {r['sample_rate']} Hz, {r['block_size']}-frame blocks, "
-            f"{r['latency_blocks']} ahead ({r['latency_ms']:.1f} ms): underruns {r['underruns']} "
-            f"({r['underruns_after_warmup']} after warm-up), xruns {r['xruns']} (jackd: driver late "
-            f"{r['jack_log']['driver_late']}, client late {r['jack_log']['client_late']}), blocks {r['blocks']}, "
-            f"notes {r['notes']} (late {r['late_notes']}), {cost}; busy Python threads {r['busy_threads']}, "
-            f"show-like threads {r['show_threads']}, "
-            f"switch interval {r['switch_interval_s'] * 1000:.1f} ms, load {r['load_avg'][0]:.2f}")
+        return f"synth: {r['voices']} voices, {r['frames']}-frame blocks: {cost} (budget {r['budget_ms']:.2f} ms)"
+    return (
+        f"audio {r['seconds']:.0f} s via JACK dummy at {r['sample_rate']} Hz, {r['block_size']}-frame blocks, "
+        f"{r['latency_blocks']} ahead ({r['latency_ms']:.1f} ms): underruns {r['underruns']} "
+        f"({r['underruns_after_warmup']} after warm-up), xruns {r['xruns']} (jackd: driver late "
+        f"{r['jack_log']['driver_late']}, client late {r['jack_log']['client_late']}), blocks {r['blocks']}, "
+        f"notes {r['notes']} (late {r['late_notes']}), {cost}; busy Python threads {r['busy_threads']}, "
+        f"show-like threads {r['show_threads']}, "
+        f"switch interval {r['switch_interval_s'] * 1000:.1f} ms, load {r['load_avg'][0]:.2f}"
+    )

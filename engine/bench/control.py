@@ -52,8 +52,6 @@ MATCH_WINDOW_S = 1.0  # a value not shown within this is missed (not matched to 
 VALUE_TOLERANCE = 1e-5  # float32 rounding of a sent value; distinct sent values differ by far more
 
 
-
-
 class TimedModel(torch.nn.Module):
     """Wraps the scene's generator to time each forward pass inside the running show (the
     model_input target adds the forward time, and on a shared machine it drifts with load)."""
@@ -110,8 +108,10 @@ def latencies(trace: Trace) -> dict[str, list[float]]:
     (within MATCH_WINDOW_S; a message never shown is left out, so n < sent)."""
     out: dict[str, list[float]] = {BRIGHTNESS: [], LATENT: []}
     times = np.array([f[0] for f in trace.frames])
-    used = {BRIGHTNESS: np.array([f[1] for f in trace.frames], np.float32),
-            LATENT: np.array([f[2] for f in trace.frames], np.float32)}
+    used = {
+        BRIGHTNESS: np.array([f[1] for f in trace.frames], np.float32),
+        LATENT: np.array([f[2] for f in trace.frames], np.float32),
+    }
     for address, value, sent_at in trace.sent:
         start = int(np.searchsorted(times, sent_at, side="right"))
         stop = int(np.searchsorted(times, sent_at + MATCH_WINDOW_S, side="right"))
@@ -140,8 +140,13 @@ def _summary(lat: dict[str, list[float]], sent: int) -> dict[str, Any]:
     }
 
 
-def _measure(scene_path: Path, device: torch.device, fps: float,
-             start_control: Callable[[Show], Any], send: Callable[[Any, Trace], None]) -> dict[str, Any]:
+def _measure(
+    scene_path: Path,
+    device: torch.device,
+    fps: float,
+    start_control: Callable[[Show], Any],
+    send: Callable[[Any, Trace], None],
+) -> dict[str, Any]:
     """A headless paced show with one control module; `send` runs on its own thread and
     fills trace.sent; the show stops SETTLE_S after the last send."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -151,8 +156,16 @@ def _measure(scene_path: Path, device: torch.device, fps: float,
     scenes = load_scenes([load_scene(scene_path)], device)
     timed = TimedModel(scenes[0].generator, device)
     scenes[0].generator = timed
-    output = VideoOutput((scenes[0].size, scenes[0].size), window_size=WINDOW, fullscreen=False, display=None,
-                         vsync=False, aspect="fit", headless=True, title="bench --control")
+    output = VideoOutput(
+        (scenes[0].size, scenes[0].size),
+        window_size=WINDOW,
+        fullscreen=False,
+        display=None,
+        vsync=False,
+        aspect="fit",
+        headless=True,
+        title="bench --control",
+    )
     stats = FrameStats(fps)
     show = build_show(StageConfig(device=str(device)), LiveClock(), output, scenes, pacer=Pacer(fps), stats=stats)
     show.registry.param(LATENT).smoothing = 0.0  # see the module docstring
@@ -176,14 +189,20 @@ def _measure(scene_path: Path, device: torch.device, fps: float,
     result["control"] = control.stats() if control is not None else {}
     fwd = np.asarray(timed.times or [0.0]) * 1000.0
     summary = stats.summary()
-    result.update(forward_ms=round(float(np.median(fwd)), 3), forward_p99_ms=round(float(np.percentile(fwd, 99)), 3),
-                  fps=summary["fps"], frame_p99_ms=summary["frame_ms"]["p99"], frame_errors=show.frame_errors,
-                  leads_ms=show.leads_ms())
+    result.update(
+        forward_ms=round(float(np.median(fwd)), 3),
+        forward_p99_ms=round(float(np.percentile(fwd, 99)), 3),
+        fps=summary["fps"],
+        frame_p99_ms=summary["frame_ms"]["p99"],
+        frame_errors=show.frame_errors,
+        leads_ms=show.leads_ms(),
+    )
     return result
 
 
-def bench_osc(scene_path: Path, device: torch.device, messages: int = 600, fps: float = 60.0,
-              seed: int = 0) -> dict[str, Any]:
+def bench_osc(
+    scene_path: Path, device: torch.device, messages: int = 600, fps: float = 60.0, seed: int = 0
+) -> dict[str, Any]:
     """Send-to-present latency of OSC over UDP loopback, through the real OSC control module."""
     from engine.control import osc
 
@@ -212,8 +231,9 @@ def midi_unavailable_reason() -> str | None:
     return None
 
 
-def bench_control(scene_path: Path, device: torch.device, messages: int = 600, fps: float = 60.0,
-                  midi: bool = True) -> dict[str, Any]:
+def bench_control(
+    scene_path: Path, device: torch.device, messages: int = 600, fps: float = 60.0, midi: bool = True
+) -> dict[str, Any]:
     osc_result = bench_osc(scene_path, device, messages, fps)
     reason = midi_unavailable_reason() if midi else "not asked for"
     midi_result = None
@@ -227,8 +247,11 @@ def bench_control(scene_path: Path, device: torch.device, messages: int = 600, f
         "osc": osc_result,
         "midi": midi_result,
         "midi_skipped": reason,
-        "targets": {"fps": fps, "post_model_p99_ms": POST_TARGET_MS,
-                    "model_input_p99_ms": round(POST_TARGET_MS + osc_result["forward_ms"], 3)},
+        "targets": {
+            "fps": fps,
+            "post_model_p99_ms": POST_TARGET_MS,
+            "model_input_p99_ms": round(POST_TARGET_MS + osc_result["forward_ms"], 3),
+        },
         "device": str(device),
         "threads": torch.get_num_threads(),
     }

@@ -139,15 +139,37 @@ def wait_for_pong(port: int, timeout: float, proc: subprocess.Popen | None = Non
     return False
 
 
-def flood_bench(seconds: float = 60.0, rate: float = 5000.0, malformed: int = 10000, fps: float = 60.0,
-                scene: str | None = None, startup_s: float = 120.0) -> dict[str, Any]:
+def flood_bench(
+    seconds: float = 60.0,
+    rate: float = 5000.0,
+    malformed: int = 10000,
+    fps: float = 60.0,
+    scene: str | None = None,
+    startup_s: float = 120.0,
+) -> dict[str, Any]:
     """A headless show (subprocess) flooded for `seconds`; its stats plus what was sent."""
     port = free_udp_port()
     with tempfile.TemporaryDirectory() as tmp:
         stats_path = Path(tmp) / "stats.json"
-        cmd = [sys.executable, "run_show.py", "-q", "show", "--headless", "--seconds", str(seconds + 4),
-               "--fps", str(fps), "--osc-port", str(port), "--oscquery-port", "0", "--stats", str(stats_path),
-               "--osc-out", f"127.0.0.1:{free_udp_port()}"]  # feedback runs too (to a port nobody reads)
+        cmd = [
+            sys.executable,
+            "run_show.py",
+            "-q",
+            "show",
+            "--headless",
+            "--seconds",
+            str(seconds + 4),
+            "--fps",
+            str(fps),
+            "--osc-port",
+            str(port),
+            "--oscquery-port",
+            "0",
+            "--stats",
+            str(stats_path),
+            "--osc-out",
+            f"127.0.0.1:{free_udp_port()}",
+        ]  # feedback runs too (to a port nobody reads)
         if scene:
             cmd += ["--scene", scene]
         repo = Path(__file__).resolve().parents[2]
@@ -155,8 +177,10 @@ def flood_bench(seconds: float = 60.0, rate: float = 5000.0, malformed: int = 10
             proc = subprocess.Popen(cmd, cwd=repo, stdout=devnull, stderr=subprocess.PIPE, text=True)
             try:
                 if not wait_for_pong(port, startup_s, proc):
-                    raise RuntimeError(f"the show did not answer /ping within {startup_s} s: "
-                                       f"{proc.stderr.read() if proc.poll() is not None else 'still starting'}")
+                    raise RuntimeError(
+                        f"the show did not answer /ping within {startup_s} s: "
+                        f"{proc.stderr.read() if proc.poll() is not None else 'still starting'}"
+                    )
                 time.sleep(1.0)  # out of the show's 1 s stats warm-up
                 sent = flood("127.0.0.1", port, seconds, rate, malformed)
                 _, err = proc.communicate(timeout=seconds + 60)

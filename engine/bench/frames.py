@@ -37,8 +37,16 @@ def bench_scene(path, device: torch.device, frames: int = 300, warmup: int = 30)
     from engine.devices.window import VideoOutput
 
     scene = load_scenes([load_scene(path)], device)[0]
-    output = VideoOutput((scene.size, scene.size), window_size=BENCH_WINDOW, fullscreen=False, display=None,
-                         vsync=False, aspect="fit", headless=True, title="bench")
+    output = VideoOutput(
+        (scene.size, scene.size),
+        window_size=BENCH_WINDOW,
+        fullscreen=False,
+        display=None,
+        vsync=False,
+        aspect="fit",
+        headless=True,
+        title="bench",
+    )
     # Show time steps 1/60 s per frame (not wall time: the loop runs unpaced), so the
     # melody and text generate what they would per frame of a 60 fps show.
     show = build_show(StageConfig(device=str(device)), FixedClock(BENCH_FPS), output, [scene])
@@ -102,8 +110,10 @@ def bench_scenes(device: torch.device, frames: int = 300) -> list[dict[str, Any]
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'scene':<28} {'size':>5} {'device':>6} {'forward':>9} {'frame':>9} {'overhead':>9} {'ratio':>6}"
-            f" {'notes+text':>11}")
+    head = (
+        f"{'scene':<28} {'size':>5} {'device':>6} {'forward':>9} {'frame':>9} {'overhead':>9} {'ratio':>6}"
+        f" {'notes+text':>11}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         seq = f"{r['seq_ms']:>9.3f}ms" if r.get("seq_ms") is not None else f"{'-':>11}"

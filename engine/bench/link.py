@@ -63,8 +63,9 @@ class LinkPeer:
     """A Link session in another process, and what it printed: (perf_counter s, beat, bpm, peers)."""
 
     def __init__(self, bpm: float) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", PEER, str(bpm)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", PEER, str(bpm)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         self.rows: list[tuple[float, float, float, int]] = []
         self.times: list[float] = []  # rows' perf_counter times, for bisect (append-only, like rows)
         self._reader = threading.Thread(target=self._read, name="link-peer", daemon=True)
@@ -153,11 +154,20 @@ def bench_link(scene_path: Path, device: torch.device, seconds: float, fps: floa
         peer.close()
         raise
     scenes = load_scenes([load_scene(scene_path)], device)
-    output = VideoOutput((scenes[0].size, scenes[0].size), window_size=(1280, 720), fullscreen=False, display=None,
-                         vsync=False, aspect="fit", headless=True, title="bench --link")
+    output = VideoOutput(
+        (scenes[0].size, scenes[0].size),
+        window_size=(1280, 720),
+        fullscreen=False,
+        display=None,
+        vsync=False,
+        aspect="fit",
+        headless=True,
+        title="bench --link",
+    )
     stats = FrameStats(fps)
-    show = build_show(StageConfig(device=str(device), tempo_source="link"), LiveClock(), output, scenes,
-                      pacer=Pacer(fps), stats=stats)
+    show = build_show(
+        StageConfig(device=str(device), tempo_source="link"), LiveClock(), output, scenes, pacer=Pacer(fps), stats=stats
+    )
     errors: dict[str, list[float]] = {"before": [], "after": []}
     state = {"phase": "join", "joined_at": None, "changed_at": None, "followed_s": None, "show_peers": 0}
 
@@ -205,21 +215,30 @@ def bench_link(scene_path: Path, device: torch.device, seconds: float, fps: floa
         # bench or its test on the same machine, a DAW on the LAN) can win the show or the peer
         # over to its own session, with its own tempo and phase. Then the figures are not the
         # show's alone. Each of the two should only ever see the other.
-        "other_peers": max(0, peers_seen - 1, state["show_peers"] - 1,
-                           int(state["show_peers"] > 0 and peers_seen == 0)),  # the show was in another session
+        "other_peers": max(
+            0, peers_seen - 1, state["show_peers"] - 1, int(state["show_peers"] > 0 and peers_seen == 0)
+        ),  # the show was in another session
         "fps": stats.summary()["fps"],
     }
     for name, errs in (("phase", both), ("phase_100bpm", errors["before"]), ("phase_132bpm", errors["after"])):
         e = np.asarray(errs or [np.nan])
-        result[name] = {"mean_beats": round(float(np.mean(e)), 4),
-                        "p95_abs_beats": round(float(np.percentile(np.abs(e), 95)), 4),
-                        "max_abs_beats": round(float(np.max(np.abs(e))), 4)}
+        result[name] = {
+            "mean_beats": round(float(np.mean(e)), 4),
+            "p95_abs_beats": round(float(np.percentile(np.abs(e), 95)), 4),
+            "max_abs_beats": round(float(np.max(np.abs(e))), 4),
+        }
     return result
 
 
 def format_link(res: dict[str, Any]) -> str:
-    other = (f"\n  {res['other_peers']} other Link peer(s) on this network joined the session: these figures "
-             "are not the show's alone; run it again where no other Link app runs") if res.get("other_peers") else ""
+    other = (
+        (
+            f"\n  {res['other_peers']} other Link peer(s) on this network joined the session: these figures "
+            "are not the show's alone; run it again where no other Link app runs"
+        )
+        if res.get("other_peers")
+        else ""
+    )
     if not res["joined"]:
         return f"Link: the show did not join the peer's session within {JOIN_TIMEOUT_S:.0f} s" + other
     p = res["phase"]

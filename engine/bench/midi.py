@@ -92,8 +92,9 @@ def _send_midi(port: Any, messages: int, trace: Trace, rng: random.Random) -> No
     trace.done_at = time.perf_counter()
 
 
-def bench_midi(scene_path: Path, device: torch.device, messages: int, fps: float,
-               measure: Callable[..., dict[str, Any]]) -> tuple[dict[str, Any] | None, str | None]:
+def bench_midi(
+    scene_path: Path, device: torch.device, messages: int, fps: float, measure: Callable[..., dict[str, Any]]
+) -> tuple[dict[str, Any] | None, str | None]:
     """(result, None), or (None, why MIDI could not be measured here)."""
     import mido
 
@@ -103,14 +104,21 @@ def bench_midi(scene_path: Path, device: torch.device, messages: int, fps: float
         with dummy_server(period=JACK_PERIOD), tempfile.TemporaryDirectory() as tmp:
             patch = Path(tmp) / "bench.toml"
             (b_cc, b_lo, b_hi), (l_cc, l_lo, l_hi) = ROUTES[BRIGHTNESS], ROUTES[LATENT]
-            patch.write_text(PATCH.format(bc=b_cc, ba=BRIGHTNESS, blo=b_lo, bhi=b_hi,
-                                          lc=l_cc, la=LATENT, llo=l_lo, lhi=l_hi))
+            patch.write_text(
+                PATCH.format(bc=b_cc, ba=BRIGHTNESS, blo=b_lo, bhi=b_hi, lc=l_cc, la=LATENT, llo=l_lo, lhi=l_hi)
+            )
             port = mido.Backend("mido.backends.rtmidi/UNIX_JACK").open_output(PORT_NAME, virtual=True)
-            config = ShowConfig(midi_api="jack", midi_in=(PORT_NAME,), patch=(patch,),
-                                learn_save=Path(tmp) / "learned.toml")
+            config = ShowConfig(
+                midi_api="jack", midi_in=(PORT_NAME,), patch=(patch,), learn_save=Path(tmp) / "learned.toml"
+            )
             try:
-                result = measure(scene_path, device, fps, lambda show: midi.start(config, show),
-                                 lambda _control, trace: _send_midi(port, messages, trace, random.Random(1)))
+                result = measure(
+                    scene_path,
+                    device,
+                    fps,
+                    lambda show: midi.start(config, show),
+                    lambda _control, trace: _send_midi(port, messages, trace, random.Random(1)),
+                )
             finally:
                 port.close()
     except (OSError, RuntimeError, subprocess.SubprocessError) as e:

@@ -43,8 +43,12 @@ def _notes(synth: Synth, seconds: float, warmup_s: float, action: Any) -> int:
     pause = threading.Event()
     while (elapsed := time.perf_counter() - start) < seconds:
         while next_note < elapsed + 0.1:
-            synth.schedule(synth.time + 768, rng.randint(48, 84), rng.randint(60, 120),
-                           round(rng.uniform(0.1, 0.6) * synth.sample_rate))
+            synth.schedule(
+                synth.time + 768,
+                rng.randint(48, 84),
+                rng.randint(60, 120),
+                round(rng.uniform(0.1, 0.6) * synth.sample_rate),
+            )
             next_note += rng.expovariate(12.0)
         if warm is None and elapsed >= warmup_s:
             warm = int(action.stats.output_underflows)
@@ -52,8 +56,13 @@ def _notes(synth: Synth, seconds: float, warmup_s: float, action: Any) -> int:
     return warm or 0
 
 
-def bench_rtmixer(seconds: float = 20.0, busy_threads: int = 0, show_threads: int = 0,
-                  switch_interval: float | None = None, warmup_s: float = 2.0) -> dict[str, Any]:
+def bench_rtmixer(
+    seconds: float = 20.0,
+    busy_threads: int = 0,
+    show_threads: int = 0,
+    switch_interval: float | None = None,
+    warmup_s: float = 2.0,
+) -> dict[str, Any]:
     """256-frame blocks at 48 kHz, 768 frames rendered ahead, on a private JACK dummy server."""
     import rtmixer  # optional: raises ImportError when it is not installed
 
@@ -69,8 +78,9 @@ def bench_rtmixer(seconds: float = 20.0, busy_threads: int = 0, show_threads: in
         with dummy_server(rate=48000, period=256, log_file=log), portaudio_session() as sd:
             ring = rtmixer.RingBuffer(8, 4096)  # frames of 2 float32, power-of-two capacity
             producer = threading.Thread(target=_producer, args=(synth, ring, 768, stop, costs), daemon=True)
-            mixer = rtmixer.Mixer(device=choose(query(sd), "jack").index, channels=2, blocksize=256,
-                                  samplerate=48000, latency="low")
+            mixer = rtmixer.Mixer(
+                device=choose(query(sd), "jack").index, channels=2, blocksize=256, samplerate=48000, latency="low"
+            )
             try:
                 sys.setswitchinterval(switch_interval or saved)
                 with mixer:
@@ -88,8 +98,16 @@ def bench_rtmixer(seconds: float = 20.0, busy_threads: int = 0, show_threads: in
                 sys.setswitchinterval(saved)
         jack = jack_xruns(log.read_text(errors="replace"))
     p50, p99 = np.percentile(costs, [50, 99]) if costs else (0.0, 0.0)
-    return {"seconds": seconds, "busy_threads": busy_threads, "show_threads": show_threads,
-            "switch_interval_s": switch_interval or saved, "underflows": under, "underflows_after_warmup": under - warm,
-            "blocks": blocks, "action_alive": alive, "jack_log": jack,
-            "synth_ms": {"p50": round(float(p50), 4), "p99": round(float(p99), 4)},
-            "load_avg": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "seconds": seconds,
+        "busy_threads": busy_threads,
+        "show_threads": show_threads,
+        "switch_interval_s": switch_interval or saved,
+        "underflows": under,
+        "underflows_after_warmup": under - warm,
+        "blocks": blocks,
+        "action_alive": alive,
+        "jack_log": jack,
+        "synth_ms": {"p50": round(float(p50), 4), "p99": round(float(p99), 4)},
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+    }

@@ -56,7 +56,7 @@ def onsets(x: np.ndarray, rate: int = RATE) -> np.ndarray:
         block = mag if prev is None else np.concatenate([prev[None], mag])
         d = np.maximum(np.diff(block, axis=0), 0.0).sum(axis=1)
         start = a - 1 if prev is not None else 0
-        flux[start:start + len(d)] = d
+        flux[start : start + len(d)] = d
         prev = mag[-1]
     local = np.convolve(flux, np.ones(31) / 31, "same")  # ~80 ms moving mean
     thresh = local * 1.5 + 0.1 * flux.max()
@@ -73,7 +73,7 @@ def pitch_at(x: np.ndarray, t: float, rate: int = RATE, band: tuple[float, float
         return 0.0
     w = np.hanning(n)
     after = np.abs(np.fft.rfft(x[a:b] * w, 8 * n))
-    before = np.abs(np.fft.rfft(x[a - n:a] * w, 8 * n))
+    before = np.abs(np.fft.rfft(x[a - n : a] * w, 8 * n))
     spec = np.maximum(after - before, 0.0)
     freqs = np.fft.rfftfreq(8 * n, 1.0 / rate)
     inside = (freqs > band[0]) & (freqs < band[1])
@@ -91,7 +91,7 @@ def _envelopes(x: np.ndarray, pitches: set[int], rate: int) -> dict[int, np.ndar
     window = np.hanning(WIN).astype(np.float32)
     for a in range(0, frames, 2048):
         idx = (a + np.arange(min(2048, frames - a)))[:, None] * hop + np.arange(WIN)[None, :]
-        out[a:a + idx.shape[0]] = np.abs(np.fft.rfft(x[idx] * window, axis=1)[:, cols])
+        out[a : a + idx.shape[0]] = np.abs(np.fft.rfft(x[idx] * window, axis=1)[:, cols])
     return {p: out[:, np.searchsorted(cols, b)] for p, b in bins.items()}
 
 
@@ -113,7 +113,7 @@ def _common_lag(notes: list[dict], x: np.ndarray, rate: int) -> float:
     for note, ti in zip(notes, t):
         r = rises[note["pitch"]]
         start = shift - int(round(ti / LAG_HOP_S))  # where recording index 0 falls for this note
-        score[start:start + length] += r / (r.max() + 1e-9)
+        score[start : start + length] += r / (r.max() + 1e-9)
     return float(np.argmax(score) * LAG_HOP_S - shift * LAG_HOP_S)
 
 
@@ -168,11 +168,17 @@ def match_notes(notes: list[dict], rec: np.ndarray, rate: int = RATE) -> dict[st
     on_time = np.abs(lags) <= TOLERANCE_S
     good = sum(bool(ok) and in_tune(rec, h, n["pitch"], rate) for n, h, ok in zip(notes, heard, on_time))
     finite = np.abs(lags[np.isfinite(lags)]) if np.isfinite(lags).any() else np.zeros(1)
-    return {"notes": len(notes), "before_recording": int((~inside).sum()), "onsets": int(found.size),
-            "offset_s": round(offset, 4),
-            "on_time": int(on_time.sum()), "in_tune": int(good), "share": round(float(good) / len(notes), 4),
-            "lag_p50_ms": round(float(np.median(finite)) * 1000, 2),
-            "lag_p95_ms": round(float(np.percentile(finite, 95)) * 1000, 2)}
+    return {
+        "notes": len(notes),
+        "before_recording": int((~inside).sum()),
+        "onsets": int(found.size),
+        "offset_s": round(offset, 4),
+        "on_time": int(on_time.sum()),
+        "in_tune": int(good),
+        "share": round(float(good) / len(notes), 4),
+        "lag_p50_ms": round(float(np.median(finite)) * 1000, 2),
+        "lag_p95_ms": round(float(np.percentile(finite, 95)) * 1000, 2),
+    }
 
 
 def midi_pairs(dump: str) -> dict[str, Any]:
@@ -198,8 +204,13 @@ def midi_pairs(dump: str) -> dict[str, Any]:
             else:
                 orphans += 1
     hanging = sum(held.values())
-    return {"note_ons": ons, "note_offs": offs, "hanging": hanging, "orphan_offs": orphans,
-            "paired": hanging == 0 and orphans == 0}
+    return {
+        "note_ons": ons,
+        "note_offs": offs,
+        "hanging": hanging,
+        "orphan_offs": orphans,
+        "paired": hanging == 0 and orphans == 0,
+    }
 
 
 def _our_ports(timeout: float) -> list[str]:
@@ -225,19 +236,59 @@ def bench_sound(scene: Path = SOUND_SCENE, seconds: float = 60.0, fps: float = 6
         try:
             time.sleep(0.5)  # midi-monitor:input registered
             show = subprocess.Popen(
-                [sys.executable, str(REPO / "run_show.py"), "-q", "show", "--headless", "--scene", str(scene),
-                 "--seconds", str(seconds), "--fps", str(fps), "--audio-device", "jack", "--midi-api", "jack",
-                 "--notes-out", "midi-monitor", "--note-log", str(tmp / "notes.jsonl"),
-                 "--stats", str(tmp / "stats.json"), "--osc-port", "0", "--oscquery-port", "0"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ})
+                [
+                    sys.executable,
+                    str(REPO / "run_show.py"),
+                    "-q",
+                    "show",
+                    "--headless",
+                    "--scene",
+                    str(scene),
+                    "--seconds",
+                    str(seconds),
+                    "--fps",
+                    str(fps),
+                    "--audio-device",
+                    "jack",
+                    "--midi-api",
+                    "jack",
+                    "--notes-out",
+                    "midi-monitor",
+                    "--note-log",
+                    str(tmp / "notes.jsonl"),
+                    "--stats",
+                    str(tmp / "stats.json"),
+                    "--osc-port",
+                    "0",
+                    "--oscquery-port",
+                    "0",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ},
+            )
             ports = _our_ports(120.0)
             if not ports:
                 raise RuntimeError("the show's audio ports never appeared in JACK")
             # jack_rec writes a complete WAV only when its -d duration ends (not when killed); -B holds
             # all of it in memory, so a stalling disk cannot make it drop samples (and notes).
-            rec = subprocess.Popen(["jack_rec", "-f", str(tmp / "rec.wav"), "-d", str(seconds + 2), "-b", "16",
-                                    "-B", str(int((seconds + 2) * RATE)),
-                                    ports[0]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            rec = subprocess.Popen(
+                [
+                    "jack_rec",
+                    "-f",
+                    str(tmp / "rec.wav"),
+                    "-d",
+                    str(seconds + 2),
+                    "-b",
+                    "16",
+                    "-B",
+                    str(int((seconds + 2) * RATE)),
+                    ports[0],
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             _, err = show.communicate(timeout=seconds + 120)
             if show.returncode != 0:
                 raise RuntimeError(f"the show failed (exit {show.returncode}): {err[-1500:]}")
@@ -260,7 +311,9 @@ def _report(tmp: Path) -> dict[str, Any]:
     rate, rec = read_wav(tmp / "rec.wav")
     audio = stats.get("audio", {})
     return {
-        "fps": stats["fps"], "late_frames": stats["late_frames"], "frame_p99_ms": stats["frame_ms"]["p99"],
+        "fps": stats["fps"],
+        "late_frames": stats["late_frames"],
+        "frame_p99_ms": stats["frame_ms"]["p99"],
         "audio": {k: audio.get(k) for k in ("underruns", "underruns_after_2s", "xruns", "blocks", "late")},
         "timing": match_notes(notes, rec[:, 0], rate),
         "midi": midi_pairs((tmp / "dump.txt").read_text()),
@@ -271,21 +324,26 @@ def _report(tmp: Path) -> dict[str, Any]:
 
 def format_sound(r: dict[str, Any]) -> str:
     a, t, m = r["audio"], r["timing"], r["midi"]
-    return "\n".join([
-        f"show: {r['fps']:.1f} fps, frame p99 {r['frame_p99_ms']:.2f} ms, late frames {r['late_frames']}",
-        f"audio: {a['blocks']} blocks, underruns {a['underruns']} ({a['underruns_after_2s']} after the first 2 s), "
-        f"xruns {a['xruns']}",
-        f"notes: {t['notes']} logged inside the recording ({t.get('before_recording', 0)} before it began), "
-        f"{t['onsets']} onsets heard; on time (30 ms) and in tune (50 cents): "
-        f"{t['in_tune']} = {100 * t['share']:.1f}% (lag p50 {t.get('lag_p50_ms')} ms, p95 {t.get('lag_p95_ms')} ms)",
-        f"MIDI: {m['note_ons']} note-ons, {m['note_offs']} note-offs, hanging {m['hanging']}, "
-        f"every note-on with its note-off: {m['paired']}",
-        f"MIDI out (show side): {_notes_out_line(r.get('notes_out'))}",
-    ])
+    return "\n".join(
+        [
+            f"show: {r['fps']:.1f} fps, frame p99 {r['frame_p99_ms']:.2f} ms, late frames {r['late_frames']}",
+            f"audio: {a['blocks']} blocks, underruns {a['underruns']} ({a['underruns_after_2s']} after the first 2 s), "
+            f"xruns {a['xruns']}",
+            f"notes: {t['notes']} logged inside the recording ({t.get('before_recording', 0)} before it began), "
+            f"{t['onsets']} onsets heard; on time (30 ms) and in tune (50 cents): "
+            f"{t['in_tune']} = {100 * t['share']:.1f}% "
+            f"(lag p50 {t.get('lag_p50_ms')} ms, p95 {t.get('lag_p95_ms')} ms)",
+            f"MIDI: {m['note_ons']} note-ons, {m['note_offs']} note-offs, hanging {m['hanging']}, "
+            f"every note-on with its note-off: {m['paired']}",
+            f"MIDI out (show side): {_notes_out_line(r.get('notes_out'))}",
+        ]
+    )
 
 
 def _notes_out_line(n: dict[str, Any] | None) -> str:
     if not n:
         return "no port"
-    return (f"{n['notes']} notes, {n['sent']} messages sent, {n['late']} note-ons dropped late, "
-            f"{n['send_errors']} send errors")
+    return (
+        f"{n['notes']} notes, {n['sent']} messages sent, {n['late']} note-ons dropped late, "
+        f"{n['send_errors']} send errors"
+    )

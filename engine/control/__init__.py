@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 # Import paths of the control modules, in start order.
 # Modulation comes last: it reads the patches after the MIDI control has checked them.
 MODULES: tuple[str, ...] = (
-    "engine.control.tempo_sync", "engine.control.osc", "engine.control.midi", "engine.control.modulation",
+    "engine.control.tempo_sync",
+    "engine.control.osc",
+    "engine.control.midi",
+    "engine.control.modulation",
 )
 
 

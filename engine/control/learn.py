@@ -46,8 +46,10 @@ log = logging.getLogger(__name__)
 
 LEARNABLE = {"cc", "cc14", "nrpn", "note", "pitchbend"}
 MSB_WAIT = 0.25  # seconds to wait for the LSB of a possible 14-bit pair
-HEADER = ("Written by MIDI learn (Latent Stage): a patch file, edit freely.\n"
-          "Loaded after the --patch files whenever it is the --learn-save file.")
+HEADER = (
+    "Written by MIDI learn (Latent Stage): a patch file, edit freely.\n"
+    "Loaded after the --patch files whenever it is the --learn-save file."
+)
 
 
 def default_learn_file() -> Path:

@@ -75,21 +75,32 @@ class MidiControl:
         if config.midi_in or config.midi_feedback:
             factory = backend_factory or _rtmidi_factory(config.midi_api)
             self.watcher = PortWatcher(
-                factory, config.midi_in, config.midi_feedback, self._on_input, clock_sync=self.clock_sync,
-                take_feedback=self.limiter.take_due, on_output_open=self._resync, wake=self.limiter.wake,
+                factory,
+                config.midi_in,
+                config.midi_feedback,
+                self._on_input,
+                clock_sync=self.clock_sync,
+                take_feedback=self.limiter.take_due,
+                on_output_open=self._resync,
+                wake=self.limiter.wake,
                 clock=clock,
             )
         submit = self.watcher.submit if self.watcher else (lambda job: job())
-        self.learner = Learner(show, base, learned, self.learn_file, self._install, submit,
-                               has_input=bool(config.midi_in), clock=clock)
+        self.learner = Learner(
+            show, base, learned, self.learn_file, self._install, submit, has_input=bool(config.midi_in), clock=clock
+        )
         self._install(self.learner.routes())
         # Set by the port thread when the feedback output (re)opens; the loop thread resends.
         self._resync_wanted = threading.Event()
         if config.midi_feedback:
             show.listeners.append(self._feedback)
             show.frame_hooks.append(self._resync_on_loop)
-        log.info("patches: %d route(s) from %d file(s)%s", len(self.router.routes), len(config.patch),
-                 f", {len(learned)} learned from {self.learn_file}" if learned else "")
+        log.info(
+            "patches: %d route(s) from %d file(s)%s",
+            len(self.router.routes),
+            len(config.patch),
+            f", {len(learned)} learned from {self.learn_file}" if learned else "",
+        )
 
     def start(self) -> None:
         if self.watcher is not None:
@@ -176,17 +187,19 @@ class MidiControl:
 
     def stats(self) -> dict[str, Any]:
         counts = list(self._counts)
-        return {"midi": {
-            "received": sum(c.received for c in counts),
-            "dropped": sum(c.dropped for c in counts),
-            "malformed": sum(c.decoder.malformed for c in counts),
-            "filtered": sum(c.decoder.filtered for c in counts),
-            "errors": sum(c.errors for c in counts),
-            "ports": self.watcher.port_names() if self.watcher else [],
-            "feedback_sent": self.watcher.sent if self.watcher else 0,
-            "routes": len(self.router.routes),
-            "learned": len(self.learner.learned),
-        }}
+        return {
+            "midi": {
+                "received": sum(c.received for c in counts),
+                "dropped": sum(c.dropped for c in counts),
+                "malformed": sum(c.decoder.malformed for c in counts),
+                "filtered": sum(c.decoder.filtered for c in counts),
+                "errors": sum(c.errors for c in counts),
+                "ports": self.watcher.port_names() if self.watcher else [],
+                "feedback_sent": self.watcher.sent if self.watcher else 0,
+                "routes": len(self.router.routes),
+                "learned": len(self.learner.learned),
+            }
+        }
 
 
 def _load_learned(file: Path, show: Show, verbs: Sequence[str]) -> list[Route]:
@@ -198,8 +211,7 @@ def _load_learned(file: Path, show: Show, verbs: Sequence[str]) -> list[Route]:
     except OSError as e:  # e.g. a folder on the way that may not be searched (EACCES)
         raise StartupError(f"{file}: cannot read the learn file (--learn-save): {e.strerror}") from None
     if not file.is_file():
-        raise StartupError(f"{file}: --learn-save: expected a file for learned bindings, found a directory "
-                           "or device")
+        raise StartupError(f"{file}: --learn-save: expected a file for learned bindings, found a directory or device")
     return load_patch(file, show.registry, verbs).routes
 
 

@@ -258,8 +258,7 @@ class PortWatcher:
         for pattern in self.patterns:
             found = [n for n in names if matches(pattern, n)]
             if not found and pattern not in self._waiting_logged:
-                log.info("MIDI in: waiting for a port matching '%s' (present: %s)", pattern,
-                         ", ".join(names) or "none")
+                log.info("MIDI in: waiting for a port matching '%s' (present: %s)", pattern, ", ".join(names) or "none")
                 self._waiting_logged.add(pattern)
             for name in found:
                 self._waiting_logged.discard(pattern)
@@ -295,8 +294,12 @@ class PortWatcher:
         found = [n for n in names if matches(self.output_pattern, n)]
         if not found:
             if "\0out" not in self._waiting_logged:
-                log.info("%s: waiting for an output matching '%s' (present: %s)", self.output_label,
-                         self.output_pattern, ", ".join(names) or "none")
+                log.info(
+                    "%s: waiting for an output matching '%s' (present: %s)",
+                    self.output_label,
+                    self.output_pattern,
+                    ", ".join(names) or "none",
+                )
                 self._waiting_logged.add("\0out")
             return
         assert self.backend is not None

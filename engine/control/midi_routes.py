@@ -123,7 +123,8 @@ class Router:
     def cc14_pairs(self, port_name: str) -> frozenset[tuple[int, int]]:
         """(channel, MSB controller) of the 14-bit routes that listen to this port."""
         return frozenset(
-            (r.source.channel, r.source.number) for r in self.routes
+            (r.source.channel, r.source.number)
+            for r in self.routes
             if isinstance(r.source, MidiSource) and r.source.kind == "cc14" and r.source.matches_port(port_name)
         )
 
@@ -131,8 +132,10 @@ class Router:
     def routed(self, g: Gesture, port_name: str) -> bool:
         """Does any route listen to this gesture's control on this port (whether or not
         this message fires it: a pad's release fires nothing, but the key is taken)?"""
-        return any(route.source.matches_port(port_name)
-                   for route, _ in self._midi.get(midi_key(g.kind, g.channel, g.number), ()))
+        return any(
+            route.source.matches_port(port_name)
+            for route, _ in self._midi.get(midi_key(g.kind, g.channel, g.number), ())
+        )
 
     def midi_events(self, g: Gesture, port_name: str) -> list[Event]:
         out: list[Event] = []
@@ -148,8 +151,9 @@ class Router:
 
     def _midi_event(self, route: Route, rid: int, g: Gesture) -> Event | None:
         if route.mode == "relative":
-            steps = g.value if g.kind == "nrpn_step" else (
-                relative_steps(g.value, route.encoding) if g.kind == "cc" else 0)
+            steps = (
+                g.value if g.kind == "nrpn_step" else (relative_steps(g.value, route.encoding) if g.kind == "cc" else 0)
+            )
             if steps == 0:
                 return None
             return Event("verb", f"{ROUTE_VERB}{rid}", float(steps), g.t, "midi")
@@ -217,7 +221,7 @@ class Router:
     # -- loop thread ------------------------------------------------------------
     def fire(self, ev: Event) -> None:
         """Verb /patch/route/<id> (loop thread): an active route that needs the loop moved."""
-        tail = ev.address[len(ROUTE_VERB):]
+        tail = ev.address[len(ROUTE_VERB) :]
         rid = int(tail) if tail.isdecimal() else -1
         route = self._by_id.get(rid)
         if route is None or rid not in self._active or not route.needs_loop:
@@ -301,8 +305,11 @@ class Router:
 
     def pickup_leds(self) -> list[tuple[Route, bool]]:
         """(route, lit) for every pick-up light shown so far (to resend after a reconnect)."""
-        return [(self._by_id[rid], bool(self._states[rid].led)) for rid in self._led_routes
-                if self._states[rid].led is not None]
+        return [
+            (self._by_id[rid], bool(self._states[rid].led))
+            for rid in self._led_routes
+            if self._states[rid].led is not None
+        ]
 
     def _glide(self, show: Show) -> None:
         """Frame hook: move gliding routes' params one frame towards their targets."""

@@ -77,6 +77,7 @@ class ModInputs:
 
 # -- sources: position 0..1 -------------------------------------------------------
 
+
 def _unit_hash(seed: int, n: int) -> float:
     """A deterministic 'random' number in [0, 1) for (seed, n): splitmix64 finalizer."""
     x = (seed * 0x9E3779B97F4A7C15 + n * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019) & _MASK64
@@ -131,7 +132,7 @@ def decode_features(text: object) -> AudioFeatures | None:
         return None
     parts = text.split()
     try:
-        levels = [float(x) for x in parts[:len(FEATURES)]]
+        levels = [float(x) for x in parts[: len(FEATURES)]]
         onsets = int(parts[len(FEATURES)])
     except (ValueError, IndexError):
         return None
@@ -155,6 +156,7 @@ def source_position(route: Route, inputs: ModInputs) -> float:
 
 
 # -- the engine ---------------------------------------------------------------------
+
 
 @dataclass
 class _Target:
@@ -236,8 +238,9 @@ FeatureSource = Callable[[], AudioFeatures]
 class ModulationControl:
     """Attaches a Modulator to a show: a model hook per frame, features from --audio-in."""
 
-    def __init__(self, show: Show, routes: Iterable[Route], capture: Capture | None = None,
-                 features: FeatureSource | None = None) -> None:
+    def __init__(
+        self, show: Show, routes: Iterable[Route], capture: Capture | None = None, features: FeatureSource | None = None
+    ) -> None:
         self.show = show
         self.modulator = Modulator(show.registry, routes)
         self.capture = capture
@@ -297,9 +300,13 @@ class ModulationControl:
             self.capture.close()  # idempotent; the capture stays for stats() after the show
 
     def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"routes": len(self.modulator.routes), "params": len(self.modulator.targets),
-                               "errors": self.errors, "rejected": self.rejected,
-                               "features": self.features.as_dict()}
+        out: dict[str, Any] = {
+            "routes": len(self.modulator.routes),
+            "params": len(self.modulator.targets),
+            "errors": self.errors,
+            "rejected": self.rejected,
+            "features": self.features.as_dict(),
+        }
         if self.capture is not None:
             out["audio_in"] = self.capture.stats()
         return {"modulation": out}
@@ -323,8 +330,14 @@ def start(config: ShowConfig, show: Show) -> ModulationControl | None:
 
     capture = open_audio_in(config)
     if capture is None and any(isinstance(r.source, AudioSource) for r in routes):
-        log.warning("modulation: %d audio route(s) but no --audio-in: they read silence",
-                    sum(isinstance(r.source, AudioSource) for r in routes))
-    log.info("modulation: %d route(s) on %d param(s)%s", len(routes), len({r.address for r in routes}),
-             ", audio in" if capture is not None else "")
+        log.warning(
+            "modulation: %d audio route(s) but no --audio-in: they read silence",
+            sum(isinstance(r.source, AudioSource) for r in routes),
+        )
+    log.info(
+        "modulation: %d route(s) on %d param(s)%s",
+        len(routes),
+        len({r.address for r in routes}),
+        ", audio in" if capture is not None else "",
+    )
     return ModulationControl(show, routes, capture)

@@ -82,16 +82,18 @@ def start(config: ShowConfig, show: Show) -> OscControl | None:
     control = OscControl(show, host, port, allow=allow, outs=outs)
     if port and query_port:
         try:
-            control.query = OscQueryServer(show.registry, config.oscquery_host, query_port,
-                                           host_info(host, control.port))
+            control.query = OscQueryServer(
+                show.registry, config.oscquery_host, query_port, host_info(host, control.port)
+            )
         except OSError as e:
             control.close()
             raise StartupError(f"--oscquery-port {query_port}: cannot listen ({_why(e)})") from None
-    log.info("OSC: %s; feedback to %s; OSCQuery %s",
-             f"listening on {host}:{control.port}" if port else "input off",
-             ", ".join(f"{h}:{p}" for h, p in control.feedback.fixed) or "subscribers only",
-             f"on http://{config.oscquery_host}:{control.query.port}/"
-             if control.query else "off")
+    log.info(
+        "OSC: %s; feedback to %s; OSCQuery %s",
+        f"listening on {host}:{control.port}" if port else "input off",
+        ", ".join(f"{h}:{p}" for h, p in control.feedback.fixed) or "subscribers only",
+        f"on http://{config.oscquery_host}:{control.query.port}/" if control.query else "off",
+    )
     return control
 
 
@@ -125,8 +127,7 @@ def _bind(host: str, port: int) -> socket.socket:
 class OscControl:
     """The running OSC control: socket, receive thread, feedback, OSCQuery."""
 
-    def __init__(self, show: Show, host: str, port: int, *, allow: list[Network] | None,
-                 outs: list[str]) -> None:
+    def __init__(self, show: Show, host: str, port: int, *, allow: list[Network] | None, outs: list[str]) -> None:
         self.show = show
         self.sock = _bind(host if port else ("::" if ":" in host else "0.0.0.0"), port)
         self.port = self.sock.getsockname()[1] if port else 0
@@ -136,8 +137,9 @@ class OscControl:
             self.sock.close()
             raise
         self.query: OscQueryServer | None = None
-        self.dispatcher = Dispatcher(show.registry, show.queue, show.osc_routes, self._send_counted,
-                                     subscribe=self._subscribe, allow=allow)
+        self.dispatcher = Dispatcher(
+            show.registry, show.queue, show.osc_routes, self._send_counted, subscribe=self._subscribe, allow=allow
+        )
         self.feedback = Feedback(self._send, targets, self.dispatcher.types, counts=self._status_counts)
         show.listeners.append(self.feedback.on_change)
         show.frame_hooks.append(self.feedback.frame_hook)
@@ -167,8 +169,12 @@ class OscControl:
 
     def _status_counts(self) -> dict[str, int]:
         c = self.dispatcher.counters
-        return {"osc/received": c.received, "osc/dropped": c.dropped, "osc/malformed": c.malformed,
-                "queue_max": self.show.queue.max_depth}
+        return {
+            "osc/received": c.received,
+            "osc/dropped": c.dropped,
+            "osc/malformed": c.malformed,
+            "queue_max": self.show.queue.max_depth,
+        }
 
     # -- the receive thread -------------------------------------------------
     def _receive(self) -> None:
@@ -212,9 +218,11 @@ class OscControl:
             self._thread.join(timeout=2.0)
         if self.query is not None:
             self.query.close()
-        for hooks, fn in ((self.show.listeners, self.feedback.on_change),
-                          (self.show.frame_hooks, self.feedback.frame_hook),
-                          (self.show.announcers, self.feedback.announce)):
+        for hooks, fn in (
+            (self.show.listeners, self.feedback.on_change),
+            (self.show.frame_hooks, self.feedback.frame_hook),
+            (self.show.announcers, self.feedback.announce),
+        ):
             if fn in hooks:
                 hooks.remove(fn)
         for s in (self.sock, self._wake_r, self._wake_w):
@@ -226,9 +234,17 @@ class OscControl:
         allowed, unknown address, timetag too far ahead, queue full, over a rate
         limit). The other keys break those down and count what was sent."""
         c = self.dispatcher.counters
-        return {"osc": {
-            "received": c.received, "dropped": c.dropped, "malformed": c.malformed,
-            "unknown": c.unknown, "not_allowed": c.not_allowed, "limited": c.limited, "replies": c.replies,
-            "feedback_sent": self.feedback.sent, "send_errors": self.feedback.send_errors,
-            "subscribers": len(self.feedback.targets) - len(self.feedback.fixed),
-        }}
+        return {
+            "osc": {
+                "received": c.received,
+                "dropped": c.dropped,
+                "malformed": c.malformed,
+                "unknown": c.unknown,
+                "not_allowed": c.not_allowed,
+                "limited": c.limited,
+                "replies": c.replies,
+                "feedback_sent": self.feedback.sent,
+                "send_errors": self.feedback.send_errors,
+                "subscribers": len(self.feedback.targets) - len(self.feedback.fixed),
+            }
+        }

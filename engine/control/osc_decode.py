@@ -106,8 +106,15 @@ def _message(dgram: bytes, wall: float | None) -> Decoded:
     try:
         msg = osc_message.OscMessage(dgram)
         return Decoded(msg.address, msg.params, wall)
-    except (osc_message.ParseError, osc_types.ParseError, ValueError, IndexError, TypeError,
-            OverflowError, struct.error) as e:  # UnicodeDecodeError is a ValueError
+    except (
+        osc_message.ParseError,
+        osc_types.ParseError,
+        ValueError,
+        IndexError,
+        TypeError,
+        OverflowError,
+        struct.error,
+    ) as e:  # UnicodeDecodeError is a ValueError
         raise Malformed(f"cannot parse message: {e}") from None
 
 

@@ -149,7 +149,10 @@ class Dispatcher:
         self._replies_left = MAX_REPLIES  # reset for every datagram
         # One reader per kind of verb argument (engine.core.space.ArgKind); /ping is answered here.
         self._readers = {
-            "trigger": self._trigger, "scene": self._scene, "address": self._learn, "text": self._text,
+            "trigger": self._trigger,
+            "scene": self._scene,
+            "address": self._learn,
+            "text": self._text,
             "port": self._subscribe,
         }
 
@@ -335,8 +338,9 @@ class Dispatcher:
         c.limited += n
         c.dropped += n
         if first_and_every(c.limited, LOG_EVERY, added=n):
-            log.warning("OSC over a rate limit (a flood?): dropped (%d so far; logging every %dth)",
-                        c.limited, LOG_EVERY)
+            log.warning(
+                "OSC over a rate limit (a flood?): dropped (%d so far; logging every %dth)", c.limited, LOG_EVERY
+            )
 
     def _unknown(self, address: str, sender: Sender) -> None:
         """No param, verb or route answers to `address` (a typo in the other app, most often)."""
@@ -344,16 +348,28 @@ class Dispatcher:
         c.unknown += 1
         c.dropped += 1
         if first_and_every(c.unknown, LOG_EVERY):
-            log.warning("unknown OSC address %r from %s:%s, dropped (%d so far; logging every %dth); "
-                        "`run_show.py params` lists the addresses", _short(address), sender[0], sender[1],
-                        c.unknown, LOG_EVERY)
+            log.warning(
+                "unknown OSC address %r from %s:%s, dropped (%d so far; logging every %dth); "
+                "`run_show.py params` lists the addresses",
+                _short(address),
+                sender[0],
+                sender[1],
+                c.unknown,
+                LOG_EVERY,
+            )
 
     def _malformed(self, reason: str, sender: Sender) -> None:
         c = self.counters
         c.malformed += 1
         if first_and_every(c.malformed, LOG_EVERY):
-            log.warning("malformed OSC from %s:%s: %s (%d malformed so far; logging every %dth)",
-                        sender[0], sender[1], reason, c.malformed, LOG_EVERY)
+            log.warning(
+                "malformed OSC from %s:%s: %s (%d malformed so far; logging every %dth)",
+                sender[0],
+                sender[1],
+                reason,
+                c.malformed,
+                LOG_EVERY,
+            )
 
     def _allowed(self, host: str) -> bool:
         ok = self._allowed_cache.get(host)

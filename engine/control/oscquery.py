@@ -36,8 +36,18 @@ log = logging.getLogger(__name__)
 ACCESS_READ, ACCESS_WRITE = 1, 2
 MAX_CONNECTIONS = 16  # open at once; more are closed on arrival
 DEADLINE = 5.0  # seconds a connection may stay open, whatever it sends
-EXTENSIONS = {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True, "CLIPMODE": True,
-              "TAGS": False, "UNIT": False, "CRITICAL": False, "LISTEN": False, "PATH_CHANGED": False}
+EXTENSIONS = {
+    "ACCESS": True,
+    "VALUE": True,
+    "RANGE": True,
+    "DESCRIPTION": True,
+    "CLIPMODE": True,
+    "TAGS": False,
+    "UNIT": False,
+    "CRITICAL": False,
+    "LISTEN": False,
+    "PATH_CHANGED": False,
+}
 
 
 def document(registry: Registry) -> dict[str, Any]:
@@ -46,10 +56,16 @@ def document(registry: Registry) -> dict[str, Any]:
     for p in registry:
         desc = p.description + (f" ({p.unit})" if p.unit else "")
         value: Any = p.target >= 0.5 if p.type == "bool" else (int(p.target) if p.type == "int" else p.target)
-        _node(root, p.address).update({
-            "TYPE": OSC_TYPE[p.type], "VALUE": [value], "RANGE": [{"MIN": p.lo, "MAX": p.hi}],
-            "CLIPMODE": ["both"], "ACCESS": ACCESS_READ | ACCESS_WRITE, "DESCRIPTION": desc,
-        })
+        _node(root, p.address).update(
+            {
+                "TYPE": OSC_TYPE[p.type],
+                "VALUE": [value],
+                "RANGE": [{"MIN": p.lo, "MAX": p.hi}],
+                "CLIPMODE": ["both"],
+                "ACCESS": ACCESS_READ | ACCESS_WRITE,
+                "DESCRIPTION": desc,
+            }
+        )
     for address, v in space_of(registry).osc_verbs():
         node = _node(root, address)
         node.update({"ACCESS": ACCESS_WRITE, "DESCRIPTION": v.description})
@@ -69,8 +85,13 @@ def _node(root: dict[str, Any], address: str) -> dict[str, Any]:
 
 
 def host_info(osc_host: str, osc_port: int) -> dict[str, Any]:
-    return {"NAME": "Latent Stage", "OSC_IP": osc_host, "OSC_PORT": osc_port, "OSC_TRANSPORT": "UDP",
-            "EXTENSIONS": EXTENSIONS}
+    return {
+        "NAME": "Latent Stage",
+        "OSC_IP": osc_host,
+        "OSC_PORT": osc_port,
+        "OSC_TRANSPORT": "UDP",
+        "EXTENSIONS": EXTENSIONS,
+    }
 
 
 def lookup(doc: dict[str, Any], path: str) -> dict[str, Any] | None:
@@ -107,8 +128,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # close() must not wait for a stalled client
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 max_connections: int, deadline: float) -> None:
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int, deadline: float
+    ) -> None:
         self.max_connections, self.deadline = max_connections, deadline
         self._open: dict[socket.socket, float] = {}  # connection -> when it is cut off
         self._lock = threading.Lock()
@@ -124,8 +146,11 @@ class _Server(ThreadingHTTPServer):
         if full:
             self.refused += 1
             if first_and_every(self.refused, 1000):
-                log.warning("oscquery: %d connections open; refusing more (%d refused so far)",
-                            self.max_connections, self.refused)
+                log.warning(
+                    "oscquery: %d connections open; refusing more (%d refused so far)",
+                    self.max_connections,
+                    self.refused,
+                )
             super().shutdown_request(request)
             return
         super().process_request(request, client_address)
@@ -152,8 +177,7 @@ class _Server(ThreadingHTTPServer):
         # and every 1000th instead (a client hanging up mid-answer is the usual cause).
         self.errors += 1
         if first_and_every(self.errors, 1000):
-            log.warning("oscquery: a request from %s failed (%d so far)", client_address[0], self.errors,
-                        exc_info=True)
+            log.warning("oscquery: a request from %s failed (%d so far)", client_address[0], self.errors, exc_info=True)
 
 
 def _hang_up(connections: list[socket.socket]) -> None:
@@ -168,14 +192,23 @@ def _hang_up(connections: list[socket.socket]) -> None:
 class OscQueryServer:
     """http.server on a daemon thread; `close()` stops it and frees the port."""
 
-    def __init__(self, registry: Registry, host: str, port: int, info: dict[str, Any], *,
-                 max_connections: int = MAX_CONNECTIONS, deadline: float = DEADLINE) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        host: str,
+        port: int,
+        info: dict[str, Any],
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        deadline: float = DEADLINE,
+    ) -> None:
         handler = _handler(registry, info)
         # raises OSError (port in use) at startup
         self.httpd = _Server((host, port), handler, max_connections, deadline)
         self.port = self.httpd.server_address[1]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="oscquery-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="oscquery-http", daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:

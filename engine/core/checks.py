@@ -45,7 +45,7 @@ def shown(value: Any) -> str:
     if len(text) <= _MAX_SHOWN:
         return text
     size = f"{len(text.lstrip('-'))} digits" if isinstance(value, int) else f"{len(text)} characters"
-    return f"{text[:_MAX_SHOWN - 20]}... ({size})"
+    return f"{text[: _MAX_SHOWN - 20]}... ({size})"
 
 
 class Checker:
@@ -56,8 +56,7 @@ class Checker:
     put before the key, e.g. "route #2 ('fader'): ".
     """
 
-    def __init__(self, file: Path | str, error: Callable[[str], Exception] = StartupError,
-                 where: str = "") -> None:
+    def __init__(self, file: Path | str, error: Callable[[str], Exception] = StartupError, where: str = "") -> None:
         self.file, self.error, self.where = file, error, where
 
     def at(self, where: str) -> Checker:
@@ -78,8 +77,9 @@ class Checker:
             raise self.fail(key, expected, v)
         return v
 
-    def number(self, key: str, v: Any, lo: float | None = None, hi: float | None = None,
-               expected: str | None = None) -> float:
+    def number(
+        self, key: str, v: Any, lo: float | None = None, hi: float | None = None, expected: str | None = None
+    ) -> float:
         """A finite float (an integer is accepted), inside [lo, hi] when given.
 
         `expected` words the range failure (default "a number from lo to hi");
@@ -156,7 +156,8 @@ def parse_toml(file: Path, raw: bytes, error: Callable[[str], Exception]) -> dic
     except tomllib.TOMLDecodeError as e:
         raise error(f"{file}: not valid TOML: {e}") from None
     except UnicodeDecodeError as e:
-        raise error(f"{file}: not valid TOML: not UTF-8 text (byte {e.object[e.start]:#04x} "
-                    f"at offset {e.start})") from None
+        raise error(
+            f"{file}: not valid TOML: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
+        ) from None
     except (ValueError, RecursionError) as e:
         raise error(f"{file}: not valid TOML: {type(e).__name__}: {str(e)[:120]}") from None

@@ -112,8 +112,9 @@ class WorkEstimate:
     frame's start earlier, which would read inputs earlier than needed.
     """
 
-    def __init__(self, quantile: float = 0.95, window: int = 120, margin: float = 0.0005,
-                 initial: float = 0.004) -> None:
+    def __init__(
+        self, quantile: float = 0.95, window: int = 120, margin: float = 0.0005, initial: float = 0.004
+    ) -> None:
         self.quantile = quantile
         self.margin = margin  # seconds of slack for scheduler jitter
         self._recent: deque[float] = deque([initial], maxlen=window)  # seconds

@@ -7,10 +7,12 @@ live performance recorded with `show --record-events FILE` renders again with
 The file is JSON lines. The first line is a header, then one line per event in
 the order the loop applied them, with the frame index and the drain phase
 ("model": before the forward pass, "post": before present) it was applied at,
-and a last line with the frame count when the show ended cleanly:
+and a last line with the frame count when the show ended cleanly (the event below is
+one line in the file):
 
     {"latent_stage_events": 1, "fps": 60.0, "scenes": ["/abs/scenes/default.toml"], "tempo_source": "internal"}
-    {"frame": 120, "phase": "post", "t": 8812.004, "source": "osc", "kind": "set", "address": "/master/brightness", "value": 0.2}
+    {"frame": 120, "phase": "post", "t": 8812.004, "source": "osc", "kind": "set",
+     "address": "/master/brightness", "value": 0.2}
     {"end_frame": 1200}
 
 `t` is the receive time on the source's clock (perf_counter seconds); replay
@@ -46,8 +48,9 @@ KINDS = ("set", "toggle", "scale", "verb")
 class EventRecorder:
     """Appends each applied event to a JSON-lines file; attach() it to a show."""
 
-    def __init__(self, path: Path, *, fps: float, scenes: list[Path], tempo_source: str,
-                 patches: list[Path] | None = None) -> None:
+    def __init__(
+        self, path: Path, *, fps: float, scenes: list[Path], tempo_source: str, patches: list[Path] | None = None
+    ) -> None:
         self.path = Path(path)
         try:
             self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
@@ -55,9 +58,13 @@ class EventRecorder:
             raise StartupError(f"--record-events {self.path}: cannot write ({e.strerror or e})") from None
         self.recorded = 0
         self.failed = False
-        header = {FORMAT_KEY: FORMAT_VERSION, "fps": float(fps),
-                  "scenes": [str(Path(s).resolve()) for s in scenes], "tempo_source": tempo_source,
-                  "patches": [str(Path(p).resolve()) for p in patches or []]}  # for their modulation routes
+        header = {
+            FORMAT_KEY: FORMAT_VERSION,
+            "fps": float(fps),
+            "scenes": [str(Path(s).resolve()) for s in scenes],
+            "tempo_source": tempo_source,
+            "patches": [str(Path(p).resolve()) for p in patches or []],
+        }  # for their modulation routes
         self._write(header)
         self.flush()
 
@@ -66,8 +73,15 @@ class EventRecorder:
         show.frame_hooks.append(lambda _show: self.flush())
 
     def record(self, ev: Event, frame: int, phase: str) -> None:
-        line = {"frame": frame, "phase": phase, "t": ev.t, "source": ev.source, "kind": ev.kind,
-                "address": ev.address, "value": ev.value}
+        line = {
+            "frame": frame,
+            "phase": phase,
+            "t": ev.t,
+            "source": ev.source,
+            "kind": ev.kind,
+            "address": ev.address,
+            "value": ev.value,
+        }
         if self._write(line):
             self.recorded += 1
 
@@ -187,7 +201,7 @@ def _parse(file: Path, number: int, text: str) -> dict[str, Any]:
 
 def _header(file: Path, obj: dict[str, Any]) -> EventLog:
     if obj.get(FORMAT_KEY) != FORMAT_VERSION:
-        raise EventLogError(f"{file}: line 1: expected the header {{\"{FORMAT_KEY}\": {FORMAT_VERSION}, ...}}")
+        raise EventLogError(f'{file}: line 1: expected the header {{"{FORMAT_KEY}": {FORMAT_VERSION}, ...}}')
     fps, scenes, source = obj.get("fps"), obj.get("scenes"), obj.get("tempo_source", "internal")
     if not _finite(fps) or fps <= 0:
         raise EventLogError(f"{file}: line 1: key 'fps': expected a number > 0, got {fps!r}")
@@ -207,8 +221,10 @@ def _event(file: Path, number: int, obj: dict[str, Any]) -> tuple[int, str, Even
 
     missing = [k for k in ("frame", "phase", "kind", "address") if k not in obj]
     if missing:
-        raise EventLogError(f"{file}: line {number}: key '{missing[0]}' is missing (expected frame, phase, kind, "
-                            "address, and optionally value, t, source)")
+        raise EventLogError(
+            f"{file}: line {number}: key '{missing[0]}' is missing (expected frame, phase, kind, "
+            "address, and optionally value, t, source)"
+        )
     frame = obj["frame"]
     if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
         raise bad("frame", "a frame index >= 0")

@@ -393,8 +393,7 @@ def validate_path_settings(kind: str, settings: dict[str, object]) -> dict[str, 
     unknown = sorted(set(settings) - set(specs))
     if unknown:
         raise ValueError(
-            f"path kind {kind!r}: unknown setting(s) {', '.join(map(repr, unknown))}; "
-            f"allowed: {', '.join(specs)}"
+            f"path kind {kind!r}: unknown setting(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(specs)}"
         )
     out = {name: spec.default for name, spec in specs.items()}
     ck = Checker(f"path kind {kind!r}", ValueError)

@@ -73,9 +73,7 @@ class Param:
         if self.stage not in ("model", "post"):
             raise ParamError(f"param {self.address}: stage must be model or post, got {self.stage!r}")
         if not self.lo <= self.default <= self.hi:
-            raise ParamError(
-                f"param {self.address}: default {self.default} outside its range {self.lo}..{self.hi}"
-            )
+            raise ParamError(f"param {self.address}: default {self.default} outside its range {self.lo}..{self.hi}")
         self.target = self.value = float(self.default)
         self.hard_lo, self.hard_hi = self.lo, self.hi
 
@@ -176,9 +174,7 @@ class Registry:
         """
         p = self.param(address)
         if not p.hard_lo <= lo <= default <= hi <= p.hard_hi:
-            raise ParamError(
-                f"param {address}: {lo}..{hi} (default {default}) outside {p.hard_lo}..{p.hard_hi}"
-            )
+            raise ParamError(f"param {address}: {lo}..{hi} (default {default}) outside {p.hard_lo}..{p.hard_hi}")
         p.lo, p.hi, p.default = float(lo), float(hi), float(default)
         p.target = p.value = p.coerce(default)
 

@@ -235,5 +235,8 @@ class ShowCore:
                     raise
                 self.hook_errors += 1
                 if self.hook_errors == 1 or self.hook_errors % 1000 == 0:
-                    log.exception("%s failed (%d hook errors so far); the show goes on",
-                                  getattr(hook, "__qualname__", repr(hook)), self.hook_errors)
+                    log.exception(
+                        "%s failed (%d hook errors so far); the show goes on",
+                        getattr(hook, "__qualname__", repr(hook)),
+                        self.hook_errors,
+                    )

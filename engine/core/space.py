@@ -32,33 +32,73 @@ LATENT_OFFSETS = 8  # /deck/<d>/latent/1 .. /latent/8
 
 # (address, type, default, lo, hi, unit, smoothing s, description, stage)
 MASTER_TABLE: tuple[tuple, ...] = (
-    ("/master/brightness", "float", 1.0, 0.0, 1.0, "", 0.0, "overall brightness, applied just before present",
-     "post"),
+    ("/master/brightness", "float", 1.0, 0.0, 1.0, "", 0.0, "overall brightness, applied just before present", "post"),
     ("/master/speed", "float", 1.0, 0.0, 4.0, "x", 0.1, "multiplier on every deck's path speed", "model"),
     ("/master/blackout", "bool", 0.0, 0.0, 1.0, "", 0.0, "fade to black (1) or back (0)", "post"),
     ("/master/blackout_fade", "float", 0.5, 0.0, 10.0, "s", 0.0, "blackout fade time", "post"),
     ("/master/freeze", "bool", 0.0, 0.0, 1.0, "", 0.0, "hold the current picture; the path stops", "model"),
-    ("/tempo/bpm", "float", 120.0, 20.0, 300.0, "BPM", 0.0,
-     "tempo in beats per minute (set it, tap it with /tempo/tap; MIDI clock or Link overwrite it)", "model"),
+    (
+        "/tempo/bpm",
+        "float",
+        120.0,
+        20.0,
+        300.0,
+        "BPM",
+        0.0,
+        "tempo in beats per minute (set it, tap it with /tempo/tap; MIDI clock or Link overwrite it)",
+        "model",
+    ),
 )
 
 # The picture params of one deck, under /deck/<d>/ (their defaults and ranges are narrowed per scene).
 # (name, type, default, lo, hi, unit, smoothing s, description)
 DECK_TABLE: tuple[tuple, ...] = (
     ("speed", "float", 1.0, 0.0, 4.0, "x", 0.1, "path speed multiplier"),
-    ("truncation", "float", 1.0, 0.0, 2.0, "", 0.05,
-     "scale of the latent vector: below 1 is calmer and more typical, above 1 wilder"),
+    (
+        "truncation",
+        "float",
+        1.0,
+        0.0,
+        2.0,
+        "",
+        0.05,
+        "scale of the latent vector: below 1 is calmer and more typical, above 1 wilder",
+    ),
     # No smoothing on the two below: modulation (onsets, LFOs) drives them and a kick must be sharp.
-    ("pulse", "float", 0.0, 0.0, 3.0, "sigma", 0.0,
-     "kick along a fixed latent direction: each rise of this value pushes the picture that far, "
-     "then it springs back to rest in pulse_decay seconds (route audio onsets here)"),
+    (
+        "pulse",
+        "float",
+        0.0,
+        0.0,
+        3.0,
+        "sigma",
+        0.0,
+        "kick along a fixed latent direction: each rise of this value pushes the picture that far, "
+        "then it springs back to rest in pulse_decay seconds (route audio onsets here)",
+    ),
     ("pulse_decay", "float", 0.3, 0.02, 5.0, "s", 0.0, "how long a pulse takes to spring back"),
-    ("motion", "float", 0.0, 0.0, 4.0, "x", 0.0,
-     "extra path speed added to speed (x the scene's rate): it accumulates into the path "
-     "position, so loud passages travel further and the walk never jumps back"),
+    (
+        "motion",
+        "float",
+        0.0,
+        0.0,
+        4.0,
+        "x",
+        0.0,
+        "extra path speed added to speed (x the scene's rate): it accumulates into the path "
+        "position, so loud passages travel further and the walk never jumps back",
+    ),
     *(
-        (f"latent/{i}", "float", 0.0, -3.0, 3.0, "sigma", 0.05,
-         f"offset along latent direction {i} (a fixed random unit direction per scene seed)")
+        (
+            f"latent/{i}",
+            "float",
+            0.0,
+            -3.0,
+            3.0,
+            "sigma",
+            0.05,
+            f"offset along latent direction {i} (a fixed random unit direction per scene seed)",
+        )
         for i in range(1, LATENT_OFFSETS + 1)
     ),
 )
@@ -111,45 +151,66 @@ class Verb:
 
 
 VERBS: tuple[Verb, ...] = (
-    Verb("/show/scene", "scene", "go to a scene by name or 1-based index (a string or a number)",
-         "show.select_scene"),
+    Verb("/show/scene", "scene", "go to a scene by name or 1-based index (a string or a number)", "show.select_scene"),
     Verb("/show/next", "trigger", "next scene; " + TRIGGER_NOTE, "show.next_scene"),
     Verb("/show/prev", "trigger", "previous scene; " + TRIGGER_NOTE, "show.prev_scene"),
-    Verb("/show/blackout", "trigger", "flip /master/blackout; " + TRIGGER_NOTE, "core.flip_blackout",
-         phase="post"),
+    Verb("/show/blackout", "trigger", "flip /master/blackout; " + TRIGGER_NOTE, "core.flip_blackout", phase="post"),
     Verb("/show/freeze", "trigger", "flip /master/freeze; " + TRIGGER_NOTE, "core.flip_freeze"),
     Verb("/show/quit", "trigger", "end the show (the Esc key)", "core.quit", osc=False),
     Verb("/tempo/tap", "trigger", "tap tempo (handled by the tempo control); " + TRIGGER_NOTE, "tempo.tap"),
     Verb("/tempo/start", "trigger", "restart the beat at 0 and run (as MIDI Start); " + TRIGGER_NOTE, "tempo.start"),
     Verb("/tempo/stop", "trigger", "hold the beat (as MIDI Stop); " + TRIGGER_NOTE, "tempo.stop"),
-    Verb("/tempo/continue", "trigger", "run the beat on from where it held (as MIDI Continue); " + TRIGGER_NOTE,
-         "tempo.resume"),
+    Verb(
+        "/tempo/continue",
+        "trigger",
+        "run the beat on from where it held (as MIDI Continue); " + TRIGGER_NOTE,
+        "tempo.resume",
+    ),
     Verb("/tempo/clock", "value", "one MIDI clock tick (24 per beat)", "tempo.clock_tick", osc=False),
     Verb("/tempo/song_position", "value", "MIDI song position (16ths)", "tempo.song_position", osc=False),
     Verb("/tempo/link_bpm", "value", "the Link session's tempo", "tempo.link_bpm", osc=False),
     Verb("/tempo/link_beat", "value", "the Link session's beat", "tempo.link_beat", osc=False),
-    Verb("/learn/start", "address", "MIDI learn for this param address (handled by the MIDI control)",
-         "learn.start"),
+    Verb("/learn/start", "address", "MIDI learn for this param address (handled by the MIDI control)", "learn.start"),
     Verb("/learn/cancel", "trigger", "disarm MIDI learn; " + TRIGGER_NOTE, "learn.cancel"),
     Verb("/learn/unlearn", "address", "remove the learned MIDI bindings of this param address", "learn.unlearn"),
     Verb("/learn/commit", "value", "a control moved while learn was armed: bind it", "learn.commit", osc=False),
-    Verb("/text/prime", "text", "feed this text into the playing scene's text stream (it is shown, then continued)",
-         "seq.prime"),
-    Verb("/notes/played", "value", "a note played on --midi-in that primes the melody (--notes-prime)",
-         "seq.played", osc=False),
-    Verb("/deck/{deck}/notes/reset", "trigger", "restart the melody on the next beat; " + TRIGGER_NOTE,
-         "seq.reset_notes"),
-    Verb("/deck/{deck}/text/reset", "trigger", "restart the text (and its primer); " + TRIGGER_NOTE,
-         "seq.reset_text"),
+    Verb(
+        "/text/prime",
+        "text",
+        "feed this text into the playing scene's text stream (it is shown, then continued)",
+        "seq.prime",
+    ),
+    Verb(
+        "/notes/played",
+        "value",
+        "a note played on --midi-in that primes the melody (--notes-prime)",
+        "seq.played",
+        osc=False,
+    ),
+    Verb(
+        "/deck/{deck}/notes/reset", "trigger", "restart the melody on the next beat; " + TRIGGER_NOTE, "seq.reset_notes"
+    ),
+    Verb("/deck/{deck}/text/reset", "trigger", "restart the text (and its primer); " + TRIGGER_NOTE, "seq.reset_text"),
     Verb("/ping", "trigger", "answered with /pong to the sender's address and port", "osc.ping"),
-    Verb("/feedback/subscribe", "port", "send feedback and status to the sender's IP at this UDP port",
-         "osc.subscribe"),
+    Verb(
+        "/feedback/subscribe", "port", "send feedback and status to the sender's IP at this UDP port", "osc.subscribe"
+    ),
     Verb("/feedback/unsubscribe", "port", "stop feedback to the sender's IP at this UDP port", "osc.subscribe"),
     # Internal: what a patch route or the audio analysis did, recorded in event logs.
-    Verb("/patch/route/", "value", "a patch route that needs the loop (takeover, glide, toggle)", "routes.fire",
-         osc=False),
-    Verb("/modulation/features", "value", "audio features recorded live, replayed by render --events",
-         "modulation.replay", osc=False),
+    Verb(
+        "/patch/route/",
+        "value",
+        "a patch route that needs the loop (takeover, glide, toggle)",
+        "routes.fire",
+        osc=False,
+    ),
+    Verb(
+        "/modulation/features",
+        "value",
+        "audio features recorded live, replayed by render --events",
+        "modulation.replay",
+        osc=False,
+    ),
 )
 
 STATUS_MESSAGES: tuple[tuple[str, str, str], ...] = (
@@ -237,8 +298,11 @@ def build_space(decks: Sequence[str] = DECKS, verbs: Sequence[Verb] = VERBS) -> 
 def space_of(registry: Registry, verbs: Sequence[Verb] = VERBS) -> AddressSpace:
     """The address space around a registry built by `build_space` / `build_registry`: its
     decks are those it has params for."""
-    decks = tuple(p.address.split("/")[2] for p in registry if p.address.startswith("/deck/")
-                  and p.address.endswith("/speed") and p.address.count("/") == 3)
+    decks = tuple(
+        p.address.split("/")[2]
+        for p in registry
+        if p.address.startswith("/deck/") and p.address.endswith("/speed") and p.address.count("/") == 3
+    )
     return AddressSpace(registry, decks, verbs)
 
 

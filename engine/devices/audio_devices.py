@@ -91,16 +91,25 @@ def query(sd: Any) -> DeviceTable:
         sd._initialize()
         _initialized(sd)
     apis = sd.query_hostapis()
-    devices = [AudioDevice(int(d["index"]), str(d["name"]), str(apis[d["hostapi"]]["name"]),
-                           int(d["max_input_channels"]), int(d["max_output_channels"]),
-                           float(d["default_samplerate"])) for d in sd.query_devices()]
+    devices = [
+        AudioDevice(
+            int(d["index"]),
+            str(d["name"]),
+            str(apis[d["hostapi"]]["name"]),
+            int(d["max_input_channels"]),
+            int(d["max_output_channels"]),
+            float(d["default_samplerate"]),
+        )
+        for d in sd.query_devices()
+    ]
     defaults = {str(a["name"]): (int(a["default_input_device"]), int(a["default_output_device"])) for a in apis}
     din, dout = (int(x) if x is not None else -1 for x in sd.default.device)
     return DeviceTable(devices, defaults, din, dout)
 
 
-def choose(table: DeviceTable, spec: str | None, kind: Kind = "output",
-           flag: str = "--audio-device") -> AudioDevice | None:
+def choose(
+    table: DeviceTable, spec: str | None, kind: Kind = "output", flag: str = "--audio-device"
+) -> AudioDevice | None:
     """The device `spec` means (see the module docstring); None: no device and none was named."""
     if spec is None or spec.strip().lower() in AUTO:
         return _automatic(table, kind)
@@ -115,13 +124,17 @@ def choose(table: DeviceTable, spec: str | None, kind: Kind = "output",
     if api is not None:
         device = _api_default(table, api, kind)
         if device is None:
-            raise StartupError(f"{flag} {spec}: the {api} host API has no {kind} device "
-                               f"(is its server running?); {_have(usable, kind)}")
+            raise StartupError(
+                f"{flag} {spec}: the {api} host API has no {kind} device "
+                f"(is its server running?); {_have(usable, kind)}"
+            )
         return device
     found = [d for d in usable if spec.lower() in d.name.lower()]
     if not found:
-        raise StartupError(f"{flag} {spec!r}: no {kind} device or host API matches; {_have(usable, kind)}; "
-                           f"host APIs: {', '.join(table.hostapis) or 'none'}")
+        raise StartupError(
+            f"{flag} {spec!r}: no {kind} device or host API matches; {_have(usable, kind)}; "
+            f"host APIs: {', '.join(table.hostapis) or 'none'}"
+        )
     return found[0]
 
 
@@ -173,8 +186,10 @@ def _audio_lines() -> list[str]:
     auto_out, auto_in = _automatic(table, "output"), _automatic(table, "input")
     for d in table.devices:
         marks = [m for m, dev in (("default output", auto_out), ("default input", auto_in)) if dev == d]
-        lines.append(f"  {d.label()}  in {d.inputs} / out {d.outputs}  {d.default_rate:.0f} Hz"
-                     + (f"  <- {', '.join(marks)}" if marks else ""))
+        lines.append(
+            f"  {d.label()}  in {d.inputs} / out {d.outputs}  {d.default_rate:.0f} Hz"
+            + (f"  <- {', '.join(marks)}" if marks else "")
+        )
     if not table.devices:
         lines.append("  none (no sound card, and no JACK server running)")
     lines.append("host APIs: " + (", ".join(table.hostapis) or "none"))
@@ -194,8 +209,12 @@ def _midi_lines() -> list[str]:
         return [f"MIDI: unavailable ({e})"]
     finally:
         backend.close()
-    return (["MIDI inputs:"] + [f"  {n}" for n in ins or ["none"]]
-            + ["MIDI outputs:"] + [f"  {n}" for n in outs or ["none"]])
+    return (
+        ["MIDI inputs:"]
+        + [f"  {n}" for n in ins or ["none"]]
+        + ["MIDI outputs:"]
+        + [f"  {n}" for n in outs or ["none"]]
+    )
 
 
 # -- PortAudio's device scan ----------------------------------------------------------------------------
@@ -231,8 +250,10 @@ class HostWatch:
         self.lost = lost
         if lost:
             self.losses += 1
-            log.error("%s stopped calling back (sound server gone or device unplugged); the show goes on "
-                      "without it", self.what)
+            log.error(
+                "%s stopped calling back (sound server gone or device unplugged); the show goes on without it",
+                self.what,
+            )
         else:
             log.warning("%s calls back again", self.what)
         return True
@@ -328,8 +349,12 @@ def jack_server_running(name: str) -> bool | None:
     try:
         jack.jack_client_open.restype = ctypes.c_void_p  # (name, options, *status, ...): variadic, no argtypes
         status = ctypes.c_int(0)
-        client = jack.jack_client_open(b"latent-stage-probe", ctypes.c_int(_JACK_NO_START_SERVER | _JACK_SERVER_NAME),
-                                       ctypes.byref(status), name.encode())
+        client = jack.jack_client_open(
+            b"latent-stage-probe",
+            ctypes.c_int(_JACK_NO_START_SERVER | _JACK_SERVER_NAME),
+            ctypes.byref(status),
+            name.encode(),
+        )
         if client:
             jack.jack_client_close(ctypes.c_void_p(client))
     finally:

@@ -74,6 +74,7 @@ class Capture:
 
     def start_analysis(self, interval: float = ANALYSIS_S) -> None:
         """Run update() on its own thread from now on (then only it may call update())."""
+
         def run() -> None:
             while not self._stop.wait(interval):
                 if self.host.check(self.last_call, time.perf_counter()) and self.host.lost:
@@ -94,10 +95,15 @@ class Capture:
         return self.extractor.features
 
     def stats(self) -> dict[str, Any]:
-        return {"blocks": self.blocks, "overflows": self.overflows, "xruns": self.xruns,
-                "callback_errors": self.errors,
-                "analysis_errors": self.analysis_errors, "onsets": self.extractor.features.onsets,
-                **self.host.stats()}
+        return {
+            "blocks": self.blocks,
+            "overflows": self.overflows,
+            "xruns": self.xruns,
+            "callback_errors": self.errors,
+            "analysis_errors": self.analysis_errors,
+            "onsets": self.extractor.features.onsets,
+            **self.host.stats(),
+        }
 
     def close(self) -> None:
         self._stop.set()
@@ -124,13 +130,20 @@ def open_audio_in(config: ShowConfig) -> Capture | None:
     channels = min(2, device.inputs)
     capture = Capture(rate, config.block_size, channels)
     try:
-        capture.stream = sd.InputStream(device=device.index, samplerate=rate, blocksize=config.block_size,
-                                        channels=channels, dtype="float32", latency="low",
-                                        callback=capture.callback)
+        capture.stream = sd.InputStream(
+            device=device.index,
+            samplerate=rate,
+            blocksize=config.block_size,
+            channels=channels,
+            dtype="float32",
+            latency="low",
+            callback=capture.callback,
+        )
         capture.stream.start()
     except sd.PortAudioError as e:
         capture.close()
-        raise StartupError(f"--audio-in {spec}: cannot open {device.label()} at {rate} Hz, "
-                           f"{config.block_size}-frame blocks: {e}") from None
+        raise StartupError(
+            f"--audio-in {spec}: cannot open {device.label()} at {rate} Hz, {config.block_size}-frame blocks: {e}"
+        ) from None
     log.info("audio in: %s, %d Hz, %d channel(s)", device.label(), rate, channels)
     return capture

@@ -44,8 +44,9 @@ class AudioOut:
         self.ring = BlockRing(latency_blocks, block, channels)
         self.playback = Playback(self.ring, origin=synth.time)
         self.clock = AudioClock(self.sample_rate)
-        self.producer = Producer(synth.render, self.ring, self.playback, self.clock,
-                                 after_step=lambda: self.check_host(time.perf_counter()))
+        self.producer = Producer(
+            synth.render, self.ring, self.playback, self.clock, after_step=lambda: self.check_host(time.perf_counter())
+        )
         self.stream: Any = None
         self.device = ""
         self.host = HostWatch("audio out")
@@ -85,11 +86,18 @@ class AudioOut:
 
     def stats(self) -> dict[str, Any]:
         active = bool(getattr(self.stream, "active", False))
-        return {**self.playback.stats(), "render_errors": self.producer.errors,
-                "synth_ms": self.producer.cost_ms(), **self.synth.counts, "active": active,
-                **self.host.stats(),
-                "latency_ms": round(self.latency_s * 1000.0, 2), "device": self.device,
-                "sample_rate": self.sample_rate, "block_size": self.block}
+        return {
+            **self.playback.stats(),
+            "render_errors": self.producer.errors,
+            "synth_ms": self.producer.cost_ms(),
+            **self.synth.counts,
+            "active": active,
+            **self.host.stats(),
+            "latency_ms": round(self.latency_s * 1000.0, 2),
+            "device": self.device,
+            "sample_rate": self.sample_rate,
+            "block_size": self.block,
+        }
 
     def close(self) -> None:
         """Stop the stream, then the producer (idempotent)."""
@@ -133,15 +141,29 @@ def open_audio(config: ShowConfig, synth: Synth | None = None) -> AudioOut | Non
         raise ValueError(f"the synth runs at {synth.sample_rate} Hz but the stream opens at {rate} Hz")
     out = AudioOut(synth, config.block_size, min(2, device.outputs), config.audio_latency)
     try:
-        stream = sd.OutputStream(device=device.index, samplerate=rate, blocksize=config.block_size,
-                                 channels=out.ring.channels, dtype="float32", latency="low",
-                                 callback=out.playback.callback)
+        stream = sd.OutputStream(
+            device=device.index,
+            samplerate=rate,
+            blocksize=config.block_size,
+            channels=out.ring.channels,
+            dtype="float32",
+            latency="low",
+            callback=out.playback.callback,
+        )
         out.start(stream, device.label())
     except sd.PortAudioError as e:
         out.close()
-        raise StartupError(f"--audio-device: cannot open {device.label()} at --sample-rate {rate} Hz with "
-                           f"--block-size {config.block_size} ({e}); its default rate is "
-                           f"{device.default_rate:.0f} Hz; --no-audio runs without sound") from None
-    log.info("audio: %s, %d Hz, %d-frame blocks, %d ahead (about %.1f ms)", device.label(), rate,
-             config.block_size, config.audio_latency, out.latency_s * 1000.0)
+        raise StartupError(
+            f"--audio-device: cannot open {device.label()} at --sample-rate {rate} Hz with "
+            f"--block-size {config.block_size} ({e}); its default rate is "
+            f"{device.default_rate:.0f} Hz; --no-audio runs without sound"
+        ) from None
+    log.info(
+        "audio: %s, %d Hz, %d-frame blocks, %d ahead (about %.1f ms)",
+        device.label(),
+        rate,
+        config.block_size,
+        config.audio_latency,
+        out.latency_s * 1000.0,
+    )
     return out

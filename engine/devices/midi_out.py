@@ -91,13 +91,24 @@ class NoteScheduler:
 class MidiNotesOut:
     """A NoteScheduler sending through its own port thread."""
 
-    def __init__(self, pattern: str, channel: int, backend_factory: Callable[[], PortBackend],
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        pattern: str,
+        channel: int,
+        backend_factory: Callable[[], PortBackend],
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.scheduler = NoteScheduler(channel)
         self.clock = clock
-        self.watcher = PortWatcher(backend_factory, [], pattern, lambda _name: _no_input,
-                                   take_feedback=lambda: self.scheduler.take_due(self.clock()),
-                                   clock=clock, output_label="notes out")
+        self.watcher = PortWatcher(
+            backend_factory,
+            [],
+            pattern,
+            lambda _name: _no_input,
+            take_feedback=lambda: self.scheduler.take_due(self.clock()),
+            clock=clock,
+            output_label="notes out",
+        )
         self.skipped = 0  # notes generated while no port was open
 
     def start(self) -> None:
@@ -122,8 +133,14 @@ class MidiNotesOut:
 
     def stats(self) -> dict[str, int]:
         sch = self.scheduler
-        return {"notes": sch.notes, "sent": self.watcher.sent, "send_errors": self.watcher.send_errors,
-                "late": sch.late, "skipped": self.skipped, "panics": sch.panics}
+        return {
+            "notes": sch.notes,
+            "sent": self.watcher.sent,
+            "send_errors": self.watcher.send_errors,
+            "late": sch.late,
+            "skipped": self.skipped,
+            "panics": sch.panics,
+        }
 
 
 def _no_input(_data: object, _t: float) -> None:  # notes out opens no input ports

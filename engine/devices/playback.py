@@ -35,8 +35,14 @@ Stamp = tuple[int, float, float]
 
 
 class Playback:
-    def __init__(self, ring: BlockRing, origin: int = 0, wake: threading.Event | None = None,
-                 output_latency: float = 0.0, perf: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        ring: BlockRing,
+        origin: int = 0,
+        wake: threading.Event | None = None,
+        output_latency: float = 0.0,
+        perf: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.ring = ring
         self.origin = origin  # synth sample index of the ring's block 0
         self.wake = wake or threading.Event()
@@ -79,8 +85,7 @@ class Playback:
         return self.origin + self.ring.read * self.ring.frames
 
     def stats(self) -> dict[str, int]:
-        return {"underruns": self.underruns, "xruns": self.xruns, "blocks": self.blocks,
-                "callback_errors": self.errors}
+        return {"underruns": self.underruns, "xruns": self.xruns, "blocks": self.blocks, "callback_errors": self.errors}
 
 
 class AudioClock:

@@ -4,7 +4,8 @@ It keeps the ring full: `latency_blocks` rendered blocks wait ahead of the
 one the sound card plays (2 to 4 blocks of 256 frames at 48 kHz is 11 to 21 ms;
 the flag's default is 4).
 After each fill it sleeps until the callback wakes it (one block later), or
-`poll_s` at most (so `after_step` still runs when the callbacks have stopped). Each render is timed; `cost_ms()` gives p50 / p99 / max.
+`poll_s` at most (so `after_step` still runs when the callbacks have stopped). Each render is
+timed; `cost_ms()` gives p50 / p99 / max.
 
 A render that raises is logged (the first time, then every 1000th) and
 counted; nothing is published for it, so the callback plays silence and
@@ -32,9 +33,15 @@ COST_WINDOW = 8192  # render times kept for percentiles (about 44 s of 256-frame
 
 
 class Producer:
-    def __init__(self, render: Callable[[np.ndarray], None], ring: BlockRing, playback: Playback | None = None,
-                 clock: AudioClock | None = None, poll_s: float = 0.05,
-                 after_step: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        render: Callable[[np.ndarray], None],
+        ring: BlockRing,
+        playback: Playback | None = None,
+        clock: AudioClock | None = None,
+        poll_s: float = 0.05,
+        after_step: Callable[[], None] | None = None,
+    ) -> None:
         self.render = render  # fills a (frames, channels) float32 block, e.g. Synth.render
         self.ring = ring
         self.playback = playback

@@ -49,9 +49,7 @@ def _check_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Frames must be (h, w, 3) uint8 matching the writer's size."""
     w, h = size
     if frame.dtype != np.uint8 or frame.shape != (h, w, 3):
-        raise ValueError(
-            f"frame: expected ({h}, {w}, 3) uint8, got {frame.shape} {frame.dtype}"
-        )
+        raise ValueError(f"frame: expected ({h}, {w}, 3) uint8, got {frame.shape} {frame.dtype}")
     return np.ascontiguousarray(frame)
 
 
@@ -113,14 +111,25 @@ class Mp4Writer:
     @staticmethod
     def _output_params(crf: int, preset: str, threads: int) -> list[str]:
         return [
-            "-crf", str(crf), "-preset", preset, "-threads", str(threads),
+            "-crf",
+            str(crf),
+            "-preset",
+            preset,
+            "-threads",
+            str(threads),
             # RGB -> limited-range BT.709 YCbCr, and say so in the stream, so
             # players do not guess BT.601 and shift the colours.
             "-vf",
             "scale=out_color_matrix=bt709:out_range=tv,"
             "setparams=range=tv:colorspace=bt709:color_primaries=bt709:color_trc=bt709",
-            "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
-            "-f", "mp4",  # the temp name does not end in .mp4
+            "-fflags",
+            "+bitexact",
+            "-flags:v",
+            "+bitexact",
+            "-map_metadata",
+            "-1",
+            "-f",
+            "mp4",  # the temp name does not end in .mp4
         ]
 
     def write(self, frame: np.ndarray) -> None:
@@ -144,8 +153,14 @@ class Mp4Writer:
             self.partial_path.unlink()
         else:
             os.replace(self.partial_path, self.path)
-        log.info("wrote %s: %d frames %dx%d at %d fps%s", self.path, self.frames_written, *self.size, self.fps,
-                 " with sound" if audio is not None else "")
+        log.info(
+            "wrote %s: %d frames %dx%d at %d fps%s",
+            self.path,
+            self.frames_written,
+            *self.size,
+            self.fps,
+            " with sound" if audio is not None else "",
+        )
 
     def abort(self) -> None:
         """Stop encoding, keep what was written under the ``.partial`` name."""
@@ -171,9 +186,33 @@ def mux_audio(video: Path, wav: Path, out: Path) -> None:
     """video (an MP4 with one H.264 stream) + wav -> out: the video stream copied, the
     sound as AAC 192 kb/s; bit-exact flags so the same inputs give the same bytes."""
     cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(video), "-i", str(wav),
-        "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "192k",
-        "-fflags", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1", "-f", "mp4", str(out),
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-y",
+        "-loglevel",
+        "error",
+        "-i",
+        str(video),
+        "-i",
+        str(wav),
+        "-map",
+        "0:v:0",
+        "-map",
+        "1:a:0",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "192k",
+        "-fflags",
+        "+bitexact",
+        "-flags:a",
+        "+bitexact",
+        "-map_metadata",
+        "-1",
+        "-f",
+        "mp4",
+        str(out),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -188,9 +227,7 @@ class PngSequenceWriter:
     which deletes them first.
     """
 
-    def __init__(
-        self, folder: str | os.PathLike[str], size: tuple[int, int], *, overwrite: bool = False
-    ) -> None:
+    def __init__(self, folder: str | os.PathLike[str], size: tuple[int, int], *, overwrite: bool = False) -> None:
         self.size = _check_size(size, even=False)
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -233,9 +270,7 @@ class PngSequenceWriter:
         self.close()
 
 
-def open_writer(
-    out: str, size: tuple[int, int], fps: int, *, overwrite: bool = False
-) -> Mp4Writer | PngSequenceWriter:
+def open_writer(out: str, size: tuple[int, int], fps: int, *, overwrite: bool = False) -> Mp4Writer | PngSequenceWriter:
     """The writer for an ``--out`` value.
 
     ``x.mp4`` -> Mp4Writer; ``dir/`` (trailing slash) or an existing folder
@@ -248,8 +283,7 @@ def open_writer(
     if out.lower().endswith(".mp4"):
         return Mp4Writer(out, size, fps)
     raise ValueError(
-        f"--out {out}: expected a .mp4 file (e.g. show.mp4) or a folder for PNG frames "
-        "ending in '/' (e.g. frames/)"
+        f"--out {out}: expected a .mp4 file (e.g. show.mp4) or a folder for PNG frames ending in '/' (e.g. frames/)"
     )
 
 

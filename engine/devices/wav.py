@@ -69,8 +69,15 @@ class WavStream:
     Time stamps advance by exactly one block per call, from `start_time` (s).
     """
 
-    def __init__(self, callback: Callable, sample_rate: int, frames: int, channels: int,
-                 writer: WavWriter | None = None, start_time: float = 0.0) -> None:
+    def __init__(
+        self,
+        callback: Callable,
+        sample_rate: int,
+        frames: int,
+        channels: int,
+        writer: WavWriter | None = None,
+        start_time: float = 0.0,
+    ) -> None:
         self.callback = callback
         self.sample_rate, self.frames, self.channels = sample_rate, frames, channels
         self.writer = writer
@@ -129,7 +136,7 @@ class OfflineAudio:
         """Render exactly `frames` more samples."""
         out = np.zeros((frames, self.channels), dtype=np.float32)
         for i in range(0, frames, self.block):
-            self.synth.render(out[i:i + self.block])
+            self.synth.render(out[i : i + self.block])
         if self.sink is not None:
             self.sink.write(out)
         return out

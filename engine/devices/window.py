@@ -172,8 +172,7 @@ def _check_display(display: int | None, headless: bool) -> int:
     if not headless and not has_display():
         where = f"--display {display}: " if display is not None else ""
         raise DisplayError(
-            f"{where}{_describe_displays(0)} (DISPLAY and WAYLAND_DISPLAY are unset); "
-            "run headless or start an X server"
+            f"{where}{_describe_displays(0)} (DISPLAY and WAYLAND_DISPLAY are unset); run headless or start an X server"
         )
     return 0 if display is None else display
 
@@ -286,8 +285,12 @@ class VideoOutput:
         self.resize_frames(frame_size)
         log.info(
             "video: window %dx%d on display %d (%s), vsync %s, frames %dx%d, aspect %s",
-            *self.window_size, index, pygame.display.get_driver(),
-            "on" if self.vsync_active else "off", *self.frame_size, aspect,
+            *self.window_size,
+            index,
+            pygame.display.get_driver(),
+            "on" if self.vsync_active else "off",
+            *self.frame_size,
+            aspect,
         )
 
     # ---------------------------------------------------------------- frames
@@ -333,9 +336,7 @@ class VideoOutput:
         # frombuffer shares memory with the array: writes to the array are
         # what the next texture upload sees, with no copy in between.
         self._surface = pygame.image.frombuffer(self._buffer, (w, h), "RGB")
-        self._texture = sdl_video.Texture(
-            self._renderer, (w, h), streaming=True, scale_quality=self._scale_quality
-        )
+        self._texture = sdl_video.Texture(self._renderer, (w, h), streaming=True, scale_quality=self._scale_quality)
         self._dst_for = None
 
     def _update_dst(self) -> tuple[int, int, int, int]:

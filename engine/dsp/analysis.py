@@ -83,7 +83,7 @@ class FeatureExtractor:
         self._window = np.hanning(c.fft_size)
         self._scale = 2.0 / self._window.sum()  # |rfft| -> amplitude of a sine on a bin
         # Sum of squared scaled bins for a unit sine = the window's equivalent noise bandwidth in bins.
-        self._enbw = c.fft_size * float((self._window ** 2).sum()) / float(self._window.sum()) ** 2
+        self._enbw = c.fft_size * float((self._window**2).sum()) / float(self._window.sum()) ** 2
         freqs = np.fft.rfftfreq(c.fft_size, 1.0 / sample_rate)
         self._bands = (freqs < c.low_hz, (freqs >= c.low_hz) & (freqs < c.high_hz), freqs >= c.high_hz)
         self._frame = np.zeros(c.fft_size)
@@ -105,14 +105,14 @@ class FeatureExtractor:
         hop = self.config.hop
         whole = data.shape[0] // hop
         for i in range(whole):
-            self._hop(data[i * hop:(i + 1) * hop])
-        self._carry = data[whole * hop:]
+            self._hop(data[i * hop : (i + 1) * hop])
+        self._carry = data[whole * hop :]
         return self.features
 
     def _hop(self, block: np.ndarray) -> None:
         c = self.config
-        self._frame[:-c.hop] = self._frame[c.hop:]
-        self._frame[-c.hop:] = block
+        self._frame[: -c.hop] = self._frame[c.hop :]
+        self._frame[-c.hop :] = block
         mag = np.abs(np.fft.rfft(self._frame * self._window)) * self._scale  # (bins,) sine amplitude
         power = mag * mag
         raw = [db_to_unit(math.sqrt(float(np.mean(block * block)) * 2.0), c.floor_db)]  # a sine's RMS*sqrt2 = peak

@@ -53,7 +53,7 @@ def _powers(A: np.ndarray, count: int) -> np.ndarray:
     have, step = 1, A.copy()
     while have < count:
         n = min(have, count - have)
-        P[have:have + n] = step @ P[:n]  # A^have @ A^i = A^(have+i)
+        P[have : have + n] = step @ P[:n]  # A^have @ A^i = A^(have+i)
         have += n
         step = step @ step
     return P
@@ -71,24 +71,28 @@ class BlockFilter:
         self.state[:] = 0.0
 
     def _matrices(self, frames: int, cutoff_hz: float, resonance: float) -> tuple[np.ndarray, ...]:
-        key = (frames, round(math.log2(max(cutoff_hz, 1.0)) * CUTOFF_STEPS_PER_OCTAVE),
-               round(min(max(resonance, 0.0), 1.0) * RESONANCE_STEPS))
+        key = (
+            frames,
+            round(math.log2(max(cutoff_hz, 1.0)) * CUTOFF_STEPS_PER_OCTAVE),
+            round(min(max(resonance, 0.0), 1.0) * RESONANCE_STEPS),
+        )
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
             return hit
         # Build from the quantised values, so a cached set is exactly what a rebuild would give.
-        A, B, C, D = _coefficients(2.0 ** (key[1] / CUTOFF_STEPS_PER_OCTAVE), key[2] / RESONANCE_STEPS,
-                                   self.sample_rate)
+        A, B, C, D = _coefficients(
+            2.0 ** (key[1] / CUTOFF_STEPS_PER_OCTAVE), key[2] / RESONANCE_STEPS, self.sample_rate
+        )
         P = _powers(A, frames + 1)  # (frames+1, 2, 2)
         h = np.empty(frames)  # impulse response: h[0] = D, h[m] = C A^(m-1) B
         h[0] = D
-        h[1:] = (C @ P[:frames - 1]) @ B
+        h[1:] = (C @ P[: frames - 1]) @ B
         # T[i, j] = h[i - j] (0 above the diagonal): windows over [0]*(frames-1) + h, reversed.
         padded = np.concatenate([np.zeros(frames - 1), h])
         T = np.ascontiguousarray(sliding_window_view(padded, frames)[:, ::-1])  # (frames, frames)
         O = C @ P[:frames]  # (frames, 2): row n = C A^n
-        S = (P[frames - 1::-1] @ B).T  # (2, frames): column k = A^(frames-1-k) B
+        S = (P[frames - 1 :: -1] @ B).T  # (2, frames): column k = A^(frames-1-k) B
         entry = (T, O, S, P[frames])
         self._cache[key] = entry
         if len(self._cache) > CACHE_SIZE:

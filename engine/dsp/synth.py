@@ -96,8 +96,19 @@ def synth_params(prefix: str = "/synth"):
     """engine.core.params.Param objects for every setting, at <prefix>/<name> (stage "post")."""
     from engine.core.params import Param
 
-    return [Param(f"{prefix}/{s['name']}", s["type"], float(s["default"]), float(s["lo"]), float(s["hi"]),
-                  unit=s["unit"], description=s["description"], stage="post") for s in setting_specs()]
+    return [
+        Param(
+            f"{prefix}/{s['name']}",
+            s["type"],
+            float(s["default"]),
+            float(s["lo"]),
+            float(s["hi"]),
+            unit=s["unit"],
+            description=s["description"],
+            stage="post",
+        )
+        for s in setting_specs()
+    ]
 
 
 def midi_to_hz(pitch: float) -> float:
@@ -133,8 +144,9 @@ def oscillator(waveform: int, phase: np.ndarray, inc: np.ndarray) -> np.ndarray:
     return 1.0 - 4.0 * np.abs(phase - 0.5) + 4.0 * dt * (_poly_blamp(phase, dt) - _poly_blamp(half, dt))
 
 
-def envelope(n: np.ndarray, attack: np.ndarray, decay: np.ndarray, sustain: np.ndarray, release: np.ndarray,
-             gate: np.ndarray) -> np.ndarray:
+def envelope(
+    n: np.ndarray, attack: np.ndarray, decay: np.ndarray, sustain: np.ndarray, release: np.ndarray, gate: np.ndarray
+) -> np.ndarray:
     """Linear ADSR level at n samples after note-on (0 before it, 0 after the release).
 
     Shapes broadcast: n (notes, frames); the rest (notes, 1), lengths in samples (>= 1).
@@ -156,8 +168,9 @@ class _Note:
 
     __slots__ = ("on", "seq", "inc", "amp", "attack", "decay", "sustain", "release", "gate", "cut")
 
-    def __init__(self, on: int, seq: int, pitch: int, velocity: int, duration: int, s: SynthSettings,
-                 rate: float) -> None:
+    def __init__(
+        self, on: int, seq: int, pitch: int, velocity: int, duration: int, s: SynthSettings, rate: float
+    ) -> None:
         self.on, self.seq = on, seq
         self.inc = midi_to_hz(pitch) / rate  # cycles per sample
         self.amp = velocity / 127.0
@@ -175,8 +188,7 @@ class _Note:
     def level(self, t: int) -> float:
         """Envelope level times velocity at absolute sample t (for picking a voice to steal)."""
         n = np.array([[t - self.on]], dtype=np.float64)
-        env = envelope(n, *(np.array([[v]]) for v in (self.attack, self.decay, self.sustain, self.release,
-                                                      self.gate)))
+        env = envelope(n, *(np.array([[v]]) for v in (self.attack, self.decay, self.sustain, self.release, self.gate)))
         return float(env[0, 0]) * self.amp
 
 
@@ -213,8 +225,9 @@ class Synth:
             raise ValueError(f"pitch and velocity must be 0..127, got {pitch}, {velocity}")
         if velocity == 0:
             return
-        self._inbox.append((int(sample_time), next(self._seq), int(pitch), int(velocity),
-                            max(1, int(duration_samples))))
+        self._inbox.append(
+            (int(sample_time), next(self._seq), int(pitch), int(velocity), max(1, int(duration_samples)))
+        )
 
     def panic(self) -> None:
         """Silence from the next block: drop every note scheduled so far, fade out all sounding ones."""
@@ -274,8 +287,9 @@ class Synth:
             if note is None or note.end(self.fade) <= t:
                 return i
         held = [(n.on, n.seq, i) for i, n in enumerate(self._slots) if n is not None and t < n.on + n.gate]
-        released = [(n.level(t), n.on, n.seq, i) for i, n in enumerate(self._slots)
-                    if n is not None and t >= n.on + n.gate]
+        released = [
+            (n.level(t), n.on, n.seq, i) for i, n in enumerate(self._slots) if n is not None and t >= n.on + n.gate
+        ]
         if released:
             return min(released)[-1]
         return min(held)[-1]
@@ -285,8 +299,12 @@ class Synth:
         rows = [n for n in self._sounding if n.on < start + frames]
         if not rows:
             return np.zeros(frames)
-        cols = np.array([[n.on, n.inc, n.amp, n.attack, n.decay, n.sustain, n.release, n.gate,
-                          min(n.cut - n.on, 1e15)] for n in rows]).T[:, :, None]  # (9, notes, 1)
+        cols = np.array(
+            [
+                [n.on, n.inc, n.amp, n.attack, n.decay, n.sustain, n.release, n.gate, min(n.cut - n.on, 1e15)]
+                for n in rows
+            ]
+        ).T[:, :, None]  # (9, notes, 1)
         on, inc, amp, attack, decay, sustain, release, gate, cut = cols
         n = (start - on) + np.arange(frames, dtype=np.float64)  # (notes, frames) samples since note-on
         phase = ((n + 1.0) * inc) % 1.0

@@ -95,9 +95,26 @@ MODES_BY_KIND = {
 _NUMBER_LIMITS = {"cc": 127, "cc14": 31, "nrpn": 16383, "note": 127, "program": 127}
 _TOP_KEYS = {"name", "description", "midi", "route"}
 _ROUTE_KEYS = {
-    "name", "source", "address", "verb", "value", "mode", "range", "curve", "invert", "takeover",
-    "smoothing", "feedback", "feedback_channel", "feedback_on", "feedback_off", "step", "encoding", "bits",
-    "amount", "pickup_led",
+    "name",
+    "source",
+    "address",
+    "verb",
+    "value",
+    "mode",
+    "range",
+    "curve",
+    "invert",
+    "takeover",
+    "smoothing",
+    "feedback",
+    "feedback_channel",
+    "feedback_on",
+    "feedback_off",
+    "step",
+    "encoding",
+    "bits",
+    "amount",
+    "pickup_led",
 }
 _MIDI_KEYS = {"type", "port", "channel", *MIDI_KINDS}
 _OSC_KEYS = {"type", "address", "input"}
@@ -105,8 +122,19 @@ _AUDIO_KEYS = {"type", "feature", "input"}
 _LFO_KEYS = {"type", "shape", "rate", "beats", "phase", "seed"}
 _BEAT_KEYS = {"type", "division", "shape", "decay", "phase"}
 # Route keys a modulation route may not have (they belong to controls a hand moves).
-_CONTROL_ONLY_KEYS = ("verb", "value", "takeover", "feedback", "feedback_channel", "feedback_on",
-                      "feedback_off", "step", "encoding", "bits", "pickup_led")
+_CONTROL_ONLY_KEYS = (
+    "verb",
+    "value",
+    "takeover",
+    "feedback",
+    "feedback_channel",
+    "feedback_on",
+    "feedback_off",
+    "step",
+    "encoding",
+    "bits",
+    "pickup_led",
+)
 _LED_KEYS = {"cc", "note", "channel", "on", "off"}
 MAX_LFO_HZ = 50.0  # faster than this aliases against any frame rate
 MAX_PERIOD_BEATS = 1024.0
@@ -267,12 +295,13 @@ class Route:
 
 # -- mapping: control position (0..1) <-> param value -------------------------
 
+
 def shape(p: float, curve: str) -> float:
     """Control position 0..1 -> fraction of the range 0..1."""
     if curve == "exponential":
-        return (2.0 ** (EXP_K * p) - 1.0) / (2.0 ** EXP_K - 1.0)
+        return (2.0 ** (EXP_K * p) - 1.0) / (2.0**EXP_K - 1.0)
     if curve == "logarithmic":
-        return math.log2(1.0 + p * (2.0 ** EXP_K - 1.0)) / EXP_K
+        return math.log2(1.0 + p * (2.0**EXP_K - 1.0)) / EXP_K
     return p
 
 
@@ -303,6 +332,7 @@ def to_position(route: Route, value: float, lo: float, hi: float) -> float:
 
 
 # -- loading ------------------------------------------------------------------
+
 
 @dataclass
 class Patch:
@@ -357,7 +387,7 @@ def _route(file: Path, index: int, r: dict, defaults: dict, registry: Registry, 
     ck.unknown(r, _ROUTE_KEYS)
     ck.text("name", name)
     if "source" not in r:
-        raise ck.fail("source", "a source table such as { type = \"midi\", cc = 0 }")
+        raise ck.fail("source", 'a source table such as { type = "midi", cc = 0 }')
     source = _source(ck, r["source"], defaults, index)
     if source.type in MODULATION_TYPES:
         return _modulation_route(ck, file, index, name, source, r, registry)  # type: ignore[arg-type]
@@ -366,8 +396,15 @@ def _route(file: Path, index: int, r: dict, defaults: dict, registry: Registry, 
     address, verb = _target(ck, r, registry, verbs)
     kind = source.kind if isinstance(source, MidiSource) else "osc"
     mode = _mode(ck, r, kind, address, verb, registry)
-    fields: dict[str, Any] = {"file": file, "index": index, "name": name, "source": source, "mode": mode,
-                              "address": address, "verb": verb}
+    fields: dict[str, Any] = {
+        "file": file,
+        "index": index,
+        "name": name,
+        "source": source,
+        "mode": mode,
+        "address": address,
+        "verb": verb,
+    }
     fields.update(_options(ck, r, address, mode, registry))
     if "pickup_led" in fields and not isinstance(source, MidiSource):
         raise ck.fail("pickup_led", "a MIDI route (the light is on the controller that moves it)", r["pickup_led"])
@@ -378,7 +415,7 @@ def _route(file: Path, index: int, r: dict, defaults: dict, registry: Registry, 
 
 def _source(ck: Checker, s: Any, defaults: dict, index: int) -> Source:
     if not isinstance(s, dict):
-        raise ck.fail("source", "a table such as { type = \"midi\", cc = 0 }", s)
+        raise ck.fail("source", 'a table such as { type = "midi", cc = 0 }', s)
     typ = s.get("type", "midi")
     ck.choice("source.type", typ, SOURCE_TYPES)
     if typ in MODULATION_TYPES:
@@ -473,7 +510,7 @@ def _options(ck: Checker, r: dict, address: str | None, mode: str, registry: Reg
     if "step" in r:
         out["step"] = ck.number("step", r["step"])
         if mode != "relative" or out["step"] <= 0:
-            raise ck.fail("step", "a number > 0, on a route with mode = \"relative\"", r["step"])
+            raise ck.fail("step", 'a number > 0, on a route with mode = "relative"', r["step"])
     if "encoding" in r:
         out["encoding"] = ck.choice("encoding", r["encoding"], ("twos", "offset"))
     if "bits" in r:
@@ -522,6 +559,7 @@ def _trigger_value(ck: Checker, v: Any, address: str | None, mode: str, registry
 
 # -- modulation routes (audio, lfo, beat) --------------------------------------
 
+
 def _modulation_source(ck: Checker, s: dict, typ: str, index: int) -> ModulationSource:
     if typ == "audio":
         ck.unknown(s, _AUDIO_KEYS, "source.")
@@ -566,8 +604,9 @@ def _phase(ck: Checker, s: dict) -> float:
     return ck.number("source.phase", s.get("phase", 0.0), 0.0, 1.0, "a fraction of the cycle from 0 to 1")
 
 
-def _modulation_route(ck: Checker, file: Path, index: int, name: str, source: ModulationSource,
-                      r: dict, registry: Registry) -> Route:
+def _modulation_route(
+    ck: Checker, file: Path, index: int, name: str, source: ModulationSource, r: dict, registry: Registry
+) -> Route:
     for key in _CONTROL_ONLY_KEYS:
         if key in r:
             what = "address (a param)" if key == "verb" else "no " + key
@@ -578,8 +617,14 @@ def _modulation_route(ck: Checker, file: Path, index: int, name: str, source: Mo
     if address not in registry:
         raise ck.fail("address", "a param address (see `run_show.py params`)", address)
     mode = ck.choice("mode", r.get("mode", "absolute"), MODULATION_MODES)
-    fields: dict[str, Any] = {"file": file, "index": index, "name": name, "source": source, "mode": mode,
-                              "address": address}
+    fields: dict[str, Any] = {
+        "file": file,
+        "index": index,
+        "name": name,
+        "source": source,
+        "mode": mode,
+        "address": address,
+    }
     fields.update(_options(ck, r, address, mode, registry))
     p = registry.param(address)
     span = p.hard_hi - p.hard_lo
@@ -587,7 +632,7 @@ def _modulation_route(ck: Checker, file: Path, index: int, name: str, source: Mo
         if "range" in r:
             raise ck.fail("range", 'amount instead (mode = "add" moves around the param\'s own value)', r["range"])
         if "amount" not in r:
-            raise ck.fail("amount", f"the largest offset in param units (mode = \"add\"), up to {span:g}")
+            raise ck.fail("amount", f'the largest offset in param units (mode = "add"), up to {span:g}')
         fields["amount"] = ck.number("amount", r["amount"])
         if abs(fields["amount"]) > span:
             raise ck.fail("amount", f"a number from {-span:g} to {span:g} (the param's range)", r["amount"])
@@ -611,6 +656,7 @@ def load_patches(files: Iterable[Path | str], registry: Registry, verbs: Iterabl
 
 
 # -- writing (MIDI learn) -------------------------------------------------------
+
 
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
@@ -663,8 +709,21 @@ def dump_routes(name: str, routes: Iterable[Route], header: str = "") -> str:
         lines.append(f"source = {_toml_value(source_table(r.source))}")
         lines.append(f"address = {_toml_value(r.address)}" if r.address else f"verb = {_toml_value(r.verb)}")
         lines.append(f"mode = {_toml_value(r.mode)}")
-        for key in ("value", "range", "curve", "invert", "takeover", "smoothing", "feedback", "step",
-                    "encoding", "bits", "feedback_on", "feedback_off", "amount"):
+        for key in (
+            "value",
+            "range",
+            "curve",
+            "invert",
+            "takeover",
+            "smoothing",
+            "feedback",
+            "step",
+            "encoding",
+            "bits",
+            "feedback_on",
+            "feedback_off",
+            "amount",
+        ):
             v = getattr(r, key)
             if v is not None and v != getattr(blank, key):
                 lines.append(f"{key} = {_toml_value(v)}")
@@ -672,8 +731,12 @@ def dump_routes(name: str, routes: Iterable[Route], header: str = "") -> str:
             lines.append(f"feedback_channel = {r.feedback_channel + 1}")
         if r.pickup_led is not None:
             led = r.pickup_led
-            table = {led.kind: led.number, **({"channel": led.channel + 1} if led.channel is not None else {}),
-                     "on": led.on, "off": led.off}
+            table = {
+                led.kind: led.number,
+                **({"channel": led.channel + 1} if led.channel is not None else {}),
+                "on": led.on,
+                "off": led.off,
+            }
             lines.append(f"pickup_led = {_toml_value(table)}")
         lines.append("")
     return "\n".join(lines)

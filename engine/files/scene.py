@@ -50,8 +50,16 @@ _LOOP_KEYS = {"keyframes": ("keys", 8), "noise": ("period", 8.0)}
 # Every deck has the same params: a scene names them without the /deck/<d>/ prefix.
 _DECK_PARAMS = {p.address.removeprefix(f"/deck/{DECKS[0]}/"): p for p in deck_params(DECKS[0])}
 
-__all__ = ["SceneError", "ParamSetting", "SceneSpec", "load_scene", "shipped_scenes", "DEFAULT_SCENE",
-           "REPO_ROOT", "BEATS_PER_BAR"]
+__all__ = [
+    "SceneError",
+    "ParamSetting",
+    "SceneSpec",
+    "load_scene",
+    "shipped_scenes",
+    "DEFAULT_SCENE",
+    "REPO_ROOT",
+    "BEATS_PER_BAR",
+]
 
 
 @dataclass(frozen=True)

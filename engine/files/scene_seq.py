@@ -185,5 +185,13 @@ def load_seq_tables(ck: Checker, data: dict) -> SeqTables:
     return SeqTables(notes, text, params, synth)
 
 
-__all__ = ["ParamSetting", "NotesSpec", "TextSpec", "SeqTables", "load_seq_tables", "resolve_model", "SceneError",
-           "WAVEFORMS"]
+__all__ = [
+    "ParamSetting",
+    "NotesSpec",
+    "TextSpec",
+    "SeqTables",
+    "load_seq_tables",
+    "resolve_model",
+    "SceneError",
+    "WAVEFORMS",
+]

@@ -106,8 +106,7 @@ def _open_checked(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, st
         tensors = safetensors.torch.load_file(str(p))
     except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelFileError(
-            f"model file '{p}' is not a valid safetensors model file "
-            f"(truncated or another format?): {exc}"
+            f"model file '{p}' is not a valid safetensors model file (truncated or another format?): {exc}"
         ) from exc
     return tensors, metadata
 
@@ -132,9 +131,7 @@ def _decode_json(path: PathLike, metadata: Mapping[str, str], key: str) -> dict[
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"model file '{path}': metadata '{key}' is not valid JSON ({exc})") from exc
     if not isinstance(value, dict):
-        raise ModelFileError(
-            f"model file '{path}': metadata '{key}' must be a JSON object, got {type(value).__name__}"
-        )
+        raise ModelFileError(f"model file '{path}': metadata '{key}' must be a JSON object, got {type(value).__name__}")
     return value
 
 
@@ -159,9 +156,7 @@ def read_model(path: PathLike, expect_kind: str | None) -> tuple[dict[str, torch
     try:
         meta["steps"] = int(raw["steps"])
     except ValueError as exc:
-        raise ModelFileError(
-            f"model file '{path}': metadata 'steps' must be an integer, got {raw['steps']!r}"
-        ) from exc
+        raise ModelFileError(f"model file '{path}': metadata 'steps' must be an integer, got {raw['steps']!r}") from exc
     return tensors, meta
 
 
@@ -180,8 +175,7 @@ def check_tensors(path: PathLike, tensors: Mapping[str, torch.Tensor], model: to
     unexpected = [n for n in tensors if n not in expected]
     if unexpected:
         raise ModelFileError(
-            f"model file '{path}' has unexpected tensor '{unexpected[0]}' for this model "
-            f"({len(unexpected)} unexpected)"
+            f"model file '{path}' has unexpected tensor '{unexpected[0]}' for this model ({len(unexpected)} unexpected)"
         )
 
 
@@ -243,7 +237,6 @@ def read_state(path: PathLike, expect_kind: str) -> tuple[dict[str, torch.Tensor
     _check_header(path, raw, ("format", "kind", "state"))
     if raw["kind"] != expect_kind + _STATE_SUFFIX:
         raise ModelFileError(
-            f"state file '{path}': expected kind '{expect_kind}{_STATE_SUFFIX}', "
-            f"file holds '{raw['kind']}'"
+            f"state file '{path}': expected kind '{expect_kind}{_STATE_SUFFIX}', file holds '{raw['kind']}'"
         )
     return tensors, _decode_json(path, raw, "state")

@@ -70,13 +70,10 @@ class GANConfig:
                 raise ValueError(f"GAN config '{f.name}' must be an integer, got {value!r}")
         if not (_MIN_SIZE <= self.size <= _MAX_SIZE) or self.size & (self.size - 1):
             raise ValueError(
-                f"GAN config 'size' must be a power of two from {_MIN_SIZE} to {_MAX_SIZE}, "
-                f"got {self.size}"
+                f"GAN config 'size' must be a power of two from {_MIN_SIZE} to {_MAX_SIZE}, got {self.size}"
             )
         if not 1 <= self.latent_dim <= _MAX_LATENT:
-            raise ValueError(
-                f"GAN config 'latent_dim' must be from 1 to {_MAX_LATENT}, got {self.latent_dim}"
-            )
+            raise ValueError(f"GAN config 'latent_dim' must be from 1 to {_MAX_LATENT}, got {self.latent_dim}")
         if not 1 <= self.min_channels <= self.channels <= _MAX_CHANNELS:
             raise ValueError(
                 "GAN config needs 1 <= min_channels <= channels <= "
@@ -164,9 +161,7 @@ class Generator(nn.Module):
             convs = 1 if 4 << i >= _SINGLE_CONV_FROM else 2
             blocks.append(_UpBlock(config.channels_at(i - 1), config.channels_at(i), convs))
         self.blocks = nn.ModuleList(blocks)
-        self.to_rgbs = nn.ModuleList(
-            [nn.Conv2d(config.channels_at(i), 3, 1) for i in range(config.num_blocks + 1)]
-        )
+        self.to_rgbs = nn.ModuleList([nn.Conv2d(config.channels_at(i), 3, 1) for i in range(config.num_blocks + 1)])
         # The sum of num_blocks + 1 unit-variance RGB maps, scaled back to unit variance.
         self.rgb_gain = 1.0 / math.sqrt(config.num_blocks + 1)
         init_weights(self)
@@ -174,9 +169,7 @@ class Generator(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         if z.dim() != 2 or z.shape[1] != self.config.latent_dim:
-            raise ValueError(
-                f"Generator expects z of shape (B, {self.config.latent_dim}), got {tuple(z.shape)}"
-            )
+            raise ValueError(f"Generator expects z of shape (B, {self.config.latent_dim}), got {tuple(z.shape)}")
         c0 = self.config.channels_at(0)
         x = self.fc(pixel_norm(z)).view(z.shape[0], c0, 4, 4)  # (B, C0, 4, 4)
         # channels_last (NHWC in memory) is what oneDNN convolutions like best
@@ -204,9 +197,7 @@ class _DownBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, convs: int) -> None:
         super().__init__()
-        self.convs = nn.ModuleList(
-            [_sn_conv(c_in, c_in, 3) for _ in range(convs - 1)] + [_sn_conv(c_in, c_out, 3)]
-        )
+        self.convs = nn.ModuleList([_sn_conv(c_in, c_in, 3) for _ in range(convs - 1)] + [_sn_conv(c_in, c_out, 3)])
         self.skip = _sn_conv(c_in, c_out, 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -231,8 +222,7 @@ class Discriminator(nn.Module):
         # generator, blocks at >= 128 px use one conv to keep training affordable.
         self.blocks = nn.Sequential(
             *[
-                _DownBlock(config.channels_at(i), config.channels_at(i - 1),
-                           1 if 4 << i >= _SINGLE_CONV_FROM else 2)
+                _DownBlock(config.channels_at(i), config.channels_at(i - 1), 1 if 4 << i >= _SINGLE_CONV_FROM else 2)
                 for i in range(n, 0, -1)
             ]
         )
@@ -245,9 +235,7 @@ class Discriminator(nn.Module):
     def forward(self, img: Tensor) -> Tensor:
         size = self.config.size
         if img.dim() != 4 or tuple(img.shape[1:]) != (3, size, size):
-            raise ValueError(
-                f"Discriminator expects images (B, 3, {size}, {size}), got {tuple(img.shape)}"
-            )
+            raise ValueError(f"Discriminator expects images (B, 3, {size}, {size}), got {tuple(img.shape)}")
         # channels_last: ~1.5x faster CPU training than NCHW (oneDNN's preferred layout).
         x = img.contiguous(memory_format=torch.channels_last)
         x = F.leaky_relu(self.from_rgb(x), _LRELU)

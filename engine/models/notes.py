@@ -57,8 +57,13 @@ class NoteVocab:
     velocity_bins: int = 8
 
     KIND: ClassVar[str] = "notes"  # the model-file kind of this vocabulary
-    KEYS: ClassVar[tuple[str, ...]] = ("steps_per_beat", "max_steps", "pitch_low", "pitch_high",
-                                       "velocity_bins")  # its keys in a model file's config
+    KEYS: ClassVar[tuple[str, ...]] = (
+        "steps_per_beat",
+        "max_steps",
+        "pitch_low",
+        "pitch_high",
+        "velocity_bins",
+    )  # its keys in a model file's config
     BOS: ClassVar[int] = 0
 
     def validate(self) -> None:
@@ -138,8 +143,12 @@ class NoteVocab:
         """'bos' | 'note' | 'dur' | 'rest' | 'vel'; ValueError outside the vocabulary."""
         if token == self.BOS:
             return "bos"
-        for name, start, end in (("note", self.note0, self.dur0), ("dur", self.dur0, self.rest0),
-                                 ("rest", self.rest0, self.vel0), ("vel", self.vel0, self.size)):
+        for name, start, end in (
+            ("note", self.note0, self.dur0),
+            ("dur", self.dur0, self.rest0),
+            ("rest", self.rest0, self.vel0),
+            ("vel", self.vel0, self.size),
+        ):
             if start <= token < end:
                 return name
         raise ValueError(f"token {token} is outside the vocabulary (size {self.size})")
@@ -147,8 +156,13 @@ class NoteVocab:
     def value(self, token: int) -> int:
         """Pitch for NOTE, steps for DUR/REST, bin for VEL, 0 for BOS."""
         kind = self.kind(token)
-        base = {"bos": 0, "note": self.note0 - self.pitch_low, "dur": self.dur0 - 1,
-                "rest": self.rest0 - 1, "vel": self.vel0}[kind]
+        base = {
+            "bos": 0,
+            "note": self.note0 - self.pitch_low,
+            "dur": self.dur0 - 1,
+            "rest": self.rest0 - 1,
+            "vel": self.vel0,
+        }[kind]
         return token - base
 
     def encode(self, notes: Sequence[Note], bos: bool = True) -> list[int]:
@@ -199,8 +213,9 @@ class NoteVocab:
                 velocity = self.bin_velocity(value)
             elif kind in ("dur", "rest"):
                 if kind == "dur" and pitch is not None:
-                    notes.append(Note(start_beat + step / self.steps_per_beat, pitch, velocity,
-                                      value / self.steps_per_beat))
+                    notes.append(
+                        Note(start_beat + step / self.steps_per_beat, pitch, velocity, value / self.steps_per_beat)
+                    )
                 step += value
                 pitch = None
         return notes

@@ -69,14 +69,22 @@ class SeqConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
                 raise ValueError(f"{name} config '{key}' must be an integer from 1 to {top}, got {value!r}")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
-                or not 0.0 <= self.dropout < 1.0:
+        if (
+            isinstance(self.dropout, bool)
+            or not isinstance(self.dropout, (int, float))
+            or not 0.0 <= self.dropout < 1.0
+        ):
             raise ValueError(f"{name} config 'dropout' must be a number in [0, 1), got {self.dropout!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The vocabulary's keys and the network size in one flat dict (a model file's config)."""
-        return {**self.vocab.to_dict(), "embed": self.embed, "hidden": self.hidden,
-                "layers": self.layers, "dropout": self.dropout}
+        return {
+            **self.vocab.to_dict(),
+            "embed": self.embed,
+            "hidden": self.hidden,
+            "layers": self.layers,
+            "dropout": self.dropout,
+        }
 
     @classmethod
     def from_dict(cls, kind: str, data: Mapping[str, Any]) -> SeqConfig:
@@ -88,8 +96,7 @@ class SeqConfig:
         net_keys = ("embed", "hidden", "layers", "dropout")
         unknown = sorted(set(data) - set(net_keys) - set(vocab_type.KEYS))
         if unknown:
-            raise ValueError(f"unknown {name} key(s) {unknown}; "
-                             f"expected some of {sorted(net_keys + vocab_type.KEYS)}")
+            raise ValueError(f"unknown {name} key(s) {unknown}; expected some of {sorted(net_keys + vocab_type.KEYS)}")
         vocab = vocab_type.from_dict({k: v for k, v in data.items() if k in vocab_type.KEYS})
         config = cls(vocab, **{k: v for k, v in data.items() if k in net_keys})
         config.validate()
@@ -106,8 +113,13 @@ class SeqModel(nn.Module):
         self.vocab = config.vocab
         v = config.vocab.size
         self.embed = nn.Embedding(v, config.embed)
-        self.gru = nn.GRU(config.embed, config.hidden, num_layers=config.layers, batch_first=True,
-                          dropout=config.dropout if config.layers > 1 else 0.0)
+        self.gru = nn.GRU(
+            config.embed,
+            config.hidden,
+            num_layers=config.layers,
+            batch_first=True,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+        )
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, v)
 
@@ -188,7 +200,7 @@ class Stepper:
             gh = np.dot(self.w_hh[k], state[k], out=self._gh)
             gh += self.b_hh[k]
             rz = _sigmoid(gi[: 2 * hid] + gh[: 2 * hid])  # (2H,) reset and update gates
-            n = np.tanh(gi[2 * hid:] + rz[:hid] * gh[2 * hid:])  # (H,) candidate
+            n = np.tanh(gi[2 * hid :] + rz[:hid] * gh[2 * hid :])  # (H,) candidate
             # h' = (1 - z) * n + z * h, written as n + z * (h - n)
             new[k] = n + rz[hid:] * (state[k] - n)
             x = new[k]
@@ -197,19 +209,19 @@ class Stepper:
 
 def rename_prefix(tensors: Mapping[str, T], old: str, new: str) -> dict[str, T]:
     """The same tensors with the name prefix `old` replaced by `new`."""
-    return {(new + k[len(old):] if k.startswith(old) else k): v for k, v in tensors.items()}
+    return {(new + k[len(old) :] if k.startswith(old) else k): v for k, v in tensors.items()}
 
 
-def save_seq_model(path: str | Path, model: SeqModel, *, data: Mapping[str, Any],
-                   metrics: Mapping[str, Any], steps: int) -> None:
+def save_seq_model(
+    path: str | Path, model: SeqModel, *, data: Mapping[str, Any], metrics: Mapping[str, Any], steps: int
+) -> None:
     """Write a model file of the vocabulary's kind (fp16 weights; config = SeqConfig.to_dict())."""
     kind = model.vocab.KIND
     tensors = rename_prefix(model.state_dict(), "gru.", _GRU_IN_FILES[kind])
     save_model(path, tensors, kind=kind, config=model.config.to_dict(), data=data, metrics=metrics, steps=steps)
 
 
-def load_seq_model(path: str | Path, kind: str,
-                   device: str | torch.device = "cpu") -> tuple[SeqModel, dict[str, Any]]:
+def load_seq_model(path: str | Path, kind: str, device: str | torch.device = "cpu") -> tuple[SeqModel, dict[str, Any]]:
     """Build the SeqModel a model file of `kind` ("notes" or "text") describes.
 
     Float32, eval mode, no gradients. Only safetensors is read (never a
@@ -217,5 +229,10 @@ def load_seq_model(path: str | Path, kind: str,
     """
     if kind not in VOCABULARIES:
         raise ValueError(f"unknown sequence model kind {kind!r}; expected one of {sorted(VOCABULARIES)}")
-    return load_module(path, kind, lambda config: SeqModel(SeqConfig.from_dict(kind, config)), device,
-                       rename=lambda tensors: rename_prefix(tensors, _GRU_IN_FILES[kind], "gru."))
+    return load_module(
+        path,
+        kind,
+        lambda config: SeqModel(SeqConfig.from_dict(kind, config)),
+        device,
+        rename=lambda tensors: rename_prefix(tensors, _GRU_IN_FILES[kind], "gru."),
+    )

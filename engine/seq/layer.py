@@ -27,17 +27,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WARMUP_S = 2.0
+WARMUP_S = 2.0  # seconds of show time before audio underruns count as the engine's
 SYNTH_SETTINGS = tuple(spec["name"] for spec in setting_specs())  # /synth/<name> -> Synth.settings
-GEN_MS_FRAMES = 36_000  # the stats' generation cost covers the last 10 minutes at 60 fps  # seconds of show time before audio underruns count as the engine's
+GEN_MS_FRAMES = 36_000  # the stats' generation cost covers the last 10 minutes at 60 fps
 
 
 class NoteRouter:
     """Fans every generated note out to the synth (on its audio clock), MIDI out
     (perf_counter time = origin + show time) and the note log."""
 
-    def __init__(self, audio: Any = None, midi: Any = None, note_log: NoteLog | None = None,
-                 origin: Callable[[], float | None] = lambda: None) -> None:
+    def __init__(
+        self,
+        audio: Any = None,
+        midi: Any = None,
+        note_log: NoteLog | None = None,
+        origin: Callable[[], float | None] = lambda: None,
+    ) -> None:
         self.audio, self.midi, self.note_log = audio, midi, note_log
         self.origin = origin
         self._s0: int | None = None  # synth sample at show time 0
@@ -102,8 +107,9 @@ def _load_players(scenes: list[Any], base: str) -> list[tuple[NotePlayer | None,
 class SeqLayer:
     """Melody and text for a show; call attach() once, close() at the end."""
 
-    def __init__(self, show: Show, router: NoteRouter, text_layer: TextOverlay | None = None,
-                 synth: Any = None) -> None:
+    def __init__(
+        self, show: Show, router: NoteRouter, text_layer: TextOverlay | None = None, synth: Any = None
+    ) -> None:
         self.show = show
         self.router = router
         self.text_layer = text_layer
@@ -187,7 +193,7 @@ class SeqLayer:
         if text is not None and self.text_layer is not None:
             self.text_layer.clear()
         seq = self.show.scenes[index].spec.seq
-        for name, value in (seq.synth.items() if seq is not None else ()):
+        for name, value in seq.synth.items() if seq is not None else ():
             self.show.registry.set(f"/synth/{name}", value)
 
     def _notes(self, notes: NotePlayer, get: Callable[[str], float], show: Show) -> None:
@@ -231,12 +237,20 @@ class SeqLayer:
         texts = [t for _, t in self.players if t is not None]
         lines = sum(t.lines for t in texts)
         costs = sorted(self.gen_ms) or [0.0]
-        return {"seq": {"notes": notes, "lines": lines, "primed_phrases": self.primed,
-                        "note_panics": sum(c.panics for c in counts),  # silenced by blackout / notes off
-                        "note_param_errors": sum(c.param_errors for c in counts),  # mixes refused
-                        "primer_dropped": sum(t.stream.primer_dropped for t in texts),  # /text/prime flood
-                        "gen_ms": {"p50": round(costs[len(costs) // 2], 3),
-                                   "p99": round(costs[min(len(costs) - 1, int(0.99 * len(costs)))], 3)}}}
+        return {
+            "seq": {
+                "notes": notes,
+                "lines": lines,
+                "primed_phrases": self.primed,
+                "note_panics": sum(c.panics for c in counts),  # silenced by blackout / notes off
+                "note_param_errors": sum(c.param_errors for c in counts),  # mixes refused
+                "primer_dropped": sum(t.stream.primer_dropped for t in texts),  # /text/prime flood
+                "gen_ms": {
+                    "p50": round(costs[len(costs) // 2], 3),
+                    "p99": round(costs[min(len(costs) - 1, int(0.99 * len(costs)))], 3),
+                },
+            }
+        }
 
     def close(self) -> None:
         self.router.panic()
@@ -255,8 +269,9 @@ def _text_font(show: Show) -> Path | None:
 def _overlay(show: Show) -> Any:
     from engine.seq.overlay import TextOverlay
 
-    return TextOverlay(show.registry.get, lambda: show.t, lambda: show.blackout_level, _text_font(show),
-                       deck=show.deck.name)
+    return TextOverlay(
+        show.registry.get, lambda: show.t, lambda: show.blackout_level, _text_font(show), deck=show.deck.name
+    )
 
 
 def has_seq(show: Show) -> bool:
@@ -322,8 +337,9 @@ class LiveSeq:
     def stats(self) -> dict[str, Any]:
         out = self.layer.stats()
         # "audio" is always there: a silent show (no device) says so with zero blocks.
-        out["audio"] = self.audio.stats() if self.audio is not None else {
-            "underruns": 0, "xruns": 0, "blocks": 0, "active": False}
+        out["audio"] = (
+            self.audio.stats() if self.audio is not None else {"underruns": 0, "xruns": 0, "blocks": 0, "active": False}
+        )
         if self.audio is not None:  # the stream's start-up is not the engine keeping up
             warm = self._warm_underruns
             out["audio"]["underruns_after_2s"] = None if warm is None else out["audio"]["underruns"] - warm
@@ -366,8 +382,15 @@ def _open_note_log(config: ShowConfig) -> NoteLog | None:
 def start_live_seq(config: ShowConfig, show: Show, clock_origin: Callable[[], float | None]) -> LiveSeq | None:
     """The live melody/text/sound, or None when no scene has [notes] or [text]."""
     if not _wants_sound(show):
-        given = [flag for flag, value in (("--audio-device", config.audio_device), ("--notes-out", config.notes_out),
-                                           ("--note-log", config.note_log)) if value is not None]
+        given = [
+            flag
+            for flag, value in (
+                ("--audio-device", config.audio_device),
+                ("--notes-out", config.notes_out),
+                ("--note-log", config.note_log),
+            )
+            if value is not None
+        ]
         if given:  # else the flag would do nothing without a word (the device not even checked)
             log.warning("%s: no scene has a [notes] table; no sound or notes will be made", "/".join(given))
     if not has_seq(show):

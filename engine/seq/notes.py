@@ -154,8 +154,9 @@ class NoteStream:
     fed on every reset.
     """
 
-    def __init__(self, model: SeqModel, params: StreamParams | None = None, seed: int = 0,
-                 primer: Sequence[Note] = ()) -> None:
+    def __init__(
+        self, model: SeqModel, params: StreamParams | None = None, seed: int = 0, primer: Sequence[Note] = ()
+    ) -> None:
         if not isinstance(model.vocab, NoteVocab):
             raise TypeError(f"NoteStream needs a note model, got one of kind {model.vocab.KIND!r}")
         self.vocab: NoteVocab = model.vocab
@@ -232,8 +233,7 @@ class NoteStream:
             if self._cur.step != before:
                 if self.vocab.kind(token) == "dur" and pitch is not None:
                     spb = self.vocab.steps_per_beat
-                    return Note(self._origin + before / spb, pitch, self._cur.velocity,
-                                (self._cur.step - before) / spb)
+                    return Note(self._origin + before / spb, pitch, self._cur.velocity, (self._cur.step - before) / spb)
                 return None
 
     def _feed(self, token: int) -> None:
@@ -269,8 +269,9 @@ class NoteStream:
         return int(min(np.searchsorted(cdf, self._rng.random() * cdf[-1], side="right"), z.size - 1))
 
 
-def frame_costs(stream: NoteStream, frames: int = 3600, fps: float = 60.0, bpm: float = 120.0,
-                lookahead_beats: float = 1.0) -> dict[str, float]:
+def frame_costs(
+    stream: NoteStream, frames: int = 3600, fps: float = 60.0, bpm: float = 120.0, lookahead_beats: float = 1.0
+) -> dict[str, float]:
     """Time next_notes() once per video frame as a show would; milliseconds per frame.
 
     Each frame asks for everything up to now + lookahead; most frames generate
@@ -284,9 +285,14 @@ def frame_costs(stream: NoteStream, frames: int = 3600, fps: float = 60.0, bpm: 
         notes += len(stream.next_notes(i * beats_per_frame + lookahead_beats))
         costs.append((time.perf_counter() - t0) * 1000.0)
     costs.sort()
-    return {"frames": frames, "notes": notes, "median_ms": statistics.median(costs),
-            "p99_ms": costs[int(0.99 * (frames - 1))], "max_ms": costs[-1],
-            "mean_ms": statistics.fmean(costs)}
+    return {
+        "frames": frames,
+        "notes": notes,
+        "median_ms": statistics.median(costs),
+        "p99_ms": costs[int(0.99 * (frames - 1))],
+        "max_ms": costs[-1],
+        "mean_ms": statistics.fmean(costs),
+    }
 
 
 def token_step_cost(model: SeqModel, steps: int = 2000) -> float:

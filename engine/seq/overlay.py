@@ -37,8 +37,14 @@ MAX_FONTS = 64  # loaded sizes kept (a font is ~0.05-0.1 ms to load; the knob sp
 class TextOverlay:
     """Text lines (with arrival times) -> pixels, styled by the registry each frame."""
 
-    def __init__(self, get: Callable[[str], float], now: Callable[[], float],
-                 dim: Callable[[], float] = lambda: 0.0, font: Path | None = None, deck: str = DECKS[0]) -> None:
+    def __init__(
+        self,
+        get: Callable[[str], float],
+        now: Callable[[], float],
+        dim: Callable[[], float] = lambda: 0.0,
+        font: Path | None = None,
+        deck: str = DECKS[0],
+    ) -> None:
         self.get, self.now, self.dim = get, now, dim
         self.base = f"/deck/{deck}/text"  # the deck whose text params style the layer
         self.font = str(font) if font else None
@@ -118,8 +124,8 @@ class TextOverlay:
             tx1 = min(left + cov.shape[1], x1)
             if ty1 <= ty0 or tx1 <= x0:
                 continue
-            a = (cov[ty0 - top:ty1 - top, x0 - left:tx1 - left].astype(np.uint32) * op + 128) >> 8  # 0..256
-            region = alpha[ty0 - y0:ty1 - y0, :tx1 - x0]
+            a = (cov[ty0 - top : ty1 - top, x0 - left : tx1 - left].astype(np.uint32) * op + 128) >> 8  # 0..256
+            region = alpha[ty0 - y0 : ty1 - y0, : tx1 - x0]
             np.maximum(region, np.minimum(a, 255).astype(np.uint8), out=region)
         self._patch_key, self._patch = key, (rgba, x0, y0)
         return self._patch

@@ -80,8 +80,11 @@ class NotePlayer:
         if values != self._applied:
             self._applied = values
             changes: dict[str, Any] = {f: int(values[f]) for f in ("top_k", "key", "low", "high")}
-            changes.update(temperature=values["temperature"], density=values["density"],
-                           scale=SCALE_NAMES[int(values["scale"]) - 1])
+            changes.update(
+                temperature=values["temperature"],
+                density=values["density"],
+                scale=SCALE_NAMES[int(values["scale"]) - 1],
+            )
             try:
                 self.stream.set_params(**changes)
             except ValueError as e:
@@ -104,8 +107,9 @@ class NotePlayer:
         for note in self.stream.next_notes(beat + LOOKAHEAD_S / spb):
             self._play(note, t, beat, spb, subdivision, swing, gain, sink)
 
-    def _play(self, note: Note, t: float, beat: float, spb: float, subdivision: int, swing: float,
-              gain: float, sink: NoteSink) -> None:
+    def _play(
+        self, note: Note, t: float, beat: float, spb: float, subdivision: int, swing: float, gain: float, sink: NoteSink
+    ) -> None:
         from engine.seq.notes import quantize
 
         start = max(quantize(note.beat, subdivision, swing), beat)  # never in the past
@@ -163,8 +167,10 @@ class NoteLog:
         if self._f is None:
             return
         try:
-            self._f.write(json.dumps({"t": round(t, 6), "pitch": pitch, "velocity": velocity,
-                                      "duration": round(duration_s, 6)}) + "\n")
+            self._f.write(
+                json.dumps({"t": round(t, 6), "pitch": pitch, "velocity": velocity, "duration": round(duration_s, 6)})
+                + "\n"
+            )
         except OSError as e:
             self._fail(e)
 
@@ -214,7 +220,7 @@ class PhraseListener:
         elif pitch in self._held:
             t_on, vel = self._held.pop(pitch)
             self._done.append((t_on, t, pitch, vel))
-            del self._done[:-self.MAX_NOTES]
+            del self._done[: -self.MAX_NOTES]
 
     def phrase(self, t: float, bpm: float) -> list[Note]:
         """The finished phrase as Notes in beats from its first note, once a beat of silence
@@ -223,7 +229,9 @@ class PhraseListener:
             return []
         bps = bpm / 60.0
         start = self._done[0][0]
-        notes = [Note((on - start) * bps, pitch, vel, max(off - on, 1e-3) * bps)
-                 for on, off, pitch, vel in sorted(self._done)]
+        notes = [
+            Note((on - start) * bps, pitch, vel, max(off - on, 1e-3) * bps)
+            for on, off, pitch, vel in sorted(self._done)
+        ]
         self._done.clear()
         return notes

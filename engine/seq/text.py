@@ -56,6 +56,7 @@ class TextStreamParams:
 
     def clamped(self) -> TextStreamParams:
         """A copy with every field in range (NaN becomes the default)."""
+
         def num(value: float, low: float, high: float, default: float) -> float:
             value = float(value)
             return default if value != value else min(max(value, low), high)
@@ -142,8 +143,10 @@ class TextStream:
             self._pending.extend(zip(text if echo else [None] * len(text), indices))
             if over > 0:  # primers faster than the rate types them: the newest are kept
                 if self.primer_dropped == 0:
-                    log.warning("text: primers arrive faster than they are typed; dropping the oldest "
-                                "waiting characters (counted in primer_dropped)")
+                    log.warning(
+                        "text: primers arrive faster than they are typed; dropping the oldest "
+                        "waiting characters (counted in primer_dropped)"
+                    )
                 self.primer_dropped += over
             return
         for idx in indices:

@@ -34,5 +34,15 @@ def build_show(
     space = build_space(config.decks)
     tempo = Tempo(space.registry, config.tempo_source)
     renderer = FrameRenderer(torch.device(config.device), config.render_size)
-    return Show(scenes, space.registry, EventQueue(), renderer, output, clock, pacer=pacer, stats=stats,
-                strict=strict, tempo=tempo)
+    return Show(
+        scenes,
+        space.registry,
+        EventQueue(),
+        renderer,
+        output,
+        clock,
+        pacer=pacer,
+        stats=stats,
+        strict=strict,
+        tempo=tempo,
+    )

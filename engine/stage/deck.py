@@ -84,7 +84,7 @@ def frozen(gen: torch.nn.Module, latent_dim: int, device: torch.device) -> torch
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")  # the traced shape check; torch.jit's deprecation notice
             traced = torch.jit.freeze(torch.jit.trace(gen, z[:1]).eval())
-            same = all(torch.equal(traced(z[i:i + 1]), gen(z[i:i + 1])) for i in range(2))
+            same = all(torch.equal(traced(z[i : i + 1]), gen(z[i : i + 1])) for i in range(2))
     except Exception as e:  # noqa: BLE001 - any failure (or a torch without jit) means: stay eager
         log.info("generator kept eager (tracing failed: %s)", e)
         return gen

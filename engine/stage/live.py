@@ -73,8 +73,13 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
         try:
             seq = start_live_seq(config, show, lambda: clock.origin)
             recorder = _start_recorder(config, show, specs)
-            log.info("show running on %s: %d scene(s), %s fps, %s", device, len(scenes), fps,
-                     "vsync" if pacer is None else "timer-paced")
+            log.info(
+                "show running on %s: %d scene(s), %s fps, %s",
+                device,
+                len(scenes),
+                fps,
+                "vsync" if pacer is None else "timer-paced",
+            )
             show.run(seconds=config.seconds)
         finally:
             if recorder is not None:
@@ -106,8 +111,9 @@ def _start_recorder(config: ShowConfig, show: Show, specs: list[SceneSpec]):
     path = config.record_events
     if path is None:
         return None
-    recorder = EventRecorder(path, fps=config.fps, scenes=[s.file for s in specs], tempo_source=show.tempo.source,
-                             patches=list(config.patch))
+    recorder = EventRecorder(
+        path, fps=config.fps, scenes=[s.file for s in specs], tempo_source=show.tempo.source, patches=list(config.patch)
+    )
     recorder.attach(show)
     log.info("recording input events to %s", path)
     return recorder

@@ -107,8 +107,11 @@ def render(
     except ValueError as e:
         raise StartupError(str(e)) from None
     output = RecordOutput(writer, size, aspect)
-    stage = StageConfig(device=str(device), render_size=render_size,
-                        tempo_source=events.tempo_source if events is not None else "internal")
+    stage = StageConfig(
+        device=str(device),
+        render_size=render_size,
+        tempo_source=events.tempo_source if events is not None else "internal",
+    )
     show = build_show(stage, FixedClock(fps), output, scenes, strict=True)
     if events is not None:
         show.replay = EventReplay(events)

@@ -178,8 +178,12 @@ class Show(ShowCore):
             self.registry.rejected += 1
             self.scene_misses += 1
             if first_and_every(self.scene_misses, 100):  # a typo in the other app, most often
-                log.warning("no scene %r (%d such requests so far); scenes: %s", value, self.scene_misses,
-                            ", ".join(f"{i + 1} {name!r}" for i, name in enumerate(self.scene_names())))
+                log.warning(
+                    "no scene %r (%d such requests so far); scenes: %s",
+                    value,
+                    self.scene_misses,
+                    ", ".join(f"{i + 1} {name!r}" for i, name in enumerate(self.scene_names())),
+                )
             return
         self._select(index)
 
@@ -266,8 +270,11 @@ class Show(ShowCore):
     def leads_ms(self) -> dict[str, float]:
         """How far before each frame deadline (ms) the model part, post part and present start."""
         post, present = self._post_work.lead * 1000.0, self._present_work.lead * 1000.0
-        return {"model": round(self._model_work.lead * 1000.0 + post + present, 3),
-                "post": round(post + present, 3), "present": round(present, 3)}
+        return {
+            "model": round(self._model_work.lead * 1000.0 + post + present, 3),
+            "post": round(post + present, 3),
+            "present": round(present, 3),
+        }
 
     def _guarded(self, part: Callable[[], None], work: WorkEstimate) -> bool:
         """Run one part of a frame; an exception holds the last good frame (strict: raise)."""

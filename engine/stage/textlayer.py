@@ -72,8 +72,7 @@ class TextStyle:
         if len(self.colour) != 3 or not all(0 <= int(c) <= 255 for c in self.colour):
             raise ValueError(f"text colour must be three numbers from 0 to 255, got {self.colour}")
         if not 1 <= int(self.lines) <= 100 or not 1 <= int(self.line_length) <= 1000:
-            raise ValueError(f"text lines must be 1-100 and line_length 1-1000, got {self.lines}, "
-                             f"{self.line_length}")
+            raise ValueError(f"text lines must be 1-100 and line_length 1-1000, got {self.lines}, {self.line_length}")
         for name in ("x", "y", "alpha"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"text {name} must be from 0 to 1, got {getattr(self, name)}")
@@ -175,8 +174,11 @@ class TextLayer:
         for text, top, opacity in self._layout(frame.shape[0], t):
             drawn = self._blend(frame, text, round(self.style.x * frame.shape[1]), top, opacity)
             if drawn is not None:
-                box = drawn if box is None else (min(box[0], drawn[0]), min(box[1], drawn[1]),
-                                                 max(box[2], drawn[2]), max(box[3], drawn[3]))
+                box = (
+                    drawn
+                    if box is None
+                    else (min(box[0], drawn[0]), min(box[1], drawn[1]), max(box[2], drawn[2]), max(box[3], drawn[3]))
+                )
         return box
 
     def render(self, size: tuple[int, int], t: float) -> np.ndarray:

@@ -303,8 +303,9 @@ def unpack_training_state(
 def read_resume_state(state_path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The training state --resume continues from; ValueError if there is none at `state_path`."""
     if not state_path.is_file():
-        raise TrainSetupError(f"--resume: no training state at '{state_path}'; "
-                         "train without --resume first (or check --out)")
+        raise TrainSetupError(
+            f"--resume: no training state at '{state_path}'; train without --resume first (or check --out)"
+        )
     return read_state(state_path, kind)
 
 

@@ -144,8 +144,9 @@ class _GanRun(TrainRun[GanTrainOptions]):
         super().__init__(opts, device)
         self.config = opts.gan_config()
         self.images, self.scan = load_image_folder(opts.data, opts.size)
-        self.g, self.d = seeded(opts.seed, lambda: (Generator(self.config).to(device),
-                                                    Discriminator(self.config).to(device)))
+        self.g, self.d = seeded(
+            opts.seed, lambda: (Generator(self.config).to(device), Discriminator(self.config).to(device))
+        )
         self.ema_g = copy.deepcopy(self.g).requires_grad_(False)
         betas = (0.0, 0.99)
         self.opt_g = torch.optim.Adam(equalized_param_groups(self.g, opts.generator_lr()), betas=betas)
@@ -183,9 +184,10 @@ class _GanRun(TrainRun[GanTrainOptions]):
         fake = self.g(z)  # (B, 3, S, S)
         # Hinge loss for D; real and fake pass D separately so minibatch-stddev
         # groups never mix real and fake images.
-        d_loss = F.relu(1.0 - self.d(diff_augment(real, self.gen))).mean() + F.relu(
-            1.0 + self.d(diff_augment(fake.detach(), self.gen))
-        ).mean()
+        d_loss = (
+            F.relu(1.0 - self.d(diff_augment(real, self.gen))).mean()
+            + F.relu(1.0 + self.d(diff_augment(fake.detach(), self.gen))).mean()
+        )
         descend(self.opt_d, d_loss)
         # G update against the freshly updated D; D's weights get no gradients.
         self.d.requires_grad_(False)
@@ -210,21 +212,32 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.distance = self.measure()
         save_image_grid(self.generate(self.grid_z), self.sample_path, nrow=4)
         save_model(
-            self.model_path, self.ema_g.state_dict(), kind="gan", config=self.config.to_dict(),
-            data=self.data_summary(), metrics=self.metrics(), steps=self.step,
+            self.model_path,
+            self.ema_g.state_dict(),
+            kind="gan",
+            config=self.config.to_dict(),
+            data=self.data_summary(),
+            metrics=self.metrics(),
+            steps=self.step,
         )
         self.save_training_state()
-        log.info("checkpoint at step %d: sample distance %.4f (start %.4f) -> %s",
-                 self.step, self.distance, self.distance_start, self.model_path)
+        log.info(
+            "checkpoint at step %d: sample distance %.4f (start %.4f) -> %s",
+            self.step,
+            self.distance,
+            self.distance_start,
+            self.model_path,
+        )
 
     def data_summary(self) -> dict[str, Any]:
-        return {"folder": Path(self.opts.data).resolve().name, "images": self.scan.loaded,
-                "skipped": self.scan.skipped}
+        return {"folder": Path(self.opts.data).resolve().name, "images": self.scan.loaded, "skipped": self.scan.skipped}
 
     def metrics(self) -> dict[str, float]:
-        return {"sample_distance_start": round(self.distance_start, 6),
-                "sample_distance": round(self.distance, 6),
-                "images_per_s": round(self.rate, 2)}
+        return {
+            "sample_distance_start": round(self.distance_start, 6),
+            "sample_distance": round(self.distance, 6),
+            "images_per_s": round(self.rate, 2),
+        }
 
     def state_parts(self) -> TrainingParts:
         modules = {"g": self.g, "d": self.d, "ema": self.ema_g}
@@ -232,10 +245,14 @@ class _GanRun(TrainRun[GanTrainOptions]):
 
     def state_meta(self) -> dict[str, Any]:
         return {
-            "seed": self.eval_seed, "config": self.config.to_dict(),
-            "batch": self.opts.batch, "lr": self.opts.lr, "lr_g": self.opts.generator_lr(),
+            "seed": self.eval_seed,
+            "config": self.config.to_dict(),
+            "batch": self.opts.batch,
+            "lr": self.opts.lr,
+            "lr_g": self.opts.generator_lr(),
             "ema": self.opts.ema,
-            "sample_distance_start": self.distance_start, "sample_distance": self.distance,
+            "sample_distance_start": self.distance_start,
+            "sample_distance": self.distance,
             "data": self.data_summary(),
         }
 
@@ -248,8 +265,13 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.distance_start = float(state["sample_distance_start"])
         self.distance = float(state.get("sample_distance", math.nan))
         self._make_eval_sets(int(state.get("seed", self.opts.seed)))
-        log.info("resuming from step %d (%s, %.0f s trained so far, sample distance %.4f)",
-                 self.step, self.state_path, self.total_seconds, self.distance)
+        log.info(
+            "resuming from step %d (%s, %.0f s trained so far, sample distance %.4f)",
+            self.step,
+            self.state_path,
+            self.total_seconds,
+            self.distance,
+        )
 
     def title(self) -> str:
         return f"gan {self.config.size}px"
@@ -258,9 +280,15 @@ class _GanRun(TrainRun[GanTrainOptions]):
         return f"{self.rate:.1f} img/s, sample distance {self.distance_start:.4f} -> {self.distance:.4f}"
 
     def results(self) -> dict[str, Any]:
-        return {"images_per_s": round(self.rate, 2), "sample_distance_start": self.distance_start,
-                "sample_distance": self.distance, "paths": self.paths(), "images": self.scan.loaded,
-                "skipped": self.scan.skipped, "skipped_names": list(self.scan.skipped_names)}
+        return {
+            "images_per_s": round(self.rate, 2),
+            "sample_distance_start": self.distance_start,
+            "sample_distance": self.distance,
+            "paths": self.paths(),
+            "images": self.scan.loaded,
+            "skipped": self.scan.skipped,
+            "skipped_names": list(self.scan.skipped_names),
+        }
 
     def _set_lr(self) -> None:
         # --lr on the resume command wins over the saved one (lets you anneal by hand).
@@ -277,8 +305,14 @@ def _start(opts: GanTrainOptions) -> _GanRun:
         run.resume()
     else:
         run.distance_start = run.distance = run.start_fresh()  # untrained G, before step 0
-    log.info("training GAN %s on %d image(s) from %s, device %s, batch %d",
-             json.dumps(run.config.to_dict()), run.scan.loaded, opts.data, device, opts.batch)
+    log.info(
+        "training GAN %s on %d image(s) from %s, device %s, batch %d",
+        json.dumps(run.config.to_dict()),
+        run.scan.loaded,
+        opts.data,
+        device,
+        opts.batch,
+    )
     return run
 
 

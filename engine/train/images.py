@@ -118,9 +118,7 @@ def load_image_folder(path: str | os.PathLike[str], size: int) -> tuple[list[tor
     return images, scan
 
 
-def random_crops(
-    images: list[torch.Tensor], batch: int, size: int, generator: torch.Generator
-) -> torch.Tensor:
+def random_crops(images: list[torch.Tensor], batch: int, size: int, generator: torch.Generator) -> torch.Tensor:
     """Random multi-scale crops: float (batch, 3, size, size) in [-1, 1].
 
     Per sample: a random image, a crop side drawn log-uniformly from `size` to

@@ -160,8 +160,7 @@ def _melodies(line: list[RawNote], ticks_per_beat: int, bar_beats: float) -> lis
             continue
         first = piece[0][0] / ticks_per_beat
         origin = first - math.fmod(first, bar_beats)  # keep the offset within the bar
-        out.append([Note((s / ticks_per_beat) - origin, p, v, (e - s) / ticks_per_beat)
-                    for s, e, p, v in piece])
+        out.append([Note((s / ticks_per_beat) - origin, p, v, (e - s) / ticks_per_beat) for s, e, p, v in piece])
     return out
 
 
@@ -244,8 +243,9 @@ def melody_tokens(melodies: Sequence[Sequence[Note]], vocab: NoteVocab) -> list[
     return [vocab.encode(m) for m in melodies]
 
 
-def notes_to_midi_bytes(notes: Sequence[Note], ticks_per_beat: int = 480, bpm: float = 120.0,
-                        program: int = 0) -> bytes:
+def notes_to_midi_bytes(
+    notes: Sequence[Note], ticks_per_beat: int = 480, bpm: float = 120.0, program: int = 0
+) -> bytes:
     """A type 0 MIDI file (channel 1) playing `notes`; overlapping notes are cut by the next onset."""
     events: list[tuple[int, int, mido.Message]] = []  # (tick, order, message); note-offs sort first
     for note in sorted(notes, key=lambda n: n.beat):

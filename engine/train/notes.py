@@ -163,10 +163,16 @@ class _NotesData:
         return torch.where(is_pitch, win + shift.unsqueeze(1), win)
 
     def summary(self, folder: str) -> dict[str, Any]:
-        return {"folder": Path(folder).resolve().name, "files": self.scan.loaded,
-                "train_files": len(self.train_names), "val_files": len(self.val_names),
-                "skipped": self.scan.skipped, "melodies": len(self.train_seqs) + len(self.val_seqs),
-                "train_tokens": int(self.stream.numel()), "val_tokens": self.val_tokens}
+        return {
+            "folder": Path(folder).resolve().name,
+            "files": self.scan.loaded,
+            "train_files": len(self.train_names),
+            "val_files": len(self.val_names),
+            "skipped": self.scan.skipped,
+            "melodies": len(self.train_seqs) + len(self.val_seqs),
+            "train_tokens": int(self.stream.numel()),
+            "val_tokens": self.val_tokens,
+        }
 
 
 class _NotesRun(SeqTrainRun[NotesTrainOptions]):
@@ -189,8 +195,12 @@ class _NotesRun(SeqTrainRun[NotesTrainOptions]):
         self.items_per_step = opts.batch * opts.seq_len  # tokens
 
     def bar_fields(self, _loss: float) -> dict[str, str]:
-        return {"loss": f"{self.avg_loss:.3f}", "val": f"{self.val_loss:.3f}",
-                "base": f"{self.baseline_loss:.3f}", "tok_s": f"{self.rate:.0f}"}
+        return {
+            "loss": f"{self.avg_loss:.3f}",
+            "val": f"{self.val_loss:.3f}",
+            "base": f"{self.baseline_loss:.3f}",
+            "tok_s": f"{self.rate:.0f}",
+        }
 
     def train_step(self, fraction: float) -> float:
         """One Adam step on a batch of random windows; returns the loss (nats per token)."""
@@ -208,12 +218,18 @@ class _NotesRun(SeqTrainRun[NotesTrainOptions]):
         """Measure, then write the sample MIDI, the model file and the state file (each atomic)."""
         self.val_loss = self.measure()
         atomic_write_bytes(self.sample_path, notes_to_midi_bytes(self.sample_notes()))
-        save_seq_model(self.model_path, self.model, data=self.data.summary(self.opts.data),
-                        metrics=self.metrics(), steps=self.step)
+        save_seq_model(
+            self.model_path, self.model, data=self.data.summary(self.opts.data), metrics=self.metrics(), steps=self.step
+        )
         self.save_training_state()
-        log.info("checkpoint at step %d: val_loss %.4f, baseline %.4f (ratio %.3f) -> %s",
-                 self.step, self.val_loss, self.baseline_loss, self.val_loss / self.baseline_loss,
-                 self.model_path)
+        log.info(
+            "checkpoint at step %d: val_loss %.4f, baseline %.4f (ratio %.3f) -> %s",
+            self.step,
+            self.val_loss,
+            self.baseline_loss,
+            self.val_loss / self.baseline_loss,
+            self.model_path,
+        )
 
     def sample_notes(self) -> list:
         """SAMPLE_MELODIES melodies of SAMPLE_BEATS beats each, 4 beats apart, fixed seeds."""
@@ -228,35 +244,55 @@ class _NotesRun(SeqTrainRun[NotesTrainOptions]):
         return notes
 
     def metrics(self) -> dict[str, float]:
-        return {"val_loss": round(self.val_loss, 6), "baseline_loss": round(self.baseline_loss, 6),
-                "val_loss_start": round(self.val_loss_start, 6),
-                "val_ratio": round(self.val_loss / self.baseline_loss, 6),
-                "train_loss": round(self.avg_loss, 6), "tokens_per_s": round(self.rate, 1)}
+        return {
+            "val_loss": round(self.val_loss, 6),
+            "baseline_loss": round(self.baseline_loss, 6),
+            "val_loss_start": round(self.val_loss_start, 6),
+            "val_ratio": round(self.val_loss / self.baseline_loss, 6),
+            "train_loss": round(self.avg_loss, 6),
+            "tokens_per_s": round(self.rate, 1),
+        }
 
     def state_parts(self) -> TrainingParts:
         return {"model": self.model}, {"opt": self.opt}, self.gen
 
     def state_meta(self) -> dict[str, Any]:
         return {
-            "seed": self.split_seed, "config": self.config.to_dict(),
-            "batch": self.opts.batch, "seq_len": self.opts.seq_len, "lr": self.opts.lr,
-            "transpose": self.opts.transpose, "val_loss_start": self.val_loss_start,
-            "val_loss": self.val_loss, "baseline_loss": self.baseline_loss,
-            "data": self.data.summary(self.opts.data), "val_files": self.data.val_names,
+            "seed": self.split_seed,
+            "config": self.config.to_dict(),
+            "batch": self.opts.batch,
+            "seq_len": self.opts.seq_len,
+            "lr": self.opts.lr,
+            "transpose": self.opts.transpose,
+            "val_loss_start": self.val_loss_start,
+            "val_loss": self.val_loss,
+            "baseline_loss": self.baseline_loss,
+            "data": self.data.summary(self.opts.data),
+            "val_files": self.data.val_names,
         }
 
     def outcome(self) -> str:
-        return (f"{self.rate:.0f} tokens/s, val_loss {self.val_loss_start:.4f} -> {self.val_loss:.4f}, "
-                f"baseline {self.baseline_loss:.4f} (ratio {self.val_loss / self.baseline_loss:.3f})")
+        return (
+            f"{self.rate:.0f} tokens/s, val_loss {self.val_loss_start:.4f} -> {self.val_loss:.4f}, "
+            f"baseline {self.baseline_loss:.4f} (ratio {self.val_loss / self.baseline_loss:.3f})"
+        )
 
     def results(self) -> dict[str, Any]:
         scan = self.data.scan
-        return {"tokens_per_s": round(self.rate, 1), "val_loss_start": self.val_loss_start,
-                "val_loss": self.val_loss, "baseline_loss": self.baseline_loss,
-                "val_ratio": self.val_loss / self.baseline_loss, "paths": self.paths(), "files": scan.loaded,
-                "train_files": len(self.data.train_names), "val_files": len(self.data.val_names),
-                "skipped": scan.skipped, "skipped_names": list(scan.skipped_names),
-                "skip_reasons": dict(scan.skip_reasons)}
+        return {
+            "tokens_per_s": round(self.rate, 1),
+            "val_loss_start": self.val_loss_start,
+            "val_loss": self.val_loss,
+            "baseline_loss": self.baseline_loss,
+            "val_ratio": self.val_loss / self.baseline_loss,
+            "paths": self.paths(),
+            "files": scan.loaded,
+            "train_files": len(self.data.train_names),
+            "val_files": len(self.data.val_names),
+            "skipped": scan.skipped,
+            "skipped_names": list(scan.skipped_names),
+            "skip_reasons": dict(scan.skip_reasons),
+        }
 
     def load_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         """Continue from a state file already read (and checked) by _read_resume_state."""
@@ -264,10 +300,17 @@ class _NotesRun(SeqTrainRun[NotesTrainOptions]):
         self.val_loss_start = float(state["val_loss_start"])
         self.val_loss = float(state.get("val_loss", math.nan))
         if state.get("val_files") != self.data.val_names:
-            log.warning("the held-out files differ from the first run's (the data folder changed?); "
-                        "val_loss is not comparable across the resume")
-        log.info("resuming from step %d (%s, %.0f s trained so far, val_loss %.4f)",
-                 self.step, self.state_path, self.total_seconds, self.val_loss)
+            log.warning(
+                "the held-out files differ from the first run's (the data folder changed?); "
+                "val_loss is not comparable across the resume"
+            )
+        log.info(
+            "resuming from step %d (%s, %.0f s trained so far, val_loss %.4f)",
+            self.step,
+            self.state_path,
+            self.total_seconds,
+            self.val_loss,
+        )
 
 
 def _read_resume_state(opts: NotesTrainOptions) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -291,10 +334,21 @@ def _start(opts: NotesTrainOptions) -> _NotesRun:
     else:
         run.val_loss_start = run.val_loss = run.start_fresh()
     d = run.data
-    log.info("training notes RNN (%d parameters, hidden %d x %d layers) on %d file(s) from %s "
-             "(%d train: %d tokens; %d held out: %d tokens), device %s; bigram baseline %.4f nats/event",
-             count_params(run.model), opts.hidden, opts.layers, scan.loaded, opts.data, len(d.train_names),
-             d.stream.numel(), len(d.val_names), d.val_tokens, device, run.baseline_loss)
+    log.info(
+        "training notes RNN (%d parameters, hidden %d x %d layers) on %d file(s) from %s "
+        "(%d train: %d tokens; %d held out: %d tokens), device %s; bigram baseline %.4f nats/event",
+        count_params(run.model),
+        opts.hidden,
+        opts.layers,
+        scan.loaded,
+        opts.data,
+        len(d.train_names),
+        d.stream.numel(),
+        len(d.val_names),
+        d.val_tokens,
+        device,
+        run.baseline_loss,
+    )
     return run
 
 

@@ -87,8 +87,12 @@ class TrainRun(Generic[Options]):
         started from (None on a fresh run)."""
         budget = train_loop(self, self.opts, progress, self.title())
         self.log.info("done: %d steps (%s), %s", self.step, budget.describe(), self.outcome())
-        return {"steps": self.step, "seconds": round(budget.elapsed(), 2), **self.results(),
-                "resumed_from_step": self.resumed_from}
+        return {
+            "steps": self.step,
+            "seconds": round(budget.elapsed(), 2),
+            **self.results(),
+            "resumed_from_step": self.resumed_from,
+        }
 
     def read_resume(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """The state file --resume continues from; TrainSetupError if there is none."""
@@ -114,8 +118,12 @@ class TrainRun(Generic[Options]):
     def warn_skipped(self, names: Sequence[str]) -> None:
         """Log the files the data folder's scan skipped (if any): how many, and the first ten."""
         if names:
-            self.log.warning("skipped %d file(s) in %s: %s", len(names), self.opts.data,
-                             ", ".join(names[:10]) + (" ..." if len(names) > 10 else ""))
+            self.log.warning(
+                "skipped %d file(s) in %s: %s",
+                len(names),
+                self.opts.data,
+                ", ".join(names[:10]) + (" ..." if len(names) > 10 else ""),
+            )
 
     def paths(self) -> dict[str, str]:
         """The output files by kind: model, sample ("png", "mid" or "txt") and state."""

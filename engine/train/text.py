@@ -75,8 +75,11 @@ class TextTrainOptions(SeqTrainOptions):
 
 
 def _validate(opts: TextTrainOptions) -> None:
-    for flag, value, low, high in (("--seq", opts.seq, 2, 4096), ("--batch", opts.batch, 1, 4096),
-                                   ("--sample-chars", opts.sample_chars, 1, 100_000)):
+    for flag, value, low, high in (
+        ("--seq", opts.seq, 2, 4096),
+        ("--batch", opts.batch, 1, 4096),
+        ("--sample-chars", opts.sample_chars, 1, 100_000),
+    ):
         if not low <= value <= high:
             raise TrainSetupError(f"{flag} must be from {low} to {high}, got {value}")
     if not 0.0 < opts.lr < 1.0:
@@ -129,17 +132,22 @@ def read_text_file(path: str | Path) -> TextData:
     if not raw.strip():
         raise TrainSetupError(f"--data '{p}' is empty; give a plain text file of at least {MIN_CHARS} characters")
     if b"\x00" in raw:
-        raise TrainSetupError(f"--data '{p}' looks like a binary file, not text (it contains NUL bytes; "
-                         "UTF-16 text must be saved as UTF-8 first)")
+        raise TrainSetupError(
+            f"--data '{p}' looks like a binary file, not text (it contains NUL bytes; "
+            "UTF-16 text must be saved as UTF-8 first)"
+        )
     text, encoding = _decode(raw, p)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     controls = len(_CONTROL_CODES.findall(text))
     if controls > MAX_CONTROL_FRACTION * len(text):
-        raise TrainSetupError(f"--data '{p}' looks like a binary file, not text "
-                         f"({controls} of {len(text)} characters are control codes)")
+        raise TrainSetupError(
+            f"--data '{p}' looks like a binary file, not text ({controls} of {len(text)} characters are control codes)"
+        )
     if len(text) < MIN_CHARS:
-        raise TrainSetupError(f"--data '{p}' has only {len(text)} characters; text training needs at least "
-                         f"{MIN_CHARS} (the last {VAL_FRACTION:.0%} are held out for validation)")
+        raise TrainSetupError(
+            f"--data '{p}' has only {len(text)} characters; text training needs at least "
+            f"{MIN_CHARS} (the last {VAL_FRACTION:.0%} are held out for validation)"
+        )
     return TextData(text, encoding, p.name)
 
 
@@ -245,41 +253,67 @@ class _TextRun(SeqTrainRun[TextTrainOptions]):
         """Measure, then write sample text, model file and state file (each atomic)."""
         self.val_loss = self.measure()
         atomic_write_bytes(self.sample_path, (self.sample() + "\n").encode("utf-8"))
-        save_seq_model(self.model_path, self.model, data=self.data_summary(), metrics=self.metrics(),
-                       steps=self.step)
+        save_seq_model(self.model_path, self.model, data=self.data_summary(), metrics=self.metrics(), steps=self.step)
         # The carried GRU state goes too, so a resume goes on mid-stream.
         self.save_training_state({"hidden": self.hidden})
-        log.info("checkpoint at step %d: val loss %.4f nats/char (unigram %.4f) -> %s",
-                 self.step, self.val_loss, self.baseline_loss, self.model_path)
+        log.info(
+            "checkpoint at step %d: val loss %.4f nats/char (unigram %.4f) -> %s",
+            self.step,
+            self.val_loss,
+            self.baseline_loss,
+            self.model_path,
+        )
 
     def data_summary(self) -> dict[str, Any]:
-        return {"file": self.data.name, "chars": len(self.data.text), "encoding": self.data.encoding,
-                "train_chars": int(self.train_ids.numel()), "val_chars": int(self.val_ids.numel())}
+        return {
+            "file": self.data.name,
+            "chars": len(self.data.text),
+            "encoding": self.data.encoding,
+            "train_chars": int(self.train_ids.numel()),
+            "val_chars": int(self.val_ids.numel()),
+        }
 
     def metrics(self) -> dict[str, float]:
-        return {"val_loss": round(self.val_loss, 6), "baseline_loss": round(self.baseline_loss, 6),
-                "val_loss_start": round(self.val_loss_start, 6), "chars_per_s": round(self.rate, 1)}
+        return {
+            "val_loss": round(self.val_loss, 6),
+            "baseline_loss": round(self.baseline_loss, 6),
+            "val_loss_start": round(self.val_loss_start, 6),
+            "chars_per_s": round(self.rate, 1),
+        }
 
     def state_parts(self) -> TrainingParts:
         return {"model": self.model}, {"opt": self.opt}, self.streams.gen
 
     def state_meta(self) -> dict[str, Any]:
         return {
-            "seed": self.opts.seed, "config": self.config.to_dict(),
-            "batch": self.streams.batch, "seq": self.opts.seq, "lr": self.opts.lr,
-            "streams": self.streams.position(), "val_loss_start": self.val_loss_start,
-            "val_loss": self.val_loss, "data": self.data_summary(),
+            "seed": self.opts.seed,
+            "config": self.config.to_dict(),
+            "batch": self.streams.batch,
+            "seq": self.opts.seq,
+            "lr": self.opts.lr,
+            "streams": self.streams.position(),
+            "val_loss_start": self.val_loss_start,
+            "val_loss": self.val_loss,
+            "data": self.data_summary(),
         }
 
     def outcome(self) -> str:
-        return (f"{self.rate:.0f} chars/s, val loss {self.val_loss_start:.4f} -> {self.val_loss:.4f} nats/char "
-                f"(unigram {self.baseline_loss:.4f})")
+        return (
+            f"{self.rate:.0f} chars/s, val loss {self.val_loss_start:.4f} -> {self.val_loss:.4f} nats/char "
+            f"(unigram {self.baseline_loss:.4f})"
+        )
 
     def results(self) -> dict[str, Any]:
         epochs = self.step * self.streams.batch * self.opts.seq / max(1, self.train_ids.numel())
-        return {"chars_per_s": round(self.rate, 1), "val_loss_start": self.val_loss_start,
-                "val_loss": self.val_loss, "baseline_loss": self.baseline_loss, "epochs": round(epochs, 2),
-                "paths": self.paths(), "data": self.data_summary()}
+        return {
+            "chars_per_s": round(self.rate, 1),
+            "val_loss_start": self.val_loss_start,
+            "val_loss": self.val_loss,
+            "baseline_loss": self.baseline_loss,
+            "epochs": round(epochs, 2),
+            "paths": self.paths(),
+            "data": self.data_summary(),
+        }
 
     def resume(self) -> None:
         """Load the state file; ValueError if it is missing or was trained differently."""
@@ -292,8 +326,13 @@ class _TextRun(SeqTrainRun[TextTrainOptions]):
         self.hidden = tensors["hidden"].to(self.device)
         self.val_loss_start = float(state["val_loss_start"])
         self.val_loss = float(state.get("val_loss", math.nan))
-        log.info("resuming from step %d (%s, %.0f s trained so far, val loss %.4f)",
-                 self.step, self.state_path, self.total_seconds, self.val_loss)
+        log.info(
+            "resuming from step %d (%s, %.0f s trained so far, val loss %.4f)",
+            self.step,
+            self.state_path,
+            self.total_seconds,
+            self.val_loss,
+        )
 
 
 def _init_weights(model: SeqModel) -> SeqModel:
@@ -306,7 +345,7 @@ def _init_weights(model: SeqModel) -> SeqModel:
     """
     with torch.no_grad():
         nn.init.normal_(model.embed.weight, std=1.0)
-        nn.init.normal_(model.head.weight, std=model.config.hidden ** -0.5)
+        nn.init.normal_(model.head.weight, std=model.config.hidden**-0.5)
         nn.init.zeros_(model.head.bias)
     return model
 
@@ -314,16 +353,22 @@ def _init_weights(model: SeqModel) -> SeqModel:
 def _check_resumable(run: _TextRun, state: dict[str, Any]) -> None:
     saved = state.get("config") or {}
     if saved.get("vocab") != run.config.vocab.chars:
-        raise TrainSetupError(f"--resume: '{run.state_path}' was trained on a text with other characters "
-                         f"than '{run.opts.data}'; resume with the same --data")
+        raise TrainSetupError(
+            f"--resume: '{run.state_path}' was trained on a text with other characters "
+            f"than '{run.opts.data}'; resume with the same --data"
+        )
     if saved != run.config.to_dict():
         mine = {k: v for k, v in run.config.to_dict().items() if k != "vocab"}
         theirs = {k: v for k, v in saved.items() if k != "vocab"}
-        raise TrainSetupError(f"--resume: '{run.state_path}' was trained with {theirs}, but this run asks "
-                         f"for {mine}; use the same --hidden/--layers/--embed/--dropout")
+        raise TrainSetupError(
+            f"--resume: '{run.state_path}' was trained with {theirs}, but this run asks "
+            f"for {mine}; use the same --hidden/--layers/--embed/--dropout"
+        )
     if (state.get("batch"), state.get("seq")) != (run.streams.batch, run.opts.seq):
-        raise TrainSetupError(f"--resume: '{run.state_path}' was trained with --batch {state.get('batch')} "
-                         f"--seq {state.get('seq')}; use the same values")
+        raise TrainSetupError(
+            f"--resume: '{run.state_path}' was trained with --batch {state.get('batch')} "
+            f"--seq {state.get('seq')}; use the same values"
+        )
 
 
 def _stream_loss(model: SeqModel, ids: torch.Tensor, chunk: int) -> float:
@@ -341,8 +386,7 @@ def _stream_loss(model: SeqModel, ids: torch.Tensor, chunk: int) -> float:
         x = data[:, start : min(start + chunk, length - 1)]  # (k, c)
         y = data[:, start + 1 : start + 1 + x.shape[1]]  # (k, c)
         logits, state = model.forward_state(x, state)  # (k, c, V)
-        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
-                                       reduction="sum"))
+        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), reduction="sum"))
         count += y.numel()
     return total / max(count, 1)
 
@@ -366,8 +410,9 @@ class _Streams:
         self._x = self._y = torch.empty(0)
         self._layout()
         if self.steps_per_epoch < 1:
-            raise TrainSetupError(f"--seq {seq} is longer than the training text ({ids.numel()} characters); "
-                             "use a smaller --seq")
+            raise TrainSetupError(
+                f"--seq {seq} is longer than the training text ({ids.numel()} characters); use a smaller --seq"
+            )
 
     def _layout(self) -> None:
         length = (self.ids.numel() - self.offset - 1) // self.batch
@@ -407,10 +452,17 @@ def _start(opts: TextTrainOptions) -> _TextRun:
         run.resume()
     else:
         run.val_loss_start = run.val_loss = run.start_fresh()  # untrained model, before step 0
-    log.info("training text model %s on %s (%d characters, %s, %d distinct), device %s, batch %d x %d",
-             json.dumps({k: v for k, v in run.config.to_dict().items() if k != "vocab"}), opts.data,
-             len(run.data.text), run.data.encoding, len(run.config.vocab.chars), run.device,
-             run.streams.batch, opts.seq)
+    log.info(
+        "training text model %s on %s (%d characters, %s, %d distinct), device %s, batch %d x %d",
+        json.dumps({k: v for k, v in run.config.to_dict().items() if k != "vocab"}),
+        opts.data,
+        len(run.data.text),
+        run.data.encoding,
+        len(run.config.vocab.chars),
+        run.device,
+        run.streams.batch,
+        opts.seq,
+    )
     log.info("unigram baseline on the validation split: %.4f nats/char", run.baseline_loss)
     return run
 
