@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 
 from engine.core.events import Event, EventQueue
 from engine.core.params import Registry
+from engine.core.ratelog import first_and_every
 from engine.core.space import VERBS, AddressSpace, Verb, space_of
 from engine.core.tempo import Tempo
 
@@ -234,7 +235,7 @@ class ShowCore:
                 if self.strict:
                     raise
                 self.hook_errors += 1
-                if self.hook_errors == 1 or self.hook_errors % 1000 == 0:
+                if first_and_every(self.hook_errors, 1000):
                     log.exception(
                         "%s failed (%d hook errors so far); the show goes on",
                         getattr(hook, "__qualname__", repr(hook)),
