@@ -100,3 +100,27 @@ def test_an_owner_must_have_every_method_its_verbs_name():
 def test_the_same_address_twice_is_refused():
     with pytest.raises(ValueError, match="defined twice"):
         build_space(verbs=VERBS + (Verb("/master/brightness", "trigger", "clash", "core.quit"),))
+
+
+def test_a_built_show_carries_two_decks_and_osc_sets_both(scene_file):
+    import torch
+
+    from engine.config import StageConfig
+    from engine.core.clock import FixedClock
+    from engine.files.scene import load_scene
+    from engine.stage.build import build_show
+    from engine.stage.deck import load_scenes
+    from tests.fakes import FakeOutput
+
+    scenes = load_scenes([load_scene(scene_file(""))], torch.device("cpu"))
+    show = build_show(StageConfig(decks=("a", "b")), FixedClock(30), FakeOutput(), scenes)
+    osc = Dispatcher(show.registry, show.queue, show.osc_routes, reply=lambda data, to: None, space=show.space)
+    osc.handle(encode("/deck/a/speed", 2.0), SENDER)
+    osc.handle(encode("/deck/b/speed", 0.5), SENDER)
+    osc.handle(encode("/deck/b/text/reset"), SENDER)  # a deck verb of deck b: accepted by OSC
+    show.run(frames=1)
+    reg = show.registry
+    assert reg.param("/deck/a/speed").target == 2.0 and reg.param("/deck/b/speed").target == 0.5
+    assert show.deck.name == "a"  # the picture plays deck a; deck b's params wait for the mixer
+    assert osc.counters.unknown == 0 and osc.counters.malformed == 0
+    assert reg.rejected == 1  # the text reset: no melody or text layer runs in this show
