@@ -156,3 +156,14 @@ def show_config(*argv: str, **settings):
     if "tempo_source" in settings:
         config = replace(config, stage=replace(config.stage, tempo_source=settings.pop("tempo_source")))
     return replace(config, **{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+
+
+def built_show(scenes, output=None, fps: float = 30.0, **stage):
+    """A Show of loaded `scenes` from the one builder, on a fixed clock, presenting to a fake
+    output that keeps no frames (or `output`); `stage` are StageConfig settings."""
+    from engine.config import StageConfig
+    from engine.core.clock import FixedClock
+    from engine.stage.build import build_show
+
+    output = output if output is not None else FakeOutput(keep=False)
+    return build_show(StageConfig(**stage), FixedClock(fps), output, scenes)

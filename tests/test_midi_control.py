@@ -8,17 +8,13 @@ import pytest
 import torch
 
 from engine.control.midi import MidiControl, start
-from engine.core.clock import FixedClock
 from engine.core.events import Event, EventQueue
-from engine.core.space import build_registry
 from engine.core.tempo import Tempo
 from engine.files.patch import MidiSource, load_patch, to_value
 from engine.files.scene import load_scene
 from engine.stage.deck import load_scenes
-from engine.stage.frame import FrameRenderer
-from engine.stage.show import Show
 from tests.conftest import REPO
-from tests.fakes import ControlShow, FakeMidiBackend, FakeOutput, show_config
+from tests.fakes import ControlShow, FakeMidiBackend, built_show, show_config
 
 PORTS = {
     "nanokontrol2.toml": "nanoKONTROL2 MIDI 1",
@@ -34,14 +30,7 @@ def real_show(scene_file):
     b = scene_file('name = "B"\n', name="b.toml")
     c = scene_file('name = "C"\n', name="c.toml")
     scenes = load_scenes([load_scene(p) for p in (a, b, c)], torch.device("cpu"))
-    return Show(
-        scenes,
-        build_registry(),
-        EventQueue(),
-        FrameRenderer(torch.device("cpu")),
-        FakeOutput(keep=False),
-        FixedClock(30),
-    )
+    return built_show(scenes)
 
 
 class Clock:

@@ -13,15 +13,12 @@ import torch
 
 from engine.bench.jackserver import dummy_server, missing_tools
 from engine.control.midi import start
-from engine.core.clock import FixedClock
-from engine.core.events import Event, EventQueue
-from engine.core.space import build_registry
+from engine.core.events import Event
 from engine.files.scene import load_scene
 from engine.stage.deck import load_scenes
-from engine.stage.frame import FrameRenderer
 from engine.stage.show import Show
 from tests.conftest import REPO
-from tests.fakes import FakeOutput
+from tests.fakes import built_show
 from tests.test_midi_control import namespace
 
 pytestmark = pytest.mark.integration
@@ -43,14 +40,7 @@ def jack(tmp_path):
 @pytest.fixture
 def show(scene_file):
     scenes = load_scenes([load_scene(scene_file(""))], torch.device("cpu"))
-    return Show(
-        scenes,
-        build_registry(),
-        EventQueue(),
-        FrameRenderer(torch.device("cpu")),
-        FakeOutput(keep=False),
-        FixedClock(30),
-    )
+    return built_show(scenes)
 
 
 def sender(name: str = "nanoKONTROL2 test"):

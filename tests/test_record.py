@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -13,6 +10,7 @@ import pytest
 from PIL import Image
 
 from engine.devices.recorder import Mp4Writer, PngSequenceWriter, compose, open_writer
+from tests.probe import ffprobe_video
 
 W, H, N = 64, 48, 30
 
@@ -44,30 +42,9 @@ def _decode(path: Path) -> list[np.ndarray]:
 
 @pytest.mark.integration
 def test_mp4_has_all_frames_and_the_size(tmp_path: Path) -> None:
-    if shutil.which("ffprobe") is None:
-        pytest.skip("ffprobe not installed (apt-get install ffmpeg)")
     out = tmp_path / "clip.mp4"
     _write_mp4(out, _frames())
-    probe = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=codec_name,width,height,pix_fmt,nb_read_frames,r_frame_rate,color_space",
-            "-of",
-            "json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    stream = json.loads(probe.stdout)["streams"][0]
+    stream = ffprobe_video(out)
     assert stream["codec_name"] == "h264" and stream["pix_fmt"] == "yuv420p"
     assert (stream["width"], stream["height"]) == (W, H)
     assert int(stream["nb_read_frames"]) == N

@@ -1,7 +1,5 @@
 """Offline render end to end: the CLI, the shipped default scene, ffprobe, determinism."""
 
-import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,32 +9,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
+from tests.probe import ffprobe_video
 
 pytestmark = pytest.mark.integration
-
-
-def ffprobe(path: Path) -> dict:
-    if shutil.which("ffprobe") is None:
-        pytest.skip("ffprobe not installed (apt-get install ffmpeg)")
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames,width,height,codec_name,pix_fmt",
-            "-of",
-            "json",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out)["streams"][0]
 
 
 def decode(path: Path) -> np.ndarray:
@@ -66,7 +41,7 @@ def test_default_scene_renders_300_smooth_moving_frames_deterministically(tmp_pa
         assert r.returncode == 0, r.stderr
         assert str(out) in r.stdout
         outs.append(out)
-    info = ffprobe(outs[0])
+    info = ffprobe_video(outs[0])
     assert (int(info["nb_read_frames"]), info["width"], info["height"]) == (300, 256, 256)
     assert info["codec_name"] == "h264" and info["pix_fmt"] == "yuv420p"
     a, b = decode(outs[0]), decode(outs[1])

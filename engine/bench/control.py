@@ -35,6 +35,7 @@ import torch
 
 from engine.bench.latency import BRIGHTNESS, GAP_S, LATENT, Trace
 from engine.bench.ports import free_udp_port
+from engine.bench.window import headless_window
 from engine.config import ShowConfig, StageConfig
 from engine.core.clock import LiveClock, Pacer
 from engine.core.stats import FrameStats
@@ -45,7 +46,6 @@ from engine.stage.show import Show
 
 log = logging.getLogger(__name__)
 
-WINDOW = (1280, 720)
 SETTLE_S = 0.25  # seconds the show keeps running after the last send
 POST_TARGET_MS = 18.7  # one 60 fps frame plus 2 ms
 MATCH_WINDOW_S = 1.0  # a value not shown within this is missed (not matched to a later repeat)
@@ -150,22 +150,12 @@ def _measure(
     """A headless paced show with one control module; `send` runs on its own thread and
     fills trace.sent; the show stops SETTLE_S after the last send."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    from engine.devices.window import VideoOutput
     from engine.stage.live import _warm_up
 
     scenes = load_scenes([load_scene(scene_path)], device)
     timed = TimedModel(scenes[0].generator, device)
     scenes[0].generator = timed
-    output = VideoOutput(
-        (scenes[0].size, scenes[0].size),
-        window_size=WINDOW,
-        fullscreen=False,
-        display=None,
-        vsync=False,
-        aspect="fit",
-        headless=True,
-        title="bench --control",
-    )
+    output = headless_window(scenes[0].size, "bench --control")
     stats = FrameStats(fps)
     show = build_show(StageConfig(device=str(device)), LiveClock(), output, scenes, pacer=Pacer(fps), stats=stats)
     show.registry.param(LATENT).smoothing = 0.0  # see the module docstring

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.bench.window import headless_window
 from engine.config import StageConfig
 from engine.core.clock import FixedClock
 from engine.files.scene import load_scene, shipped_scenes
@@ -24,7 +25,6 @@ from engine.stage.deck import load_scenes
 from engine.stage.show import Show
 
 log = logging.getLogger(__name__)
-BENCH_WINDOW = (1280, 720)
 BENCH_FPS = 60
 
 
@@ -34,19 +34,9 @@ def _sync(device: torch.device) -> None:
 
 
 def bench_scene(path, device: torch.device, frames: int = 300, warmup: int = 30) -> dict[str, Any]:
-    from engine.devices.window import VideoOutput
 
     scene = load_scenes([load_scene(path)], device)[0]
-    output = VideoOutput(
-        (scene.size, scene.size),
-        window_size=BENCH_WINDOW,
-        fullscreen=False,
-        display=None,
-        vsync=False,
-        aspect="fit",
-        headless=True,
-        title="bench",
-    )
+    output = headless_window(scene.size, "bench")
     # Show time steps 1/60 s per frame (not wall time: the loop runs unpaced), so the
     # melody and text generate what they would per frame of a 60 fps show.
     show = build_show(StageConfig(device=str(device)), FixedClock(BENCH_FPS), output, [scene])

@@ -135,11 +135,11 @@ def bench_link(scene_path: Path, device: torch.device, seconds: float, fps: floa
     import aalink
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    from engine.bench.window import headless_window
     from engine.config import StageConfig
     from engine.control.tempo_sync import LinkControl
     from engine.core.clock import LiveClock, Pacer
     from engine.core.stats import FrameStats
-    from engine.devices.window import VideoOutput
     from engine.files.scene import load_scene
     from engine.stage.build import build_show
     from engine.stage.deck import load_scenes
@@ -154,16 +154,7 @@ def bench_link(scene_path: Path, device: torch.device, seconds: float, fps: floa
         peer.close()
         raise
     scenes = load_scenes([load_scene(scene_path)], device)
-    output = VideoOutput(
-        (scenes[0].size, scenes[0].size),
-        window_size=(1280, 720),
-        fullscreen=False,
-        display=None,
-        vsync=False,
-        aspect="fit",
-        headless=True,
-        title="bench --link",
-    )
+    output = headless_window(scenes[0].size, "bench --link")
     stats = FrameStats(fps)
     show = build_show(
         StageConfig(device=str(device), tempo_source="link"), LiveClock(), output, scenes, pacer=Pacer(fps), stats=stats
