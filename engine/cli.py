@@ -216,8 +216,7 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, str, str]:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(levelname).1s %(name)s: %(message)s",
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname).1s %(name)s: %(message)s"
     )
     from engine.errors import StartupError
 

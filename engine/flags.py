@@ -441,27 +441,20 @@ def _add_sound_args(show: argparse.ArgumentParser) -> None:
         metavar="HZ",
         help="sample rate (default: the JACK server's rate under JACK, else 48000)",
     )
-    g.add_argument(
-        "--block-size",
-        type=_count(16, 8192),
-        default=d.block_size,
-        metavar="FRAMES",
-        help=f"frames per audio block (default {d.block_size}: 5.3 ms at 48 kHz)",
-    )
-    g.add_argument(
-        "--audio-latency",
-        type=_count(1, 64),
-        default=d.audio_latency,
-        metavar="BLOCKS",
-        help=f"blocks rendered ahead of the sound card (default {d.audio_latency}: 21 ms at 256 frames, 48 kHz)",
-    )
-    g.add_argument(
-        "--synth-voices",
-        type=_count(1, 64),
-        default=d.synth_voices,
-        metavar="N",
-        help=f"synth polyphony (default {d.synth_voices})",
-    )
+    # Whole-number flags whose defaults are the config's: (flag, low, high, metavar, help).
+    for flag, low, high, metavar, text in (
+        ("--block-size", 16, 8192, "FRAMES", f"frames per audio block (default {d.block_size}: 5.3 ms at 48 kHz)"),
+        (
+            "--audio-latency",
+            1,
+            64,
+            "BLOCKS",
+            f"blocks rendered ahead of the sound card (default {d.audio_latency}: 21 ms at 256 frames, 48 kHz)",
+        ),
+        ("--synth-voices", 1, 64, "N", f"synth polyphony (default {d.synth_voices})"),
+    ):
+        default = getattr(d, flag[2:].replace("-", "_"))
+        g.add_argument(flag, type=_count(low, high), default=default, metavar=metavar, help=text)
     g.add_argument("--no-audio", action="store_true", help="no sound output")
     g.add_argument(
         "--audio-in",
@@ -491,43 +484,13 @@ def _add_sound_args(show: argparse.ArgumentParser) -> None:
 
 
 def show_config(args: argparse.Namespace, device: str, scenes: tuple[Path, ...]) -> ShowConfig:
-    """A parsed `show` command as its config (`device` already resolved: "cpu" or "cuda")."""
-    return ShowConfig(
-        stage=StageConfig(device=device, render_size=args.render_size, tempo_source=args.tempo_source),
-        scenes=scenes,
-        size=args.size,
-        aspect=args.aspect,
-        fps=float(args.fps or DEFAULTS.fps),
-        fullscreen=args.fullscreen,
-        display=args.display,
-        headless=args.headless,
-        vsync=not args.no_vsync,
-        seconds=args.seconds,
-        stats=args.stats,
-        record_events=args.record_events,
-        osc_port=args.osc_port or 0,
-        osc_host=args.osc_host,
-        osc_allow=args.osc_allow,
-        osc_out=tuple(args.osc_out or ()),
-        oscquery_port=args.oscquery_port or 0,
-        oscquery_host=args.oscquery_host,
-        midi_in=tuple(args.midi_in),
-        midi_api=args.midi_api,
-        patch=tuple(args.patch),
-        learn_save=args.learn_save,
-        notes_prime=args.notes_prime,
-        midi_feedback=args.midi_feedback,
-        audio_device=args.audio_device,
-        sample_rate=args.sample_rate,
-        block_size=args.block_size,
-        audio_latency=args.audio_latency,
-        synth_voices=args.synth_voices,
-        no_audio=args.no_audio,
-        audio_in=args.audio_in,
-        notes_out=args.notes_out,
-        notes_channel=args.notes_channel,
-        note_log=args.note_log,
-    )
+    """A parsed `show` command as its config (`device` already resolved: "cpu" or "cuda").
+    Each field comes from the flag of the same dest; repeatable flags become tuples."""
+    values = {f.name: getattr(args, f.name) for f in fields(ShowConfig) if hasattr(args, f.name)}
+    values.update({name: tuple(values[name] or ()) for name in ("osc_out", "midi_in", "patch")})
+    stage = StageConfig(device=device, render_size=args.render_size, tempo_source=args.tempo_source)
+    fps = float(args.fps or DEFAULTS.fps)
+    return ShowConfig(**{**values, "stage": stage, "scenes": scenes, "fps": fps, "vsync": not args.no_vsync})
 
 
 def train_options(args: argparse.Namespace) -> TrainOptions:

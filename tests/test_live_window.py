@@ -30,8 +30,7 @@ WINDOW = "320x240"
 SCREENS = [["320x240x24"]]  # one screen, the window's size
 PICTURE = slice(40, 280)  # --aspect fit: the 240x240 picture centred in 320x240
 STATS_LINE = re.compile(
-    r"^\d+ frames in [\d.]+ s: [\d.]+ fps; frame ms p50 [\d.]+ p95 [\d.]+ p99 [\d.]+ max [\d.]+; late frames \d+$",
-    re.M,
+    r"^\d+ frames in [\d.]+ s: [\d.]+ fps; frame ms p50 [\d.]+ p95 [\d.]+ p99 [\d.]+ max [\d.]+; late frames \d+$", re.M
 )
 STARTUP_S = 60.0  # python + torch import + model load + window, on a loaded 2-core machine
 

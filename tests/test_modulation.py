@@ -10,14 +10,7 @@ import pytest
 import torch
 
 from engine.control import MODULES
-from engine.control.modulation import (
-    ModInputs,
-    ModulationControl,
-    Modulator,
-    beat_position,
-    lfo_position,
-    start,
-)
+from engine.control.modulation import ModInputs, ModulationControl, Modulator, beat_position, lfo_position, start
 from engine.core.clock import FixedClock
 from engine.core.events import Event, EventQueue
 from engine.core.space import build_registry

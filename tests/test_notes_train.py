@@ -16,12 +16,7 @@ from engine.models.checkpoint import read_state
 from engine.models.notes import NoteVocab
 from engine.models.seq import load_seq_model
 from engine.train.midi_data import load_midi_folder, read_midi_melodies, split_by_file
-from engine.train.notes import (
-    Bigram,
-    NotesTrainOptions,
-    _NotesData,
-    train_notes,
-)
+from engine.train.notes import Bigram, NotesTrainOptions, _NotesData, train_notes
 
 TINY = {"hidden": 16, "layers": 1, "embed": 8, "batch": 4, "seq_len": 16}
 TPB = 96

@@ -77,14 +77,7 @@ def rig() -> Rig:
 
 @pytest.mark.parametrize(
     "arg,types,expected",
-    [
-        (0.25, "f", 0.25),
-        (0.5, "d", 0.5),
-        (1, "i", 1.0),
-        (0, "h", 0.0),
-        (True, "T", 1.0),
-        (False, "F", 0.0),
-    ],
+    [(0.25, "f", 0.25), (0.5, "d", 0.5), (1, "i", 1.0), (0, "h", 0.0), (True, "T", 1.0), (False, "F", 0.0)],
 )
 def test_a_number_of_any_osc_type_sets_a_param(rig, arg, types, expected):
     (ev,) = rig.send(msg("/master/brightness", arg, types=types))

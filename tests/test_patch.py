@@ -341,43 +341,11 @@ def test_mutated_shipped_patches_load_or_fail_with_one_line(tmp_path):
     The only acceptable outcomes are a loaded patch or a StartupError naming the file and a key."""
     rng = random.Random(7)
     bases = [tomllib.loads(p.read_text()) for p in PATCHES]
-    keys = [
-        "name",
-        "source",
-        "address",
-        "verb",
-        "value",
-        "mode",
-        "range",
-        "curve",
-        "invert",
-        "takeover",
-        "smoothing",
-        "feedback",
-        "feedback_channel",
-        "feedback_on",
-        "step",
-        "encoding",
-        "bits",
-        "amount",
-        "pickup_led",
-        "bogus",
-        "type",
-        "channel",
-        "cc",
-        "cc14",
-        "nrpn",
-        "note",
-        "program",
-        "pitchbend",
-        "input",
-        "shape",
-        "rate",
-        "beats",
-        "phase",
-        "division",
-        "decay",
-    ]
+    keys = (
+        "name source address verb value mode range curve invert takeover smoothing feedback "
+        "feedback_channel feedback_on step encoding bits amount pickup_led bogus type channel cc cc14 "
+        "nrpn note program pitchbend input shape rate beats phase division decay"
+    ).split()
     registry, loaded, refused = build_registry(), 0, 0
     f = tmp_path / "m.toml"
     for _ in range(1000):

@@ -156,17 +156,7 @@ def test_poll_maps_keys_to_actions(headless: VideoOutput) -> None:
     for key in keys:
         _key(key)
     pygame.event.post(pygame.event.Event(pygame.QUIT))
-    assert headless.poll() == [
-        "next",
-        "blackout",
-        "freeze",
-        "faster",
-        "faster",
-        "faster",
-        "slower",
-        "slower",
-        "quit",
-    ]
+    assert headless.poll() == ["next", "blackout", "freeze", "faster", "faster", "faster", "slower", "slower", "quit"]
     assert headless.poll() == []
 
 

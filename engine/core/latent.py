@@ -179,12 +179,7 @@ def _bspline_weights(f: float) -> tuple[float, float, float, float]:
     g = 1.0 - f
     f2 = f * f
     f3 = f2 * f
-    return (
-        g * g * g / 6.0,
-        (3.0 * f3 - 6.0 * f2 + 4.0) / 6.0,
-        (-3.0 * f3 + 3.0 * f2 + 3.0 * f + 1.0) / 6.0,
-        f3 / 6.0,
-    )
+    return (g * g * g / 6.0, (3.0 * f3 - 6.0 * f2 + 4.0) / 6.0, (-3.0 * f3 + 3.0 * f2 + 3.0 * f + 1.0) / 6.0, f3 / 6.0)
 
 
 INTERPS = ("slerp", "lerp", "spline")
@@ -357,13 +352,8 @@ PATH_KINDS: dict[str, dict[str, SettingSpec]] = {
         "interp": SettingSpec(str, "slerp", INTERPS),
         "ease": SettingSpec(str, "smooth", EASES),
     },
-    "walk": {
-        "smoothness": SettingSpec(float, 1.0, (0.05, 1000.0)),
-    },
-    "noise": {
-        "period": SettingSpec(float, 8.0, (0.5, 100000.0)),
-        "harmonics": SettingSpec(int, 3, (1, 16)),
-    },
+    "walk": {"smoothness": SettingSpec(float, 1.0, (0.05, 1000.0))},
+    "noise": {"period": SettingSpec(float, 8.0, (0.5, 100000.0)), "harmonics": SettingSpec(int, 3, (1, 16))},
 }
 
 

@@ -94,28 +94,10 @@ MODES_BY_KIND = {
 }
 _NUMBER_LIMITS = {"cc": 127, "cc14": 31, "nrpn": 16383, "note": 127, "program": 127}
 _TOP_KEYS = {"name", "description", "midi", "route"}
-_ROUTE_KEYS = {
-    "name",
-    "source",
-    "address",
-    "verb",
-    "value",
-    "mode",
-    "range",
-    "curve",
-    "invert",
-    "takeover",
-    "smoothing",
-    "feedback",
-    "feedback_channel",
-    "feedback_on",
-    "feedback_off",
-    "step",
-    "encoding",
-    "bits",
-    "amount",
-    "pickup_led",
-}
+_ROUTE_KEYS = set(
+    "name source address verb value mode range curve invert takeover smoothing feedback "
+    "feedback_channel feedback_on feedback_off step encoding bits amount pickup_led".split()
+)
 _MIDI_KEYS = {"type", "port", "channel", *MIDI_KINDS}
 _OSC_KEYS = {"type", "address", "input"}
 _AUDIO_KEYS = {"type", "feature", "input"}

@@ -37,11 +37,7 @@ from engine.errors import TrainSetupError
 from engine.files.atomic import atomic_write_bytes
 from engine.models.seq import SeqModel, rename_prefix, save_seq_model
 from engine.models.text import CharVocab, probabilities
-from engine.train.common import (
-    SeqTrainOptions,
-    TrainingParts,
-    resolve_device,
-)
+from engine.train.common import SeqTrainOptions, TrainingParts, resolve_device
 from engine.train.run import SeqTrainRun
 
 log = logging.getLogger(__name__)
