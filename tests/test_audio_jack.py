@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.bench.jackserver import dummy_server, missing_tools
-from engine.devices.audio_devices import import_sounddevice, jack_server_running, list_devices, portaudio_session
+from engine.bench.jackserver import dummy_server
+from engine.devices.audio_devices import jack_server_running, list_devices, portaudio_session
 from engine.devices.audio_in import open_audio_in
 from engine.devices.audio_out import open_audio
 from engine.devices.wav import read_wav
 from engine.dsp.synth import Synth, SynthSettings, midi_to_hz
 from tests.fakes import show_config
+from tests.jack import skip_without_jack_audio
 
 pytestmark = pytest.mark.integration
 RATE, BLOCK = 48000, 256
@@ -31,11 +32,7 @@ NOTES = [(2.2, 57), (2.5, 64), (2.75, 69), (3.1, 72), (3.3, 60), (3.65, 76), (3.
 
 @pytest.fixture
 def jack(tmp_path):
-    missing = missing_tools(("jack_rec", "jack_lsp", "jack_connect"))
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (apt-get install jackd2)")
-    if import_sounddevice()[0] is None:
-        pytest.skip(import_sounddevice()[1])
+    skip_without_jack_audio("jack_rec", "jack_lsp", "jack_connect")
     try:
         with dummy_server(rate=RATE, period=BLOCK, log_file=tmp_path / "jackd.log"), portaudio_session() as sd:
             yield sd
@@ -165,11 +162,7 @@ sys.stdin.readline()
 def test_a_process_whose_jack_server_died_still_exits_cleanly(tmp_path):
     """PortAudio's JACK host API keeps a client on the server from its initialisation to
     Pa_Terminate at exit, which aborted the process (status 134) once the server was gone."""
-    missing = missing_tools(("jack_lsp",))
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (apt-get install jackd2)")
-    if import_sounddevice()[0] is None:
-        pytest.skip(import_sounddevice()[1])
+    skip_without_jack_audio("jack_lsp")
     repo = Path(__file__).resolve().parents[1]
     with dummy_server(log_file=tmp_path / "jackd.log") as name:
         assert jack_server_running(name) and jack_server_running(name + "-none") is False

@@ -105,19 +105,15 @@ def test_plain_safetensors_without_metadata(tmp_path: Path) -> None:
         read_model(path, None)
 
 
-def test_unknown_format_version(tmp_path: Path) -> None:
-    path = tmp_path / "future.safetensors"
-    meta = {"format": "99", "kind": "gan", "config": "{}", "data": "{}", "metrics": "{}", "steps": "1"}
+@pytest.mark.parametrize(
+    "name, version, config, match",
+    [("future", "99", "{}", "format version '99'"), ("badjson", "1", "{oops", "'config'")],
+)
+def test_bad_metadata_names_the_file_and_what(tmp_path: Path, name: str, version: str, config: str, match: str):
+    path = tmp_path / f"{name}.safetensors"
+    meta = {"format": version, "kind": "gan", "config": config, "data": "{}", "metrics": "{}", "steps": "1"}
     safetensors.torch.save_file({"w": torch.zeros(2)}, str(path), metadata=meta)
-    with pytest.raises(ModelFileError, match="future.safetensors.*format version '99'"):
-        read_model(path, "gan")
-
-
-def test_bad_json_metadata(tmp_path: Path) -> None:
-    path = tmp_path / "badjson.safetensors"
-    meta = {"format": "1", "kind": "gan", "config": "{oops", "data": "{}", "metrics": "{}", "steps": "1"}
-    safetensors.torch.save_file({"w": torch.zeros(2)}, str(path), metadata=meta)
-    with pytest.raises(ModelFileError, match="badjson.safetensors.*'config'"):
+    with pytest.raises(ModelFileError, match=f"{name}.safetensors.*{match}"):
         read_model(path, "gan")
 
 

@@ -13,19 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.bench.jackserver import dummy_server, missing_tools
+from engine.bench.jackserver import dummy_server
 from engine.bench.sound import SOUND_SCENE, bench_sound, format_sound, midi_pairs
-from engine.devices.audio_devices import import_sounddevice
+from tests.jack import skip_without_jack_audio
 
 pytestmark = pytest.mark.integration
 
 
 def test_melody_through_jack_is_on_time_in_tune_and_paired():
-    missing = missing_tools(("jack_rec", "jack_lsp", "jack_midi_dump", "stdbuf"))
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (apt-get install jackd2)")
-    if import_sounddevice()[0] is None:
-        pytest.skip(import_sounddevice()[1])
+    skip_without_jack_audio("jack_rec", "jack_lsp", "jack_midi_dump", "stdbuf")
     r = bench_sound(SOUND_SCENE, seconds=8.0)  # the shipped combined scene and models
     text = format_sound(r)
     # The must-show figure (0 underruns over 60 s) comes from `bench --sound 60` on a quiet machine
@@ -81,11 +77,7 @@ def test_the_show_goes_on_and_exits_cleanly_when_the_jack_server_dies(tmp_path):
     """Killing jackd mid-show: PortAudio's stop then blocked for good and its close aborted the
     process, so the show never quit. Now the loss is said once per stream (out and --audio-in),
     the show plays on silently to its end, exits 0 and writes its stats."""
-    missing = missing_tools(("jack_lsp",))
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (apt-get install jackd2)")
-    if import_sounddevice()[0] is None:
-        pytest.skip(import_sounddevice()[1])
+    skip_without_jack_audio("jack_lsp")
     repo = Path(__file__).resolve().parents[1]
     stats, err_path = tmp_path / "stats.json", tmp_path / "show.err"
     with dummy_server(log_file=tmp_path / "jackd.log") as name, err_path.open("w") as err:
