@@ -139,12 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--no-vsync", action="store_true", help="pace with a timer even where vsync works")
     show.add_argument("--seconds", type=_positive_float, help="stop after this many seconds")
     show.add_argument("--stats", type=Path, help="write frame statistics JSON here when the show ends")
-    show.add_argument(
-        "--record-events",
-        type=Path,
-        metavar="FILE",
-        help="record every applied input event as JSON lines (replay with render --events)",
-    )
+    record = "record every applied input event as JSON lines (replay with render --events)"
+    show.add_argument("--record-events", type=Path, metavar="FILE", help=record)
     _add_control_args(show)
     _add_sound_args(show)
 
@@ -157,12 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_picture_args(render)
     render.add_argument("--seconds", type=_positive_float, help="length in seconds (default with --events: the log's)")
-    render.add_argument(
-        "--events",
-        type=Path,
-        metavar="FILE",
-        help="replay a performance recorded with show --record-events, frame for frame",
-    )
+    replay = "replay a performance recorded with show --record-events, frame for frame"
+    render.add_argument("--events", type=Path, metavar="FILE", help=replay)
     render.add_argument("--out", required=True, help="FILE.mp4, or DIR/ for a PNG sequence")
     render.add_argument(
         "--patch",

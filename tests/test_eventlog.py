@@ -221,32 +221,10 @@ def test_cli_show_records_osc_and_render_replays_it(scene_file, tmp_path):
     port = free_udp_port()
     scene = scene_file("[path]\nseconds_per_key = 0.5\n")
     log_path = tmp_path / "gig.jsonl"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "run_show.py"),
-            "show",
-            "--headless",
-            "--scene",
-            str(scene),
-            "--fps",
-            "30",
-            "--seconds",
-            "3",
-            "--osc-port",
-            str(port),
-            "--oscquery-port",
-            "0",
-            "--record-events",
-            str(log_path),
-            "--threads",
-            "1",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    command = [sys.executable, str(REPO / "run_show.py"), *"show --headless --fps 30 --seconds 3 --threads 1".split()]
+    command += ["--scene", str(scene), "--osc-port", str(port), "--oscquery-port", "0"]
+    command += ["--record-events", str(log_path)]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started = threading.Event()
     lines = []
 
@@ -276,24 +254,9 @@ def test_cli_show_records_osc_and_render_replays_it(scene_file, tmp_path):
     at = {(e.address, e.value): frame for (frame, _), evs in log.events.items() for e in evs}
     assert len(at) == 4 and log.end_frame is not None
     out = tmp_path / "r"
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "run_show.py"),
-            "-q",
-            "render",
-            "--events",
-            str(log_path),
-            "--size",
-            "128x128",
-            "--out",
-            f"{out}/",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    command = [sys.executable, str(REPO / "run_show.py"), *"-q render --size 128x128 --events".split()]
+    command += [str(log_path), "--out", f"{out}/"]
+    r = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     frames = read_pngs(out)
     assert len(frames) == log.end_frame and frames[0].shape == (128, 128, 3)

@@ -246,27 +246,9 @@ def test_cli_reports_a_busy_port_as_one_line(scene_file) -> None:
         busy.bind(("127.0.0.1", 0))
         port = busy.getsockname()[1]
         env = dict(os.environ, SDL_VIDEODRIVER="dummy")
-        r = subprocess.run(
-            [
-                sys.executable,
-                "run_show.py",
-                "show",
-                "--headless",
-                "--seconds",
-                "1",
-                "--scene",
-                str(scene_file("")),
-                "--osc-port",
-                str(port),
-                "--oscquery-port",
-                "0",
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        command = [sys.executable, "run_show.py", *"show --headless --seconds 1 --oscquery-port 0".split()]
+        command += ["--scene", str(scene_file("")), "--osc-port", str(port)]
+        r = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith(f"error: --osc-port {port}:")
 
@@ -282,29 +264,10 @@ def test_windowed_show_goes_black_on_oscsend_and_oscdump_prints_feedback(
     env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "WAYLAND_DISPLAY")}
     env["DISPLAY"] = xvfb
     err = (tmp_path / "show.err").open("w+")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "run_show.py",
-            "show",
-            "--scene",
-            str(scene_file('name = "osc test"\n')),
-            "--size",
-            "320x240",
-            "--seconds",
-            "60",
-            "--osc-port",
-            str(port),
-            "--oscquery-port",
-            "0",
-            "--osc-out",
-            f"127.0.0.1:{dump.proc.args[-1]}",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=err,
-    )
+    command = [sys.executable, "run_show.py", *"show --size 320x240 --seconds 60 --oscquery-port 0".split()]
+    command += ["--scene", str(scene_file('name = "osc test"\n')), "--osc-port", str(port)]
+    command += ["--osc-out", f"127.0.0.1:{dump.proc.args[-1]}"]
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
         assert wait_for_pong(port, 90.0, proc), _tail(err)
         deadline = time.monotonic() + 30

@@ -91,30 +91,11 @@ def test_every_address_with_random_values_never_breaks_the_show(tmp_path: Path) 
     env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
     err = (tmp_path / "show.err").open("w+")
     scenes = [arg for scene in SCENES for arg in ("--scene", scene)]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "run_show.py",
-            "show",
-            *scenes,
-            "--headless",
-            "--seconds",
-            "60",
-            "--osc-port",
-            str(port),
-            "--oscquery-port",
-            "0",
-            "--no-audio",  # OSC on a free port only; no sound into this machine's speakers
-            "--stats",
-            str(stats_file),
-            "--learn-save",
-            str(tmp_path / "learned.toml"),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=err,
-    )
+    # OSC on a free port only, and --no-audio: no sound into this machine's speakers.
+    command = [sys.executable, "run_show.py", "show", *scenes]
+    command += "--headless --seconds 60 --oscquery-port 0 --no-audio".split()
+    command += ["--osc-port", str(port), "--stats", str(stats_file), "--learn-save", str(tmp_path / "learned.toml")]
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
     rng = random.Random(7)
     sent = 0
     try:

@@ -82,30 +82,10 @@ def test_the_show_goes_on_and_exits_cleanly_when_the_jack_server_dies(tmp_path):
     stats, err_path = tmp_path / "stats.json", tmp_path / "show.err"
     with dummy_server(log_file=tmp_path / "jackd.log") as name, err_path.open("w") as err:
         env = dict(os.environ, SDL_VIDEODRIVER="dummy")
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "run_show.py",
-                "show",
-                "--scene",
-                SOUND_SCENE,
-                "--headless",
-                "--seconds",
-                "12",
-                "--osc-port",
-                "0",
-                "--oscquery-port",
-                "0",
-                "--audio-in",
-                "jack",
-                "--stats",
-                str(stats),
-            ],
-            cwd=repo,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+        command = [sys.executable, "run_show.py", "show", "--scene", SOUND_SCENE]
+        command += "--headless --seconds 12 --osc-port 0 --oscquery-port 0 --audio-in jack".split()
+        command += ["--stats", str(stats)]
+        proc = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=err)
         try:
             deadline = time.monotonic() + 90
             while "show running" not in err_path.read_text():
