@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Literal
 
 from engine.core.space import DECKS
+from engine.core.tempo import TempoSource
 
-TempoSource = Literal["internal", "midi", "link"]
 Aspect = Literal["fit", "fill", "stretch"]
 
 

@@ -29,9 +29,10 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeGuard
+from typing import IO, TYPE_CHECKING, Any, TypeGuard, cast
 
 from engine.core.events import Event
+from engine.core.tempo import SOURCES, TempoSource
 from engine.errors import EventLogError, StartupError
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ class EventLog:
     path: Path
     fps: float
     scenes: list[Path]
-    tempo_source: str
+    tempo_source: TempoSource
     events: dict[tuple[int, str], list[Event]] = field(default_factory=dict)
     patches: list[Path] = field(default_factory=list)  # the live show's --patch files (modulation)
     end_frame: int | None = None  # frames the live show played, when it ended cleanly
@@ -207,12 +208,13 @@ def _header(file: Path, obj: dict[str, Any]) -> EventLog:
         raise EventLogError(f"{file}: line 1: key 'fps': expected a number > 0, got {fps!r}")
     if not isinstance(scenes, list) or not scenes or not all(isinstance(s, str) for s in scenes):
         raise EventLogError(f"{file}: line 1: key 'scenes': expected a list of scene file paths")
-    if source not in ("internal", "midi", "link"):
-        raise EventLogError(f"{file}: line 1: key 'tempo_source': expected internal, midi or link")
+    if source not in SOURCES:
+        raise EventLogError(f"{file}: line 1: key 'tempo_source': expected {', '.join(SOURCES)}")
     patches = obj.get("patches", [])
     if not isinstance(patches, list) or not all(isinstance(p, str) for p in patches):
         raise EventLogError(f"{file}: line 1: key 'patches': expected a list of patch file paths")
-    return EventLog(file, float(fps), [Path(s) for s in scenes], source, patches=[Path(p) for p in patches])
+    paths, patch_paths = [Path(s) for s in scenes], [Path(p) for p in patches]
+    return EventLog(file, float(fps), paths, cast(TempoSource, source), patches=patch_paths)
 
 
 def _event(file: Path, number: int, obj: dict[str, Any]) -> tuple[int, str, Event]:

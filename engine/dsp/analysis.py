@@ -141,4 +141,5 @@ class FeatureExtractor:
             k = self._rise if new > old else self._fall
             levels.append(old + k * (new - old))
         pulse = 1.0 if onset else f.onset * (1.0 - self._onset_fall)
-        return AudioFeatures(*levels, onset=pulse, onsets=f.onsets + int(onset))
+        rms, low, mid, high = levels
+        return AudioFeatures(rms, low, mid, high, onset=pulse, onsets=f.onsets + int(onset))

@@ -330,7 +330,7 @@ class LiveSeq:
             show.frame_hooks.append(self._warm_up)
 
     def _warm_up(self, show: Show) -> None:
-        if self._warm_underruns is None and show.t >= WARMUP_S:
+        if self._warm_underruns is None and show.t >= WARMUP_S and self.audio is not None:
             self._warm_underruns = self.audio.playback.underruns
             show.frame_hooks.remove(self._warm_up)
 

@@ -165,7 +165,7 @@ class NoteStream:
         self.set_params(**vars(params or StreamParams()))
         self.seed = seed
         self._primer = self._primer_tokens(primer)
-        self._fresh: tuple[np.ndarray, np.ndarray, _Cursor] | None = None
+        self._fresh: tuple[np.ndarray, np.ndarray | None, _Cursor] | None = None
         self.reset(seed=seed)
 
     @classmethod

@@ -75,7 +75,8 @@ class TextOverlay:
                 font = self._fonts[size_px] = pygame.font.Font(self.font, size_px)
             self._layer = self._layer.resized(size_px, font)
         st = self._layer.style
-        st.colour = tuple(round(255 * g(f"{self.base}/{c}")) for c in ("red", "green", "blue"))
+        red, green, blue = (round(255 * g(f"{self.base}/{c}")) for c in ("red", "green", "blue"))
+        st.colour = (red, green, blue)
         st.x, st.y = g(f"{self.base}/x"), g(f"{self.base}/y")
         st.lines, st.line_length = int(g(f"{self.base}/lines")), int(g(f"{self.base}/line_length"))
         st.fade, st.scroll = g(f"{self.base}/fade"), g(f"{self.base}/scroll")

@@ -55,8 +55,8 @@ def load_scenes(specs: list[SceneSpec], device: torch.device) -> list[LoadedScen
     scenes = []
     for spec in specs:
         if spec.model not in cache:
-            gen, meta = load_generator(spec.model, device=str(device), dtype=torch.float32)
-            cache[spec.model] = (frozen(gen, int(meta["config"]["latent_dim"]), device), meta)
+            eager, meta = load_generator(spec.model, device=str(device), dtype=torch.float32)
+            cache[spec.model] = (frozen(eager, int(meta["config"]["latent_dim"]), device), meta)
             log.info("loaded %s (%s px, trained %s steps)", spec.model.name, meta["config"]["size"], meta["steps"])
         gen, meta = cache[spec.model]
         dim = int(meta["config"]["latent_dim"])

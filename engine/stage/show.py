@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -54,6 +54,8 @@ __all__ = ["KEY_EVENTS", "FrameHook", "Output", "Phase", "Show"]
 
 class Output(Protocol):
     """What the loop presents to: a window, a headless window, or a recorder."""
+
+    overlay: Any  # None, or an object whose draw(frame (H, W, 3) uint8) puts text over the composed frame
 
     @property
     def frame_buffer(self) -> np.ndarray: ...  # (h, w, 3) uint8, written before present()
