@@ -110,7 +110,7 @@ class Budget:
         return min(1.0, self.elapsed(now) / self.seconds)  # type: ignore[operator]
 
     def describe(self) -> str:
-        return f"{self.steps} steps" if self.steps is not None else f"{self.seconds / 60:g} minutes"
+        return f"{self.steps} steps" if self.steps is not None else f"{(self.seconds or 0.0) / 60:g} minutes"
 
 
 class CheckpointTimer:
@@ -320,7 +320,7 @@ def check_resume_config(state_path: Path, state: Mapping[str, Any], want: dict[s
 
 def folder_files(root: Path) -> list[Path]:
     """Every file under `root`, sorted, skipping dotfiles and dot-folders (data folders for the trainers)."""
-    files = []
+    files: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))

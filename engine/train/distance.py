@@ -50,7 +50,7 @@ def _blur(x: torch.Tensor) -> torch.Tensor:
 
 def laplacian_pyramid(images: torch.Tensor) -> list[torch.Tensor]:
     """(N, C, H, W) -> [band-pass levels fine to coarse..., low-pass level]."""
-    levels = []
+    levels: list[torch.Tensor] = []
     current = images
     while len(levels) < LEVELS - 1 and min(current.shape[-2:]) >= 2 * MIN_LEVEL_SIDE:
         down = _blur(current)[..., ::2, ::2]  # (N, C, H/2, W/2)

@@ -202,8 +202,9 @@ class _GanRun(TrainRun[GanTrainOptions]):
     def _update_ema(self) -> None:
         # Warm-up: early on the EMA would mostly remember the random init.
         beta = min(self.opts.ema, (1.0 + self.step) / (10.0 + self.step))
-        ema_p = list(self.ema_g.parameters())
-        torch._foreach_lerp_(ema_p, list(self.g.parameters()), 1.0 - beta)
+        ema_p: list[torch.Tensor] = list(self.ema_g.parameters())
+        g_p: list[torch.Tensor] = list(self.g.parameters())
+        torch._foreach_lerp_(ema_p, g_p, 1.0 - beta)
         for eb, b in zip(self.ema_g.buffers(), self.g.buffers()):
             eb.copy_(b)
 

@@ -25,7 +25,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -185,7 +185,7 @@ class _NotesRun(SeqTrainRun[NotesTrainOptions]):
     def __init__(self, opts: NotesTrainOptions, device: torch.device, split_seed: int) -> None:
         super().__init__(opts, device)
         self.config = opts.note_config()
-        self.vocab: NoteVocab = self.config.vocab
+        self.vocab = cast(NoteVocab, self.config.vocab)  # note_config builds on a NoteVocab
         self.split_seed = split_seed
         self.data = _NotesData(load_midi_folder(opts.data), self.vocab, split_seed)
         self.init_model(lambda: SeqModel(self.config))

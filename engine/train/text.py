@@ -181,12 +181,13 @@ class _TextRun(SeqTrainRun[TextTrainOptions]):
         super().__init__(opts, device)
         self.data = read_text_file(opts.data)
         train, val = split_text(self.data.text)
-        self.config = opts.seq_config(CharVocab("".join(sorted(set(self.data.text)))))
+        self.vocab = CharVocab("".join(sorted(set(self.data.text))))  # the model's vocabulary, typed as such
+        self.config = opts.seq_config(self.vocab)
         try:
             self.config.validate()
         except ValueError as exc:
             raise TrainSetupError(f"--data '{opts.data}': {exc}") from None
-        self.baseline_loss = unigram_loss(train, val, self.config.vocab.chars)
+        self.baseline_loss = unigram_loss(train, val, self.vocab.chars)
         self.init_model(lambda: _init_weights(SeqModel(self.config)))
         self.train_ids = self._encode(train)  # (N_train,) int64
         self.val_ids = self._encode(val)  # (N_val,) int64
@@ -197,7 +198,7 @@ class _TextRun(SeqTrainRun[TextTrainOptions]):
         self.items_per_step = self.streams.batch * opts.seq  # characters
 
     def _encode(self, text: str) -> torch.Tensor:
-        index = self.model.vocab.index
+        index = self.vocab.index
         return torch.tensor([index[c] for c in text], dtype=torch.int64)
 
     def train_step(self, fraction: float) -> float:
@@ -206,7 +207,7 @@ class _TextRun(SeqTrainRun[TextTrainOptions]):
         if fresh:
             self.hidden = self.model.initial_state(self.streams.batch)
         unk = torch.rand(x.shape, generator=self.streams.gen) < UNK_RATE
-        x = x.masked_fill(unk, self.config.vocab.unk).to(self.device)
+        x = x.masked_fill(unk, self.vocab.unk).to(self.device)
         self.schedule_lr(fraction)
         logits, hidden = self.model.forward_state(x, self.hidden)  # (B, T, V), (layers, B, hidden)
         self.hidden = hidden.detach()
@@ -231,7 +232,7 @@ class _TextRun(SeqTrainRun[TextTrainOptions]):
         self.model.eval()
         try:
             gen = torch.Generator().manual_seed(self.opts.seed + SAMPLE_SEED_OFFSET)
-            vocab = self.model.vocab
+            vocab = self.vocab
             idx = torch.tensor([[vocab.lookup("\n")]], device=self.device)  # (1, 1)
             state = self.model.initial_state(1)
             out = []
@@ -348,7 +349,7 @@ def _init_weights(model: SeqModel) -> SeqModel:
 
 def _check_resumable(run: _TextRun, state: dict[str, Any]) -> None:
     saved = state.get("config") or {}
-    if saved.get("vocab") != run.config.vocab.chars:
+    if saved.get("vocab") != run.vocab.chars:
         raise TrainSetupError(
             f"--resume: '{run.state_path}' was trained on a text with other characters "
             f"than '{run.opts.data}'; resume with the same --data"
@@ -454,7 +455,7 @@ def _start(opts: TextTrainOptions) -> _TextRun:
         opts.data,
         len(run.data.text),
         run.data.encoding,
-        len(run.config.vocab.chars),
+        len(run.vocab.chars),
         run.device,
         run.streams.batch,
         opts.seq,
