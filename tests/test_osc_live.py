@@ -29,7 +29,7 @@ from engine.control.osc import start
 from engine.control.osc_dispatch import encode
 from engine.core.clock import FixedClock
 from engine.core.events import EventQueue
-from engine.core.space import build_registry
+from engine.core.space import build_registry, build_space
 from engine.errors import StartupError
 from engine.files.scene import load_scene
 from engine.stage.deck import load_scenes
@@ -359,8 +359,8 @@ def test_oscquery_serves_others_while_clients_stall_and_cuts_stallers_off() -> N
     from engine.control.oscquery import OscQueryServer, host_info
 
     info = host_info("127.0.0.1", 9000)
-    srv = OscQueryServer(build_registry(), "127.0.0.1", 0, info, max_connections=3, deadline=5.0)
-    cut = OscQueryServer(build_registry(), "127.0.0.1", 0, info, deadline=0.3)
+    srv = OscQueryServer(build_space(), "127.0.0.1", 0, info, max_connections=3, deadline=5.0)
+    cut = OscQueryServer(build_space(), "127.0.0.1", 0, info, deadline=0.3)
     clients: list[socket.socket] = []
     try:
         data, _ = _http_get(srv.port, "http://[")

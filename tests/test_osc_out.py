@@ -144,9 +144,10 @@ def test_params_listing_has_every_address_and_the_verbs():
 
 
 def test_oscquery_document_is_generated_from_the_registry():
-    reg = build_registry()
+    space = build_space()
+    reg = space.registry
     reg.set("/master/brightness", 0.25)
-    doc = document(reg)
+    doc = document(space)
     node = doc["CONTENTS"]["master"]["CONTENTS"]["brightness"]
     assert node["FULL_PATH"] == "/master/brightness" and node["TYPE"] == "f"
     assert node["VALUE"] == [0.25] and node["RANGE"] == [{"MIN": 0.0, "MAX": 1.0}] and node["ACCESS"] == 3
@@ -159,21 +160,21 @@ def test_oscquery_document_is_generated_from_the_registry():
 
 
 def test_oscquery_answers():
-    reg = build_registry()
+    space = build_space()
     info = host_info("127.0.0.1", 9000)
-    assert answer(reg, info, "/?HOST_INFO") == (200, info)
+    assert answer(space, info, "/?HOST_INFO") == (200, info)
     assert info["OSC_PORT"] == 9000 and info["OSC_TRANSPORT"] == "UDP"
-    assert answer(reg, info, "/master/speed?VALUE") == (200, {"VALUE": [1.0]})
-    status, node = answer(reg, info, "/master")
+    assert answer(space, info, "/master/speed?VALUE") == (200, {"VALUE": [1.0]})
+    status, node = answer(space, info, "/master")
     assert status == 200 and set(node["CONTENTS"]) >= {"brightness", "speed"}
-    assert answer(reg, info, "/no/such")[0] == 404
-    assert answer(reg, info, "/master/speed?TAGS") == (204, None)
+    assert answer(space, info, "/no/such")[0] == 404
+    assert answer(space, info, "/master/speed?TAGS") == (204, None)
 
 
 def test_oscquery_answers_a_target_it_cannot_parse_with_400():
     # urlsplit raised ValueError for "http://[": the handler died with a traceback printed
     # to stderr (socketserver's print, for every such request) and no response.
-    reg = build_registry()
+    space = build_space()
     info = host_info("127.0.0.1", 9000)
-    assert answer(reg, info, "http://[") == (400, None)
-    assert answer(reg, info, "http://localhost/master/speed?VALUE") == (200, {"VALUE": [1.0]})
+    assert answer(space, info, "http://[") == (400, None)
+    assert answer(space, info, "http://localhost/master/speed?VALUE") == (200, {"VALUE": [1.0]})

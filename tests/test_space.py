@@ -60,7 +60,7 @@ def test_an_added_verb_is_one_table_entry(tmp_path: Path):
     # ... and the listings and the OSCQuery document name it.
     assert "/show/home" in params_table(space)
     assert any(row["address"] == "/show/home" for row in params_json(space))
-    assert "home" not in document(space.registry)["CONTENTS"]["show"]["CONTENTS"]  # it reads the shipped table
+    assert "home" not in document(build_space())["CONTENTS"]["show"]["CONTENTS"]  # it reads the shipped table
 
 
 def test_a_patch_may_route_to_every_verb_the_osc_space_advertises(tmp_path: Path):

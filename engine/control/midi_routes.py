@@ -41,12 +41,12 @@ from typing import TYPE_CHECKING
 from engine.control.midi_decode import Gesture, relative_steps
 from engine.core.events import Event
 from engine.core.params import one_pole
+from engine.core.space import ROUTE_VERB
 from engine.files.patch import MidiSource, OscSource, Route, to_position, to_value
 
 if TYPE_CHECKING:
     from engine.stage.show import Show
 
-ROUTE_VERB = "/patch/route/"
 PICKUP_TOLERANCE = 0.02  # fraction of the range that counts as "at the value"
 _FULL = {"cc": 127.0, "cc14": 16383.0, "pitchbend": 16383.0, "note": 127.0}
 
@@ -249,15 +249,8 @@ class Router:
             self._gliding.add(rid)
             return
         # Recorded in the drain it is applied in, so a replay applies it at the same point of the frame.
-        self._record_and_apply(Event("set", route.address, target, ev.t, ev.source), self.show.draining)
+        self.show.record_and_apply(Event("set", route.address, target, ev.t, ev.source), self.show.draining)
         st.last_value = p.target
-
-    def _record_and_apply(self, ev: Event, phase: str) -> None:
-        """Apply a `set` decided here, telling the applied hooks first: the event log
-        then holds the plain set, so `render --events` replays it without any patch."""
-        for hook in self.show.applied_hooks:
-            hook(ev, self.show.frame_count, phase)
-        self.show.apply(ev)
 
     def _takeover(self, route: Route, st: _State, pos: float, p) -> float | None:
         # An OSC sender may go past its `input` range; beyond an end the control is at that end
@@ -328,7 +321,7 @@ class Router:
                 self._gliding.discard(rid)
             # After present: frame_count already names the next frame, whose first drain
             # ("model") is where a replay applies it.
-            self._record_and_apply(Event("set", route.address, new, show.t, "midi"), "model")
+            self.show.record_and_apply(Event("set", route.address, new, show.t, "midi"), "model")
             st.last_value = p.target
 
 

@@ -50,6 +50,7 @@ from engine.config import ShowConfig
 from engine.core.events import Event
 from engine.core.params import Registry, one_pole
 from engine.core.ratelog import first_and_every
+from engine.core.space import FEATURES_VERB
 from engine.dsp.analysis import FEATURES, AudioFeatures
 from engine.files.patch import AudioSource, BeatSource, LfoSource, Route, load_patches, shape, to_value
 
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SILENCE = AudioFeatures()
-FEATURES_VERB = "/modulation/features"  # recorded audio features in an event log
 _MASK64 = (1 << 64) - 1
 
 
@@ -272,8 +272,7 @@ class ModulationControl:
             return
         self._recorded = self.features
         ev = Event("verb", FEATURES_VERB, encode_features(self.features), show.t, "audio")
-        for hook in show.applied_hooks:
-            hook(ev, show.frame_count, "model")
+        show.record(ev, "model")
 
     def hook(self, show: Show) -> None:
         """Model hook: never lets an error reach the frame (forgiving during the show)."""

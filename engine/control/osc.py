@@ -82,9 +82,7 @@ def start(config: ShowConfig, show: Show) -> OscControl | None:
     control = OscControl(show, host, port, allow=allow, outs=outs)
     if port and query_port:
         try:
-            control.query = OscQueryServer(
-                show.registry, config.oscquery_host, query_port, host_info(host, control.port)
-            )
+            control.query = OscQueryServer(show.space, config.oscquery_host, query_port, host_info(host, control.port))
         except OSError as e:
             control.close()
             raise StartupError(f"--oscquery-port {query_port}: cannot listen ({_why(e)})") from None
@@ -138,7 +136,13 @@ class OscControl:
             raise
         self.query: OscQueryServer | None = None
         self.dispatcher = Dispatcher(
-            show.registry, show.queue, show.osc_routes, self._send_counted, subscribe=self._subscribe, allow=allow
+            show.registry,
+            show.queue,
+            show.osc_routes,
+            self._send_counted,
+            subscribe=self._subscribe,
+            allow=allow,
+            space=show.space,
         )
         self.feedback = Feedback(self._send, targets, self.dispatcher.types, counts=self._status_counts)
         show.listeners.append(self.feedback.on_change)

@@ -148,12 +148,17 @@ class Dispatcher:
         self._verb_budgets: dict[str, Budget] = {}
         self._replies_left = MAX_REPLIES  # reset for every datagram
         # One reader per kind of verb argument (engine.core.space.ArgKind); /ping is answered here.
-        self._readers = {
+        # Looked up once per verb address now, so a message costs one dict lookup.
+        readers = {
             "trigger": self._trigger,
             "scene": self._scene,
             "address": self._learn,
             "text": self._text,
             "port": self._subscribe,
+        }
+        self._verb_readers = {
+            address: self._ping if verb.handler == "osc.ping" else readers[verb.arg]
+            for address, verb in self.space.osc_verbs()
         }
 
     # -- entry ----------------------------------------------------------
@@ -187,8 +192,7 @@ class Dispatcher:
         address, args = m.address, m.args
         if address in self.types:
             self._param(address, args, t, due, sender)
-        elif (verb := self.space.verb(address)) is not None and verb.osc:
-            reader = self._ping if verb.handler == "osc.ping" else self._readers.get(verb.arg, self._trigger)
+        elif (reader := self._verb_readers.get(address)) is not None:
             reader(address, args, t, due, sender)
         elif address in self.routes:
             self._route(address, args, t, due, sender)
@@ -243,8 +247,7 @@ class Dispatcher:
         if fire is None:
             self._malformed(f"{address} expects no argument or one number, got {_types(args)}", sender)
         elif fire:
-            verb = self.space.verb(address)
-            self._put_verb(Event("verb", address, verb.value if verb is not None else None, t, "osc", due))
+            self._put_verb(Event("verb", address, None, t, "osc", due))  # a fixed argument is the core's
 
     def _scene(self, address: str, args: list, t: float, due: float | None, sender: Sender) -> None:
         value: float | str | None = None

@@ -2,8 +2,8 @@
 
 `GET /` is the whole tree; `GET /master/brightness` one node;
 `GET /master/brightness?VALUE` one attribute of it; `GET /?HOST_INFO` the
-server's OSC port and transport. Built from the same registry and verb list
-as the OSC dispatcher, on every request (it is small), so VALUE is the live
+server's OSC port and transport. Built from the show's address space
+(the one the OSC dispatcher reads) on every request (it is small), so VALUE is the live
 target. Served by http.server on a daemon thread, localhost by default, one
 thread per connection (a client that connects and sends nothing held the
 single-threaded server, so every other client, for its 5 s read timeout), at
@@ -27,9 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from engine.core.params import Registry
 from engine.core.ratelog import first_and_every
-from engine.core.space import OSC_TYPE, space_of
+from engine.core.space import OSC_TYPE, AddressSpace
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +49,10 @@ EXTENSIONS = {
 }
 
 
-def document(registry: Registry) -> dict[str, Any]:
+def document(space: AddressSpace) -> dict[str, Any]:
     """The whole address space as one OSCQuery node tree."""
     root: dict[str, Any] = {"FULL_PATH": "/", "ACCESS": 0, "DESCRIPTION": "Latent Stage", "CONTENTS": {}}
-    for p in registry:
+    for p in space.registry:
         desc = p.description + (f" ({p.unit})" if p.unit else "")
         value: Any = p.target >= 0.5 if p.type == "bool" else (int(p.target) if p.type == "int" else p.target)
         _node(root, p.address).update(
@@ -66,7 +65,7 @@ def document(registry: Registry) -> dict[str, Any]:
                 "DESCRIPTION": desc,
             }
         )
-    for address, v in space_of(registry).osc_verbs():
+    for address, v in space.osc_verbs():
         node = _node(root, address)
         node.update({"ACCESS": ACCESS_WRITE, "DESCRIPTION": v.description})
         if v.args:
@@ -103,7 +102,7 @@ def lookup(doc: dict[str, Any], path: str) -> dict[str, Any] | None:
     return node
 
 
-def answer(registry: Registry, info: dict[str, Any], target: str) -> tuple[int, dict[str, Any] | None]:
+def answer(space: AddressSpace, info: dict[str, Any], target: str) -> tuple[int, dict[str, Any] | None]:
     """(HTTP status, JSON body) for a request target such as '/master?VALUE'."""
     try:
         parts = urlsplit(target)
@@ -112,7 +111,7 @@ def answer(registry: Registry, info: dict[str, Any], target: str) -> tuple[int, 
     attr = unquote(parts.query).split("&", 1)[0].upper()
     if attr == "HOST_INFO":
         return 200, info
-    node = lookup(document(registry), unquote(parts.path))
+    node = lookup(document(space), unquote(parts.path))
     if node is None:
         return 404, None
     if not attr:
@@ -194,7 +193,7 @@ class OscQueryServer:
 
     def __init__(
         self,
-        registry: Registry,
+        space: AddressSpace,
         host: str,
         port: int,
         info: dict[str, Any],
@@ -202,7 +201,7 @@ class OscQueryServer:
         max_connections: int = MAX_CONNECTIONS,
         deadline: float = DEADLINE,
     ) -> None:
-        handler = _handler(registry, info)
+        handler = _handler(space, info)
         # raises OSError (port in use) at startup
         self.httpd = _Server((host, port), handler, max_connections, deadline)
         self.port = self.httpd.server_address[1]
@@ -219,13 +218,13 @@ class OscQueryServer:
         self.httpd.server_close()
 
 
-def _handler(registry: Registry, info: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
+def _handler(space: AddressSpace, info: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "LatentStage-OSCQuery"
         timeout = 5.0  # seconds: a client that stalls mid-request cannot hold the server forever
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            status, body = answer(registry, info, self.path)
+            status, body = answer(space, info, self.path)
             data = b"" if body is None else json.dumps(body).encode()
             self.send_response(status)
             if body is not None:

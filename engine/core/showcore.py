@@ -20,10 +20,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from engine.core.events import Event, EventQueue
-from engine.core.params import Registry
+from engine.core.params import ParamStage, Registry
 from engine.core.ratelog import first_and_every
 from engine.core.space import VERBS, AddressSpace, Verb, space_of
 from engine.core.tempo import Tempo
@@ -31,7 +31,7 @@ from engine.core.tempo import Tempo
 log = logging.getLogger(__name__)
 
 ChangeListener = Callable[[str, float, str], None]  # (param address, applied value, event source)
-Phase = Literal["model", "post"]  # the drain before the forward pass / before present
+Phase = ParamStage  # the drain before the forward pass ("model") / before present ("post")
 AppliedHook = Callable[[Event, int, str], None]  # (event, frame index, phase), before it is applied
 FrameHook = Callable[[Any], None]  # called with the show (a ShowCore or a Show)
 Announcer = Callable[[str, Any], None]  # (OSC address, argument): what the show says that is no param
@@ -55,11 +55,14 @@ class ShowCore:
         queue: EventQueue | None = None,
         *,
         verbs: Sequence[Verb] = VERBS,
+        space: AddressSpace | None = None,
         tempo: Tempo | None = None,
         now: Callable[[], float] = time.perf_counter,
         strict: bool = False,
     ) -> None:
-        self.space: AddressSpace = space_of(registry, verbs)
+        # The space the show was built in (engine.stage.build); a bare registry (tests) gets
+        # the space around it, with `verbs`.
+        self.space: AddressSpace = space if space is not None else space_of(registry, verbs)
         self.registry = registry
         self.queue = queue if queue is not None else EventQueue()
         self._now = now
@@ -108,7 +111,8 @@ class ShowCore:
     # -- verb owners ------------------------------------------------------
     def provide(self, owner: str, obj: object) -> None:
         """`obj` applies the verbs whose handler is "owner.<method>" from now on."""
-        missing = [v.handler for v in VERBS if v.owner == owner and not callable(getattr(obj, v.method, None))]
+        mine = [v for v in self.space.verbs if v.owner == owner]
+        missing = [v.handler for v in mine if not callable(getattr(obj, v.method, None))]
         if missing:
             raise TypeError(f"{type(obj).__name__} provides {owner!r} but lacks {', '.join(missing)}")
         self._owners[owner] = obj
@@ -117,9 +121,6 @@ class ShowCore:
         """Stop `obj` applying its verbs (if it still is the one that does)."""
         if self._owners.get(owner) is obj:
             del self._owners[owner]
-
-    def provides(self, owner: str) -> bool:
-        return owner in self._owners
 
     def set_verb_phase(self, address: str, phase: Phase | None) -> None:
         """The drain an internal verb is applied in (None: back to its table entry's)."""
@@ -158,7 +159,7 @@ class ShowCore:
 
     # The core's own verbs (owner "core").
     def quit(self, ev: Event) -> None:
-        self.running = False
+        self.stop()
 
     def flip_blackout(self, ev: Event) -> None:
         self.apply(Event("toggle", "/master/blackout", t=ev.t, source=ev.source))
@@ -177,9 +178,16 @@ class ShowCore:
     def apply_phase(self, phase: Phase) -> None:
         self.draining = phase
         for ev in self._take(phase):
-            for hook in self.applied_hooks:
-                hook(ev, self.frame_count, phase)
-            self.apply(ev)
+            self.record_and_apply(ev, phase)
+
+    def record(self, ev: Event, phase: Phase) -> None:
+        """Tell the applied hooks (the event-log recorder) about `ev`, applied in this frame's `phase`."""
+        for hook in self.applied_hooks:
+            hook(ev, self.frame_count, phase)
+
+    def record_and_apply(self, ev: Event, phase: Phase) -> None:
+        self.record(ev, phase)
+        self.apply(ev)
 
     def _take(self, phase: Phase) -> list[Event]:
         """This phase's events: from the replayed log, or drained from the queue."""

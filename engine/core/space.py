@@ -20,7 +20,7 @@ Pure module.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from engine.core.params import Param, ParamStage, Registry
@@ -112,6 +112,9 @@ DECK_TABLE: tuple[tuple, ...] = (
 #   value:   any one argument, passed on as it is (internal verbs)
 ArgKind = Literal["trigger", "scene", "address", "text", "port", "value"]
 OSC_TAGS: dict[str, str] = {"trigger": "", "scene": "s", "address": "s", "text": "s", "port": "i", "value": ""}
+# Internal verb addresses the control modules build events with.
+ROUTE_VERB = "/patch/route/"  # + the route's id: a patch route that needs the loop
+FEATURES_VERB = "/modulation/features"  # audio features recorded in an event log
 TRIGGER_NOTE = "trigger: fires on 1 or no argument, ignores 0"
 
 
@@ -131,23 +134,19 @@ class Verb:
     phase: ParamStage = "model"  # the drain it is applied in when it arrives during the forward pass
     osc: bool = True
     value: float | str | None = None  # fixed argument: the verb is a shortcut for handler(value)
+    # `handler` split once here: the event core reads both for every verb event it applies.
+    owner: str = field(init=False)
+    method: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        owner, _, method = self.handler.partition(".")
+        object.__setattr__(self, "owner", owner)
+        object.__setattr__(self, "method", method)
 
     @property
     def args(self) -> str:
         """The OSC type tags it takes, for listings ("" = none: a trigger)."""
         return OSC_TAGS[self.arg]
-
-    @property
-    def trigger(self) -> bool:
-        return self.arg == "trigger"
-
-    @property
-    def owner(self) -> str:
-        return self.handler.split(".", 1)[0]
-
-    @property
-    def method(self) -> str:
-        return self.handler.split(".", 1)[1]
 
 
 VERBS: tuple[Verb, ...] = (
@@ -197,31 +196,14 @@ VERBS: tuple[Verb, ...] = (
     ),
     Verb("/feedback/unsubscribe", "port", "stop feedback to the sender's IP at this UDP port", "osc.subscribe"),
     # Internal: what a patch route or the audio analysis did, recorded in event logs.
+    Verb(ROUTE_VERB, "value", "a patch route that needs the loop (takeover, glide, toggle)", "routes.fire", osc=False),
     Verb(
-        "/patch/route/",
-        "value",
-        "a patch route that needs the loop (takeover, glide, toggle)",
-        "routes.fire",
-        osc=False,
-    ),
-    Verb(
-        "/modulation/features",
+        FEATURES_VERB,
         "value",
         "audio features recorded live, replayed by render --events",
         "modulation.replay",
         osc=False,
     ),
-)
-
-STATUS_MESSAGES: tuple[tuple[str, str, str], ...] = (
-    ("/status/fps", "f", "frames presented per second over the last second"),
-    ("/status/scene", "s", "name of the playing scene"),
-    ("/status/bpm", "f", "tempo in beats per minute (from the tempo source)"),
-    ("/status/beat", "f", "beat position (from the tempo source)"),
-    ("/status/osc/received", "i", "OSC datagrams received"),
-    ("/status/osc/dropped", "i", "OSC messages dropped (queue full, sender not allowed, unknown address)"),
-    ("/status/osc/malformed", "i", "OSC datagrams or messages that could not be used"),
-    ("/status/queue_max", "i", "largest event queue depth seen"),
 )
 
 OSC_TYPE = {"float": "f", "int": "i", "bool": "T"}  # param type -> OSC type tag it is sent with
@@ -244,6 +226,7 @@ class AddressSpace:
     def __init__(self, registry: Registry, decks: Sequence[str], verbs: Sequence[Verb]) -> None:
         self.registry = registry
         self.decks = tuple(decks)
+        self.verbs = tuple(verbs)  # the table it was built from
         self._verbs: dict[str, Verb] = {}
         self._families: list[Verb] = []  # addresses ending with "/": any address under them
         for verb in verbs:
@@ -272,11 +255,6 @@ class AddressSpace:
         """Every verb address a patch route may fire."""
         return frozenset(a for a, v in self._verbs.items() if v.osc and v.owner != "osc")
 
-    def deck_base(self, deck: str) -> str:
-        if deck not in self.decks:
-            raise ValueError(f"no deck {deck!r}; decks: {', '.join(self.decks)}")
-        return f"/deck/{deck}"
-
 
 def _expand(address: str, decks: tuple[str, ...]) -> list[str]:
     return [address.format(deck=d) for d in decks] if "{deck}" in address else [address]
@@ -296,8 +274,8 @@ def build_space(decks: Sequence[str] = DECKS, verbs: Sequence[Verb] = VERBS) -> 
 
 
 def space_of(registry: Registry, verbs: Sequence[Verb] = VERBS) -> AddressSpace:
-    """The address space around a registry built by `build_space` / `build_registry`: its
-    decks are those it has params for."""
+    """The address space around a bare registry (from `build_registry`; tests and tools that
+    hold no space): its decks are those it has params for. A show passes its space along."""
     decks = tuple(
         p.address.split("/")[2]
         for p in registry

@@ -45,4 +45,5 @@ def build_show(
         stats=stats,
         strict=strict,
         tempo=tempo,
+        space=space,
     )

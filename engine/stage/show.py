@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,8 +28,8 @@ from engine.core.clock import Clock, Pacer, WorkEstimate
 from engine.core.events import Event, EventQueue
 from engine.core.params import Registry
 from engine.core.ratelog import first_and_every
-from engine.core.showcore import FrameHook, Phase, ShowCore
-from engine.core.space import VERBS, Verb
+from engine.core.showcore import ShowCore
+from engine.core.space import AddressSpace
 from engine.core.stats import FrameStats
 from engine.core.tempo import Tempo
 from engine.stage.deck import Deck, LoadedScene
@@ -49,7 +49,6 @@ KEY_EVENTS: dict[str, Event] = {
     "learn": Event("verb", "/learn/start"),  # applied by the MIDI control when it runs
     "tap": Event("verb", "/tempo/tap"),  # applied by the tempo
 }
-__all__ = ["KEY_EVENTS", "FrameHook", "Output", "Phase", "Show"]
 
 
 class Output(Protocol):
@@ -102,20 +101,19 @@ class Show(ShowCore):
         now: Callable[[], float] = time.perf_counter,
         strict: bool = False,
         tempo: Tempo | None = None,
-        verbs: Sequence[Verb] = VERBS,
-        deck: str | None = None,
+        space: AddressSpace | None = None,
     ) -> None:
         if not scenes:
             raise ValueError("a show needs at least one scene")
-        super().__init__(registry, queue, verbs=verbs, tempo=tempo, now=now, strict=strict)
+        super().__init__(registry, queue, space=space, tempo=tempo, now=now, strict=strict)
         self.scenes = scenes
         self.renderer = renderer
         self.output = output
         self.clock = clock
         self.pacer = pacer
         self.stats = stats
-        # The deck that plays the scenes (the first of the space's decks unless named).
-        self.deck = Deck(deck if deck is not None else self.space.decks[0], registry)
+        # The deck that plays the scenes: the first of the space's (the mixer issue adds more).
+        self.deck = Deck(self.space.decks[0], registry)
         self.scene_index = 0
         self.scene_misses = 0  # /show/scene requests naming no scene (logged first and every 100th)
         self.blackout_level = 0.0  # 0 = picture, 1 = black; fades at /master/blackout_fade
