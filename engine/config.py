@@ -31,7 +31,6 @@ class ShowConfig:
     """A live show: the stage, the window, and every input and output it opens."""
 
     stage: StageConfig = field(default_factory=StageConfig)
-    scenes: tuple[Path, ...] = ()
     # Window and pacing.
     size: tuple[int, int] | None = None  # window size in px (None: 1280x720, or the display's when fullscreen)
     aspect: Aspect = "fit"
@@ -48,7 +47,7 @@ class ShowConfig:
     osc_host: str = "127.0.0.1"
     osc_allow: str | None = None  # "CIDR[,CIDR]"
     osc_out: tuple[str, ...] = ()  # "HOST:PORT" each
-    oscquery_port: int = 9010  # 0 = off
+    oscquery_port: int = 9010  # 0 = off; not 9001, the usual port of a feedback receiver
     oscquery_host: str = "127.0.0.1"
     # MIDI and patches.
     midi_in: tuple[str, ...] = ()

@@ -58,3 +58,7 @@ __all__ = [
     "EventLogError",
     "TrainSetupError",
 ]
+
+
+class DeviceError(StartupError, ValueError):
+    """`--device` names a device this machine does not have."""

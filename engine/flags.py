@@ -87,6 +87,18 @@ def _positive_finite(text: str) -> float:
     return v
 
 
+def _seconds_over(low: float):
+    """An argparse type: a number of seconds greater than `low` (a benchmark's length)."""
+
+    def parse(text: str) -> float:
+        v = _number(text)
+        if not v > low or v == math.inf:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds > {low:g}, got {text!r}")
+        return v
+
+    return parse
+
+
 def _positive_int(text: str) -> int:
     v = _whole(text)
     if v <= 0:
@@ -119,7 +131,10 @@ def _add_picture_args(p: argparse.ArgumentParser) -> None:
 def _add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="where the model runs")
     p.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for the model (default 1: see docs/BENCHMARKS.md)"
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="CPU threads for the model (default 1: see docs/BENCHMARKS.md)",
     )
 
 
@@ -182,11 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="input latency instead: OSC (and MIDI) send to the first presented frame that shows it",
     )
     bench.add_argument(
-        "--messages", type=int, default=600, help="with --control: messages sent per transport (half to each address)"
+        "--messages",
+        type=_count(10, 1_000_000),
+        default=600,
+        help="with --control: messages sent per transport (half to each address)",
     )
     bench.add_argument(
         "--sound",
-        type=float,
+        type=_seconds_over(3),
         metavar="SECONDS",
         help="sound instead: a show of --sound-scene through a JACK dummy server for SECONDS, "
         "recorded; underruns, note timing and pitch, MIDI note pairs",
@@ -194,14 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sound-scene", type=Path, metavar="FILE", help="scene for --sound (default scenes/verse.toml)")
     bench.add_argument(
         "--link",
-        type=float,
+        type=_seconds_over(2),
         metavar="SECONDS",
         help="Ableton Link instead: join a Link peer's session (another process) for SECONDS and "
         "measure the beat phase error of every presented frame (needs pip install .[link])",
     )
     bench.add_argument(
         "--osc-flood",
-        type=float,
+        type=_seconds_over(0),
         metavar="SECONDS",
         help="robustness instead: flood a headless show with 5,000 OSC messages/s plus 10,000 "
         "malformed datagrams for SECONDS and print what it kept up with",
@@ -351,7 +369,10 @@ def _add_control_args(show: argparse.ArgumentParser) -> None:
     )
     g = show.add_argument_group("OSC")
     g.add_argument(
-        "--osc-port", type=int, default=d.osc_port, help=f"UDP port for OSC input (default {d.osc_port}; 0 = off)"
+        "--osc-port",
+        type=_count(0, 65535),
+        default=d.osc_port,
+        help=f"UDP port for OSC input (default {d.osc_port}; 0 = off)",
     )
     g.add_argument(
         "--osc-host",
@@ -373,7 +394,7 @@ def _add_control_args(show: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--oscquery-port",
-        type=int,
+        type=_count(0, 65535),
         default=d.oscquery_port,
         help=f"HTTP port of the OSCQuery discovery document (default {d.oscquery_port}; 0 = off)",
     )
@@ -475,14 +496,14 @@ def _add_sound_args(show: argparse.ArgumentParser) -> None:
     )
 
 
-def show_config(args: argparse.Namespace, device: str, scenes: tuple[Path, ...]) -> ShowConfig:
+def show_config(args: argparse.Namespace, device: str) -> ShowConfig:
     """A parsed `show` command as its config (`device` already resolved: "cpu" or "cuda").
     Each field comes from the flag of the same dest; repeatable flags become tuples."""
     values = {f.name: getattr(args, f.name) for f in fields(ShowConfig) if hasattr(args, f.name)}
     values.update({name: tuple(values[name] or ()) for name in ("osc_out", "midi_in", "patch")})
     stage = StageConfig(device=device, render_size=args.render_size, tempo_source=args.tempo_source)
     fps = float(args.fps or DEFAULTS.fps)
-    return ShowConfig(**{**values, "stage": stage, "scenes": scenes, "fps": fps, "vsync": not args.no_vsync})
+    return ShowConfig(**{**values, "stage": stage, "fps": fps, "vsync": not args.no_vsync})
 
 
 def train_options(args: argparse.Namespace) -> TrainOptions:

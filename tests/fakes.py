@@ -152,7 +152,7 @@ def show_config(*argv: str, **settings):
     from engine.flags import build_parser
     from engine.flags import show_config as from_args
 
-    config = from_args(build_parser().parse_args(["show", *argv]), device="cpu", scenes=())
+    config = from_args(build_parser().parse_args(["show", *argv]), device="cpu")
     if "tempo_source" in settings:
         config = replace(config, stage=replace(config.stage, tempo_source=settings.pop("tempo_source")))
     return replace(config, **{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})

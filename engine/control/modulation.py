@@ -50,7 +50,7 @@ from engine.config import ShowConfig
 from engine.core.events import Event
 from engine.core.params import Registry, one_pole
 from engine.core.ratelog import first_and_every
-from engine.core.space import FEATURES_VERB
+from engine.core.space import FEATURES_VERB, AddressSpace
 from engine.dsp.analysis import FEATURES, AudioFeatures
 from engine.files.patch import AudioSource, BeatSource, LfoSource, Route, load_patches, shape, to_value
 
@@ -311,18 +311,18 @@ class ModulationControl:
         return {"modulation": out}
 
 
-def modulation_routes(files: Iterable[Path | str], registry: Registry) -> list[Route]:
+def modulation_routes(files: Iterable[Path | str], space: AddressSpace) -> list[Route]:
     """The audio, lfo and beat routes of these patch files (merged as the MIDI control merges them).
 
     An offline render attaches them with `ModulationControl(show, routes)`: LFOs and
     beats move exactly as live, and audio routes follow the `/modulation/features`
     verbs a recorded event log replays (silence without them)."""
-    return [r for r in load_patches(files, registry) if r.is_modulation]
+    return [r for r in load_patches(files, space.registry, space.verb_addresses()) if r.is_modulation]
 
 
 def start(config: ShowConfig, show: Show) -> ModulationControl | None:
     """Start when a --patch file has audio, lfo or beat routes, or --audio-in is given."""
-    routes = modulation_routes(config.patch or [], show.registry)
+    routes = modulation_routes(config.patch, show.space)
     if not routes and not config.audio_in:
         return None
     from engine.devices.audio_in import open_audio_in  # here: only a show that asks for audio needs it

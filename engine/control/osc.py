@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 9000
-DEFAULT_QUERY_PORT = 9010  # not 9001: that is the usual port of a feedback receiver
 RECV_BUFFER = 4 * 1024 * 1024  # bytes of kernel buffer: absorbs bursts while the thread is descheduled
 BATCH = 512  # datagrams read per wake-up before looking at the wake-up socket again
 
@@ -65,15 +63,9 @@ def parse_target(text: str, family: socket.AddressFamily) -> Sender:
     return (str(addr[0]), int(addr[1]))
 
 
-def _port(port: int, flag: str) -> int:
-    if not 0 <= port <= 65535:
-        raise StartupError(f"{flag}: expected a port 0..65535, got {port}")
-    return port
-
-
 def start(config: ShowConfig, show: Show) -> OscControl | None:
     """Bind the OSC socket (and OSCQuery), attach to the show; None when all OSC flags are off."""
-    port, query_port = _port(config.osc_port, "--osc-port"), _port(config.oscquery_port, "--oscquery-port")
+    port, query_port = config.osc_port, config.oscquery_port  # 0..65535, checked by the flags
     outs = list(config.osc_out)
     if port == 0 and not outs:
         return None

@@ -115,6 +115,7 @@ class SeqLayer:
         self.text_layer = text_layer
         self.synth = synth  # a Synth whose settings follow /synth/*, or None
         self.base = show.deck.base  # the melody and text follow the params of the show's deck
+        self._notes_on, self._text_on = f"{self.base}/notes/on", f"{self.base}/text/on"  # read every frame
         try:
             self.players = _load_players(show.scenes, self.base)
         except (ModelFileError, ValueError, OSError) as e:
@@ -197,7 +198,7 @@ class SeqLayer:
             self.show.registry.set(f"/synth/{name}", value)
 
     def _notes(self, notes: NotePlayer, get: Callable[[str], float], show: Show) -> None:
-        silent = get("/master/blackout") >= 0.5 or get(f"{self.base}/notes/on") < 0.5
+        silent = get("/master/blackout") >= 0.5 or get(self._notes_on) < 0.5
         if silent:
             if not self._muted:
                 self.router.panic()
@@ -214,7 +215,7 @@ class SeqLayer:
         notes.step(show.t, show.tempo.beat, show.tempo.bpm, get, self.router)
 
     def _text(self, text: TextPlayer, get: Callable[[str], float], show: Show) -> None:
-        if get(f"{self.base}/text/on") < 0.5:
+        if get(self._text_on) < 0.5:
             return
         text.apply_params(get)
         for line in text.step(show.dt):

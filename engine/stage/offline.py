@@ -67,7 +67,7 @@ def _modulate(show: Show, patches: list[Path]) -> None:
     """The patches' LFO, beat and audio routes (audio: the features a replayed log recorded)."""
     from engine.control.modulation import ModulationControl, modulation_routes
 
-    routes = modulation_routes(patches, show.registry)
+    routes = modulation_routes(patches, show.space)
     if routes:
         ModulationControl(show, routes)
 

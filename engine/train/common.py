@@ -19,6 +19,7 @@ import torch
 
 from engine.errors import TrainSetupError
 from engine.models.checkpoint import read_state
+from engine.models.device import resolve_device  # noqa: F401  (the trainers and their tests import it from here)
 from engine.models.seq import SeqConfig, Vocabulary
 
 DEFAULT_MINUTES = 10.0
@@ -58,19 +59,6 @@ class SeqTrainOptions(TrainOptions):
     def seq_config(self, vocab: Vocabulary) -> SeqConfig:
         """The network these options ask for over `vocab` (not validated yet)."""
         return SeqConfig(vocab, embed=self.embed, hidden=self.hidden, layers=self.layers, dropout=self.dropout)
-
-
-def resolve_device(name: str) -> torch.device:
-    """'cpu' | 'cuda' | 'auto' -> torch.device; ValueError if cuda is asked for but absent."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainSetupError("--device cuda was requested but no CUDA device is available; use --device cpu")
-        return torch.device("cuda")
-    raise TrainSetupError(f"unknown device {name!r}; expected cpu, cuda or auto")
 
 
 class Budget:
