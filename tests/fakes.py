@@ -139,7 +139,6 @@ class ControlShow(ShowCore):
 def verb_handlers(obj: object, owner: str) -> dict:
     """Verb address -> the method of `obj` that applies it, for the verbs of `owner` in the
     verb table (tests call handlers directly, without a show)."""
-    from engine.core.space import VERBS
 
     return {v.address: getattr(obj, v.method) for v in VERBS if v.owner == owner}
 

@@ -13,5 +13,6 @@ def skip_without_jack_audio(*tools: str) -> None:
     missing = missing_tools(tools)
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (apt-get install jackd2)")
-    if import_sounddevice()[0] is None:
-        pytest.skip(import_sounddevice()[1])
+    sd, why = import_sounddevice()
+    if sd is None:
+        pytest.skip(why)

@@ -334,15 +334,21 @@ def _exit_guard() -> None:
 
 def jack_server_running(name: str) -> bool | None:
     """Whether a JACK server called `name` answers a client now; None when libjack is not here.
+    It asks by name: a server restarted under the same name counts as running.
 
     Opens (and closes) a client without starting a server; libjack's own complaints about
     a server that is not there are kept off the terminal.
     """
     try:
         jack = ctypes.CDLL("libjack.so.0")
-        handlers = [ctypes.c_void_p.in_dll(jack, v) for v in ("jack_error_callback", "jack_info_callback")]
-    except (OSError, ValueError):
+    except OSError:
         return None
+    handlers = []
+    for variable in ("jack_error_callback", "jack_info_callback"):
+        try:  # JACK2 exports them; PipeWire's libjack does not (and prints nothing there)
+            handlers.append(ctypes.c_void_p.in_dll(jack, variable))
+        except ValueError:
+            pass
     saved = [h.value for h in handlers]
     for h in handlers:  # libjack's message handlers are process globals: quiet for this call only
         h.value = ctypes.cast(_QUIET, ctypes.c_void_p).value

@@ -12,8 +12,8 @@ the synth sample that reaches the DAC at t, so a note plays exactly when asked
 provided it is asked at least `latency_s` ahead. OfflineAudio (engine.devices.wav)
 has the same `schedule(t, ...)` for offline renders.
 
-The flags (`add_audio_args`) also carry --audio-in, opened by
-engine.devices.audio_in.open_audio_in.
+Its settings come from engine.config.ShowConfig (flags in engine/flags.py), which also
+carries --audio-in, opened by engine.devices.audio_in.open_audio_in.
 """
 
 from __future__ import annotations
