@@ -23,7 +23,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -161,3 +161,8 @@ def parse_toml(file: Path, raw: bytes, error: Callable[[str], Exception]) -> dic
         ) from None
     except (ValueError, RecursionError) as e:
         raise error(f"{file}: not valid TOML: {type(e).__name__}: {str(e)[:120]}") from None
+
+
+def finite_number(value: object) -> TypeGuard[float]:
+    """A real number (int or float, not a bool), neither NaN nor infinite."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeGuard, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
+from engine.core.checks import finite_number
 from engine.core.events import Event
 from engine.core.tempo import SOURCES, TempoSource
 from engine.errors import EventLogError, StartupError
@@ -204,7 +204,7 @@ def _header(file: Path, obj: dict[str, Any]) -> EventLog:
     if obj.get(FORMAT_KEY) != FORMAT_VERSION:
         raise EventLogError(f'{file}: line 1: expected the header {{"{FORMAT_KEY}": {FORMAT_VERSION}, ...}}')
     fps, scenes, source = obj.get("fps"), obj.get("scenes"), obj.get("tempo_source", "internal")
-    if not _finite(fps) or fps <= 0:
+    if not finite_number(fps) or fps <= 0:
         raise EventLogError(f"{file}: line 1: key 'fps': expected a number > 0, got {fps!r}")
     if not isinstance(scenes, list) or not scenes or not all(isinstance(s, str) for s in scenes):
         raise EventLogError(f"{file}: line 1: key 'scenes': expected a list of scene file paths")
@@ -240,7 +240,7 @@ def _event(file: Path, number: int, obj: dict[str, Any]) -> tuple[int, str, Even
     if isinstance(value, bool) or not (value is None or isinstance(value, (int, float, str))):
         raise bad("value", "a number, a string or null")
     t = obj.get("t", 0.0)
-    if not _finite(t):
+    if not finite_number(t):
         raise bad("t", "a time in seconds")
     source = obj.get("source", "")
     if not isinstance(source, str):
@@ -252,7 +252,3 @@ def _count(file: Path, number: int, key: str, value: Any, last_frame: int) -> in
     if isinstance(value, bool) or not isinstance(value, int) or value <= last_frame:
         raise EventLogError(f"{file}: line {number}: key '{key}': expected a frame count > {last_frame}, got {value!r}")
     return value
-
-
-def _finite(value: Any) -> TypeGuard[float]:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)

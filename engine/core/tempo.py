@@ -22,10 +22,10 @@ Pure module: no threads, ports or sockets.
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
 from typing import Literal
 
+from engine.core.checks import finite_number
 from engine.core.events import Event
 from engine.core.params import Registry
 
@@ -173,7 +173,7 @@ class Tempo:
         if not self._midi_only():
             return
         value = ev.value
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        if not finite_number(value) or value < 0:
             self.registry.rejected += 1
             return
         running = self.running
@@ -194,20 +194,16 @@ class Tempo:
 
     # -- Ableton Link ---------------------------------------------------------
     def link_bpm(self, ev: Event) -> None:
-        if self.source != "link" or not _finite_number(ev.value):
+        if self.source != "link" or not finite_number(ev.value):
             self.ignored += 1
             return
         p = self.registry.param(BPM_ADDRESS)
-        self._link_bpm = min(max(float(ev.value), p.hard_lo), p.hard_hi)  # type: ignore[arg-type]
+        self._link_bpm = min(max(float(ev.value), p.hard_lo), p.hard_hi)
         self.registry.set(BPM_ADDRESS, self._link_bpm)
 
     def link_beat(self, ev: Event) -> None:
         """A Link beat sample: the next advance locks the beat's phase to it."""
-        if self.source != "link" or not _finite_number(ev.value):
+        if self.source != "link" or not finite_number(ev.value):
             self.ignored += 1
             return
-        self._link_sample = float(ev.value)  # type: ignore[arg-type]
-
-
-def _finite_number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        self._link_sample = float(ev.value)
