@@ -293,14 +293,3 @@ def frame_costs(
         "max_ms": costs[-1],
         "mean_ms": statistics.fmean(costs),
     }
-
-
-def token_step_cost(model: SeqModel, steps: int = 2000) -> float:
-    """Microseconds per Stepper.step (one token, batch 1) over `steps` random tokens."""
-    stepper = Stepper(model)
-    state = stepper.initial_state()
-    tokens = np.random.default_rng(0).integers(0, model.vocab.size, steps)
-    t0 = time.perf_counter()
-    for token in tokens:
-        _, state = stepper.step(int(token), state)
-    return (time.perf_counter() - t0) / steps * 1e6
