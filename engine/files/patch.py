@@ -407,9 +407,7 @@ def _source(ck: Checker, s: Any, defaults: dict, index: int) -> Source:
         addr = ck.text("source.address", s.get("address"))
         if not addr.startswith("/") or " " in addr or len(addr) < 2:
             raise ck.fail("source.address", "an OSC address such as /brightness", addr)
-        inp = ck.pair("source.input", s["input"]) if "input" in s else (0.0, 1.0)
-        if inp[0] == inp[1]:
-            raise ck.fail("source.input", "two different numbers", list(inp))
+        inp = _input_range(ck, s)
         return OscSource(addr, inp)
     ck.unknown(s, _MIDI_KEYS, "source.")
     kinds = [k for k in MIDI_KINDS if k in s]
@@ -542,15 +540,21 @@ def _trigger_value(ck: Checker, v: Any, address: str | None, mode: str, registry
 # -- modulation routes (audio, lfo, beat) --------------------------------------
 
 
+def _input_range(ck: Checker, s: dict) -> tuple[float, float]:
+    """An OSC or audio source's `input`: the values read as control positions 0 and 1."""
+    inp = ck.pair("source.input", s["input"]) if "input" in s else (0.0, 1.0)
+    if inp[0] == inp[1]:
+        raise ck.fail("source.input", "two different numbers", list(inp))
+    return inp
+
+
 def _modulation_source(ck: Checker, s: dict, typ: str, index: int) -> ModulationSource:
     if typ == "audio":
         ck.unknown(s, _AUDIO_KEYS, "source.")
         if "feature" not in s:
             raise ck.fail("source.feature", "one of " + ", ".join(AUDIO_FEATURES))
         feature = ck.choice("source.feature", s["feature"], AUDIO_FEATURES)
-        inp = ck.pair("source.input", s["input"]) if "input" in s else (0.0, 1.0)
-        if inp[0] == inp[1]:
-            raise ck.fail("source.input", "two different numbers", list(inp))
+        inp = _input_range(ck, s)
         return AudioSource(feature, inp)
     if typ == "lfo":
         return _lfo_source(ck, s, index)
