@@ -35,6 +35,14 @@ def _device(name: str):
     return resolve_device(name)
 
 
+def _placement(args: argparse.Namespace):
+    """The --device and --precision flags resolved: (torch.device, "fp32" | "fp16")."""
+    from engine.models.device import resolve_precision
+
+    device = _device(args.device)
+    return device, resolve_precision(args.precision, device)
+
+
 def cmd_render(args: argparse.Namespace) -> str:
     from engine.core.eventlog import load_event_log
     from engine.errors import StartupError
@@ -44,6 +52,7 @@ def cmd_render(args: argparse.Namespace) -> str:
     if events is None and args.seconds is None:
         raise StartupError("render needs --seconds (or --events FILE)")
     specs = _specs(args.scene or (events.scenes if events is not None else None))
+    device, precision = _placement(args)
     fps = int(round(args.fps or (events.fps if events is not None else 30)))
     if events is not None and abs(fps - events.fps) > 1e-6:
         raise StartupError(
@@ -58,7 +67,8 @@ def cmd_render(args: argparse.Namespace) -> str:
         size=args.size,
         aspect=args.aspect,
         render_size=args.render_size,
-        device=_device(args.device),
+        device=device,
+        precision=precision,
         events=events,
         patches=args.patch,
     )
@@ -70,6 +80,7 @@ def cmd_show(args: argparse.Namespace) -> str:
     from engine.stage.live import no_display_reason, run_live
 
     specs = _specs(args.scene)
+    device, precision = _placement(args)
     reason = None if args.headless else no_display_reason(args.display)
     if reason is not None:
         from engine.stage.offline import render
@@ -87,12 +98,13 @@ def cmd_show(args: argparse.Namespace) -> str:
             size=args.size,
             aspect=args.aspect,
             render_size=args.render_size,
-            device=_device(args.device),
+            device=device,
+            precision=precision,
         )
         return f"{notice}\nwrote {res.out.resolve()} ({res.frames} frames, {res.size[0]}x{res.size[1]})"
     from engine.flags import show_config
 
-    config = show_config(args, device=str(_device(args.device)))
+    config = show_config(args, device=str(device), precision=precision)
     summary = run_live(config, specs)
     from engine.core.stats import format_summary
 
@@ -130,7 +142,8 @@ def cmd_bench(args: argparse.Namespace) -> str:
         return _report(format_sound(res), res, args.json)
     from engine.bench.frames import bench_scenes, format_rows
 
-    rows = bench_scenes(_device(args.device), frames=args.frames)
+    device, precision = _placement(args)
+    rows = bench_scenes(device, frames=args.frames, precision=precision)
     return _report(format_rows(rows), rows, args.json)
 
 

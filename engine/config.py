@@ -21,6 +21,7 @@ class StageConfig:
     """What every show is built from (live, offline render, each benchmark)."""
 
     device: str = "cpu"  # a resolved torch device name: "cpu" or "cuda"
+    precision: str = "fp32"  # a resolved model precision: "fp32" or "fp16" (CUDA only)
     render_size: int | None = None  # the model's drawing size in px (None: its native size)
     tempo_source: TempoSource = "internal"
     decks: tuple[str, ...] = DECKS

@@ -33,13 +33,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_scene(path, device: torch.device, frames: int = 300, warmup: int = 30) -> dict[str, Any]:
-
-    scene = load_scenes([load_scene(path)], device)[0]
+def bench_scene(
+    path, device: torch.device, frames: int = 300, warmup: int = 30, precision: str = "fp32"
+) -> dict[str, Any]:
+    scene = load_scenes([load_scene(path)], device, precision)[0]
     output = headless_window(scene.size, "bench")
     # Show time steps 1/60 s per frame (not wall time: the loop runs unpaced), so the
     # melody and text generate what they would per frame of a 60 fps show.
-    show = build_show(StageConfig(device=str(device)), FixedClock(BENCH_FPS), output, [scene])
+    stage = StageConfig(device=str(device), precision=scene.precision)
+    show = build_show(stage, FixedClock(BENCH_FPS), output, [scene])
     seq = _seq_layer(show, output)
     z = torch.randn((1, scene.latent_dim), device=device)
     fwd, whole, gen = [], [], []
@@ -71,6 +73,7 @@ def bench_scene(path, device: torch.device, frames: int = 300, warmup: int = 30)
         "file": str(path.name),
         "size": scene.size,
         "device": str(device),
+        "precision": scene.precision,
         "forward_ms": round(float(f_ms), 3),
         "frame_ms": round(float(w_ms), 3),
         "overhead_ms": round(float(w_ms - f_ms), 3),
@@ -95,8 +98,8 @@ def _seq_layer(show: Show, output: Any) -> Any:
     return SeqLayer(show, NoteRouter(), overlay)
 
 
-def bench_scenes(device: torch.device, frames: int = 300) -> list[dict[str, Any]]:
-    return [bench_scene(p, device, frames) for p in shipped_scenes()]
+def bench_scenes(device: torch.device, frames: int = 300, precision: str = "fp32") -> list[dict[str, Any]]:
+    return [bench_scene(p, device, frames, precision=precision) for p in shipped_scenes()]
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:

@@ -1,4 +1,4 @@
-"""Where a model runs: the `--device cpu|cuda|auto` choice as a torch.device."""
+"""Where a model runs and at what precision: `--device cpu|cuda|auto` and `--precision auto|fp32|fp16`."""
 
 from __future__ import annotations
 
@@ -18,3 +18,22 @@ def resolve_device(name: str) -> torch.device:
             raise DeviceError("--device cuda was requested but no CUDA device is available; use --device cpu")
         return torch.device("cuda")
     raise DeviceError(f"unknown device {name!r}; expected cpu, cuda or auto")
+
+
+PRECISIONS = ("auto", "fp32", "fp16")
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """'auto' | 'fp32' | 'fp16' on `device` -> 'fp32' or 'fp16'; DeviceError for fp16 off CUDA.
+
+    auto is fp16 on CUDA (half the memory traffic; tensor cores) and fp32 on the CPU,
+    where oneDNN runs fp16 convolutions slower than fp32. Whether fp16 keeps the
+    picture is measured when a scene loads (engine.stage.deck.with_precision).
+    """
+    if name == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise DeviceError("--precision fp16 needs --device cuda (on the CPU it is slower than fp32); use fp32 or auto")
+    if name in ("fp32", "fp16"):
+        return name
+    raise DeviceError(f"unknown precision {name!r}; expected one of {', '.join(PRECISIONS)}")

@@ -13,6 +13,7 @@ path time and the walk never jumps back.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import warnings
@@ -36,6 +37,10 @@ MAX_BEAT_STEP = 1.0
 # The pulse direction is row LATENT_OFFSETS of the scene's direction set (latent_directions
 # is prefix-stable), so it is orthogonal to every /latent/<i> offset.
 PULSE_ROW = LATENT_OFFSETS
+# fp16 plays only if its frames stay this close to fp32's (PSNR in dB over 8-bit levels):
+# at 40 dB the error is about 2.5 levels RMS, below what a projector shows.
+HALF_MIN_PSNR = 40.0
+_HALF_CHECK_LATENTS = 8
 
 
 @dataclass
@@ -47,18 +52,24 @@ class LoadedScene:
     path: LatentPath
     directions: np.ndarray  # (LATENT_OFFSETS, latent_dim) float32, orthonormal rows
     tau: float = 0.0  # path time in keyframes; kept per scene so a scene resumes where it left
+    precision: str = "fp32"  # what the generator runs at: "fp32" or "fp16" (CUDA)
 
 
-def load_scenes(specs: list[SceneSpec], device: torch.device) -> list[LoadedScene]:
-    """Load each scene's model (once per distinct file) and build its path."""
-    cache: dict[Path, tuple[torch.nn.Module, dict]] = {}
+def load_scenes(specs: list[SceneSpec], device: torch.device, precision: str = "fp32") -> list[LoadedScene]:
+    """Load each scene's model (once per distinct file) and build its path; `precision` "fp16"
+    runs a model at half precision where that keeps its picture (with_precision)."""
+    cache: dict[Path, tuple[torch.nn.Module, dict, str]] = {}
     scenes = []
     for spec in specs:
         if spec.model not in cache:
             eager, meta = load_generator(spec.model, device=str(device), dtype=torch.float32)
-            cache[spec.model] = (frozen(eager, int(meta["config"]["latent_dim"]), device), meta)
-            log.info("loaded %s (%s px, trained %s steps)", spec.model.name, meta["config"]["size"], meta["steps"])
-        gen, meta = cache[spec.model]
+            dim = int(meta["config"]["latent_dim"])
+            played, used = with_precision(eager, dim, device, precision, spec.model.name)
+            cache[spec.model] = (frozen(played, dim, device), meta, used)
+            log.info(
+                "loaded %s (%s px, trained %s steps, %s)", spec.model.name, meta["config"]["size"], meta["steps"], used
+            )
+        gen, meta, used = cache[spec.model]
         dim = int(meta["config"]["latent_dim"])
         scenes.append(
             LoadedScene(
@@ -68,9 +79,51 @@ def load_scenes(specs: list[SceneSpec], device: torch.device) -> list[LoadedScen
                 latent_dim=dim,
                 path=make_path(spec.path_kind, dim, spec.seed, **spec.path_settings),
                 directions=latent_directions(dim, LATENT_OFFSETS, spec.seed + 1).astype(np.float32),
+                precision=used,
             )
         )
     return scenes
+
+
+class HalfGenerator(torch.nn.Module):
+    """A generator at fp16 behind the float32 interface: z (B, latent_dim) float32 ->
+    (B, 3, S, S) fp16. The frame converter takes fp16 as it is (FrameRenderer.convert)."""
+
+    def __init__(self, half: torch.nn.Module) -> None:
+        super().__init__()
+        self.half_model = half
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.half_model(z.half())
+
+
+@torch.inference_mode()
+def half_psnr(full: torch.nn.Module, half: torch.nn.Module, latent_dim: int, device: torch.device) -> float:
+    """PSNR in dB of `half`'s frames against `full`'s over fixed latents, both as 8-bit
+    levels (what the screen gets); inf when they agree exactly."""
+    z = torch.randn((_HALF_CHECK_LATENTS, latent_dim), generator=torch.Generator().manual_seed(0)).to(device)
+
+    def levels(img: torch.Tensor) -> torch.Tensor:  # (B, 3, S, S) in [-1, 1] -> float levels 0..255
+        return ((img.float().clamp(-1, 1) + 1.0) * 127.5).round()
+
+    mse = float(((levels(full(z)) - levels(half(z))) ** 2).mean())
+    return math.inf if mse == 0.0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def with_precision(
+    gen: torch.nn.Module, latent_dim: int, device: torch.device, precision: str, name: str = "model"
+) -> tuple[torch.nn.Module, str]:
+    """The generator to play at `precision` ("fp32" or "fp16") and the precision it plays at:
+    fp16 only if half_psnr >= HALF_MIN_PSNR, else fp32 with a warning naming the model."""
+    if precision != "fp16":
+        return gen, "fp32"
+    half = HalfGenerator(copy.deepcopy(gen).half()).eval()
+    psnr = half_psnr(gen, half, latent_dim, device)
+    if psnr < HALF_MIN_PSNR:
+        log.warning("%s stays at fp32: at fp16 its frames differ by %.1f dB PSNR (< %g)", name, psnr, HALF_MIN_PSNR)
+        return gen, "fp32"
+    log.info("%s plays at fp16 (%.1f dB PSNR against fp32)", name, psnr)
+    return half, "fp16"
 
 
 def frozen(gen: torch.nn.Module, latent_dim: int, device: torch.device) -> torch.nn.Module:

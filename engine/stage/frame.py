@@ -2,8 +2,9 @@
 
 Hot path, once per frame. Everything it needs is allocated when the frame
 size changes, not per frame: the latent input tensor, the last model output,
-and (on CUDA) a pinned host staging buffer, so the GPU->CPU copy is one
-async transfer followed by the single sync a present needs anyway.
+and on CUDA a pinned upload buffer for z, a uint8 frame on the GPU and a pinned
+host staging buffer, so each frame crosses the bus once each way in async
+copies, followed by the single sync a present needs anyway.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ class FrameRenderer:
         self.device = device
         self.render_size = render_size  # None: each model's native size
         self._z: torch.Tensor | None = None  # (1, latent_dim) on device
+        self._z_host = torch.empty((1, 0))  # (1, latent_dim) float32, pinned on CUDA: z's upload buffer
         self._last: torch.Tensor | None = None  # (1, 3, S, S) float in [-1, 1], last model output
         self._staging: torch.Tensor | None = None  # (S, S, 3) uint8, pinned host memory on CUDA
         self._scaled: torch.Tensor | None = None  # (S, S, 3) float32 on device, conversion scratch
+        self._u8: torch.Tensor | None = None  # (S, S, 3) uint8 on the GPU, the frame before its copy
 
     def output_size(self, native: int) -> int:
         return self.render_size or native
@@ -32,7 +35,15 @@ class FrameRenderer:
         """Run the model on z (latent_dim,) float32; keeps the result for convert()."""
         if self._z is None or self._z.shape[1] != z.shape[0]:
             self._z = torch.empty((1, z.shape[0]), dtype=torch.float32, device=self.device)
-        self._z[0].copy_(torch.from_numpy(z), non_blocking=True)
+            # On CUDA z goes through pinned memory: an upload from pageable memory would first wait
+            # for the GPU's stream (a host sync). The last frame's convert() synced already, so
+            # the pinned buffer is free to overwrite.
+            self._z_host = torch.empty((1, z.shape[0]), dtype=torch.float32, pin_memory=self.device.type == "cuda")
+        if self.device.type == "cpu":
+            self._z[0].copy_(torch.from_numpy(z))
+        else:
+            self._z_host[0].copy_(torch.from_numpy(z))
+            self._z.copy_(self._z_host, non_blocking=True)
         out = model(self._z)  # (1, 3, S, S) in [-1, 1]
         if self.render_size and out.shape[-1] != self.render_size:
             out = F.interpolate(out, size=(self.render_size, self.render_size), mode="bilinear", align_corners=False)
@@ -53,14 +64,17 @@ class FrameRenderer:
         src = self._last[0].permute(1, 2, 0)  # (3, S, S) -> (S, S, 3) view
         if self._scaled is None or self._scaled.shape != src.shape:
             self._scaled = torch.empty(src.shape, dtype=torch.float32, device=self._last.device)
+        # An fp16 model's output (HalfGenerator) is scaled into the float32 scratch directly.
         img = torch.mul(src, scale, out=self._scaled).add_(scale + 0.5).clamp_(0.0, 255.0)
         if self.device.type == "cpu":
             torch.from_numpy(out).copy_(img)  # float -> uint8 cast fused into the copy
             return
-        u8 = img.to(torch.uint8)
-        if self._staging is None or self._staging.shape != u8.shape:
-            self._staging = torch.empty(u8.shape, dtype=torch.uint8, pin_memory=True)
-        self._staging.copy_(u8, non_blocking=True)
+        if self._u8 is None or self._u8.shape != img.shape:
+            self._u8 = torch.empty(img.shape, dtype=torch.uint8, device=img.device)
+            self._staging = torch.empty(img.shape, dtype=torch.uint8, pin_memory=True)
+        assert self._staging is not None  # allocated with _u8
+        self._u8.copy_(img)  # the uint8 cast on the GPU, into the buffer allocated once
+        self._staging.copy_(self._u8, non_blocking=True)  # 1 byte per channel crosses the bus
         torch.cuda.current_stream(self.device).synchronize()  # the one sync per frame, before present
         np.copyto(out, self._staging.numpy())
 

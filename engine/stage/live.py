@@ -60,7 +60,7 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
     # The window first: a bad --display fails before seconds of model loading.
     output = _open_output(config, vsync=config.vsync and not config.headless)
     try:
-        scenes = load_scenes(specs, device)  # all models in memory before the first frame
+        scenes = load_scenes(specs, device, config.stage.precision)  # all models in memory before the first frame
         # Vsync paces only when the display refreshes at the requested rate.
         pacer = None if output.vsync_active else Pacer(fps)
         stats = FrameStats(fps)

@@ -91,6 +91,7 @@ def render(
     aspect: str = "fit",
     render_size: int | None = None,
     device: torch.device = CPU,
+    precision: str = "fp32",
     events: EventLog | None = None,
     patches: list[Path] | None = None,
 ) -> RenderResult:
@@ -99,7 +100,7 @@ def render(
     if seconds is None and events is None:
         raise ValueError("render needs seconds or an event log")
     frames = events.frames if seconds is None and events is not None else max(1, round((seconds or 0) * fps))
-    scenes = load_scenes(specs, device)
+    scenes = load_scenes(specs, device, precision)
     native = render_size or scenes[0].size
     size = size or (native, native)
     try:
@@ -109,6 +110,7 @@ def render(
     output = RecordOutput(writer, size, aspect)
     stage = StageConfig(
         device=str(device),
+        precision=precision,
         render_size=render_size,
         tempo_source=events.tempo_source if events is not None else "internal",
     )
