@@ -115,13 +115,23 @@ def cmd_show(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> str:
+    from engine.errors import TrainSetupError
     from engine.flags import train_options
-    from engine.train import family_modules
+    from engine.train import dist, family_modules
 
     # The trainer's setup checks (data folder, flags, resume state) raise TrainSetupError, a StartupError.
     trainer = family_modules()[args.family]
-    summary = trainer.train(train_options(args), progress=sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS")))
-    return json.dumps(summary, indent=2, default=str)
+    if dist.launched() and not getattr(trainer, "DISTRIBUTED", False):
+        raise TrainSetupError(
+            f"only `train gan` supports torchrun (WORLD_SIZE {os.environ.get('WORLD_SIZE')}); "
+            f"run `train {args.family}` as one plain process"
+        )
+    options = train_options(args)
+    progress = sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS"))
+    with dist.process_group(options.device):  # torchrun's group (engine.train.dist); a no-op otherwise
+        summary = trainer.train(options, progress=progress)
+    # Under torchrun rank 0 reports; the others' summaries would repeat it with their own rates.
+    return json.dumps(summary, indent=2, default=str) if dist.is_writer() else ""
 
 
 def cmd_bench(args: argparse.Namespace) -> str:

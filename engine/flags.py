@@ -254,7 +254,13 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         "--latent-dim", type=int, default=d.latent_dim, help=f"latent vector length (default {d.latent_dim})"
     )
     p.add_argument("--channels", type=int, default=d.channels, help=f"feature maps at 4x4 (default {d.channels})")
-    p.add_argument("--batch", type=int, default=d.batch, help=f"batch size (default {d.batch})")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=d.batch,
+        help=f"images per step and process; under torchrun the global batch is this x the number of "
+        f"processes (default {d.batch})",
+    )
     p.add_argument("--lr", type=float, default=d.lr, help="discriminator Adam learning rate (default 2e-4)")
     p.add_argument("--lr-g", type=float, default=d.lr_g, help="generator learning rate (default lr / 4)")
     p.add_argument("--ema", type=float, default=d.ema, help=f"EMA decay of G weights (default {d.ema:g})")

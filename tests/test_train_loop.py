@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from engine.train import dist
 from engine.train.common import TrainOptions
 from engine.train.loop import train_loop
 
@@ -59,3 +60,22 @@ def test_non_finite_loss_stops_with_a_hint() -> None:
     run = FakeRun(losses=(1.0, math.nan))
     with pytest.raises(FloatingPointError, match="lower --lr"):
         train_loop(run, _opts(steps=5), progress=False, desc="fake")
+
+
+def test_other_ranks_follow_rank_zeros_decisions_and_never_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As rank 1 under torchrun: rank 0's broadcast says "checkpoint" after step 2 and "stop"
+    after step 3 (its clock ran out) though this rank's own budget has 50 steps left; this rank
+    writes nothing and waits at the barrier of each checkpoint."""
+    run = FakeRun()
+    decisions = iter([(0.0, 0.0, 0.0), (0.0, 0.0, 0.1), (0.0, 1.0, 0.2), (1.0, 0.0, 0.3)])
+    fractions: list[float] = []
+    barriers: list[int] = []
+    monkeypatch.setattr(dist, "is_writer", lambda: False)
+    monkeypatch.setattr(dist, "broadcast_floats", lambda values: list(next(decisions)))
+    monkeypatch.setattr(dist, "barrier", lambda: barriers.append(run.step))
+    step = run.train_step
+    monkeypatch.setattr(run, "train_step", lambda fraction: fractions.append(fraction) or step(fraction))
+    train_loop(run, _opts(steps=50), progress=True, desc="fake")
+    assert run.step == 3 and run.checkpoints == []
+    assert fractions == [0.0, 0.1, 0.2]  # rank 0's schedule, not this rank's own clock
+    assert barriers == [2, 3]  # the timed checkpoint and the final one

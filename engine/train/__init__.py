@@ -3,6 +3,7 @@
 Each family is a module `engine.train.<family>` with:
   HELP: str                                     one line for `train --help`
   train(options, progress: bool) -> dict        train; TrainSetupError for bad setup; returns a summary
+  DISTRIBUTED: bool (optional)                  True if it trains under torchrun (engine.train.dist)
 Its options are a frozen dataclass there (GanTrainOptions, ...; the shared fields in
 engine.train.common). The CLI builds `train <family>` from FAMILIES, its flags and the
 options they become in engine.flags; families whose module is not there yet are left out.

@@ -21,6 +21,7 @@ from engine.errors import TrainSetupError
 from engine.models.checkpoint import read_state
 from engine.models.device import resolve_device  # noqa: F401  (the trainers and their tests import it from here)
 from engine.models.seq import SeqConfig, Vocabulary
+from engine.train import dist
 
 DEFAULT_MINUTES = 10.0
 MODEL_SUFFIX = ".safetensors"
@@ -261,7 +262,8 @@ def pack_training_state(
     """
     tensors: dict[str, torch.Tensor] = {}
     for prefix, module in modules.items():
-        tensors.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
+        # unwrap: a DDP-wrapped module's keys would start with "module." (engine.train.dist)
+        tensors.update({f"{prefix}.{k}": v for k, v in dist.unwrap(module).state_dict().items()})
     state: dict[str, Any] = {"step": step, "total_seconds": total_seconds}
     for prefix, opt in optimizers.items():
         flat, state[prefix] = optimizer_to_flat(opt, prefix)
@@ -281,7 +283,7 @@ def unpack_training_state(
     place; returns (step, total_seconds)."""
     for prefix, module in modules.items():
         sub = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-        module.load_state_dict(sub, strict=True)
+        dist.unwrap(module).load_state_dict(sub, strict=True)
     for prefix, opt in optimizers.items():
         optimizer_from_flat(opt, tensors, prefix, state[prefix])
     gen.set_state(tensors["rng.train"])

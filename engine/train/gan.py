@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from engine.errors import TrainSetupError
 from engine.models.checkpoint import save_model
 from engine.models.gan import Discriminator, GANConfig, Generator
+from engine.train import dist
 from engine.train.common import (
     TrainingParts,
     TrainOptions,
@@ -74,6 +75,7 @@ class GanTrainOptions(TrainOptions):
 
 
 HELP = "a GAN from a folder of images (png/jpg/webp)"
+DISTRIBUTED = True  # runs under torchrun (engine.train.dist); notes and text train in one process
 
 
 def _validate(opts: GanTrainOptions) -> None:
@@ -151,7 +153,8 @@ class _GanRun(TrainRun[GanTrainOptions]):
         betas = (0.0, 0.99)
         self.opt_g = torch.optim.Adam(equalized_param_groups(self.g, opts.generator_lr()), betas=betas)
         self.opt_d = torch.optim.Adam(equalized_param_groups(self.d, opts.lr), betas=betas)
-        self.gen = torch.Generator().manual_seed(opts.seed)  # crops, latents, augmentation
+        # crops, latents, augmentation; under torchrun each rank draws its own (engine.train.dist)
+        self.gen = torch.Generator().manual_seed(dist.rank_seed(opts.seed))
         self.distance_start = math.nan
         self.distance = math.nan
         self.items_per_step = opts.batch  # images
@@ -299,13 +302,16 @@ class _GanRun(TrainRun[GanTrainOptions]):
 
 def _start(opts: GanTrainOptions) -> _GanRun:
     _validate(opts)
-    device = resolve_device(opts.device)
+    device = dist.local_device(resolve_device(opts.device))  # cuda:LOCAL_RANK under torchrun
     run = _GanRun(opts, device)
     run.warn_skipped(run.scan.skipped_names)
     if opts.resume:
         run.resume()
     else:
         run.distance_start = run.distance = run.start_fresh()  # untrained G, before step 0
+    # Under torchrun: DDP after the resume, so every rank starts from rank 0's weights; the EMA
+    # generator stays a plain module (only rank 0 samples and saves it).
+    run.g, run.d = dist.wrap(run.g, device), dist.wrap(run.d, device)
     log.info(
         "training GAN %s on %d image(s) from %s, device %s, batch %d",
         json.dumps(run.config.to_dict()),

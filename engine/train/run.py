@@ -8,6 +8,10 @@ loop, the closing log line, the summary). A family's run adds its models, data a
 metrics, says what its state file holds (`state_parts`, `state_meta`) and what its
 summary and closing line say (`results`, `outcome`). SeqTrainRun adds the recipe
 the two sequence-network trainers (notes, text) share.
+
+Under torchrun (engine.train.dist) every rank builds its run and, on --resume, loads the same
+state file; the ranks then check that they resume from the same step, and ranks other than 0
+reseed their random stream (the file holds rank 0's).
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 
+from engine.errors import TrainSetupError
 from engine.models.checkpoint import save_state
 from engine.models.seq import SeqModel
+from engine.train import dist
 from engine.train.common import (
     SeqTrainOptions,
     TrainingParts,
@@ -47,6 +53,12 @@ class TrainRun(Generic[Options]):
     SAMPLE: ClassVar[str]  # the sample file's suffix beside the model: ".png", ".mid", ".txt"
 
     def __init__(self, opts: Options, device: torch.device) -> None:
+        if dist.launched() and not dist.is_distributed():
+            # Each of torchrun's processes would train alone and all would write the same files.
+            raise TrainSetupError(
+                "started by torchrun but not in its process group: run training inside "
+                "engine.train.dist.process_group (the `train` command does)"
+            )
         self.opts = opts
         self.device = device
         self.model_path, self.sample_path, self.state_path = out_paths(opts.out, self.SAMPLE)
@@ -100,7 +112,11 @@ class TrainRun(Generic[Options]):
 
     def load_training_state(self, tensors: Mapping[str, torch.Tensor], state: Mapping[str, Any]) -> None:
         """Load the modules, optimisers, RNG and counters from a state file already read."""
-        self.step, self.total_seconds = unpack_training_state(tensors, state, *self.state_parts())
+        modules, optimizers, gen = self.state_parts()
+        self.step, self.total_seconds = unpack_training_state(tensors, state, modules, optimizers, gen)
+        dist.check_same("the step to resume from", self.step)
+        if not dist.is_writer():
+            gen.manual_seed(dist.rank_seed(self.opts.seed, salt=self.step))
         self.resumed_from = self.step
 
     def save_training_state(self, extra: Mapping[str, torch.Tensor] | None = None) -> None:
@@ -111,7 +127,7 @@ class TrainRun(Generic[Options]):
 
     def start_fresh(self) -> float:
         """A run without --resume: warn before overwriting a model; returns the untrained model's score."""
-        if self.model_path.exists():
+        if self.model_path.exists() and dist.is_writer():
             self.log.warning("overwriting existing model %s (use --resume to continue it)", self.model_path)
         return self.measure()
 
