@@ -1,4 +1,4 @@
-"""Command line: show, render, train, bench, params, devices.
+"""Command line: show, render, train, eval, bench, params, devices.
 
 Each command returns its report as text; `run()` returns (exit status, stdout
 text, stderr text) and the entry point (run_show.py, also the `latent-stage`
@@ -103,13 +103,27 @@ def cmd_show(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> str:
-    from engine.flags import train_options
+    from engine.flags import train_eval_options, train_options
     from engine.train import family_modules
 
     # The trainer's setup checks (data folder, flags, resume state) raise TrainSetupError, a StartupError.
     trainer = family_modules()[args.family]
-    summary = trainer.train(train_options(args), progress=sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS")))
+    options = train_options(args)
+    summary = trainer.train(options, progress=sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS")))
+    if not args.no_eval:  # every trained model ends with its evaluation report
+        from engine.eval.report import evaluate
+
+        result = evaluate(train_eval_options(options, summary["paths"]["model"]))
+        summary["report"] = str(result.report)
+        summary["eval"] = result.numbers
     return json.dumps(summary, indent=2, default=str)
+
+
+def cmd_eval(args: argparse.Namespace) -> str:
+    from engine.eval.report import evaluate, format_result
+    from engine.flags import eval_options
+
+    return format_result(evaluate(eval_options(args)))
 
 
 def cmd_bench(args: argparse.Namespace) -> str:
@@ -185,6 +199,7 @@ COMMANDS = {
     "show": cmd_show,
     "render": cmd_render,
     "train": cmd_train,
+    "eval": cmd_eval,
     "bench": cmd_bench,
     "params": cmd_params,
     "devices": cmd_devices,
