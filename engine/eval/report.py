@@ -131,8 +131,8 @@ def evaluate(opts: EvalOptions) -> EvalResult:
             parts = _notes_parts(opts, data, meta)
         else:
             parts = _text_parts(opts, data)
-    except TrainSetupError as exc:  # the data readers' messages name the folder or file
-        raise EvalSetupError(f"--data: {exc}") from None
+    except TrainSetupError as exc:  # the data readers' messages name the folder or file (the text one, the flag)
+        raise EvalSetupError(str(exc) if str(exc).startswith("--data") else f"--data: {exc}") from None
     numbers = {k: rounded(parts.numbers[k]) for k in parts.rows}
     folder = report_folder(opts.model, opts.out)
     written = []
