@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Latent Stage entry point: `python run_show.py show|render|train|bench|params|devices ...`.
+"""Latent Stage entry point: `python run_show.py show|render|train|eval|bench|params|devices ...`.
 
 The one place that prints: engine.cli.run() returns each command's report and
 its errors as text; the engine itself only logs (to stderr).

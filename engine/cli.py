@@ -1,4 +1,4 @@
-"""Command line: show, render, train, bench, params, devices.
+"""Command line: show, render, train, eval, bench, params, devices.
 
 Each command returns its report as text; `run()` returns (exit status, stdout
 text, stderr text) and the entry point (run_show.py, also the `latent-stage`
@@ -116,7 +116,7 @@ def cmd_show(args: argparse.Namespace) -> str:
 
 def cmd_train(args: argparse.Namespace) -> str:
     from engine.errors import TrainSetupError
-    from engine.flags import train_options
+    from engine.flags import train_eval_options, train_options
     from engine.train import dist, family_modules
 
     # The trainer's setup checks (data folder, flags, resume state) raise TrainSetupError, a StartupError.
@@ -130,8 +130,23 @@ def cmd_train(args: argparse.Namespace) -> str:
     progress = sys.stderr.isatty() or bool(os.environ.get("LS_PROGRESS"))
     with dist.process_group(options.device):  # torchrun's group (engine.train.dist); a no-op otherwise
         summary = trainer.train(options, progress=progress)
-    # Under torchrun rank 0 reports; the others' summaries would repeat it with their own rates.
-    return json.dumps(summary, indent=2, default=str) if dist.is_writer() else ""
+    # Under torchrun rank 0 reports (and evaluates); the others' summaries would repeat it.
+    if not dist.is_writer():
+        return ""
+    if not args.no_eval:  # every trained model ends with its evaluation report
+        from engine.eval.report import evaluate
+
+        result = evaluate(train_eval_options(options, summary["paths"]["model"]))
+        summary["report"] = str(result.report)
+        summary["eval"] = result.numbers
+    return json.dumps(summary, indent=2, default=str)
+
+
+def cmd_eval(args: argparse.Namespace) -> str:
+    from engine.eval.report import evaluate, format_result
+    from engine.flags import eval_options
+
+    return format_result(evaluate(eval_options(args)))
 
 
 def cmd_bench(args: argparse.Namespace) -> str:
@@ -208,6 +223,7 @@ COMMANDS = {
     "show": cmd_show,
     "render": cmd_render,
     "train": cmd_train,
+    "eval": cmd_eval,
     "bench": cmd_bench,
     "params": cmd_params,
     "devices": cmd_devices,

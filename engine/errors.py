@@ -48,6 +48,10 @@ class TrainSetupError(StartupError, ValueError):
     """A `train` flag, data folder or --resume state that training cannot start from."""
 
 
+class EvalSetupError(StartupError, ValueError):
+    """An `eval` model, flag or data folder that the evaluation report cannot start from."""
+
+
 __all__ = [
     "StartupError",
     "SceneError",
@@ -57,6 +61,7 @@ __all__ = [
     "ParamError",
     "EventLogError",
     "TrainSetupError",
+    "EvalSetupError",
 ]
 
 

@@ -3,7 +3,8 @@
 This module and engine.cli are the only ones that see argparse: `show_config`
 turns a parsed `show` command into a ShowConfig (engine.config) once, and
 `train_options` a parsed `train FAMILY` command into that family's options
-(GanTrainOptions, NotesTrainOptions, TextTrainOptions); every module below
+(GanTrainOptions, NotesTrainOptions, TextTrainOptions), `eval_options` a parsed
+`eval` command into EvalOptions (engine.eval.options); every module below
 takes those. Flag defaults come from the config and options classes.
 """
 
@@ -19,6 +20,7 @@ from engine.config import ShowConfig, StageConfig
 from engine.control.learn import default_learn_file
 from engine.control.midi_ports import API_NAMES
 from engine.core.tempo import SOURCES
+from engine.eval.options import EvalOptions
 from engine.models.device import PRECISIONS
 from engine.train.common import DEFAULT_MINUTES, SeqTrainOptions, TrainOptions
 from engine.train.gan import GanTrainOptions
@@ -188,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_train_args(sub)
+    _add_eval_args(sub)
 
     sub.add_parser("devices", help="list audio devices (with host API) and MIDI ports")
 
@@ -244,6 +247,40 @@ def _add_train_args(sub: argparse._SubParsersAction) -> None:
         family = tsub.add_parser(name, help=module.HELP)
         _TRAIN_FAMILIES[name][0](family)
         _add_train_common_args(family)
+
+
+def _add_eval_args(sub: argparse._SubParsersAction) -> None:
+    """`eval MODEL`: the evaluation report (engine.eval)."""
+    d = EvalOptions
+    p = sub.add_parser("eval", help="evaluate a model: report.md with figures, numbers into the model file")
+    p.add_argument("model", metavar="MODEL", help="a model file (NAME.safetensors) of any kind")
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="its data: picture or MIDI folder, or the text file (default: the one the model file records, "
+        "if that path exists here)",
+    )
+    p.add_argument("--out", metavar="DIR", help="report folder (default NAME.report beside NAME.safetensors)")
+    p.add_argument(
+        "--samples",
+        type=_count(4, 100_000),
+        default=d.samples,
+        help=f"pictures, melodies or text passages to generate (default {d.samples})",
+    )
+    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of every random draw (default {d.seed})")
+    _add_device_args(p)
+
+
+def eval_options(args: argparse.Namespace) -> EvalOptions:
+    """A parsed `eval` command as its options."""
+    return EvalOptions(
+        model=args.model, data=args.data, out=args.out, samples=args.samples, seed=args.seed, device=args.device
+    )
+
+
+def train_eval_options(options: TrainOptions, model: str) -> EvalOptions:
+    """The evaluation `train` ends with: the model it wrote, against the data it trained on, on its device."""
+    return EvalOptions(model=model, data=options.data, device=options.device)
 
 
 def _add_gan_args(p: argparse.ArgumentParser) -> None:
@@ -352,6 +389,11 @@ def _add_train_common_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="CPU threads for torch (default 1: on 2 cores a second thread was no faster, "
         "and up to 5x slower while anything else ran; docs/TEXT.md)",
+    )
+    p.add_argument(
+        "--no-eval",
+        action="store_true",
+        help="skip the evaluation report (run_show.py eval PATH.safetensors) that training ends with",
     )
     p.add_argument(
         "--checkpoint-every",

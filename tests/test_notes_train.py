@@ -173,7 +173,7 @@ def test_train_writes_files_and_resumes(midi_dir: Path, tmp_path: Path) -> None:
 
 def test_cli_train_notes(midi_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
-    flags = ["--hidden", "16", "--layers", "1", "--embed", "8", "--batch", "4", "--seq-len", "16"]
+    flags = ["--hidden", "16", "--layers", "1", "--embed", "8", "--batch", "4", "--seq-len", "16", "--no-eval"]
     assert (
         cli.main(
             ["train", "notes", "--data", str(midi_dir), "--out", str(out), "--steps", "2", "--device", "cpu", *flags]

@@ -7,7 +7,8 @@ files small) and string metadata under ``__metadata__``:
     kind     one of KINDS ("gan", "vae", "notes", "text")
     config   JSON: the constructor config of the model (e.g. GANConfig.to_dict())
     data     JSON: a summary of the training data
-    metrics  JSON: evaluation numbers (e.g. sample distance)
+    metrics  JSON: evaluation numbers (e.g. sample distance; `run_show.py eval` adds its
+             numbers as eval_* keys with update_metrics)
     steps    decimal int: training steps
     torch    torch.__version__ that wrote the file
 
@@ -158,6 +159,22 @@ def read_model(path: PathLike, expect_kind: str | None) -> tuple[dict[str, torch
     except ValueError as exc:
         raise ModelFileError(f"model file '{path}': metadata 'steps' must be an integer, got {raw['steps']!r}") from exc
     return tensors, meta
+
+
+def update_metrics(path: PathLike, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `extra` into a model file's `metrics` and rewrite the file atomically; returns the new metrics.
+
+    The tensors are written back exactly as stored (same names, dtypes and values) and every other
+    metadata entry is kept as it was, so only `metrics` changes (the evaluation report, engine.eval,
+    records its numbers this way). ModelFileError if the file is not a readable model file.
+    """
+    tensors, raw = _open_checked(path)
+    _check_header(path, raw, _MODEL_KEYS)
+    metrics = _decode_json(path, raw, "metrics")
+    metrics.update(extra)
+    metadata = {**raw, "metrics": json.dumps(metrics, sort_keys=True)}
+    atomic_write_bytes(path, safetensors.torch.save(_prepare(tensors, None), metadata=metadata))
+    return metrics
 
 
 def check_tensors(path: PathLike, tensors: Mapping[str, torch.Tensor], model: torch.nn.Module) -> None:

@@ -137,6 +137,7 @@ class _NotesData:
 
     def __init__(self, scan: MidiScan, vocab: NoteVocab, seed: int) -> None:
         self.scan = scan
+        self.split_seed = seed  # recorded in the model file, so `eval` scores the same held-out files
         train_idx, val_idx = split_by_file(scan.loaded, seed)
         self.train_names = [scan.files[i].name for i in train_idx]
         self.val_names = [scan.files[i].name for i in val_idx]
@@ -172,6 +173,7 @@ class _NotesData:
             "melodies": len(self.train_seqs) + len(self.val_seqs),
             "train_tokens": int(self.stream.numel()),
             "val_tokens": self.val_tokens,
+            "split_seed": self.split_seed,
         }
 
 

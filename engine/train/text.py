@@ -222,7 +222,7 @@ class _TextRun(SeqTrainRun[TextTrainOptions]):
         """Validation loss, nats per character: the val split as EVAL_STREAMS streams, state carried."""
         self.model.eval()
         try:
-            return _stream_loss(self.model, self.val_ids.to(self.device), self.opts.seq * 4)
+            return stream_loss(self.model, self.val_ids.to(self.device), self.opts.seq * 4)
         finally:
             self.model.train()
 
@@ -368,7 +368,7 @@ def _check_resumable(run: _TextRun, state: dict[str, Any]) -> None:
         )
 
 
-def _stream_loss(model: SeqModel, ids: torch.Tensor, chunk: int) -> float:
+def stream_loss(model: SeqModel, ids: torch.Tensor, chunk: int) -> float:
     """Mean next-character cross-entropy over `ids` (N,), cut into parallel streams.
 
     Each stream starts from the zero state and carries its state from chunk to
