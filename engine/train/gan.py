@@ -165,7 +165,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
     def __init__(self, opts: GanTrainOptions, device: torch.device) -> None:
         super().__init__(opts, device)
         self.config = opts.gan_config()
-        self.images, self.scan = load_image_folder(opts.data, opts.size)
+        self.images, self.scan = load_image_folder(opts.data, self.config.size)
         self.g, self.d = seeded(
             opts.seed, lambda: (build_generator(self.config).to(device), build_discriminator(self.config).to(device))
         )
