@@ -219,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         "measure the beat phase error of every presented frame (needs pip install .[link])",
     )
     bench.add_argument(
+        "--models",
+        action="store_true",
+        help="GAN generators instead: batch-1 forward time (median, p90) of the classic default and "
+        "each fast preset at 1 and 2 threads (--frames calls each)",
+    )
+    bench.add_argument(
         "--osc-flood",
         type=_seconds_over(0),
         metavar="SECONDS",

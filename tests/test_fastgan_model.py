@@ -148,3 +148,28 @@ def test_bad_arch_in_file_is_a_model_file_error(tmp_path: Path) -> None:
     _save(path, Generator(GANConfig(64, 8, 32, 8)), TINY.to_dict())
     with pytest.raises(ModelFileError, match="odd.safetensors"):
         load_generator(path)
+
+
+def test_a_scene_naming_a_fast_model_plays_still_frames_when_held(tmp_path: Path) -> None:
+    from engine.files.scene import load_scene
+    from engine.stage.deck import load_scenes
+    from tests.fakes import FakeOutput, built_show
+
+    torch.manual_seed(0)
+    g = FastGenerator(TINY)
+    with torch.no_grad():
+        for name, p in g.named_parameters():
+            if name.endswith("strength"):
+                p.fill_(0.5)
+    _save(tmp_path / "fast.safetensors", g, TINY.to_dict())
+    (tmp_path / "fast.toml").write_text('model = "fast.safetensors"\n')
+    scenes = load_scenes([load_scene(tmp_path / "fast.toml")], torch.device("cpu"))
+    assert scenes[0].size == 64 and scenes[0].latent_dim == 8
+    # The deck traces and freezes the generator when that gives the eager output bit for bit.
+    assert not isinstance(scenes[0].generator, FastGenerator)
+    out = FakeOutput()
+    show = built_show(scenes, output=out)
+    show.registry.set("/master/freeze", 1.0)  # hold the picture: the path stops
+    show.run(frames=3)
+    assert out.presents == 3
+    assert all((f == out.frames[0]).all() for f in out.frames[1:])  # fixed noise: no flicker

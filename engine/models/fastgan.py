@@ -151,7 +151,9 @@ class _NoisyConv(nn.Module):
         super().__init__()
         self.side = side
         self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode="reflect", bias=False)
-        self.strength = nn.Parameter(torch.zeros(1, c_out, 1, 1))
+        # (C,), not (1, C, 1, 1): as a 1-D tensor it takes the full lr in
+        # engine.train.common.equalized_param_groups (like a bias), not lr / sqrt(C).
+        self.strength = nn.Parameter(torch.zeros(c_out))
         # The eval-mode noise (1, 1, side, side): drawn once, saved with the weights.
         self.register_buffer("noise", torch.randn(1, 1, side, side))
         self.train_noise: torch.Generator | None = None  # set by FastGenerator.set_training_noise
@@ -164,7 +166,7 @@ class _NoisyConv(nn.Module):
             noise = fresh.to(device=x.device, dtype=x.dtype)
         else:
             noise = self.noise  # (1, 1, H, W): the same for every sample and every frame
-        return pixel_norm(F.leaky_relu(x + self.strength * noise, _LRELU))
+        return pixel_norm(F.leaky_relu(x + self.strength.view(1, -1, 1, 1) * noise, _LRELU))
 
 
 class _UpBlock(nn.Module):

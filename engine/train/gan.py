@@ -1,10 +1,14 @@
 """Train an image GAN on a small folder of images (as few as 4); see docs/TRAINING.md.
 
+Two families (--arch): "fast" (engine.models.fastgan; its D also reconstructs the
+real images it sees, an L1 loss added to D's real pass) and "classic"
+(engine.models.gan); --preset picks the model size (engine.models.gan_arch).
+
 Recipe (chosen to be stable on a handful of images and cheap on a CPU):
 hinge loss; spectral-norm discriminator with a minibatch-stddev feature;
 DiffAugment-style differentiable augmentation (colour, translation, cutout)
 applied to real and fake images before D, so D cannot memorise the few real
-images; Adam with betas (0, 0.99); an exponential moving average (EMA) of the
+images; Adam with betas (0, 0.99) (fast: FastGAN's (0.5, 0.999)); an exponential moving average (EMA) of the
 generator weights, which is the generator that is sampled and shipped.
 
 Outputs per checkpoint (first within 30 s, then every 60 s, and at the end):
