@@ -160,6 +160,11 @@ def cmd_bench(args: argparse.Namespace) -> str:
         return _bench_flood(args)
     if args.link is not None:
         return _bench_link(args)
+    if args.models:
+        from engine.bench.models import bench_models, format_models
+
+        rows = bench_models(frames=args.frames)
+        return _report(format_models(rows), rows, args.json)
     if args.sound is not None:
         from engine.bench.sound import SOUND_SCENE, bench_sound, format_sound
 

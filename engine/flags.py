@@ -22,6 +22,7 @@ from engine.control.midi_ports import API_NAMES
 from engine.core.tempo import SOURCES
 from engine.eval.options import EvalOptions
 from engine.models.device import PRECISIONS
+from engine.models.gan_arch import ARCHS, PRESET_NAMES
 from engine.train.common import DEFAULT_MINUTES, SeqTrainOptions, TrainOptions
 from engine.train.gan import GanTrainOptions
 from engine.train.notes import NotesTrainOptions
@@ -228,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
         "measure the beat phase error of every presented frame (needs pip install .[link])",
     )
     bench.add_argument(
+        "--models",
+        action="store_true",
+        help="GAN generators instead: batch-1 forward time (median, p90) of the classic default and "
+        "each fast preset at 1 and 2 threads (--frames calls each)",
+    )
+    bench.add_argument(
         "--osc-flood",
         type=_seconds_over(0),
         metavar="SECONDS",
@@ -286,11 +293,27 @@ def train_eval_options(options: TrainOptions, model: str) -> EvalOptions:
 def _add_gan_args(p: argparse.ArgumentParser) -> None:
     d = GanTrainOptions
     p.add_argument("--data", required=True, metavar="DIR", help="folder of .png/.jpg/.jpeg/.webp images")
-    p.add_argument("--size", type=int, default=d.size, help=f"image size: 64, 128, 256 or 512 (default {d.size})")
+    p.add_argument(
+        "--arch",
+        choices=ARCHS,
+        default=d.arch,
+        help=f"generator family: fast (FastGAN-like) or classic (default {d.arch})",
+    )
+    p.add_argument(
+        "--preset",
+        choices=PRESET_NAMES,
+        default=d.preset,
+        help="model size: live (128 px, 60 fps on a 2-core CPU), hd (256 px, 30 fps on a CPU), "
+        f"gpu (512 px, for a graphics card); --size/--channels/--min-channels override it (default {d.preset})",
+    )
+    p.add_argument("--size", type=int, default=d.size, help="image size: 64, 128, 256 or 512 (default: the preset's)")
     p.add_argument(
         "--latent-dim", type=int, default=d.latent_dim, help=f"latent vector length (default {d.latent_dim})"
     )
-    p.add_argument("--channels", type=int, default=d.channels, help=f"feature maps at 4x4 (default {d.channels})")
+    p.add_argument("--channels", type=int, default=d.channels, help="feature maps at 4x4 (default: the preset's)")
+    p.add_argument(
+        "--min-channels", type=int, default=d.min_channels, help="feature maps at the top sizes (default: the preset's)"
+    )
     p.add_argument(
         "--batch",
         type=int,
@@ -299,7 +322,9 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         f"processes (default {d.batch})",
     )
     p.add_argument("--lr", type=float, default=d.lr, help="discriminator Adam learning rate (default 2e-4)")
-    p.add_argument("--lr-g", type=float, default=d.lr_g, help="generator learning rate (default lr / 4)")
+    p.add_argument(
+        "--lr-g", type=float, default=d.lr_g, help="generator learning rate (default: lr for fast, lr / 4 for classic)"
+    )
     p.add_argument("--ema", type=float, default=d.ema, help=f"EMA decay of G weights (default {d.ema:g})")
 
 

@@ -67,7 +67,9 @@ def test_two_processes_train_write_once_resume_and_play(tmp_path: Path) -> None:
     assert "this is rank 1" not in log  # rank 1 logs warnings only
     steps = _checkpoint_steps(log)
     assert steps[-1] == 6 and steps == sorted(set(steps))  # no step written twice (by two ranks)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "m.png", "m.safetensors", "m.state.safetensors"]
+    names = ["data", "m.png", "m.report", "m.safetensors", "m.state.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names  # m.report: rank 0's evaluation
+    assert log.count("evaluation report: ") == 1
     assert read_state(tmp_path / "m.state.safetensors", "gan")[1]["step"] == 6
 
     resumed, log = _torchrun(*files, "--steps", "2", "--resume")

@@ -10,7 +10,9 @@ import torch
 from PIL import Image
 
 from engine.flags import build_parser, train_options
-from engine.models.checkpoint import load_generator, read_model, read_state
+from engine.models.checkpoint import load_generator, read_model, read_state, save_state
+from engine.models.fastgan import FastGANConfig, FastGenerator
+from engine.models.gan import GANConfig, Generator
 from engine.train.common import (
     Budget,
     CheckpointTimer,
@@ -46,14 +48,17 @@ def _opts(data_dir: Path, out: Path, **kwargs: object) -> GanTrainOptions:
     return GanTrainOptions(data=str(data_dir), out=str(out), device="cpu", first_checkpoint_s=1e9, **{**TINY, **kwargs})  # type: ignore[arg-type]
 
 
-def test_train_writes_files_and_resumes(data_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", ["fast", "classic"])
+def test_train_writes_files_and_resumes(data_dir: Path, tmp_path: Path, arch: str) -> None:
     out = tmp_path / "trained" / "tiny"
-    summary = train_gan(_opts(data_dir, out, steps=3), progress=False)
+    summary = train_gan(_opts(data_dir, out, steps=3, arch=arch), progress=False)
     model, png, state = out_paths(out)
     assert summary["steps"] == 3 and summary["resumed_from_step"] is None
     assert summary["skipped"] == 1 and summary["skipped_names"] == ["readme.txt"]
     assert summary["paths"] == {"model": str(model), "png": str(png), "state": str(state)}
     g, meta = load_generator(model)
+    assert type(g) is (FastGenerator if arch == "fast" else Generator)
+    assert meta["config"]["arch"] == arch
     assert g(torch.randn(1, 16)).shape == (1, 3, 64, 64)
     assert meta["steps"] == 3
     assert meta["data"] == {"folder": "data", "images": 4, "skipped": 1}
@@ -63,7 +68,7 @@ def test_train_writes_files_and_resumes(data_dir: Path, tmp_path: Path) -> None:
     _, st = read_state(state, "gan")
     assert st["step"] == 3
 
-    resumed = train_gan(_opts(data_dir, out, steps=2, resume=True), progress=False)
+    resumed = train_gan(_opts(data_dir, out, steps=2, resume=True, arch=arch), progress=False)
     assert resumed["resumed_from_step"] == 3 and resumed["steps"] == 5
     assert resumed["sample_distance_start"] == pytest.approx(summary["sample_distance_start"])
     assert read_model(model, "gan")[1]["steps"] == 5
@@ -81,11 +86,31 @@ def test_resume_with_other_config_is_clear(data_dir: Path, tmp_path: Path) -> No
         train_gan(_opts(data_dir, out, steps=1, resume=True, channels=64), progress=False)
 
 
+def test_resume_with_other_arch_is_clear(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "arch"
+    train_gan(_opts(data_dir, out, steps=1, arch="classic"), progress=False)
+    with pytest.raises(ValueError, match="--arch"):
+        train_gan(_opts(data_dir, out, steps=1, resume=True, arch="fast"), progress=False)
+
+
+def test_resume_of_a_state_file_without_arch_is_classic(data_dir: Path, tmp_path: Path) -> None:
+    # State files written before the fast family have a config without "arch".
+    out = tmp_path / "old"
+    train_gan(_opts(data_dir, out, steps=1, arch="classic"), progress=False)
+    state_path = out_paths(out)[2]
+    tensors, state = read_state(state_path, "gan")
+    state["config"] = {k: v for k, v in state["config"].items() if k != "arch"}
+    save_state(state_path, tensors, kind="gan", state=state)
+    assert train_gan(_opts(data_dir, out, steps=1, resume=True, arch="classic"), progress=False)["steps"] == 2
+
+
 def test_bad_options(data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="power of two"):
         train_gan(_opts(data_dir, tmp_path / "x", steps=1, size=100), progress=False)
     with pytest.raises(ValueError, match="does not exist"):
         train_gan(_opts(tmp_path / "missing", tmp_path / "x", steps=1), progress=False)
+    with pytest.raises(ValueError, match="preset"):
+        train_gan(_opts(data_dir, tmp_path / "x", steps=1, preset="huge"), progress=False)
 
 
 def _flags(*argv: str) -> GanTrainOptions:
@@ -110,6 +135,19 @@ def test_cli_flags_round_trip() -> None:
     fast = _flags("--data", "d", "--out", "o", "--checkpoint-every", "0.5")
     assert (fast.checkpoint_every_s, fast.first_checkpoint_s) == (0.5, 0.5)
     for bad in (["--checkpoint-every", "0"], ["--steps", "3", "--minutes", "2"], ["--steps", "0"]):
+        with pytest.raises(SystemExit):
+            _flags("--data", "d", "--out", "o", *bad)
+
+
+def test_arch_and_preset_flags() -> None:
+    opts = _flags("--data", "d", "--out", "o")
+    assert (opts.arch, opts.preset, opts.generator_lr()) == ("fast", "live", opts.lr)
+    assert opts.gan_config() == FastGANConfig()
+    hd = _flags("--data", "d", "--out", "o", "--preset", "hd", "--channels", "64")
+    assert (hd.gan_config().size, hd.gan_config().channels) == (256, 64)  # flags override the preset
+    classic = _flags("--data", "d", "--out", "o", "--arch", "classic", "--min-channels", "32")
+    assert classic.gan_config() == GANConfig(min_channels=32) and classic.generator_lr() == classic.lr / 4
+    for bad in (["--arch", "turbo"], ["--preset", "huge"]):
         with pytest.raises(SystemExit):
             _flags("--data", "d", "--out", "o", *bad)
 

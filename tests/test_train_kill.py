@@ -56,10 +56,24 @@ def _state_step(path: Path) -> int:
     return int(read_state(path, expect_kind="gan")[1]["step"])
 
 
-def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", ["fast", "classic"])
+def test_sigkill_mid_run_then_resume(tmp_path: Path, arch: str) -> None:
     data = _data(tmp_path / "data")
     out = tmp_path / "trained" / "mine"
-    proc = _train("--data", str(data), "--out", str(out), "--minutes", "5", "--checkpoint-every", "0.3", "--seed", "2")
+    proc = _train(
+        "--arch",
+        arch,
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--minutes",
+        "5",
+        "--checkpoint-every",
+        "0.3",
+        "--seed",
+        "2",
+    )
     state = out.with_name("mine.state.safetensors")
     deadline = time.monotonic() + 240
     # Let a few checkpoints go by so the kill can land in the middle of one.
@@ -72,14 +86,14 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
 
     # Whatever moment the kill hit, the files are whole and load.
     g, meta = load_generator(out.with_suffix(".safetensors"))
-    assert meta["kind"] == "gan" and int(meta["steps"]) >= 3
+    assert meta["kind"] == "gan" and int(meta["steps"]) >= 3 and meta["config"]["arch"] == arch
     grid = Image.open(out.with_suffix(".png"))
     grid.load()
     assert grid.width == grid.height >= 4 * 64
     killed_at = _state_step(state)
     assert killed_at >= 3
 
-    resumed = _train("--data", str(data), "--out", str(out), "--steps", "2", "--resume", "--seed", "2")
+    resumed = _train("--arch", arch, "--data", str(data), "--out", str(out), "--steps", "2", "--resume", "--seed", "2")
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr
     assert f"resuming from step {killed_at}" in stderr

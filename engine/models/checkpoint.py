@@ -5,7 +5,7 @@ files small) and string metadata under ``__metadata__``:
 
     format   FORMAT_VERSION ("1")
     kind     one of KINDS ("gan", "vae", "notes", "text")
-    config   JSON: the constructor config of the model (e.g. GANConfig.to_dict())
+    config   JSON: the constructor config of the model (e.g. GANConfig.to_dict(); a gan's "arch" picks its class)
     data     JSON: a summary of the training data
     metrics  JSON: evaluation numbers (e.g. sample distance; `run_show.py eval` adds its
              numbers as eval_* keys with update_metrics)
@@ -37,7 +37,7 @@ import torch
 
 from engine.errors import ModelFileError  # defined with the other startup errors; imported from here too
 from engine.files.atomic import atomic_write_bytes
-from engine.models.gan import GANConfig, Generator
+from engine.models.gan_arch import AnyGenerator, build_generator, gan_config_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -229,9 +229,14 @@ def load_module(
 
 def load_generator(
     path: PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-) -> tuple[Generator, dict[str, Any]]:
-    """Build the GAN generator a model file describes; eval mode, no gradients."""
-    return load_module(path, "gan", lambda config: Generator(GANConfig.from_dict(config)), device, dtype)
+) -> tuple[AnyGenerator, dict[str, Any]]:
+    """Build the GAN generator a model file describes; eval mode, no gradients.
+
+    The config's "arch" picks the family (engine.models.gan_arch): "classic" when
+    absent (older files), "fast" for engine.models.fastgan; eval mode means a
+    fast generator adds its fixed noise maps, so a held z gives a still frame.
+    """
+    return load_module(path, "gan", lambda config: build_generator(gan_config_from_dict(config)), device, dtype)
 
 
 def save_state(path: PathLike, tensors: Mapping[str, torch.Tensor], *, kind: str, state: Mapping[str, Any]) -> None:

@@ -44,6 +44,7 @@ _MAX_LATENT = 4096
 _MAX_CHANNELS = 2048
 _LRELU = 0.2
 _SINGLE_CONV_FROM = 128  # output side from which blocks use one conv
+ARCH = "classic"
 
 
 @dataclass
@@ -54,19 +55,24 @@ class GANConfig:
     latent_dim: length of the latent vector z.
     channels: feature maps at 4x4, halved per upsampling, floored at min_channels.
     min_channels: smallest feature-map count (used at the high resolutions).
+    arch: always "classic"; files written before the "fast" family existed lack
+        it, and a missing arch means this one (engine.models.gan_arch).
     """
 
     size: int = 128
     latent_dim: int = 128
     channels: int = 256
     min_channels: int = 16
+    arch: str = ARCH
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field and what was expected."""
+        if self.arch != ARCH:
+            raise ValueError(f"classic GAN config 'arch' must be {ARCH!r}, got {self.arch!r}")
         for f in fields(self):
             value = getattr(self, f.name)
             # bool is an int subclass; reject it so `size: true` in a file fails.
-            if isinstance(value, bool) or not isinstance(value, int):
+            if f.name != "arch" and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ValueError(f"GAN config '{f.name}' must be an integer, got {value!r}")
         if not (_MIN_SIZE <= self.size <= _MAX_SIZE) or self.size & (self.size - 1):
             raise ValueError(
@@ -81,7 +87,7 @@ class GANConfig:
                 f"channels={self.channels}"
             )
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod

@@ -1,10 +1,14 @@
 """Train an image GAN on a small folder of images (as few as 4); see docs/TRAINING.md.
 
+Two families (--arch): "fast" (engine.models.fastgan; its D also reconstructs the
+real images it sees, an L1 loss added to D's real pass) and "classic"
+(engine.models.gan); --preset picks the model size (engine.models.gan_arch).
+
 Recipe (chosen to be stable on a handful of images and cheap on a CPU):
 hinge loss; spectral-norm discriminator with a minibatch-stddev feature;
 DiffAugment-style differentiable augmentation (colour, translation, cutout)
 applied to real and fake images before D, so D cannot memorise the few real
-images; Adam with betas (0, 0.99); an exponential moving average (EMA) of the
+images; Adam with betas (0, 0.99) (fast: FastGAN's (0.5, 0.999)); an exponential moving average (EMA) of the
 generator weights, which is the generator that is sampled and shipped.
 
 Outputs per checkpoint (first within 30 s, then every 60 s, and at the end):
@@ -28,7 +32,14 @@ import torch.nn.functional as F
 
 from engine.errors import TrainSetupError
 from engine.models.checkpoint import save_model
-from engine.models.gan import Discriminator, GANConfig, Generator
+from engine.models.fastgan import FastDiscriminator, FastGenerator
+from engine.models.gan_arch import (
+    AnyGANConfig,
+    build_discriminator,
+    build_generator,
+    gan_config_from_dict,
+    preset_config,
+)
 from engine.train import dist
 from engine.train.common import (
     TrainingParts,
@@ -54,24 +65,39 @@ _EVAL_SEED_OFFSET = 7919  # eval sets use their own seeds so they never move wit
 
 @dataclass(frozen=True)
 class GanTrainOptions(TrainOptions):
-    """Everything train_gan needs; the `train gan` flags (engine.flags) take their defaults from here."""
+    """Everything train_gan needs; the `train gan` flags (engine.flags) take their defaults from here.
 
-    size: int = 128
+    arch picks the family ("fast": engine.models.fastgan, "classic": engine.models.gan),
+    preset the model size (engine.models.gan_arch.PRESETS); size, channels and
+    min_channels left None take the preset's values, given ones override them.
+    """
+
+    arch: str = "fast"
+    preset: str = "live"
+    size: int | None = None
     latent_dim: int = 128
-    channels: int = 256
-    min_channels: int = 16
+    channels: int | None = None
+    min_channels: int | None = None
     batch: int = 16
     lr: float = 2e-4  # discriminator
-    lr_g: float | None = None  # generator; None = lr / 4 (TTUR, as in BigGAN)
+    lr_g: float | None = None  # generator; None = lr for fast (as FastGAN), lr / 4 for classic (TTUR)
     ema: float = 0.999
 
     def generator_lr(self) -> float:
-        return self.lr / 4.0 if self.lr_g is None else self.lr_g
+        if self.lr_g is not None:
+            return self.lr_g
+        return self.lr if self.arch == "fast" else self.lr / 4.0
 
-    def gan_config(self) -> GANConfig:
-        config = GANConfig(self.size, self.latent_dim, self.channels, self.min_channels)
-        config.validate()
-        return config
+    def gan_config(self) -> AnyGANConfig:
+        """The model config these options ask for; ValueError naming the bad field."""
+        return preset_config(
+            self.arch,
+            self.preset,
+            size=self.size,
+            latent_dim=self.latent_dim,
+            channels=self.channels,
+            min_channels=self.min_channels,
+        )
 
 
 HELP = "a GAN from a folder of images (png/jpg/webp)"
@@ -145,16 +171,25 @@ class _GanRun(TrainRun[GanTrainOptions]):
     def __init__(self, opts: GanTrainOptions, device: torch.device) -> None:
         super().__init__(opts, device)
         self.config = opts.gan_config()
-        self.images, self.scan = load_image_folder(opts.data, opts.size)
+        self.images, self.scan = load_image_folder(opts.data, self.config.size)
         self.g, self.d = seeded(
-            opts.seed, lambda: (Generator(self.config).to(device), Discriminator(self.config).to(device))
+            opts.seed, lambda: (build_generator(self.config).to(device), build_discriminator(self.config).to(device))
         )
-        self.ema_g = copy.deepcopy(self.g).requires_grad_(False)
-        betas = (0.0, 0.99)
+        # Eval mode: the fast family's EMA generator then adds its fixed noise maps, as
+        # it will in the show, so the grid and the measured samples are what ships.
+        self.ema_g = copy.deepcopy(self.g).requires_grad_(False).eval()
+        # Crops, latents, augmentation, G's noise; under torchrun each rank draws its own (engine.train.dist).
+        self.gen = torch.Generator().manual_seed(dist.rank_seed(opts.seed))
+        if isinstance(self.g, FastGenerator):
+            self.g.set_training_noise(self.gen)
+        # Classic: betas (0, 0.99), no momentum, as its recipe was tuned (docs/TRAINING.md).
+        # Fast: FastGAN's (0.5, 0.999) with equal learning rates for G and D; the
+        # reconstruction loss keeps D's features general, so D does not need a faster
+        # G held back by TTUR, and momentum smooths G's noisier per-pixel-noise gradients.
+        betas = (0.5, 0.999) if isinstance(self.g, FastGenerator) else (0.0, 0.99)
         self.opt_g = torch.optim.Adam(equalized_param_groups(self.g, opts.generator_lr()), betas=betas)
         self.opt_d = torch.optim.Adam(equalized_param_groups(self.d, opts.lr), betas=betas)
-        # crops, latents, augmentation; under torchrun each rank draws its own (engine.train.dist)
-        self.gen = torch.Generator().manual_seed(dist.rank_seed(opts.seed))
+        self.recon = math.nan  # the fast D's last reconstruction L1 loss
         self.distance_start = math.nan
         self.distance = math.nan
         self.items_per_step = opts.batch  # images
@@ -177,7 +212,8 @@ class _GanRun(TrainRun[GanTrainOptions]):
         return sample_distance(self.generate(self.eval_z), self.eval_real, seed=self.eval_seed)
 
     def bar_fields(self, losses: tuple[float, float]) -> dict[str, str]:
-        return {"d_loss": f"{losses[0]:.3f}", "g_loss": f"{losses[1]:.3f}", "img_s": f"{self.rate:.1f}"}
+        fields = {"d_loss": f"{losses[0]:.3f}", "g_loss": f"{losses[1]:.3f}", "img_s": f"{self.rate:.1f}"}
+        return fields if math.isnan(self.recon) else {**fields, "rec": f"{self.recon:.3f}"}
 
     def train_step(self, fraction: float = 0.0) -> tuple[float, float]:
         """One D update and one G update on the same fake batch; returns (d_loss, g_loss)."""
@@ -187,9 +223,11 @@ class _GanRun(TrainRun[GanTrainOptions]):
         fake = self.g(z)  # (B, 3, S, S)
         # Hinge loss for D; real and fake pass D separately so minibatch-stddev
         # groups never mix real and fake images.
+        real_logits, recon = self._real_pass(diff_augment(real, self.gen))
         d_loss = (
-            F.relu(1.0 - self.d(diff_augment(real, self.gen))).mean()
+            F.relu(1.0 - real_logits).mean()
             + F.relu(1.0 + self.d(diff_augment(fake.detach(), self.gen))).mean()
+            + recon
         )
         descend(self.opt_d, d_loss)
         # G update against the freshly updated D; D's weights get no gradients.
@@ -200,6 +238,16 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self._update_ema()
         self.step += 1
         return float(d_loss.detach()), float(g_loss.detach())
+
+    def _real_pass(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """D's logits (B,) for augmented reals (B, 3, S, S), and the fast D's reconstruction loss
+        (L1 of the whole image and of one random quarter, weight 1 as in FastGAN; 0 for classic)."""
+        if not isinstance(dist.unwrap(self.d), FastDiscriminator):
+            return self.d(real), 0.0
+        quadrant = int(torch.randint(4, (1,), generator=self.gen))
+        logits, recon = self.d(real, quadrant)  # through forward(): DDP syncs the decoders' gradients
+        self.recon = float(recon.detach())
+        return logits, recon
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -263,7 +311,12 @@ class _GanRun(TrainRun[GanTrainOptions]):
     def resume(self) -> None:
         """Load the state file; ValueError if it is missing or was trained differently."""
         tensors, state = self.read_resume()
-        check_resume_config(self.state_path, state, self.config.to_dict(), "--size/--latent-dim/--channels")
+        try:  # state files from before the fast family have no "arch": that means classic
+            state = {**state, "config": gan_config_from_dict(state.get("config", {})).to_dict()}
+        except ValueError as exc:
+            raise TrainSetupError(f"--resume: '{self.state_path}' holds a bad GAN config: {exc}") from None
+        flags = "--arch/--preset/--size/--latent-dim/--channels/--min-channels"
+        check_resume_config(self.state_path, state, self.config.to_dict(), flags)
         self.load_training_state(tensors, state)
         self._set_lr()
         self.distance_start = float(state["sample_distance_start"])
@@ -278,7 +331,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
         )
 
     def title(self) -> str:
-        return f"gan {self.config.size}px"
+        return f"gan {self.config.arch} {self.config.size}px"
 
     def outcome(self) -> str:
         return f"{self.rate:.1f} img/s, sample distance {self.distance_start:.4f} -> {self.distance:.4f}"

@@ -1,0 +1,343 @@
+"""FastGAN-style image generator for few pictures and a live loop (the "fast" arch of kind "gan").
+
+After Liu et al. 2021, "Towards faster and stabilized GAN training for
+high-fidelity few-shot image synthesis", with the changes a 60 fps CPU show needs:
+
+- Generator: a linear layer makes a 4x4 map, then each block doubles the side
+  with nearest upsampling and one or two 3x3 convolutions (no transposed
+  convolutions: they leave checkerboards). Every conv adds per-pixel noise
+  with a learned per-channel strength, then LeakyReLU and pixel norm
+  (batch-independent, so batch 1 at show time draws what training drew;
+  FastGAN's BatchNorm would not). Skip-layer excitation (SLE) lets every map
+  at side s gate the channels of the map at side 8s: 4->32, 8->64, 16->128,
+  32->256, 64->512. The gates carry global style from the coarse layers to
+  the thin fine ones at almost no cost.
+- Noise is random per forward pass only in train mode (drawn from the
+  generator set with `set_training_noise`, so a run stays reproducible). In
+  eval mode every layer adds its own fixed noise map, a buffer drawn once when
+  the model is built and stored in the model file: a held latent gives a still
+  frame, the live show does not flicker, and sample i of a batch equals the
+  same z at batch 1.
+- Speed: channels halve per block down to `min_channels`, and only blocks up to
+  `two_convs_up_to` px have a second conv, so the high resolutions (which cost
+  H * W * C_in * C_out * 9 per conv) stay thin. Activations are channels_last,
+  as in engine.models.gan.Generator (about 1.5x faster with oneDNN on a CPU).
+- Discriminator: residual spectral-norm down blocks (engine.models.gan's) and a
+  hinge logit, plus FastGAN's self-supervision: two small decoders rebuild the
+  real image D was shown from D's own features, the whole image from the 8x8
+  map and one random quarter from its 8x8 part of the 16x16 map (both at
+  `recon_side` px). The L1 loss of that (FastGAN uses LPIPS, which cannot be
+  downloaded here) makes D learn features that describe the picture rather
+  than memorise four of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.models.config import config_from_dict
+
+# The classic family's building blocks are shared rather than copied: the same
+# down block, spectral-norm conv, minibatch-stddev feature, init and pixel norm.
+from engine.models.gan import (
+    _LRELU,
+    _MAX_CHANNELS,
+    _MAX_LATENT,
+    _MAX_SIZE,
+    _MIN_SIZE,
+    _DownBlock,
+    _minibatch_std,
+    _sn_conv,
+    init_weights,
+    pixel_norm,
+)
+
+Tensor = torch.Tensor
+
+ARCH = "fast"
+SLE_RATIO = 8  # a map at side s gates the map at side SLE_RATIO * s
+_D_MIN_CHANNELS = 16  # D keeps some width at the high resolutions even when G is thinner
+_DECODER_CHANNELS = 64  # the reconstruction decoders' widest map (halved per doubling, floor 16)
+
+
+@dataclass
+class FastGANConfig:
+    """Constructor arguments of FastGenerator/FastDiscriminator; stored in model files.
+
+    size: output side in pixels, a power of two from 64 to 512.
+    latent_dim: length of the latent vector z.
+    channels: feature maps at 4x4, halved per upsampling, floored at min_channels.
+    min_channels: smallest feature-map count (used at the high resolutions).
+    two_convs_up_to: blocks whose output side is at most this use two convs, the
+        rest one (a power of two from 4, meaning none, to size).
+    arch: always "fast"; tells a model file's reader which family built it.
+    """
+
+    # The defaults are the "live" preset (engine.models.gan_arch.PRESETS): at batch 1
+    # on one CPU thread ~2.9 ms against ~3.2 ms for GANConfig()'s classic generator.
+    size: int = 128
+    latent_dim: int = 128
+    channels: int = 192
+    min_channels: int = 12
+    two_convs_up_to: int = 32
+    arch: str = ARCH
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field and what was expected."""
+        if self.arch != ARCH:
+            raise ValueError(f"FastGAN config 'arch' must be {ARCH!r}, got {self.arch!r}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "arch" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"GAN config '{f.name}' must be an integer, got {value!r}")
+        if not (_MIN_SIZE <= self.size <= _MAX_SIZE) or self.size & (self.size - 1):
+            raise ValueError(
+                f"GAN config 'size' must be a power of two from {_MIN_SIZE} to {_MAX_SIZE}, got {self.size}"
+            )
+        if not 1 <= self.latent_dim <= _MAX_LATENT:
+            raise ValueError(f"GAN config 'latent_dim' must be from 1 to {_MAX_LATENT}, got {self.latent_dim}")
+        if not 1 <= self.min_channels <= self.channels <= _MAX_CHANNELS:
+            raise ValueError(
+                "GAN config needs 1 <= min_channels <= channels <= "
+                f"{_MAX_CHANNELS}, got min_channels={self.min_channels}, channels={self.channels}"
+            )
+        t = self.two_convs_up_to
+        if not 4 <= t <= self.size or t & (t - 1):
+            raise ValueError(
+                f"GAN config 'two_convs_up_to' must be a power of two from 4 to size ({self.size}), got {t}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FastGANConfig:
+        """Build and validate a config; unknown keys are an error, missing keys default."""
+        return config_from_dict(cls, data, "GAN config")
+
+    @property
+    def num_blocks(self) -> int:
+        """Number of 2x upsampling blocks from 4x4 to size x size."""
+        return int(math.log2(self.size)) - 2
+
+    def channels_at(self, block: int) -> int:
+        """G's feature maps after `block` upsamplings (block 0 is the 4x4 map)."""
+        return max(self.channels >> block, self.min_channels)
+
+    @property
+    def recon_side(self) -> int:
+        """Side in px of D's reconstructions: a quarter of the image, at most 64 (CPU training cost)."""
+        return min(64, self.size // 4)
+
+
+class _NoisyConv(nn.Module):
+    """(B, c_in, H, W) -> (B, c_out, H, W): 3x3 conv, + noise * strength, LeakyReLU, pixel norm.
+
+    Reflect padding and no bias, as in engine.models.gan._ConvAct (zero padding
+    gave the border as a position signal; biases washed out variation after
+    pixel norm). Strengths start at 0, so the untrained model ignores the noise.
+    """
+
+    noise: Tensor  # the buffer registered below
+
+    def __init__(self, c_in: int, c_out: int, side: int) -> None:
+        super().__init__()
+        self.side = side
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode="reflect", bias=False)
+        # (C,), not (1, C, 1, 1): as a 1-D tensor it takes the full lr in
+        # engine.train.common.equalized_param_groups (like a bias), not lr / sqrt(C).
+        self.strength = nn.Parameter(torch.zeros(c_out))
+        # The eval-mode noise (1, 1, side, side): drawn once, saved with the weights.
+        self.register_buffer("noise", torch.randn(1, 1, side, side))
+        self.train_noise: torch.Generator | None = None  # set by FastGenerator.set_training_noise
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv(x)
+        if self.training:
+            # Fresh noise per sample (B, 1, H, W), drawn on the CPU generator's device, then moved.
+            fresh = torch.randn((x.shape[0], 1, self.side, self.side), generator=self.train_noise)
+            noise = fresh.to(device=x.device, dtype=x.dtype)
+        else:
+            noise = self.noise  # (1, 1, H, W): the same for every sample and every frame
+        return pixel_norm(F.leaky_relu(x + self.strength.view(1, -1, 1, 1) * noise, _LRELU))
+
+
+class _UpBlock(nn.Module):
+    """(B, c_in, H, W) -> (B, c_out, 2H, 2W): nearest upsample, then 1 or 2 noisy convs."""
+
+    def __init__(self, c_in: int, c_out: int, side: int, convs: int) -> None:
+        super().__init__()
+        layers = [_NoisyConv(c_in, c_out, side)] + [_NoisyConv(c_out, c_out, side) for _ in range(convs - 1)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class _SkipExcitation(nn.Module):
+    """Channel gates (B, c_big, 1, 1) in (0, 1) from a small map (B, c_small, h, w).
+
+    Pool to 4x4, a 4x4 conv (no padding) to 1x1, LeakyReLU, a 1x1 conv, sigmoid:
+    FastGAN's SLE, with LeakyReLU for its Swish.
+    """
+
+    def __init__(self, c_small: int, c_big: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(c_small, c_big, 4, bias=False)
+        self.excite = nn.Conv2d(c_big, c_big, 1)
+
+    def forward(self, small: Tensor) -> Tensor:
+        x = F.adaptive_avg_pool2d(small, 4)  # (B, c_small, 4, 4)
+        x = F.leaky_relu(self.squeeze(x), _LRELU)  # (B, c_big, 1, 1)
+        return torch.sigmoid(self.excite(x))  # (B, c_big, 1, 1)
+
+
+class FastGenerator(nn.Module):
+    """z (B, latent_dim) -> image (B, 3, size, size) in [-1, 1] (channels_last strides).
+
+    Same interface as engine.models.gan.Generator (forward(z), .config with
+    .size and .latent_dim), so scenes, the show and the trainer use either.
+    """
+
+    def __init__(self, config: FastGANConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        n = config.num_blocks
+        c0 = config.channels_at(0)
+        # FastGAN's init layer makes the 4x4 map from z with no conv at 4x4; a
+        # 256->256 conv there cost ~0.3 ms of a ~3 ms forward pass (1 CPU thread).
+        self.fc = nn.Linear(config.latent_dim, c0 * 16, bias=False)
+        blocks = []
+        for i in range(1, n + 1):
+            side = 4 << i
+            convs = 2 if side <= config.two_convs_up_to else 1
+            blocks.append(_UpBlock(config.channels_at(i - 1), config.channels_at(i), side, convs))
+        self.blocks = nn.ModuleList(blocks)
+        # sle[k] gates the output of block k + 3 with the map after block k (side 4 << k).
+        shift = int(math.log2(SLE_RATIO))
+        self.sle = nn.ModuleList(
+            [_SkipExcitation(config.channels_at(k), config.channels_at(k + shift)) for k in range(n - shift + 1)]
+        )
+        self._sle_shift = shift
+        c_top = config.channels_at(n)
+        self.to_rgb = nn.Conv2d(c_top, 3, 3, padding=1, padding_mode="reflect")
+        init_weights(self)
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack the keyword
+
+    def set_training_noise(self, gen: torch.Generator | None) -> None:
+        """The CPU generator that train-mode noise is drawn from (None: torch's global RNG)."""
+        for m in self.modules():
+            if isinstance(m, _NoisyConv):
+                m.train_noise = gen
+
+    def forward(self, z: Tensor) -> Tensor:
+        if z.dim() != 2 or z.shape[1] != self.config.latent_dim:
+            raise ValueError(f"Generator expects z of shape (B, {self.config.latent_dim}), got {tuple(z.shape)}")
+        c0 = self.config.channels_at(0)
+        x = self.fc(pixel_norm(z)).view(z.shape[0], c0, 4, 4)  # (B, C0, 4, 4)
+        x = x.contiguous(memory_format=torch.channels_last)
+        x = pixel_norm(F.leaky_relu(x, _LRELU))
+        maps = [x]  # maps[k]: (B, C_k, 4 << k, 4 << k), kept for the SLE gates
+        for i, block in enumerate(self.blocks, start=1):
+            x = block(x)  # (B, C_i, 4 << i, 4 << i)
+            k = i - self._sle_shift
+            if k >= 0:
+                x = x * self.sle[k](maps[k])  # (B, C_i, H, W) * (B, C_i, 1, 1)
+            maps.append(x)
+        return torch.tanh(self.to_rgb(x))  # (B, 3, size, size)
+
+
+class _Decoder(nn.Module):
+    """(B, c_in, 8, 8) -> (B, 3, side, side) in [-1, 1]: upsample + 3x3 conv + LeakyReLU per doubling.
+
+    Trained only by the reconstruction loss; no spectral norm (it is not on
+    D's path to the logit) and no normalisation (it decodes one batch of reals).
+    """
+
+    def __init__(self, c_in: int, side: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c, s, width = c_in, 8, _DECODER_CHANNELS
+        while s < side:
+            layers += [nn.Upsample(scale_factor=2.0, mode="nearest"), nn.Conv2d(c, width, 3, padding=1)]
+            layers.append(nn.LeakyReLU(_LRELU))
+            c, s, width = width, s * 2, max(width // 2, 16)
+        layers.append(nn.Conv2d(c, 3, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.tanh(self.net(x))
+
+
+class FastDiscriminator(nn.Module):
+    """image (B, 3, size, size) -> logits (B,); `real_pass` also returns the reconstruction loss."""
+
+    def __init__(self, config: FastGANConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        n = config.num_blocks
+
+        def ch(block: int) -> int:
+            return max(config.channels_at(block), _D_MIN_CHANNELS)
+
+        self.from_rgb = _sn_conv(3, ch(n), 1)
+        # Block i takes side 4 << i to 4 << (i - 1); down to 16x16 (block index 2 is the 16 px map).
+        self.to16 = nn.Sequential(*[_DownBlock(ch(i), ch(i - 1), 1 if 4 << i >= 128 else 2) for i in range(n, 2, -1)])
+        self.to8 = _DownBlock(ch(2), ch(1), 2)
+        self.to4 = _DownBlock(ch(1), ch(0), 2)
+        c0 = ch(0)
+        self.final_conv = _sn_conv(c0 + 1, c0, 3)  # +1: the minibatch-stddev map
+        self.out = nn.utils.parametrizations.spectral_norm(nn.Linear(c0, 1))
+        self.decode_all = _Decoder(ch(1), config.recon_side)
+        self.decode_part = _Decoder(ch(2), config.recon_side)
+        init_weights(self)
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack the keyword
+
+    def _features(self, img: Tensor) -> tuple[Tensor, Tensor]:
+        """(16x16 map (B, C2, 16, 16), 8x8 map (B, C1, 8, 8))."""
+        size = self.config.size
+        if img.dim() != 4 or tuple(img.shape[1:]) != (3, size, size):
+            raise ValueError(f"Discriminator expects images (B, 3, {size}, {size}), got {tuple(img.shape)}")
+        x = img.contiguous(memory_format=torch.channels_last)
+        f16 = self.to16(F.leaky_relu(self.from_rgb(x), _LRELU))
+        return f16, self.to8(f16)
+
+    def _logits(self, f8: Tensor) -> Tensor:
+        x = self.to4(f8)  # (B, C0, 4, 4)
+        x = torch.cat([x, _minibatch_std(x)], dim=1)  # (B, C0 + 1, 4, 4)
+        x = F.leaky_relu(self.final_conv(x), _LRELU)
+        return self.out(x.sum(dim=(2, 3))).squeeze(1)  # (B,), sum pooling as in the classic D
+
+    def forward(self, img: Tensor, quadrant: int | None = None) -> Tensor | tuple[Tensor, Tensor]:
+        """Logits (B,); with `quadrant` (a real batch) also the reconstruction loss (real_pass).
+        The trainer calls it this way so that under DistributedDataParallel, whose gradient
+        sync hangs on forward(), the decoders' gradients are synced too."""
+        if quadrant is not None:
+            return self.real_pass(img, quadrant)
+        return self._logits(self._features(img)[1])
+
+    def real_pass(self, img: Tensor, quadrant: int) -> tuple[Tensor, Tensor]:
+        """Logits (B,) and the L1 reconstruction loss (scalar) for real images `img` (B, 3, S, S).
+
+        quadrant 0..3 (top-left, top-right, bottom-left, bottom-right) picks the
+        quarter that the part decoder rebuilds from its 8x8 part of the 16x16 map.
+        """
+        f16, f8 = self._features(img)
+        side = self.config.recon_side
+        row, col = divmod(quadrant, 2)
+        half = self.config.size // 2
+        part_in = f16[:, :, row * 8 : row * 8 + 8, col * 8 : col * 8 + 8]  # (B, C2, 8, 8)
+        part_img = img[:, :, row * half : row * half + half, col * half : col * half + half]  # (B, 3, S/2, S/2)
+        whole = F.adaptive_avg_pool2d(img, side)  # (B, 3, R, R)
+        part = F.adaptive_avg_pool2d(part_img, side)
+        loss = F.l1_loss(self.decode_all(f8), whole) + F.l1_loss(self.decode_part(part_in), part)
+        return self._logits(f8), loss

@@ -1,0 +1,175 @@
+"""The fast GAN family (engine.models.fastgan) and the arch switch (engine.models.gan_arch), at tiny size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.models.checkpoint import ModelFileError, load_generator, save_model
+from engine.models.fastgan import FastDiscriminator, FastGANConfig, FastGenerator
+from engine.models.gan import GANConfig, Generator
+from engine.models.gan_arch import PRESETS, gan_config_from_dict, preset_config
+
+TINY = FastGANConfig(size=64, latent_dim=8, channels=32, min_channels=8, two_convs_up_to=16)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_shapes_range_and_channels_last(size: int) -> None:
+    config = FastGANConfig(size=size, latent_dim=8, channels=32, min_channels=8, two_convs_up_to=16)
+    g, d = FastGenerator(config).eval(), FastDiscriminator(config).eval()  # eval: no power iteration
+    with torch.no_grad():
+        img = g(torch.randn(3, 8))
+    assert img.shape == (3, 3, size, size)
+    assert img.min() >= -1.0 and img.max() <= 1.0
+    # NHWC strides, like the classic Generator: permute(0, 2, 3, 1) is a free view for display code.
+    assert img.is_contiguous(memory_format=torch.channels_last)
+    assert img.permute(0, 2, 3, 1).is_contiguous()
+    logits, recon = d.real_pass(img, quadrant=3)
+    assert d(img).shape == (3,) and logits.shape == (3,)
+    torch.testing.assert_close(logits, d(img))
+    assert recon.dim() == 0 and torch.isfinite(recon) and recon > 0
+
+
+def test_batch_one_equals_batched_and_inference_is_deterministic() -> None:
+    torch.manual_seed(0)
+    g = FastGenerator(TINY).eval()
+    with torch.no_grad():  # noise strengths start at 0: give the fixed noise something to do
+        for name, p in g.named_parameters():
+            if name.endswith("strength"):
+                p.fill_(0.5)
+    z = torch.randn(3, 8)
+    with torch.no_grad():
+        batched = g(z)
+        single = g(z[1:2])
+        again = g(z[1:2])
+    torch.testing.assert_close(single[0], batched[1], atol=1e-5, rtol=1e-4)
+    assert torch.equal(single, again)  # fixed noise: a held z is a still frame
+
+
+def test_training_noise_is_fresh_and_seeded() -> None:
+    torch.manual_seed(0)
+    g = FastGenerator(TINY).train()
+    with torch.no_grad():
+        for name, p in g.named_parameters():
+            if name.endswith("strength"):
+                p.fill_(0.5)
+    z = torch.randn(1, 8)
+    g.set_training_noise(torch.Generator().manual_seed(1))
+    a, b = g(z), g(z)
+    assert not torch.equal(a, b)
+    g.set_training_noise(torch.Generator().manual_seed(1))
+    assert torch.equal(g(z), a)
+    assert not torch.equal(g.eval()(z), a)  # eval uses the stored maps instead
+
+
+def test_gradients_reach_every_generator_and_decoder_weight() -> None:
+    g, d = FastGenerator(TINY), FastDiscriminator(TINY)
+    img = g(torch.randn(4, 8))
+    logits, recon = d.real_pass(img, quadrant=1)
+    (logits.mean() + recon).backward()
+    assert all(p.grad is not None for p in g.parameters())
+    assert all(p.grad is not None for p in d.parameters())
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"size": 100}, "power of two"),
+        ({"two_convs_up_to": 24}, "two_convs_up_to"),
+        ({"size": 64, "two_convs_up_to": 128}, "two_convs_up_to"),
+        ({"channels": 8, "min_channels": 16}, "min_channels"),
+        ({"channels": 8.0}, "integer"),
+        ({"arch": "classic"}, "arch"),
+    ],
+)
+def test_invalid_config(kwargs: dict, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        FastGANConfig(**kwargs).validate()
+
+
+def test_config_from_dict_picks_the_arch() -> None:
+    old = {"size": 64, "latent_dim": 8, "channels": 32, "min_channels": 8}  # a file from before "arch"
+    assert gan_config_from_dict(old) == GANConfig(64, 8, 32, 8)
+    assert gan_config_from_dict(TINY.to_dict()) == TINY
+    with pytest.raises(ValueError, match="'arch' must be one of \\['classic', 'fast'\\], got 'turbo'"):
+        gan_config_from_dict({**old, "arch": "turbo"})
+    with pytest.raises(ValueError, match="two_convs_up_to"):  # a fast-only key on a classic config
+        gan_config_from_dict({**old, "two_convs_up_to": 16})
+
+
+def test_presets_and_overrides() -> None:
+    for arch, presets in PRESETS.items():
+        for name, values in presets.items():
+            config = preset_config(arch, name)
+            assert config.arch == arch and config.to_dict().items() >= values.items()
+    assert preset_config("classic", "live") == GANConfig()
+    assert preset_config("fast", "live") == FastGANConfig()
+    small = preset_config("fast", "gpu", size=64, channels=16)  # the preset's other fields shrink with them
+    assert (small.size, small.channels, small.min_channels) == (64, 16, 16)
+    assert isinstance(small, FastGANConfig) and small.two_convs_up_to == 64
+    with pytest.raises(ValueError, match="preset"):
+        preset_config("fast", "huge")
+    with pytest.raises(ValueError, match="arch"):
+        preset_config("turbo", "live")
+
+
+def _save(path: Path, g: torch.nn.Module, config: dict) -> None:
+    save_model(path, g.state_dict(), kind="gan", config=config, data={}, metrics={}, steps=1)
+
+
+def test_old_file_loads_classic_and_fast_file_loads_fast(tmp_path: Path) -> None:
+    classic = Generator(GANConfig(64, 8, 32, 8))
+    old_config = {k: v for k, v in classic.config.to_dict().items() if k != "arch"}
+    _save(tmp_path / "old.safetensors", classic, old_config)
+    loaded, meta = load_generator(tmp_path / "old.safetensors")
+    assert type(loaded) is Generator and "arch" not in meta["config"]
+
+    torch.manual_seed(0)
+    fast = FastGenerator(TINY).eval()
+    _save(tmp_path / "fast.safetensors", fast, TINY.to_dict())
+    loaded, meta = load_generator(tmp_path / "fast.safetensors")
+    assert type(loaded) is FastGenerator and meta["config"]["arch"] == "fast"
+    assert not loaded.training
+    z = torch.randn(2, 8)
+    with torch.no_grad():  # the noise maps travel in the file (fp16 on disk)
+        torch.testing.assert_close(loaded(z), fast(z), atol=2e-2, rtol=0)
+
+
+def test_bad_arch_in_file_is_a_model_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "odd.safetensors"
+    _save(path, FastGenerator(TINY), {**TINY.to_dict(), "arch": "turbo"})
+    with pytest.raises(ModelFileError, match="odd.safetensors.*bad GAN config.*'arch'.*'turbo'"):
+        load_generator(path)
+    # A fast config over classic weights: the tensors do not fit, and the error says which.
+    _save(path, Generator(GANConfig(64, 8, 32, 8)), TINY.to_dict())
+    with pytest.raises(ModelFileError, match="odd.safetensors"):
+        load_generator(path)
+
+
+def test_a_scene_naming_a_fast_model_plays_still_frames_when_held(tmp_path: Path) -> None:
+    from engine.files.scene import load_scene
+    from engine.stage.deck import load_scenes
+    from tests.fakes import FakeOutput, built_show
+
+    torch.manual_seed(0)
+    g = FastGenerator(TINY)
+    with torch.no_grad():
+        for name, p in g.named_parameters():
+            if name.endswith("strength"):
+                p.fill_(0.5)
+    _save(tmp_path / "fast.safetensors", g, TINY.to_dict())
+    (tmp_path / "fast.toml").write_text('model = "fast.safetensors"\n')
+    scenes = load_scenes([load_scene(tmp_path / "fast.toml")], torch.device("cpu"))
+    assert scenes[0].size == 64 and scenes[0].latent_dim == 8
+    # The deck traces and freezes the generator when that gives the eager output bit for bit.
+    assert not isinstance(scenes[0].generator, FastGenerator)
+    out = FakeOutput()
+    show = built_show(scenes, output=out)
+    show.registry.set("/master/freeze", 1.0)  # hold the picture: the path stops
+    show.run(frames=3)
+    assert out.presents == 3
+    assert all((f == out.frames[0]).all() for f in out.frames[1:])  # fixed noise: no flicker
