@@ -163,7 +163,8 @@ def cmd_bench(args: argparse.Namespace) -> str:
     if args.models:
         from engine.bench.models import bench_models, format_models
 
-        rows = bench_models(frames=args.frames)
+        device, precision = _placement(args)
+        rows = bench_models(device, precision, frames=args.frames)
         return _report(format_models(rows), rows, args.json)
     if args.sound is not None:
         from engine.bench.sound import SOUND_SCENE, bench_sound, format_sound

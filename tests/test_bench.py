@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from engine.bench.frames import bench_scene, format_rows
@@ -18,3 +19,19 @@ def test_bench_reports_melody_and_text_cost_for_scenes_that_have_them(seq_scene)
     row = bench_scene(seq_scene(), torch.device("cpu"), frames=30, warmup=2)
     assert row["seq_ms"] is not None and 0.0 <= row["seq_ms"] <= row["seq_p99_ms"]
     assert "notes+text" in format_rows([row])
+
+
+def test_bench_models_rows_forward_and_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.bench import models
+    from engine.models.gan_arch import preset_config
+
+    tiny = [("tiny classic", preset_config("classic", "live", size=64, channels=16, latent_dim=8))]
+    tiny += [("tiny fast", preset_config("fast", "live", size=64, channels=16, latent_dim=8))]
+    monkeypatch.setattr(models, "_configs", lambda: tiny)
+    rows = models.bench_models(threads=(1,), frames=5, warmup=1)
+    assert [r["model"] for r in rows] == ["tiny classic", "tiny fast"]
+    for r in rows:
+        assert r["precision"] == "fp32" and r["fp16_psnr_db"] is None and r["size"] == 64
+        assert 0 < r["forward_ms"] and 0 < r["frame_ms"] and r["fps"] > 0
+    table = models.format_models(rows)
+    assert "tiny fast" in table and "frame" in table

@@ -178,6 +178,9 @@ class _UpBlock(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
+        import os
+        if os.environ.get("LS_UP") == "bilinear":
+            return self.layers(F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False))
         return self.layers(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
