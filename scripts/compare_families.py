@@ -27,15 +27,19 @@ from engine.models.checkpoint import read_model  # noqa: E402
 ARCHS = ("classic", "fast")
 DEFAULT_DATA = (REPO.parent / "shared/data/images/paintings", REPO / "pictures/photos")
 # The numbers the table shows, in order, when the report has them (lower is better unless noted).
-KEYS = (
-    "sample_distance",
-    "kid",
-    "precision",
-    "recall",
-    "axis_energy_ratio",
-    "diversity_feature",
-    "novelty_median",
-    "walk_jump_ratio",
+KEYS = tuple(
+    "eval_" + k
+    for k in (
+        "sample_distance",
+        "kid",
+        "precision",
+        "recall",
+        "coverage",
+        "axis_ratio",
+        "diversity_features",
+        "nearest_ratio",
+        "walk_jump_ratio",
+    )
 )
 
 
@@ -77,7 +81,7 @@ def main() -> None:
     lines = [
         f"# GAN families at {args.minutes:g} minutes each ({args.threads} threads)",
         "",
-        "| folder | family | steps | " + " | ".join(keys) + " |",
+        "| folder | family | steps | " + " | ".join(k.removeprefix("eval_") for k in keys) + " |",
         "|" + "---|" * (3 + len(keys)),
     ]
     for r in rows:
