@@ -14,10 +14,11 @@ high-fidelity few-shot image synthesis", with the changes a 60 fps CPU show need
   the thin fine ones at almost no cost.
 - Noise is random per forward pass only in train mode (drawn from the
   generator set with `set_training_noise`, so a run stays reproducible). In
-  eval mode every layer adds its own fixed noise map, a buffer drawn once when
-  the model is built and stored in the model file: a held latent gives a still
-  frame, the live show does not flicker, and sample i of a batch equals the
-  same z at batch 1.
+  eval mode every layer adds a mix of NOISE_BASES fixed noise maps (buffers
+  drawn once when the model is built and stored in the model file) with unit
+  weights that a fixed projection of z sets: a held latent gives a still frame,
+  the live show does not flicker, sample i of a batch equals the same z at
+  batch 1, and a latent walk changes the detail smoothly.
 - Speed: channels halve per block down to `min_channels`, and only blocks up to
   `two_convs_up_to` px have a second conv, so the high resolutions (which cost
   H * W * C_in * C_out * 9 per conv) stay thin. Activations are channels_last,
@@ -63,6 +64,10 @@ Tensor = torch.Tensor
 
 ARCH = "fast"
 SLE_RATIO = 8  # a map at side s gates the map at side SLE_RATIO * s
+# Eval-mode noise: each layer mixes this many fixed maps with weights set by z. One fixed
+# map for all z (the first version) gave every sample the same fine detail: on the deep
+# field, the same sparkles in the same places in every sample (the report's recall 0).
+NOISE_BASES = 8
 _D_MIN_CHANNELS = 16  # D keeps some width at the high resolutions even when G is thinner
 _DECODER_CHANNELS = 64  # the reconstruction decoders' widest map (halved per doubling, floor 16)
 
@@ -145,7 +150,7 @@ class _NoisyConv(nn.Module):
     pixel norm). Strengths start at 0, so the untrained model ignores the noise.
     """
 
-    noise: Tensor  # the buffer registered below
+    noise: Tensor  # the buffer registered below: (NOISE_BASES, 1, side, side)
 
     def __init__(self, c_in: int, c_out: int, side: int) -> None:
         super().__init__()
@@ -154,18 +159,21 @@ class _NoisyConv(nn.Module):
         # (C,), not (1, C, 1, 1): as a 1-D tensor it takes the full lr in
         # engine.train.common.equalized_param_groups (like a bias), not lr / sqrt(C).
         self.strength = nn.Parameter(torch.zeros(c_out))
-        # The eval-mode noise (1, 1, side, side): drawn once, saved with the weights.
-        self.register_buffer("noise", torch.randn(1, 1, side, side))
+        # The eval-mode noise bases (K, 1, side, side): drawn once, saved with the weights.
+        self.register_buffer("noise", torch.randn(NOISE_BASES, 1, side, side))
         self.train_noise: torch.Generator | None = None  # set by FastGenerator.set_training_noise
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mix: Tensor) -> Tensor:
+        """x (B, c_in, H, W); mix (B, K): each sample's unit weights of the eval noise bases."""
         x = self.conv(x)
         if self.training:
             # Fresh noise per sample (B, 1, H, W), drawn on the CPU generator's device, then moved.
             fresh = torch.randn((x.shape[0], 1, self.side, self.side), generator=self.train_noise)
             noise = fresh.to(device=x.device, dtype=x.dtype)
         else:
-            noise = self.noise  # (1, 1, H, W): the same for every sample and every frame
+            # A unit-weight mix of K fixed N(0, 1) maps is N(0, 1) per pixel again, like the
+            # training noise, but set by z: each sample gets its own detail, smoothly in z.
+            noise = torch.einsum("bk,kchw->bchw", mix, self.noise)  # (B, 1, H, W)
         return pixel_norm(F.leaky_relu(x + self.strength.view(1, -1, 1, 1) * noise, _LRELU))
 
 
@@ -182,10 +190,13 @@ class _UpBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, side: int, convs: int) -> None:
         super().__init__()
         layers = [_NoisyConv(c_in, c_out, side)] + [_NoisyConv(c_out, c_out, side) for _ in range(convs - 1)]
-        self.layers = nn.Sequential(*layers)
+        self.layers = nn.ModuleList(layers)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.layers(F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False))
+    def forward(self, x: Tensor, mix: Tensor) -> Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        for layer in self.layers:
+            x = layer(x, mix)
+        return x
 
 
 class _SkipExcitation(nn.Module):
@@ -213,6 +224,8 @@ class FastGenerator(nn.Module):
     .size and .latent_dim), so scenes, the show and the trainer use either.
     """
 
+    noise_mix: Tensor  # (latent_dim, NOISE_BASES), the buffer registered in __init__
+
     def __init__(self, config: FastGANConfig) -> None:
         super().__init__()
         config.validate()
@@ -236,6 +249,8 @@ class FastGenerator(nn.Module):
         self._sle_shift = shift
         c_top = config.channels_at(n)
         self.to_rgb = nn.Conv2d(c_top, 3, 3, padding=1, padding_mode="reflect")
+        # z -> weights of the eval noise bases (NoisyConv): a fixed random projection.
+        self.register_buffer("noise_mix", torch.randn(config.latent_dim, NOISE_BASES))
         init_weights(self)
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack the keyword
 
@@ -253,8 +268,9 @@ class FastGenerator(nn.Module):
         x = x.contiguous(memory_format=torch.channels_last)
         x = pixel_norm(F.leaky_relu(x, _LRELU))
         maps = [x]  # maps[k]: (B, C_k, 4 << k, 4 << k), kept for the SLE gates
+        mix = F.normalize(z @ self.noise_mix, dim=1)  # (B, K), unit rows
         for i, block in enumerate(self.blocks, start=1):
-            x = block(x)  # (B, C_i, 4 << i, 4 << i)
+            x = block(x, mix)  # (B, C_i, 4 << i, 4 << i)
             k = i - self._sle_shift
             if k >= 0:
                 x = x * self.sle[k](maps[k])  # (B, C_i, H, W) * (B, C_i, 1, 1)
