@@ -31,7 +31,7 @@ from engine.core.space import build_space, params_json
 pytestmark = pytest.mark.integration  # the CLI show in a subprocess, real UDP
 
 REPO = Path(__file__).resolve().parents[1]
-SCENES = ["scenes/verse.toml", "scenes/default.toml", "scenes/paintings_walk.toml"]
+SCENES = ["scenes/verse.toml", "scenes/default.toml", "scenes/deepfield_walk.toml"]
 SEND_SECONDS, RATE = 6.0, 800.0  # messages per second
 STRINGS = [
     "?",

@@ -8,8 +8,8 @@ Loading the model itself happens in `engine.stage.deck`.
 
 Example (scenes/default.toml):
 
-    name = "Paintings"
-    model = "../trained/paintings.safetensors"
+    name = "Deep field"
+    model = "../trained/deepfield.safetensors"
     seed = 7
     [path]
     kind = "keyframes"        # keyframes | walk | noise
