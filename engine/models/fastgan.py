@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -49,15 +49,12 @@ from engine.models.config import config_from_dict
 # down block, spectral-norm conv, minibatch-stddev feature, init and pixel norm.
 from engine.models.gan import (
     _LRELU,
-    _MAX_CHANNELS,
-    _MAX_LATENT,
-    _MAX_SIZE,
-    _MIN_SIZE,
     _DownBlock,
     _minibatch_std,
     _sn_conv,
     init_weights,
     pixel_norm,
+    validate_gan_fields,
 )
 
 Tensor = torch.Tensor
@@ -96,23 +93,7 @@ class FastGANConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field and what was expected."""
-        if self.arch != ARCH:
-            raise ValueError(f"FastGAN config 'arch' must be {ARCH!r}, got {self.arch!r}")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name != "arch" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"GAN config '{f.name}' must be an integer, got {value!r}")
-        if not (_MIN_SIZE <= self.size <= _MAX_SIZE) or self.size & (self.size - 1):
-            raise ValueError(
-                f"GAN config 'size' must be a power of two from {_MIN_SIZE} to {_MAX_SIZE}, got {self.size}"
-            )
-        if not 1 <= self.latent_dim <= _MAX_LATENT:
-            raise ValueError(f"GAN config 'latent_dim' must be from 1 to {_MAX_LATENT}, got {self.latent_dim}")
-        if not 1 <= self.min_channels <= self.channels <= _MAX_CHANNELS:
-            raise ValueError(
-                "GAN config needs 1 <= min_channels <= channels <= "
-                f"{_MAX_CHANNELS}, got min_channels={self.min_channels}, channels={self.channels}"
-            )
+        validate_gan_fields(self, ARCH, "FastGAN")
         t = self.two_convs_up_to
         if not 4 <= t <= self.size or t & (t - 1):
             raise ValueError(

@@ -67,25 +67,7 @@ class GANConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field and what was expected."""
-        if self.arch != ARCH:
-            raise ValueError(f"classic GAN config 'arch' must be {ARCH!r}, got {self.arch!r}")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            # bool is an int subclass; reject it so `size: true` in a file fails.
-            if f.name != "arch" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"GAN config '{f.name}' must be an integer, got {value!r}")
-        if not (_MIN_SIZE <= self.size <= _MAX_SIZE) or self.size & (self.size - 1):
-            raise ValueError(
-                f"GAN config 'size' must be a power of two from {_MIN_SIZE} to {_MAX_SIZE}, got {self.size}"
-            )
-        if not 1 <= self.latent_dim <= _MAX_LATENT:
-            raise ValueError(f"GAN config 'latent_dim' must be from 1 to {_MAX_LATENT}, got {self.latent_dim}")
-        if not 1 <= self.min_channels <= self.channels <= _MAX_CHANNELS:
-            raise ValueError(
-                "GAN config needs 1 <= min_channels <= channels <= "
-                f"{_MAX_CHANNELS}, got min_channels={self.min_channels}, "
-                f"channels={self.channels}"
-            )
+        validate_gan_fields(self, ARCH, "classic GAN")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +85,27 @@ class GANConfig:
     def channels_at(self, block: int) -> int:
         """Feature maps after `block` upsamplings (block 0 is the 4x4 map)."""
         return max(self.channels >> block, self.min_channels)
+
+
+def validate_gan_fields(config: Any, arch: str, family: str) -> None:
+    """The checks every GAN family's config shares (engine.models.gan_arch): its arch, integer
+    fields, a power-of-two size, latent length and channel range; ValueError naming the field."""
+    if config.arch != arch:
+        raise ValueError(f"{family} config 'arch' must be {arch!r}, got {config.arch!r}")
+    for f in fields(config):
+        value = getattr(config, f.name)
+        # bool is an int subclass; reject it so `size: true` in a file fails.
+        if f.name != "arch" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"GAN config '{f.name}' must be an integer, got {value!r}")
+    if not (_MIN_SIZE <= config.size <= _MAX_SIZE) or config.size & (config.size - 1):
+        raise ValueError(f"GAN config 'size' must be a power of two from {_MIN_SIZE} to {_MAX_SIZE}, got {config.size}")
+    if not 1 <= config.latent_dim <= _MAX_LATENT:
+        raise ValueError(f"GAN config 'latent_dim' must be from 1 to {_MAX_LATENT}, got {config.latent_dim}")
+    if not 1 <= config.min_channels <= config.channels <= _MAX_CHANNELS:
+        raise ValueError(
+            "GAN config needs 1 <= min_channels <= channels <= "
+            f"{_MAX_CHANNELS}, got min_channels={config.min_channels}, channels={config.channels}"
+        )
 
 
 def pixel_norm(x: Tensor) -> Tensor:
