@@ -20,6 +20,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("size", [64, 128])
 def test_shapes_range_and_channels_last(size: int) -> None:
     config = FastGANConfig(size=size, latent_dim=8, channels=32, min_channels=8, two_convs_up_to=16)
+    # Seeded: with some unseeded inits D's sum-pooled logits were large enough that the two
+    # paths' float rounding (same ops, another order in oneDNN) passed assert_close's tolerance.
+    torch.manual_seed(size)
     g, d = FastGenerator(config).eval(), FastDiscriminator(config).eval()  # eval: no power iteration
     with torch.no_grad():
         img = g(torch.randn(3, 8))
