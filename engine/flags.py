@@ -319,7 +319,7 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         type=int,
         default=d.batch,
         help=f"images per step and process; under torchrun the global batch is this x the number of "
-        f"processes (default {d.batch})",
+        f"processes (default 8 for fast, 16 for classic)",
     )
     p.add_argument("--lr", type=float, default=d.lr, help="discriminator Adam learning rate (default 2e-4)")
     p.add_argument(

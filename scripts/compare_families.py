@@ -2,7 +2,7 @@
 and write a table of their evaluation reports plus side-by-side sample grids.
 
     .venv/bin/python scripts/compare_families.py --minutes 10 --out out/compare-10
-        [--data ../shared/data/images/paintings --data pictures/photos] [--threads 2]
+        [--data ../shared/data/images/paintings --data pictures/photos] [--threads 2] [--reuse]
 
 Nothing else should run on the machine meanwhile: the runs are compared at equal wall time.
 Writes OUT/<arch>-<folder>.safetensors (+ .png grid, .report/), OUT/compare.md and
@@ -43,8 +43,11 @@ KEYS = tuple(
 )
 
 
-def train(arch: str, data: Path, out: Path, minutes: float, threads: int) -> Path:
+def train(arch: str, data: Path, out: Path, minutes: float, threads: int, reuse: bool = False) -> Path:
     model = out / f"{arch}-{data.name}"
+    if reuse and model.with_suffix(".safetensors").exists():
+        print(f"reusing {model}.safetensors (--reuse)", flush=True)
+        return model.with_suffix(".safetensors")
     cmd = [sys.executable, str(REPO / "run_show.py"), "train", "gan", "--arch", arch, "--data", str(data)]
     cmd += ["--out", str(model), "--minutes", f"{minutes:g}", "--threads", str(threads)]
     print("$", " ".join(cmd), flush=True)
@@ -67,11 +70,12 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--data", type=Path, action="append")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reuse", action="store_true", help="keep runs whose model file OUT already holds")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for data in args.data or DEFAULT_DATA:
-        models = {arch: train(arch, data, args.out, args.minutes, args.threads) for arch in ARCHS}
+        models = {arch: train(arch, data, args.out, args.minutes, args.threads, args.reuse) for arch in ARCHS}
         metrics = {arch: read_model(path, "gan")[1] for arch, path in models.items()}
         side_by_side(*(m.with_suffix(".png") for m in models.values()), args.out / f"{data.name}-grids.png")
         for arch in ARCHS:
