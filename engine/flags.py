@@ -27,6 +27,7 @@ from engine.train.common import DEFAULT_MINUTES, SeqTrainOptions, TrainOptions
 from engine.train.gan import GanTrainOptions
 from engine.train.notes import NotesTrainOptions
 from engine.train.text import TextTrainOptions
+from engine.train.vae import VAE_PRESETS, VaeTrainOptions
 
 DEFAULTS = ShowConfig()
 
@@ -318,14 +319,59 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         "--batch",
         type=int,
         default=d.batch,
-        help=f"images per step and process; under torchrun the global batch is this x the number of "
-        f"processes (default 8 for fast, 16 for classic)",
+        help="images per step and process; under torchrun the global batch is this x the number of "
+        "processes (default 8 for fast, 16 for classic)",
     )
     p.add_argument("--lr", type=float, default=d.lr, help="discriminator Adam learning rate (default 2e-4)")
     p.add_argument(
         "--lr-g", type=float, default=d.lr_g, help="generator learning rate (default: lr for fast, lr / 4 for classic)"
     )
     p.add_argument("--ema", type=float, default=d.ema, help=f"EMA decay of G weights (default {d.ema:g})")
+
+
+def _add_vae_args(p: argparse.ArgumentParser) -> None:
+    d = VaeTrainOptions
+    p.add_argument("--data", required=True, metavar="DIR", help="folder of .png/.jpg/.jpeg/.webp pictures")
+    p.add_argument(
+        "--preset",
+        choices=tuple(VAE_PRESETS),
+        default=d.preset,
+        help=f"model size: live (128 px, 60 fps on a 2-core CPU), hd (256 px), gpu (512 px) (default {d.preset})",
+    )
+    p.add_argument("--size", type=int, default=d.size, help="picture size: 64, 128, 256 or 512 (default: the preset's)")
+    p.add_argument("--latent-channels", type=int, default=d.latent_channels, help="latent maps (default: the preset's)")
+    p.add_argument(
+        "--latent-side", type=int, default=d.latent_side, help="latent map side in px (default: the preset's)"
+    )
+    p.add_argument(
+        "--channels", type=int, default=d.channels, help="feature maps at the latent side (default: the preset's)"
+    )
+    p.add_argument("--batch", type=int, default=d.batch, help=f"crops per step (default {d.batch})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"peak Adam learning rate (default {d.lr:g})")
+    p.add_argument(
+        "--kl",
+        type=float,
+        default=d.kl,
+        help=f"KL weight per picture value: small = sharper, large = smoother in-betweens (default {d.kl:g})",
+    )
+    p.add_argument(
+        "--adv",
+        type=float,
+        default=d.adv,
+        help=f"adversarial weight, adaptive as in VQGAN; 0 = off (default {d.adv:g})",
+    )
+    p.add_argument(
+        "--adv-start",
+        type=float,
+        default=d.adv_start,
+        help=f"share of the budget before the patch discriminator starts (default {d.adv_start:g})",
+    )
+    p.add_argument(
+        "--holdout",
+        type=float,
+        default=d.holdout,
+        help=f"share of the pictures held out for evaluation, never trained on (default {d.holdout:g})",
+    )
 
 
 def _add_notes_args(p: argparse.ArgumentParser) -> None:
@@ -433,6 +479,7 @@ def _add_train_common_args(p: argparse.ArgumentParser) -> None:
 # family -> (its flags, its options class)
 _TRAIN_FAMILIES: dict[str, tuple[Callable[[argparse.ArgumentParser], None], type[TrainOptions]]] = {
     "gan": (_add_gan_args, GanTrainOptions),
+    "vae": (_add_vae_args, VaeTrainOptions),
     "notes": (_add_notes_args, NotesTrainOptions),
     "text": (_add_text_args, TextTrainOptions),
 }

@@ -35,6 +35,22 @@ def make_tiny_gan(path: Path, size: int = 64, latent_dim: int = 16, seed: int = 
     return path
 
 
+def make_tiny_vae(path: Path, size: int = 64, seed: int = 0, data: dict | None = None) -> Path:
+    """An untrained kind "vae" model (4 x 4 x 4 latent): it encodes and decodes, which is all the
+    keyframe plumbing needs (a key's frame is the picture's reconstruction, trained or not)."""
+    import torch
+
+    from engine.models.checkpoint import save_model
+    from engine.models.vae import VAE, VAEConfig
+
+    torch.manual_seed(seed)
+    cfg = VAEConfig(size=size, latent_channels=4, latent_side=4, channels=32, min_channels=8)
+    vae = VAE(cfg)
+    meta = data or {"folder": "test", "held_out": []}
+    save_model(path, vae.state_dict(), kind="vae", config=cfg.to_dict(), data=meta, metrics={}, steps=0)
+    return path
+
+
 def _make_tiny_seq(path: Path, vocab, seed: int, data: dict) -> Path:
     import torch
 

@@ -14,6 +14,7 @@ from engine.core.latent import (
     latent_directions,
     lerp,
     make_path,
+    picture_path,
     slerp,
     validate_path_settings,
 )
@@ -156,7 +157,28 @@ def test_keyframe_loop_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="ease"):
         KeyframeLoop(_keys(3), ease="bounce")
     with pytest.raises(ValueError, match="keys"):
-        KeyframeLoop(_keys(1))
+        KeyframeLoop(np.zeros((0, 4)))
+    with pytest.raises(ValueError, match="hold"):
+        KeyframeLoop(_keys(3), hold=1.0)
+
+
+def test_keyframe_loop_holds_on_each_key_then_travels() -> None:
+    keys = _keys(3)
+    loop = KeyframeLoop(keys, interp="lerp", ease="linear", hold=0.4)
+    for k in range(3):
+        for f in (0.0, 0.2, 0.39):  # the hold: exactly the key
+            np.testing.assert_array_equal(loop.at(k + f), keys[k].astype(np.float32))
+    # travel: the remaining 60 % of the segment goes linearly to the next key
+    np.testing.assert_allclose(loop.at(0.7), 0.5 * (keys[0] + keys[1]), rtol=1e-6)
+    np.testing.assert_allclose(loop.at(2.999999), keys[0], atol=1e-4)  # the wrap back to key 0
+
+
+def test_keyframe_loop_of_one_key_stands_still_and_grows() -> None:
+    one = KeyframeLoop(_keys(1))
+    np.testing.assert_array_equal(one.at(0.3), one.at(7.9))
+    two = one.with_key(np.ones(one.dim))
+    assert two.period == 2.0 and one.period == 1.0
+    np.testing.assert_array_equal(two.at(1.0), np.ones(one.dim, np.float32))
 
 
 # ---------------------------------------------------------------- walk, noise
@@ -237,7 +259,12 @@ def test_path_kinds_schema_shape() -> None:
             else:
                 low, high = allowed
                 assert low <= default <= high
-        make_path(kind, 8, 0)  # every kind builds with its defaults
+        if kind == "pictures":  # built from its pictures' keys, not from a seed
+            with pytest.raises(ValueError, match="picture_path"):
+                make_path(kind, 8, 0)
+            assert picture_path(np.ones((2, 8))).period == 2.0
+        else:
+            make_path(kind, 8, 0)  # every other kind builds with its defaults
 
 
 @pytest.mark.parametrize(

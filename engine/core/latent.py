@@ -36,6 +36,7 @@ __all__ = [
     "latent_directions",
     "lerp",
     "make_path",
+    "picture_path",
     "slerp",
     "validate_path_settings",
 ]
@@ -196,20 +197,27 @@ class KeyframeLoop:
     the velocity is continuous across keys and across the wrap too).
     ``ease="smooth"`` applies smoothstep to the position within each segment:
     motion eases in and out, pausing at every key (zero velocity there, which
-    is still continuous).
+    is still continuous). ``hold`` (0 <= hold < 1) is the share of each
+    segment spent standing on its key before travelling to the next: a
+    picture scene holds on each picture, then morphs. It may be changed
+    between frames (the deck's hold and travel params set it). One key is
+    allowed: the loop then stands on it.
     """
 
-    def __init__(self, keys: np.ndarray, interp: str = "slerp", ease: str = "smooth") -> None:
+    def __init__(self, keys: np.ndarray, interp: str = "slerp", ease: str = "smooth", hold: float = 0.0) -> None:
         keys = np.asarray(keys, dtype=np.float64)
-        if keys.ndim != 2 or keys.shape[0] < 2 or keys.shape[1] < 1:
-            raise ValueError(f"keys: expected an (N >= 2, dim) array, got shape {keys.shape}")
+        if keys.ndim != 2 or keys.shape[0] < 1 or keys.shape[1] < 1:
+            raise ValueError(f"keys: expected an (N >= 1, dim) array, got shape {keys.shape}")
         if interp not in INTERPS:
             raise ValueError(f"interp: expected one of {', '.join(INTERPS)}, got {interp!r}")
         if ease not in EASES:
             raise ValueError(f"ease: expected one of {', '.join(EASES)}, got {ease!r}")
+        if not 0.0 <= hold < 1.0:
+            raise ValueError(f"hold: expected a share from 0 to below 1, got {hold!r}")
         self.keys = keys  # (N, dim) float64, kept in double for exact key hits
         self.interp = interp
         self.ease = ease
+        self.hold = float(hold)
         self.dim = int(keys.shape[1])
 
     @property
@@ -217,16 +225,24 @@ class KeyframeLoop:
         """Loop length in keyframes (= number of keys)."""
         return float(self.keys.shape[0])
 
-    def at(self, tau: float) -> np.ndarray:
-        """The (dim,) float32 point at path time ``tau`` keyframes."""
+    def position(self, tau: float) -> tuple[int, float]:
+        """(key index k, eased share f of the way to key k+1) at path time tau."""
         n = self.keys.shape[0]
         u = float(tau) % n  # in [0, n); Python's % is non-negative for n > 0
         k = int(math.floor(u))
         f = u - k
         if k >= n:  # u rounded up to n for tau just below a multiple of n
             k, f = 0, 0.0
+        if self.hold > 0.0:
+            f = max(0.0, (f - self.hold) / (1.0 - self.hold))
         if self.ease == "smooth":
             f = _smoothstep(f)
+        return k, f
+
+    def at(self, tau: float) -> np.ndarray:
+        """The (dim,) float32 point at path time ``tau`` keyframes."""
+        n = self.keys.shape[0]
+        k, f = self.position(tau)
         if self.interp == "spline":
             w = _catmull_rom_weights(f)
             idx = [(k - 1) % n, k, (k + 1) % n, (k + 2) % n]
@@ -235,6 +251,11 @@ class KeyframeLoop:
         if f == 0.0:
             return a.astype(np.float32)
         return slerp(a, b, f) if self.interp == "slerp" else lerp(a, b, f)
+
+    def with_key(self, key: np.ndarray) -> KeyframeLoop:
+        """The same loop with one more key at its end (a picture added live)."""
+        keys = np.concatenate([self.keys, np.asarray(key, dtype=np.float64).reshape(1, self.dim)])
+        return KeyframeLoop(keys, self.interp, self.ease, self.hold)
 
 
 class RandomWalk:
@@ -344,6 +365,8 @@ class SettingSpec(NamedTuple):
     allowed: tuple
 
 
+HOLD_MAX = 0.99  # the largest share of a keyframe interval a path may hold on its key
+
 # PATH_KINDS[kind][setting] = SettingSpec(type, default, allowed). A plain
 # tuple (type, default, allowed) compares equal, so loaders may unpack it.
 PATH_KINDS: dict[str, dict[str, SettingSpec]] = {
@@ -351,6 +374,14 @@ PATH_KINDS: dict[str, dict[str, SettingSpec]] = {
         "keys": SettingSpec(int, 8, (2, 256)),
         "interp": SettingSpec(str, "slerp", INTERPS),
         "ease": SettingSpec(str, "smooth", EASES),
+        "hold": SettingSpec(float, 0.0, (0.0, HOLD_MAX)),
+    },
+    # Keys from pictures (encoded by a VAE or projected into a GAN when the scene loads,
+    # engine.stage.keyframes): a scene's [path] names them; make_path cannot build it alone.
+    "pictures": {
+        "interp": SettingSpec(str, "slerp", INTERPS),
+        "ease": SettingSpec(str, "smooth", EASES),
+        "hold": SettingSpec(float, 0.0, (0.0, HOLD_MAX)),
     },
     "walk": {"smoothness": SettingSpec(float, 1.0, (0.05, 1000.0))},
     "noise": {"period": SettingSpec(float, 8.0, (0.5, 100000.0)), "harmonics": SettingSpec(int, 3, (1, 16))},
@@ -394,7 +425,13 @@ def validate_path_settings(kind: str, settings: dict[str, object]) -> dict[str, 
 
 def _make_keyframes(dim: int, seed: int, s: dict[str, Any]) -> LatentPath:
     keys = _rng(_TAG_KEYS, seed).standard_normal((int(s["keys"]), dim))  # (N, dim)
-    return KeyframeLoop(keys, interp=str(s["interp"]), ease=str(s["ease"]))
+    return KeyframeLoop(keys, interp=str(s["interp"]), ease=str(s["ease"]), hold=float(s["hold"]))
+
+
+def picture_path(keys: np.ndarray, **settings: object) -> KeyframeLoop:
+    """The loop of a "pictures" path through keys (N, dim) that came from pictures."""
+    s: dict[str, Any] = validate_path_settings("pictures", settings)
+    return KeyframeLoop(keys, interp=str(s["interp"]), ease=str(s["ease"]), hold=float(s["hold"]))
 
 
 def _make_walk(dim: int, seed: int, s: dict[str, Any]) -> LatentPath:
@@ -420,6 +457,8 @@ def make_path(kind: str, dim: int, seed: int, **settings: object) -> LatentPath:
     The same (kind, dim, seed, settings) always gives the same path.
     """
     checked = validate_path_settings(kind, settings)
+    if kind not in _BUILDERS:
+        raise ValueError(f"path kind {kind!r} is built from its pictures (picture_path), not from a seed")
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim: expected a positive int, got {dim!r}")
     return _BUILDERS[kind](dim, int(seed), checked)

@@ -25,13 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from engine.core.latent import slerp
 from engine.eval import metrics
 from engine.eval.features import image_features
 from engine.train.distance import sample_distance
-from engine.train.images import load_image_folder, random_crops
+from engine.train.images import load_image_folder, random_crops, whole_pictures
 
 Generate = Callable[[torch.Tensor], torch.Tensor]  # z (B, latent_dim) -> images (B, 3, S, S) in [-1, 1], CPU
 BANK_CROPS = 256
@@ -85,18 +84,6 @@ class ImageEval:
 def load_pictures(folder: str | os.PathLike[str], size: int) -> list[torch.Tensor]:
     """The folder's pictures as the trainer reads them: uint8 (3, H, W), short side >= size."""
     return load_image_folder(folder, size)[0]
-
-
-def whole_pictures(pictures: list[torch.Tensor], size: int) -> torch.Tensor:
-    """Each picture's largest centred square resized to size x size: (P, 3, S, S) in [-1, 1]."""
-    out = []
-    for img in pictures:
-        _, h, w = img.shape
-        side = min(h, w)
-        y0, x0 = (h - side) // 2, (w - side) // 2
-        square = img[:, y0 : y0 + side, x0 : x0 + side].float().unsqueeze(0)  # (1, 3, side, side)
-        out.append(F.interpolate(square, size=(size, size), mode="bilinear", antialias=True, align_corners=False))
-    return (torch.cat(out) / 127.5 - 1.0).clamp_(-1.0, 1.0)
 
 
 def _bank(pictures: list[torch.Tensor], size: int, seed: int) -> tuple[torch.Tensor, list[str]]:

@@ -12,6 +12,9 @@ Feature-space metrics take feature vectors (N, D) (engine.eval.features):
 
 Pixel-space metrics take images (N, 3, S, S) in [-1, 1]; pixel distances are
 RMS differences on the 0..1 scale (0 = the same picture, 1 = black vs white).
+psnr and ssim (Wang et al. 2004: 11-tap Gaussian window, sigma 1.5, per channel)
+compare pictures on the 0..1 scale; ssim is differentiable, so the VAE trainer
+uses it as a loss term too.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 K_NEIGHBOURS = 5
 KID_SUBSETS = 20
@@ -168,3 +172,32 @@ def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
     if float(p.sum()) <= 0 or float(q.sum()) <= 0:
         return 1.0
     return float(0.5 * (p / p.sum() - q / q.sum()).abs().sum())
+
+
+_SSIM_TAPS, _SSIM_SIGMA = 11, 1.5
+_SSIM_C1, _SSIM_C2 = 0.01**2, 0.03**2  # for a data range of 1
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N,) PSNR in dB between pictures (N, 3, S, S) in [-1, 1], on the 0..1 scale (capped at 100 dB)."""
+    mse = (a.float() - b.float()).mul(0.5).square().flatten(1).mean(dim=1)
+    return (10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))).clamp_max(100.0)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N,) mean SSIM between pictures (N, C, H, W) in [-1, 1] (1 = the same); differentiable."""
+    x, y = (a.float() + 1.0) * 0.5, (b.float() + 1.0) * 0.5  # 0..1
+    c = x.shape[1]
+    t = torch.arange(_SSIM_TAPS, dtype=torch.float32, device=x.device) - (_SSIM_TAPS - 1) / 2.0
+    g = torch.exp(-(t * t) / (2.0 * _SSIM_SIGMA**2))
+    g = g / g.sum()
+    window = (g.view(-1, 1) * g.view(1, -1)).expand(c, 1, _SSIM_TAPS, _SSIM_TAPS).contiguous()
+
+    def blur(v: torch.Tensor) -> torch.Tensor:  # valid Gaussian blur per channel: (N, C, H-10, W-10)
+        return F.conv2d(v, window, groups=c)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    num = (2.0 * mx * my + _SSIM_C1) * (2.0 * cov + _SSIM_C2)
+    den = (mx * mx + my * my + _SSIM_C1) * (vx + vy + _SSIM_C2)
+    return (num / den).flatten(1).mean(dim=1)

@@ -8,8 +8,8 @@ digits once, go into the model file's `metrics` metadata as eval_* keys
 (engine.models.checkpoint.update_metrics rewrites the file atomically, tensors
 untouched), so what the report says and what the file says are equal.
 
-Kinds: "gan" (and later "vae") through engine.models.checkpoint.load_generator
-(engine.eval.images); "notes" and "text" through engine.models.seq
+Kinds: "gan" and "vae" through engine.models.checkpoint.load_image_model (engine.eval.images;
+a VAE's report adds its reconstructions, engine.eval.recon); "notes" and "text" through engine.models.seq
 (engine.eval.seq).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,13 +31,17 @@ from engine.errors import EvalSetupError, TrainSetupError
 from engine.eval import figures
 from engine.eval.features import feature_net_version
 from engine.eval.images import ROWS as IMAGE_ROWS
-from engine.eval.images import ImageEval, evaluate_generator, load_pictures
+from engine.eval.images import ImageEval, evaluate_generator
 from engine.eval.options import REPORT_SUFFIX, EvalOptions
+from engine.eval.recon import ROWS as RECON_ROWS
+from engine.eval.recon import evaluate_reconstructions
 from engine.eval.seq import NOTE_ROWS, TEXT_ROWS, SeqEval, evaluate_notes, evaluate_text
 from engine.files.atomic import atomic_write_bytes
-from engine.models.checkpoint import load_generator, read_model, update_metrics
+from engine.models.checkpoint import load_image_model, read_model, update_metrics
 from engine.models.device import resolve_device
 from engine.models.seq import load_seq_model
+from engine.models.vae import VAE
+from engine.train.images import load_image_folder
 from engine.train.midi_data import load_midi_folder
 from engine.train.text import read_text_file
 
@@ -126,7 +131,7 @@ def evaluate(opts: EvalOptions) -> EvalResult:
     device = resolve_device(opts.device)
     try:
         if meta["kind"] in IMAGE_KINDS:
-            parts = _image_parts(opts, data, device)
+            parts = _image_parts(opts, data, device, meta)
         elif meta["kind"] == "notes":
             parts = _notes_parts(opts, data, meta)
         else:
@@ -149,20 +154,51 @@ def evaluate(opts: EvalOptions) -> EvalResult:
     return EvalResult(meta["kind"], report, written, numbers, metrics)
 
 
-def _image_parts(opts: EvalOptions, data: Path, device: torch.device) -> _Parts:
-    module, _ = load_generator(opts.model, device=device)
+def _image_parts(opts: EvalOptions, data: Path, device: torch.device, meta: Mapping[str, Any]) -> _Parts:
+    module, _ = load_image_model(opts.model, device=device)
     size, latent_dim = int(module.config.size), int(module.config.latent_dim)
-    pictures = load_pictures(data, size)
+    pictures, scan = load_image_folder(data, size)
     generate = lambda z: module(z.to(device)).float().cpu()  # (B, latent_dim) -> (B, 3, S, S) on the CPU
     result = evaluate_generator(generate, latent_dim, pictures, size, opts.samples, opts.seed)
     version = feature_net_version(size)
-    return _Parts(
+    parts = _Parts(
         numbers=result.numbers,
         rows=IMAGE_ROWS,
         figures=_image_figures(result),
         header={"pictures": str(len(pictures)), "feature net": version},
         notes=[WHY_RANDOM, NOVELTY],
         meta={"feature_net": version},
+    )
+    if isinstance(module, VAE):
+        _add_reconstructions(parts, module, pictures, scan.names, data, meta, device)
+    return parts
+
+
+def _add_reconstructions(
+    parts: _Parts,
+    vae: VAE,
+    pictures: list[torch.Tensor],
+    names: list[str],
+    data: Path,
+    meta: Mapping[str, Any],
+    device: torch.device,
+) -> None:
+    """A VAE's report also says how it reconstructs its pictures, seen and held out (engine.eval.recon)."""
+    recorded = meta["data"]
+    own = data.resolve().name == recorded.get("folder")
+    held = list(recorded.get("held_out", [])) if own else list(names)
+    result = evaluate_reconstructions(vae, pictures, names, held, device)
+    present = {k: v for k, v in result.numbers.items() if math.isfinite(v)}
+    parts.numbers |= present
+    parts.rows = {**{k: RECON_ROWS[k] for k in present}, **parts.rows}
+    parts.header["held out"] = ", ".join(held) if own else "every picture (not the folder it trained on)"
+    figure = figures.pairs_figure(result.views, result.recons, result.captions)
+    parts.figures.insert(0, ("reconstructions.png", "Pictures (left) and their reconstructions (right)", figure))
+    parts.notes.insert(
+        0,
+        "Reconstructions: each picture's largest centred square, encoded to its posterior mean and decoded "
+        "(the frame a scene holds on that picture). The baseline for held-out pictures is the mean picture of "
+        "the seen ones: held_gain_db is how far the model beats predicting a picture it never saw by it.",
     )
 
 

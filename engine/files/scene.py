@@ -29,22 +29,27 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.checks import Checker, parse_toml
-from engine.core.latent import PATH_KINDS, check_setting
+from engine.core.latent import HOLD_MAX, PATH_KINDS, check_setting
 from engine.core.space import DECKS, deck_params
 from engine.errors import SceneError
 from engine.files import REPO_ROOT
+from engine.files.folders import picture_files
 from engine.files.scene_seq import ParamSetting, load_seq_tables, resolve_model
 
 DEFAULT_SCENE = REPO_ROOT / "scenes" / "default.toml"
 
 _TOP_KEYS = {"name", "description", "model", "seed", "path", "params", "notes", "text", "synth"}
-_PATH_COMMON = {"kind": str, "seconds_per_key": float, "beats_per_key": float, "bars_per_loop": float}
 _SECONDS_PER_KEY = (0.05, 3600.0)
 _BEATS_PER_KEY = (1.0 / 16.0, 4096.0)  # a 64th note .. 1024 bars
 _BARS_PER_LOOP = (0.25, 4096.0)
 # numpy's generators (latent paths, note sampling) take seeds >= 0; torch's take 64 bits.
 MAX_SEED = 2**63 - 1
 BEATS_PER_BAR = 4  # bars are 4/4: four quarter-note beats
+# A keyframe interval as a hold on the key, then a travel to the next: in seconds or in beats.
+HOLD_TRAVEL = {"seconds": ("hold_seconds", "travel_seconds"), "beats": ("hold_beats", "travel_beats")}
+HOLD_TRAVEL_KEYS = tuple(k for pair in HOLD_TRAVEL.values() for k in pair)
+_DEFAULT_TRAVEL = 3.0  # seconds or beats, when only the hold is given
+_PATH_COMMON = {"kind", "seconds_per_key", "beats_per_key", "bars_per_loop", "pictures", *HOLD_TRAVEL_KEYS}
 # The loop length in keyframes of the path kinds that loop (walk never repeats).
 _LOOP_KEYS = {"keyframes": ("keys", 8), "noise": ("period", 8.0)}
 # Every deck has the same params: a scene names them without the /deck/<d>/ prefix.
@@ -78,6 +83,8 @@ class SceneSpec:
     beats_per_key: float | None = None
     # The [notes], [text] and [synth] tables (engine.files.scene_seq.SeqTables); None: picture only.
     seq: Any = None
+    # Path kind "pictures": the picture files its keys come from, in order (folders expanded).
+    pictures: tuple[Path, ...] = ()
 
 
 def _path_settings(ck: Checker, table: Any) -> tuple[str, float, float | None, dict[str, Any]]:
@@ -90,7 +97,7 @@ def _path_settings(ck: Checker, table: Any) -> tuple[str, float, float | None, d
         if key in _PATH_COMMON:
             continue
         if key not in allowed:
-            names = ", ".join(sorted(set(allowed) | set(_PATH_COMMON)))
+            names = ", ".join(sorted(set(allowed) | _PATH_COMMON))
             raise ck.fail(f"path.{key}", f"one of the settings of path kind '{kind}' ({names})", key)
         settings[key] = check_setting(ck, f"path.{key}", value, allowed[key])
     spk, bpk = _path_speed(ck, kind, table, settings)
@@ -98,14 +105,18 @@ def _path_settings(ck: Checker, table: Any) -> tuple[str, float, float | None, d
 
 
 def _path_speed(ck: Checker, kind: str, table: dict, settings: dict[str, Any]) -> tuple[float, float | None]:
-    """seconds_per_key, or beats_per_key (given, or from bars_per_loop): exactly one of them."""
-    given = [k for k in ("seconds_per_key", "beats_per_key", "bars_per_loop") if k in table]
+    """seconds_per_key, or beats_per_key (given, from bars_per_loop, or hold + travel): exactly one way."""
+    units = [u for u, pair in HOLD_TRAVEL.items() if any(k in table for k in pair)]
+    given = [k for k in ("seconds_per_key", "beats_per_key", "bars_per_loop") if k in table] + units
     if len(given) > 1:
+        keys = [f"path.{k}" if k not in HOLD_TRAVEL else f"path.hold_{k}/travel_{k}" for k in given]
         raise SceneError(
-            f"{ck.file}: keys {' and '.join('path.' + k for k in given)}: expected only one "
-            "(the path's speed in seconds, in beats, or its loop length in bars)"
+            f"{ck.file}: keys {' and '.join(keys)}: expected only one "
+            "(the path's speed in seconds, in beats, its loop length in bars, or hold and travel times)"
         )
     spk = _ranged(ck, "path.seconds_per_key", table.get("seconds_per_key", 4.0), _SECONDS_PER_KEY, "seconds")
+    if units:
+        return _hold_travel(ck, kind, table, settings, units[0], spk)
     if "beats_per_key" in table:
         return spk, _ranged(ck, "path.beats_per_key", table["beats_per_key"], _BEATS_PER_KEY, "beats")
     if "bars_per_loop" in table:
@@ -116,6 +127,55 @@ def _path_speed(ck: Checker, kind: str, table: dict, settings: dict[str, Any]) -
         name, default = _LOOP_KEYS[kind]
         return spk, bars * BEATS_PER_BAR / float(settings.get(name, default))
     return spk, None
+
+
+def _hold_travel(
+    ck: Checker, kind: str, table: dict, settings: dict[str, Any], unit: str, spk: float
+) -> tuple[float, float | None]:
+    """A keyframe interval given as hold_<unit> + travel_<unit>: its length, and settings["hold"] its share."""
+    hold_key, travel_key = HOLD_TRAVEL[unit]
+    if "hold" not in PATH_KINDS[kind]:
+        raise ck.fail(f"path.{hold_key}", "a path kind with keys to hold on (keyframes or pictures)", kind)
+    if "hold" in settings:
+        raise ck.fail("path.hold", f"either the share hold or {hold_key}/{travel_key}, not both")
+    bounds = _SECONDS_PER_KEY if unit == "seconds" else _BEATS_PER_KEY
+    hold = ck.number(f"path.{hold_key}", table.get(hold_key, 0.0), 0.0, bounds[1], f"{unit} from 0 to {bounds[1]:g}")
+    travel = _ranged(ck, f"path.{travel_key}", table.get(travel_key, _DEFAULT_TRAVEL), bounds, unit)
+    settings["hold"] = min(hold / (hold + travel), HOLD_MAX)
+    return (hold + travel, None) if unit == "seconds" else (spk, hold + travel)
+
+
+def _pictures(ck: Checker, kind: str, table: dict) -> tuple[Path, ...]:
+    """The picture files of a "pictures" path: files and folders (their pictures, sorted), relative
+    to the scene's folder, then to the repository root."""
+    if "pictures" not in table:
+        if kind == "pictures":
+            raise ck.fail("path.pictures", "a list of picture files or folders (the key is missing)")
+        return ()
+    if kind != "pictures":
+        raise ck.fail("path.pictures", 'kind = "pictures" (keyframes from pictures)', kind)
+    value = table["pictures"]
+    entries = [value] if isinstance(value, str) else value
+    if not isinstance(entries, list) or not entries:
+        raise ck.fail("path.pictures", "a picture file or folder, or a non-empty list of them", value)
+    files: list[Path] = []
+    for i, entry in enumerate(entries):
+        key = f"path.pictures[{i}]"
+        if not isinstance(entry, str) or not entry:
+            raise ck.fail(key, "a path to a picture file or folder (string)", entry)
+        p = Path(entry).expanduser()
+        candidates = [p] if p.is_absolute() else [Path(ck.file).parent / p, REPO_ROOT / p]
+        found = next((c for c in candidates if c.exists()), None)
+        if found is None:
+            raise ck.fail(key, f"an existing picture file or folder (tried {' or '.join(map(str, candidates))})", entry)
+        if found.is_dir():
+            inside = picture_files(found)
+            if not inside:
+                raise ck.fail(key, f"a folder holding .png/.jpg/.jpeg/.webp pictures ('{found}' holds none)", entry)
+            files += [f.resolve() for f in inside]
+        else:
+            files.append(found.resolve())
+    return tuple(files)
 
 
 def _ranged(ck: Checker, key: str, value: Any, bounds: tuple[float, float], unit: str) -> float:
@@ -170,6 +230,7 @@ def load_scene(path: str | Path) -> SceneSpec:
     description = ck.text("description", data.get("description", ""))
     seed = ck.integer("seed", data.get("seed", 0), 0, MAX_SEED)
     kind, spk, bpk, settings = _path_settings(ck, data.get("path", {}))
+    pictures = _pictures(ck, kind, data.get("path", {}))
     seq = load_seq_tables(ck, data)
     params = _params(ck, data.get("params", {}))
     return SceneSpec(
@@ -184,6 +245,7 @@ def load_scene(path: str | Path) -> SceneSpec:
         params={**seq.params, **params},
         beats_per_key=bpk,
         seq=seq if (seq.notes or seq.text or seq.synth) else None,
+        pictures=pictures,
     )
 
 

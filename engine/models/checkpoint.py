@@ -38,6 +38,7 @@ import torch
 from engine.errors import ModelFileError  # defined with the other startup errors; imported from here too
 from engine.files.atomic import atomic_write_bytes
 from engine.models.gan_arch import AnyGenerator, build_generator, gan_config_from_dict
+from engine.models.vae import VAE, VAEConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ KINDS = ("gan", "vae", "notes", "text")
 _STATE_SUFFIX = "-state"
 _MODEL_KEYS = ("format", "kind", "config", "data", "metrics", "steps")
 _JSON_KEYS = ("config", "data", "metrics")
-_CONFIG_NAMES = {"gan": "GAN"}  # how error messages name a kind's config, where not the kind itself
+_CONFIG_NAMES = {"gan": "GAN", "vae": "VAE"}  # how error messages name a kind's config, where not the kind itself
 
 PathLike = str | os.PathLike[str]
 M = TypeVar("M", bound=torch.nn.Module)
@@ -237,6 +238,31 @@ def load_generator(
     fast generator adds its fixed noise maps, so a held z gives a still frame.
     """
     return load_module(path, "gan", lambda config: build_generator(gan_config_from_dict(config)), device, dtype)
+
+
+def load_vae(
+    path: PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> tuple[VAE, dict[str, Any]]:
+    """Build the VAE (encoder and decoder) a model file of kind "vae" describes; eval mode, no gradients."""
+    return load_module(path, "vae", lambda config: VAE(VAEConfig.from_dict(config)), device, dtype)
+
+
+IMAGE_KINDS = ("gan", "vae")
+
+
+def load_image_model(
+    path: PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> tuple[AnyGenerator | VAE, dict[str, Any]]:
+    """A picture model of either kind: forward(z (B, latent_dim)) -> (B, 3, S, S), with .config.size
+    and .config.latent_dim; the file's kind picks the loader (ModelFileError for another kind)."""
+    _, meta = read_model(path, None)
+    if meta["kind"] == "vae":
+        return load_vae(path, device, dtype)
+    if meta["kind"] != "gan":
+        raise ModelFileError(
+            f"model file '{path}': expected a picture model (kind gan or vae), file holds '{meta['kind']}'"
+        )
+    return load_generator(path, device, dtype)
 
 
 def save_state(path: PathLike, tensors: Mapping[str, torch.Tensor], *, kind: str, state: Mapping[str, Any]) -> None:

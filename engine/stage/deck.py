@@ -18,16 +18,21 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from engine.core.latent import LatentPath, latent_directions, make_path
+from engine.core.latent import LatentPath, latent_directions, make_path, picture_path
 from engine.core.params import Registry
 from engine.core.space import LATENT_OFFSETS
+from engine.errors import SceneError
 from engine.files.scene import SceneSpec
-from engine.models.checkpoint import load_generator
+from engine.models.checkpoint import load_image_model
+from engine.models.vae import VAE
+from engine.stage import projection
+from engine.stage.keyframes import PictureEncoder, PictureError
 
 log = logging.getLogger(__name__)
 
@@ -53,36 +58,69 @@ class LoadedScene:
     directions: np.ndarray  # (LATENT_OFFSETS, latent_dim) float32, orthonormal rows
     tau: float = 0.0  # path time in keyframes; kept per scene so a scene resumes where it left
     precision: str = "fp32"  # what the generator runs at: "fp32" or "fp16" (CUDA)
+    encoder: PictureEncoder | None = None  # "pictures" scenes: turns a picture added live into a key
+
+
+@dataclass
+class _Model:
+    """One model file as a show loaded it: the played module, the eager one, and what it plays at."""
+
+    played: torch.nn.Module  # traced / fp16 as chosen: what the frame loop runs
+    eager: torch.nn.Module  # float32, untraced: encodes and projects keyframe pictures
+    size: int
+    latent_dim: int
+    precision: str
+    encoder: PictureEncoder | None = None  # made on the first "pictures" scene of this model
 
 
 def load_scenes(specs: list[SceneSpec], device: torch.device, precision: str = "fp32") -> list[LoadedScene]:
     """Load each scene's model (once per distinct file) and build its path; `precision` "fp16"
-    runs a model at half precision where that keeps its picture (with_precision)."""
-    cache: dict[Path, tuple[torch.nn.Module, dict, str]] = {}
+    runs a model at half precision where that keeps its picture (with_precision). A "pictures"
+    scene's keys are its pictures encoded (VAE) or projected (GAN) here, before the first frame;
+    a picture that cannot be used is a SceneError naming the scene and the picture."""
+    models: dict[Path, _Model] = {}
     scenes = []
     for spec in specs:
-        if spec.model not in cache:
-            eager, meta = load_generator(spec.model, device=str(device), dtype=torch.float32)
-            dim = int(meta["config"]["latent_dim"])
-            played, used = with_precision(eager, dim, device, precision, spec.model.name)
-            cache[spec.model] = (frozen(played, dim, device), meta, used)
-            log.info(
-                "loaded %s (%s px, trained %s steps, %s)", spec.model.name, meta["config"]["size"], meta["steps"], used
-            )
-        gen, meta, used = cache[spec.model]
-        dim = int(meta["config"]["latent_dim"])
+        if spec.model not in models:
+            models[spec.model] = _load_model(spec.model, device, precision)
+        m = models[spec.model]
         scenes.append(
             LoadedScene(
                 spec=spec,
-                generator=gen,
-                size=int(meta["config"]["size"]),
-                latent_dim=dim,
-                path=make_path(spec.path_kind, dim, spec.seed, **spec.path_settings),
-                directions=latent_directions(dim, LATENT_OFFSETS, spec.seed + 1).astype(np.float32),
-                precision=used,
+                generator=m.played,
+                size=m.size,
+                latent_dim=m.latent_dim,
+                path=_scene_path(spec, m, device),
+                directions=latent_directions(m.latent_dim, LATENT_OFFSETS, spec.seed + 1).astype(np.float32),
+                precision=m.precision,
+                encoder=m.encoder,
             )
         )
     return scenes
+
+
+def _load_model(file: Path, device: torch.device, precision: str) -> _Model:
+    eager, meta = load_image_model(file, device=str(device), dtype=torch.float32)
+    dim = int(eager.config.latent_dim)
+    played, used = with_precision(eager, dim, device, precision, file.name)
+    log.info(
+        "loaded %s (%s %s px, trained %s steps, %s)", file.name, meta["kind"], eager.config.size, meta["steps"], used
+    )
+    return _Model(frozen(played, dim, device), eager, int(eager.config.size), dim, used)
+
+
+def _scene_path(spec: SceneSpec, m: _Model, device: torch.device) -> LatentPath:
+    if spec.path_kind != "pictures":
+        return make_path(spec.path_kind, m.latent_dim, spec.seed, **spec.path_settings)
+    if m.encoder is None:
+        project = None if isinstance(m.eager, VAE) else partial(projection.project, m.eager, seed=spec.seed)
+        m.encoder = PictureEncoder(m.eager, spec.model, device, project)
+    try:
+        keys = m.encoder.encode_files(spec.pictures)
+    except PictureError as exc:
+        raise SceneError(f"{spec.file}: key 'path.pictures': {exc}") from None
+    log.info("%s: %d picture keyframe(s) from %s", spec.name, len(keys), ", ".join(p.name for p in spec.pictures))
+    return picture_path(keys, **spec.path_settings)
 
 
 class HalfGenerator(torch.nn.Module):

@@ -15,7 +15,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-FAMILIES: tuple[str, ...] = ("gan", "notes", "text")
+FAMILIES: tuple[str, ...] = ("gan", "vae", "notes", "text")
 
 
 def family_modules() -> dict[str, ModuleType]:

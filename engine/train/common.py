@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import torch
 
 from engine.errors import TrainSetupError
+from engine.files.folders import folder_files  # noqa: F401  (the trainers import it from here)
 from engine.models.checkpoint import read_state
 from engine.models.device import resolve_device  # noqa: F401  (the trainers and their tests import it from here)
 from engine.models.seq import SeqConfig, Vocabulary
@@ -306,12 +307,3 @@ def check_resume_config(state_path: Path, state: Mapping[str, Any], want: dict[s
             f"--resume: '{state_path}' was trained with config {state.get('config')}, but this run "
             f"asks for {want}; use the same {flags}"
         )
-
-
-def folder_files(root: Path) -> list[Path]:
-    """Every file under `root`, sorted, skipping dotfiles and dot-folders (data folders for the trainers)."""
-    files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
-    return sorted(files)

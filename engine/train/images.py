@@ -32,11 +32,10 @@ from PIL import Image, ImageOps
 
 from engine.errors import TrainSetupError
 from engine.files.atomic import atomic_write_bytes
-from engine.train.common import folder_files
+from engine.files.folders import IMAGE_SUFFIXES, folder_files
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_SIDE_FACTOR = 4  # short side is capped at MAX_SIDE_FACTOR * size
 
 
@@ -48,9 +47,10 @@ class ImageScan:
     loaded: int = 0
     skipped: int = 0
     skipped_names: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # the loaded files (relative paths), in load order
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
     """Any Pillow mode -> RGB; alpha composited onto black."""
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
@@ -83,7 +83,7 @@ def _decode(path: Path, size: int) -> torch.Tensor:
     """One file -> uint8 tensor (3, H, W); raises OSError/ValueError if unreadable."""
     with Image.open(path) as img:
         img.load()
-        rgb = _fit(_to_rgb(img), size)
+        rgb = _fit(to_rgb(img), size)
     arr = np.asarray(rgb, dtype=np.uint8)  # (H, W, 3)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()  # (3, H, W)
 
@@ -110,6 +110,7 @@ def load_image_folder(path: str | os.PathLike[str], size: int) -> tuple[list[tor
             scan.skipped_names.append(rel)
             continue
         scan.loaded += 1
+        scan.names.append(rel)
     if not images:
         raise TrainSetupError(
             f"image folder '{root}' holds no readable .png/.jpg/.jpeg/.webp images "
@@ -144,6 +145,21 @@ def random_crops(images: list[torch.Tensor], batch: int, size: int, generator: t
             crop = crop.flip(3)
         out[i] = crop[0]
     return (out / 127.5 - 1.0).clamp_(-1.0, 1.0)
+
+
+def whole_pictures(pictures: list[torch.Tensor], size: int) -> torch.Tensor:
+    """Each picture's largest centred square resized to size x size: (P, 3, S, S) in [-1, 1].
+
+    The view of a whole picture that the VAE encodes as a keyframe and the evaluation's bank holds.
+    """
+    out = []
+    for img in pictures:
+        _, h, w = img.shape
+        side = min(h, w)
+        y0, x0 = (h - side) // 2, (w - side) // 2
+        square = img[:, y0 : y0 + side, x0 : x0 + side].float().unsqueeze(0)  # (1, 3, side, side)
+        out.append(F.interpolate(square, size=(size, size), mode="bilinear", antialias=True, align_corners=False))
+    return (torch.cat(out) / 127.5 - 1.0).clamp_(-1.0, 1.0)
 
 
 def to_uint8_grid(images: torch.Tensor, nrow: int) -> np.ndarray:
