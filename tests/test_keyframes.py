@@ -4,6 +4,7 @@ on each picture (VAE) or on its projection (GAN)."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -225,3 +226,105 @@ def test_a_gan_scene_projects_its_pictures_and_holds_on_them(tmp_path: Path, pic
         with torch.no_grad():
             want = ((model(z)[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
         assert _psnr(frames[k * 20 + 5], want) >= 30.0
+
+
+# -- live: hold, travel, scrub, jump, add --------------------------------------------------------
+
+
+def _live_show(tmp_path: Path, model: Path, pictures: list[Path], strict: bool, fps: int = 10):
+    from engine.core.clock import FixedClock
+    from engine.core.events import EventQueue
+    from engine.core.space import build_registry
+    from engine.stage.frame import FrameRenderer
+    from engine.stage.show import Show
+    from tests.fakes import FakeOutput
+
+    table = (
+        f"pictures = [{', '.join(f'{chr(34)}{p}{chr(34)}' for p in pictures)}]\nhold_seconds = 1\ntravel_seconds = 1\n"
+    )
+    scenes = load_scenes([load_scene(_scene(tmp_path, model, table))], CPU)
+    out, reg, q = FakeOutput(None), build_registry(), EventQueue()
+    show = Show(scenes, reg, q, FrameRenderer(CPU), out, FixedClock(fps), strict=strict)
+    return show, out, reg, q
+
+
+def _is(frame: np.ndarray, recon: np.ndarray) -> bool:
+    return _psnr(frame, recon) >= 30.0
+
+
+def test_hold_and_travel_params_retime_the_loop_live(tmp_path: Path, vae_file: Path, pictures) -> None:
+    show, out, reg, q = _live_show(tmp_path, vae_file, pictures[:3], strict=True)
+    assert (reg.get("/deck/a/hold"), reg.get("/deck/a/travel")) == (1.0, 1.0)  # the scene's times
+    recon = [_reconstruction(vae_file, p) for p in pictures[:3]]
+    show.run(frames=10)  # 1 s: the hold on key 1, then the travel starts
+    assert _is(out.frames[9], recon[0]) and not _is(out.frames[-1], recon[1])
+    reg.set("/deck/a/hold", 3.0)
+    reg.set("/deck/a/travel", 0.5)
+    show.run(frames=60)
+    changes = np.abs(np.diff(np.stack(out.frames).astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
+    assert changes[10:16].min() > 0.0  # the travel under way goes on (new times apply from the next key)
+    on_key = [i for i, f in enumerate(out.frames) if _is(f, recon[1])]
+    held = [i for i in on_key if np.array_equal(out.frames[i], out.frames[on_key[len(on_key) // 2]])]
+    assert 29 <= len(held) <= 31, held  # then 3 s standing still on key 2 at 10 fps
+
+
+def test_scrub_and_jump_move_the_picture(tmp_path: Path, vae_file: Path, pictures) -> None:
+    from engine.core.events import Event
+
+    show, out, reg, q = _live_show(tmp_path, vae_file, pictures[:3], strict=True)
+    recon = [_reconstruction(vae_file, p) for p in pictures[:3]]
+    reg.set("/deck/a/speed", 0.0)  # stand still: only the controls move it
+    q.put(Event("verb", "/deck/a/keyframe", 3.0))
+    show.run(frames=2)
+    assert _is(out.frames[-1], recon[2])
+    q.put(Event("verb", "/deck/a/keyframe", "1.png"))  # by the picture's file name
+    show.run(frames=2)
+    assert _is(out.frames[-1], recon[1])
+    reg.set("/deck/a/scrub", 0.0)
+    reg.set("/deck/a/scrub", 2.0 / 3.0)  # two thirds of a 3-key loop: key 3
+    show.run(frames=2)
+    assert _is(out.frames[-1], recon[2])
+    before = reg.rejected
+    for bad in (0.0, 9.0, "nope.png", 1.5):
+        q.put(Event("verb", "/deck/a/keyframe", bad))
+    show.run(frames=1)
+    assert reg.rejected == before + 4 and _is(out.frames[-1], recon[2])  # counted, nothing moved
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_picture_added_live_joins_at_the_loop_boundary(tmp_path: Path, vae_file: Path, pictures, strict) -> None:
+    from engine.core.events import Event
+
+    show, out, reg, q = _live_show(tmp_path, vae_file, pictures[:2], strict=strict)
+    added = _reconstruction(vae_file, pictures[3])
+    show.run(frames=5)
+    q.put(Event("verb", "/deck/a/keyframe/add", str(pictures[3])))
+    show.run(frames=1)
+    if not strict:  # the worker thread encodes it meanwhile
+        deadline = time.monotonic() + 10.0
+        while not show.deck.adder._done.qsize() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    show.run(frames=100)  # the 2-key loop ends at 4 s, then keys 1, 2 and the new 3 (held from 8 s)
+    scene = show.deck.scene
+    assert scene is not None and scene.path.period == 3.0
+    appears = [i for i, f in enumerate(out.frames) if _is(f, added)]
+    assert appears and appears[0] >= 76 and len(appears) >= 10, appears  # not before its turn, then held
+
+
+def test_bad_pictures_added_live_are_one_warning_each(tmp_path: Path, vae_file, pictures, caplog) -> None:
+    from engine.core.events import Event
+
+    show, out, reg, q = _live_show(tmp_path, vae_file, pictures[:2], strict=True)
+    (tmp_path / "folder.png").mkdir()
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (1, 1)).save(tiny)
+    with caplog.at_level(logging.WARNING):
+        for bad in ("missing.png", str(tmp_path / "folder.png"), str(tiny), str(tmp_path / "s.toml")):
+            q.put(Event("verb", "/deck/a/keyframe/add", bad))
+        show.run(frames=3)
+    lines = [r.getMessage() for r in caplog.records if "keyframe add" in r.getMessage()]
+    assert len(lines) == 4, lines
+    assert "does not exist" in lines[0] and "is a folder" in lines[1] and "1x1 px" in lines[2]
+    assert "cannot be decoded" in lines[3]
+    assert show.deck.adder.failed == 4 and out.presents == 3
+    assert show.deck.scene is not None and show.deck.scene.path.period == 2.0

@@ -152,6 +152,7 @@ class Dispatcher:
         readers = {
             "trigger": self._trigger,
             "scene": self._scene,
+            "index": self._scene,
             "address": self._learn,
             "text": self._text,
             "port": self._subscribe,

@@ -88,6 +88,37 @@ DECK_TABLE: tuple[tuple, ...] = (
         "extra path speed added to speed (x the scene's rate): it accumulates into the path "
         "position, so loud passages travel further and the walk never jumps back",
     ),
+    # Keyframe paths (kinds keyframes and pictures): the scene's hold and travel times, live.
+    (
+        "hold",
+        "float",
+        0.0,
+        0.0,
+        3600.0,
+        "s|beats",
+        0.0,
+        "keyframe paths: time standing on each key (seconds; beats in a beat-timed scene)",
+    ),
+    (
+        "travel",
+        "float",
+        4.0,
+        0.05,
+        3600.0,
+        "s|beats",
+        0.0,
+        "keyframe paths: time travelling from one key to the next (seconds; beats in a beat-timed scene)",
+    ),
+    (
+        "scrub",
+        "float",
+        0.0,
+        0.0,
+        1.0,
+        "",
+        0.05,
+        "keyframe paths: moving it moves the picture to that point of the loop (0 = first key, 1 = the end)",
+    ),
     *(
         (
             f"latent/{i}",
@@ -106,12 +137,21 @@ DECK_TABLE: tuple[tuple, ...] = (
 # How OSC reads a verb's arguments (engine.control.osc_dispatch has one reader per kind):
 #   trigger: no argument or a number; fires on non-zero, ignores the 0 that follows
 #   scene:   a scene name, or a 1-based index as a number or a digit string
+#   index:   the same reading: a 1-based index, or a name (a keyframe's picture file)
 #   address: a param address (string), or nothing (a trigger)
 #   text:    one string
 #   port:    a UDP port number (answered by the OSC dispatcher itself)
 #   value:   any one argument, passed on as it is (internal verbs)
-ArgKind = Literal["trigger", "scene", "address", "text", "port", "value"]
-OSC_TAGS: dict[str, str] = {"trigger": "", "scene": "s", "address": "s", "text": "s", "port": "i", "value": ""}
+ArgKind = Literal["trigger", "scene", "index", "address", "text", "port", "value"]
+OSC_TAGS: dict[str, str] = {
+    "trigger": "",
+    "scene": "s",
+    "index": "s",
+    "address": "s",
+    "text": "s",
+    "port": "i",
+    "value": "",
+}
 # Internal verb addresses the control modules build events with.
 ROUTE_VERB = "/patch/route/"  # + the route's id: a patch route that needs the loop
 FEATURES_VERB = "/modulation/features"  # audio features recorded in an event log
@@ -190,6 +230,18 @@ VERBS: tuple[Verb, ...] = (
         "/deck/{deck}/notes/reset", "trigger", "restart the melody on the next beat; " + TRIGGER_NOTE, "seq.reset_notes"
     ),
     Verb("/deck/{deck}/text/reset", "trigger", "restart the text (and its primer); " + TRIGGER_NOTE, "seq.reset_text"),
+    Verb(
+        "/deck/{deck}/keyframe",
+        "index",
+        "keyframe paths: jump to key k (1-based number, or a picture's file name)",
+        "keys.goto_keyframe",
+    ),
+    Verb(
+        "/deck/{deck}/keyframe/add",
+        "text",
+        "pictures paths: add this picture file as a key (encoded off the frame loop; joins at the loop's end)",
+        "keys.add_keyframe",
+    ),
     Verb("/ping", "trigger", "answered with /pong to the sender's address and port", "osc.ping"),
     Verb(
         "/feedback/subscribe", "port", "send feedback and status to the sender's IP at this UDP port", "osc.subscribe"

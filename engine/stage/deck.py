@@ -17,22 +17,24 @@ import copy
 import logging
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from engine.core.latent import LatentPath, latent_directions, make_path, picture_path
+from engine.core.events import Event
+from engine.core.latent import HOLD_MAX, KeyframeLoop, LatentPath, latent_directions, make_path, picture_path
 from engine.core.params import Registry
+from engine.core.ratelog import first_and_every
 from engine.core.space import LATENT_OFFSETS
 from engine.errors import SceneError
 from engine.files.scene import SceneSpec
 from engine.models.checkpoint import load_image_model
 from engine.models.vae import VAE
 from engine.stage import projection
-from engine.stage.keyframes import PictureEncoder, PictureError
+from engine.stage.keyframes import KeyframeAdder, PictureEncoder, PictureError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class LoadedScene:
     tau: float = 0.0  # path time in keyframes; kept per scene so a scene resumes where it left
     precision: str = "fp32"  # what the generator runs at: "fp32" or "fp16" (CUDA)
     encoder: PictureEncoder | None = None  # "pictures" scenes: turns a picture added live into a key
+    pending_keys: list[np.ndarray] = field(default_factory=list)  # added live, join at the next loop boundary
 
 
 @dataclass
@@ -204,6 +207,13 @@ class Deck:
         self._pulse_in = 0.0  # the pulse param at the last advance (a rise kicks)
         self._pulse_peak = 0.0  # sigma, the last kick's height
         self._pulse_age = math.inf  # seconds since the last kick
+        self._hold_addr, self._travel_addr = f"{self.base}/hold", f"{self.base}/travel"
+        self._scrub_addr = f"{self.base}/scrub"
+        self._scrub_seen = 0.0  # the scrub value last applied: a change moves the path
+        self._segment = 0  # the key the path last left (floor of tau): the hold share changes there
+        # Pictures added live (/deck/<d>/keyframe/add); the show sets a synchronous one offline.
+        self.adder = KeyframeAdder()
+        self.keyframe_misses = 0  # keyframe verbs that named no key or hit a scene without keys
 
     def load(self, scene: LoadedScene) -> None:
         """Make `scene` the playing one and reset the deck params to its defaults."""
@@ -212,38 +222,135 @@ class Deck:
         self._offset_z = np.zeros((scene.latent_dim,), np.float32)
         self._pulse_dir = _pulse_direction(scene)
         self._pulse_in, self._pulse_peak, self._pulse_age = 0.0, 0.0, math.inf
+        timing = _key_timing(scene)
         for p in self.registry:
             if p.address.startswith(self.base + "/"):
                 name = p.address[len(self.base) + 1 :]
                 s = scene.spec.params.get(name)
                 lo, hi, default = (s.lo, s.hi, s.default) if s else (p.hard_lo, p.hard_hi, p.default)
+                if s is None and name in timing:  # the scene's own hold and travel times
+                    default = min(max(timing[name], lo), hi)
                 self.registry.configure(p.address, default=default, lo=lo, hi=hi)
+        self._scrub_seen = self.registry.get(self._scrub_addr)
+        self._latch_hold(scene, now=True)
         # A beat-timed scene starts with its keyframe boundaries on multiples of beats_per_key.
         self._align_modulus = scene.spec.beats_per_key
 
     def advance(self, dt: float, master_speed: float, beat: float = 0.0) -> None:
         """Move along the path at the deck's and the master speed: by dt seconds, or, for
-        a beat-timed scene, by the tempo's beats since the last frame (`beat` in beats)."""
+        a beat-timed scene, by the tempo's beats since the last frame (`beat` in beats).
+        Keys added live join when the path passes its loop's end; a moved scrub moves it."""
         sc = self.scene
         if sc is None:
             return
         self._spring(dt)
+        self._collect_keys()
+        before = sc.tau
+        self._step(sc, dt, master_speed, beat)
+        self._latch_hold(sc)
+        self._scrub(sc)
+        if sc.pending_keys:
+            self._splice(sc, before)
+
+    def _step(self, sc: LoadedScene, dt: float, master_speed: float, beat: float) -> None:
         get = self.registry.get
         # motion adds to the deck's speed (both >= 0), so it only ever moves the path on.
         speed = (get(f"{self.base}/speed") + get(f"{self.base}/motion")) * master_speed
-        bpk = sc.spec.beats_per_key
-        if bpk is None:
-            sc.tau += dt * speed / sc.spec.seconds_per_key
+        length = self._key_length(sc)  # seconds, or beats for a beat-timed scene, per key
+        if sc.spec.beats_per_key is None:
+            sc.tau += dt * speed / length
             return
         last, self._last_beat = self._last_beat, beat
         step = None if last is None else beat - last
         if step is None or not 0.0 <= step <= MAX_BEAT_STEP:
-            self._align_modulus = self._align_modulus or min(bpk, 1.0)
+            self._align_modulus = self._align_modulus or min(length, 1.0)
         if self._align_modulus is not None:
-            sc.tau = _aligned(sc.tau * bpk, beat, self._align_modulus) / bpk
+            sc.tau = _aligned(sc.tau * length, beat, self._align_modulus) / length
             self._align_modulus = None
             return
-        sc.tau += step * speed / bpk  # type: ignore[operator]  # step is set when last is
+        sc.tau += step * speed / length  # type: ignore[operator]  # step is set when last is
+
+    def _key_length(self, sc: LoadedScene) -> float:
+        """Seconds (or beats) per key: hold + travel on a keyframe path, else the scene's own."""
+        if isinstance(sc.path, KeyframeLoop):
+            return self.registry.get(self._hold_addr) + self.registry.get(self._travel_addr)
+        return sc.spec.beats_per_key or sc.spec.seconds_per_key
+
+    def _latch_hold(self, sc: LoadedScene, now: bool = False) -> None:
+        """The hold share from the hold and travel params, taken on at each key (or `now`): a
+        share changed mid-travel would move the picture back into the hold, a visible jump."""
+        segment = math.floor(sc.tau)
+        if isinstance(sc.path, KeyframeLoop) and (now or segment != self._segment):
+            hold, travel = self.registry.get(self._hold_addr), self.registry.get(self._travel_addr)
+            sc.path.hold = min(hold / (hold + travel), HOLD_MAX)
+        self._segment = segment
+
+    def _scrub(self, sc: LoadedScene) -> None:
+        value = self.registry.get(self._scrub_addr)
+        if value == self._scrub_seen:
+            return
+        self._scrub_seen = value
+        if isinstance(sc.path, KeyframeLoop):
+            period = sc.path.period
+            sc.tau = math.floor(sc.tau / period) * period + min(value, 1.0 - 1e-9) * period
+
+    def _collect_keys(self) -> None:
+        for token, latent in self.adder.ready():
+            if isinstance(token, LoadedScene):
+                token.pending_keys.append(latent)
+
+    def _splice(self, sc: LoadedScene, before: float) -> None:
+        """Keys added live join once the path has passed its loop's end (where it stands on key 0
+        in the old loop and in the new): no jump, and the new key comes round at the loop's end."""
+        path = sc.path
+        if not isinstance(path, KeyframeLoop):
+            sc.pending_keys.clear()
+            return
+        period = path.period
+        if math.floor(sc.tau / period) <= math.floor(before / period):
+            return
+        offset = sc.tau - math.floor(sc.tau / period) * period
+        for key in sc.pending_keys:
+            path = path.with_key(key)
+        log.info("%s: %d key(s) joined the loop, now %d", sc.spec.name, len(sc.pending_keys), int(path.period))
+        sc.pending_keys.clear()
+        sc.path, sc.tau = path, offset
+
+    # Verbs of owner "keys" (engine.core.space.VERBS).
+    def goto_keyframe(self, ev: Event) -> None:
+        """Jump (cut) to key k: a 1-based number or digit string, or a picture's file name."""
+        sc = self.scene
+        if not self._mine(ev) or sc is None:
+            return
+        index = _key_index(sc, ev.value)
+        if index is None:
+            self._miss(f"no keyframe {ev.value!r} in scene {sc.spec.name!r}")
+            return
+        assert isinstance(sc.path, KeyframeLoop)  # _key_index found a key
+        period = sc.path.period
+        sc.tau = math.floor(sc.tau / period) * period + index
+
+    def add_keyframe(self, ev: Event) -> None:
+        """Encode a picture file off the frame loop; it joins the playing pictures scene's loop."""
+        sc = self.scene
+        if not self._mine(ev) or sc is None:
+            return
+        if sc.encoder is None or not isinstance(ev.value, str):
+            self._miss(f"keyframe/add: scene {sc.spec.name!r} has no pictures path to add {ev.value!r} to")
+            return
+        self.adder.submit(sc, sc.encoder, _picture_file(ev.value, sc.spec.file))
+
+    def _mine(self, ev: Event) -> bool:
+        if ev.address.startswith(self.base + "/"):
+            return True
+        self.registry.rejected += 1  # another deck's verb: the mixer issue gives it a deck
+        return False
+
+    def _miss(self, why: str) -> None:
+        self.registry.rejected += 1
+        self.keyframe_misses += 1
+        if first_and_every(self.keyframe_misses, 100):
+            log.warning("%s (%d such requests so far); the show goes on", why, self.keyframe_misses)
 
     def _spring(self, dt: float) -> None:
         """Pulse: a rise of the param above the current kick restarts the kick at that
@@ -290,6 +397,41 @@ class Deck:
         if kick > 0.0 and self._pulse_dir.size == self._z_np.size:
             self._z_np += np.multiply(self._pulse_dir, kick, out=self._offset_z)  # scratch: no allocation
         return self._z_np
+
+
+def _key_timing(scene: LoadedScene) -> dict[str, float]:
+    """The scene's hold and travel times per key (seconds, or beats when beat-timed)."""
+    length = scene.spec.beats_per_key or scene.spec.seconds_per_key
+    share = scene.path.hold if isinstance(scene.path, KeyframeLoop) else 0.0
+    return {"hold": share * length, "travel": (1.0 - share) * length}
+
+
+def _key_index(scene: LoadedScene, value: object) -> int | None:
+    """0-based key of a keyframe verb's argument (1-based number or digits, or a picture name)."""
+    if not isinstance(scene.path, KeyframeLoop):
+        return None
+    n = int(scene.path.period)
+    index: int | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+        index = int(value) - 1
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.isdecimal():
+            index = int(text) - 1
+        else:
+            names = [p.name.lower() for p in scene.spec.pictures] + [p.stem.lower() for p in scene.spec.pictures]
+            if text.lower() in names:
+                index = names.index(text.lower()) % len(scene.spec.pictures)
+    return index if index is not None and 0 <= index < n else None
+
+
+def _picture_file(value: str, scene_file: Path) -> Path:
+    """A picture path sent live: absolute, or relative to the show's folder, then to the scene's."""
+    p = Path(value).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    beside = scene_file.parent / p
+    return beside if beside.exists() else p
 
 
 def _pulse_direction(scene: LoadedScene) -> np.ndarray:

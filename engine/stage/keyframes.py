@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -168,3 +169,72 @@ class PictureEncoder:
             raise PictureError(f"picture '{name}': this model has no encoder and no projection was given")
         projected, _ = self.project(view, name)  # its PSNR is in the log
         return projected
+
+
+class KeyframeAdder:
+    """Pictures added during a show (/deck/<d>/keyframe/add "path"), turned into keys off the frame loop.
+
+    `submit` returns at once: a worker thread reads, decodes and encodes (or projects) the
+    picture and leaves (token, latent) for `ready` to collect; the deck splices the key in at
+    its path's next loop boundary. A picture that cannot be used is one warning in the log
+    and a count (`failed`); the show goes on. At most QUEUE_LIMIT adds wait; more are dropped
+    and counted. With `synchronous` (offline renders, which must give the same frames every
+    time) the work is done inside submit instead, so a key joins at the same frame every run.
+    """
+
+    QUEUE_LIMIT = 8
+
+    def __init__(self, synchronous: bool = False) -> None:
+        self.synchronous = synchronous
+        self.failed = 0
+        self.dropped = 0
+        self._todo: queue.Queue[tuple[object, PictureEncoder, Path] | None] = queue.Queue(self.QUEUE_LIMIT)
+        self._done: queue.SimpleQueue[tuple[object, np.ndarray]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, token: object, encoder: PictureEncoder, path: Path) -> None:
+        """Start turning `path` into a key for `token` (the scene it joins)."""
+        if self.synchronous:
+            self._work(token, encoder, path)
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="keyframe-adder", daemon=True)
+            self._thread.start()
+        try:
+            self._todo.put_nowait((token, encoder, path))
+        except queue.Full:
+            self.dropped += 1
+            log.warning("keyframe add of '%s' dropped: %d pictures are still being encoded", path, self.QUEUE_LIMIT)
+
+    def ready(self) -> list[tuple[object, np.ndarray]]:
+        """The keys finished since the last call, oldest first (never blocks)."""
+        out = []
+        while True:
+            try:
+                out.append(self._done.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._todo.put(None)
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def _run(self) -> None:
+        while (item := self._todo.get()) is not None:
+            self._work(*item)
+
+    def _work(self, token: object, encoder: PictureEncoder, path: Path) -> None:
+        try:
+            latent = encoder.encode_file(path)
+        except PictureError as exc:
+            self.failed += 1
+            log.warning("keyframe add: %s; the show goes on without it", exc)
+            return
+        except Exception:  # noqa: BLE001 - whatever a picture does, the show goes on
+            self.failed += 1
+            log.exception("keyframe add of '%s' failed; the show goes on without it", path)
+            return
+        log.info("keyframe '%s' encoded; it joins at the next loop boundary", path.name)
+        self._done.put((token, latent))

@@ -114,6 +114,9 @@ class Show(ShowCore):
         self.stats = stats
         # The deck that plays the scenes: the first of the space's (the mixer issue adds more).
         self.deck = Deck(self.space.decks[0], registry)
+        # Offline (strict) a picture added by a replayed event is encoded at once, so every
+        # render of the same events joins it at the same frame.
+        self.deck.adder.synchronous = strict
         self.scene_index = 0
         self.scene_misses = 0  # /show/scene requests naming no scene (logged first and every 100th)
         self.blackout_level = 0.0  # 0 = picture, 1 = black; fades at /master/blackout_fade
@@ -124,6 +127,7 @@ class Show(ShowCore):
         self._post_work = WorkEstimate(quantile=0.9, margin=0.0, initial=0.001)  # last drain and convert
         self._present_work = WorkEstimate(quantile=0.9, initial=0.001)  # output.present()
         self.provide("show", self)
+        self.provide("keys", self.deck)
         self._select(0)
 
     # -- scenes ---------------------------------------------------------
