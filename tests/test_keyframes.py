@@ -328,3 +328,10 @@ def test_bad_pictures_added_live_are_one_warning_each(tmp_path: Path, vae_file, 
     assert "cannot be decoded" in lines[3]
     assert show.deck.adder.failed == 4 and out.presents == 3
     assert show.deck.scene is not None and show.deck.scene.path.period == 2.0
+
+
+def test_projection_settings_on_a_vae_scene_are_a_clear_error(tmp_path: Path, vae_file: Path, pictures) -> None:
+    file = _scene(tmp_path, vae_file, f'pictures = "{pictures[0].parent}"\nproject_steps = 300\n')
+    with pytest.raises(SceneError) as info:
+        load_scenes([load_scene(file)], CPU)
+    assert str(info.value).startswith(f"{file}: key 'path.project_steps': expected no projection settings with a VAE")

@@ -382,6 +382,8 @@ PATH_KINDS: dict[str, dict[str, SettingSpec]] = {
         "interp": SettingSpec(str, "slerp", INTERPS),
         "ease": SettingSpec(str, "smooth", EASES),
         "hold": SettingSpec(float, 0.0, (0.0, HOLD_MAX)),
+        # GAN models only: Adam steps of each picture's projection (engine.stage.projection).
+        "project_steps": SettingSpec(int, 150, (1, 5000)),
     },
     "walk": {"smoothness": SettingSpec(float, 1.0, (0.05, 1000.0))},
     "noise": {"period": SettingSpec(float, 8.0, (0.5, 100000.0)), "harmonics": SettingSpec(int, 3, (1, 16))},

@@ -73,7 +73,7 @@ class _Model:
     size: int
     latent_dim: int
     precision: str
-    encoder: PictureEncoder | None = None  # made on the first "pictures" scene of this model
+    encoders: dict[int, PictureEncoder] = field(default_factory=dict)  # by projection steps ("pictures" scenes)
 
 
 def load_scenes(specs: list[SceneSpec], device: torch.device, precision: str = "fp32") -> list[LoadedScene]:
@@ -94,9 +94,9 @@ def load_scenes(specs: list[SceneSpec], device: torch.device, precision: str = "
                 size=m.size,
                 latent_dim=m.latent_dim,
                 path=_scene_path(spec, m, device),
+                encoder=_encoder_of(spec, m),
                 directions=latent_directions(m.latent_dim, LATENT_OFFSETS, spec.seed + 1).astype(np.float32),
                 precision=m.precision,
-                encoder=m.encoder,
             )
         )
     return scenes
@@ -112,18 +112,35 @@ def _load_model(file: Path, device: torch.device, precision: str) -> _Model:
     return _Model(frozen(played, dim, device), eager, int(eager.config.size), dim, used)
 
 
+def _encoder_of(spec: SceneSpec, m: _Model) -> PictureEncoder | None:
+    """The encoder a "pictures" scene's keys came from (a picture added live goes the same way)."""
+    if spec.path_kind != "pictures":
+        return None
+    return m.encoders[int(spec.path_settings.get("project_steps", projection.STEPS))]
+
+
 def _scene_path(spec: SceneSpec, m: _Model, device: torch.device) -> LatentPath:
     if spec.path_kind != "pictures":
         return make_path(spec.path_kind, m.latent_dim, spec.seed, **spec.path_settings)
-    if m.encoder is None:
-        project = None if isinstance(m.eager, VAE) else partial(projection.project, m.eager, seed=spec.seed)
-        m.encoder = PictureEncoder(m.eager, spec.model, device, project)
+    steps = spec.path_settings.get("project_steps")
+    if isinstance(m.eager, VAE) and steps is not None:
+        raise SceneError(
+            f"{spec.file}: key 'path.project_steps': expected no projection settings with a VAE model "
+            f"('{spec.model.name}' encodes its pictures; projection is for GAN models)"
+        )
+    steps = int(steps if steps is not None else projection.STEPS)
+    if steps not in m.encoders:  # one per projection length: the length is part of the cache key
+        vae = isinstance(m.eager, VAE)
+        project = None if vae else partial(projection.project, m.eager, seed=spec.seed, steps=steps)
+        method = "vae-mean-v1" if vae else f"gan-projection-v1-{steps}"
+        m.encoders[steps] = PictureEncoder(m.eager, spec.model, device, project, method)
+    encoder = m.encoders[steps]
     try:
-        keys = m.encoder.encode_files(spec.pictures)
+        keys = encoder.encode_files(spec.pictures)
     except PictureError as exc:
         raise SceneError(f"{spec.file}: key 'path.pictures': {exc}") from None
     log.info("%s: %d picture keyframe(s) from %s", spec.name, len(keys), ", ".join(p.name for p in spec.pictures))
-    return picture_path(keys, **spec.path_settings)
+    return picture_path(keys, **{k: v for k, v in spec.path_settings.items() if k != "project_steps"})
 
 
 class HalfGenerator(torch.nn.Module):

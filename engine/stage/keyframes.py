@@ -125,13 +125,15 @@ Project = Callable[[torch.Tensor, str], tuple[np.ndarray, float]]  # (view (1,3,
 class PictureEncoder:
     """Pictures -> latents (N, latent_dim) for one model: VAE encoding or GAN projection, cached."""
 
-    def __init__(self, model: torch.nn.Module, model_path: Path, device: torch.device, project: Project | None) -> None:
+    def __init__(
+        self, model: torch.nn.Module, model_path: Path, device: torch.device, project: Project | None, method: str
+    ) -> None:
         self.model = model  # the eager float32 model (not the traced one the frame loop plays)
         config: Any = model.config  # a VAE's or either GAN family's: .size
         self.size = int(config.size)
         self.device = device
         self.project = project
-        self.method = "vae-mean-v1" if isinstance(model, VAE) else "gan-projection-v1"
+        self.method = method  # part of every cache key: how the latent was found
         self.cache = KeyCache(model_path)
         self.model_digest = file_digest(model_path)
         self._lock = threading.Lock()  # one encode at a time: the loader, then the live adder's thread
