@@ -158,6 +158,8 @@ def cmd_bench(args: argparse.Namespace) -> str:
         return _report(format_result(res), res, args.json)
     if args.osc_flood is not None:
         return _bench_flood(args)
+    if args.keyframe_add is not None:
+        return _bench_keyframe_add(args)
     if args.link is not None:
         return _bench_link(args)
     if args.models:
@@ -193,6 +195,18 @@ def _bench_flood(args: argparse.Namespace) -> str:
 
     result = flood_bench(args.osc_flood)
     return _report(format_flood(result), result, args.json)
+
+
+def _bench_keyframe_add(args: argparse.Namespace) -> str:
+    from engine.bench.keyframes import format_keyframe_add, keyframe_add_bench
+    from engine.errors import StartupError
+    from engine.files import REPO_ROOT
+
+    scene = REPO_ROOT / "scenes" / "pictures_morph.toml"
+    if not args.keyframe_add.is_file():
+        raise StartupError(f"--keyframe-add: '{args.keyframe_add}' is not a picture file")
+    result = keyframe_add_bench(scene, args.keyframe_add)
+    return _report(format_keyframe_add(result), result, args.json)
 
 
 def _report(text: str, data: Any, path: Path | None) -> str:

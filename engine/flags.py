@@ -232,8 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--models",
         action="store_true",
-        help="GAN generators instead: batch-1 forward time (median, p90) of the classic default and "
-        "each fast preset at 1 and 2 threads (--frames calls each)",
+        help="GAN generators and VAE decoders instead: batch-1 forward time (median, p90) of the classic "
+        "default, each fast preset and each VAE preset at 1 and 2 threads (--frames calls each)",
+    )
+    bench.add_argument(
+        "--keyframe-add",
+        metavar="PICTURE",
+        type=Path,
+        help="a 30 s headless show of scenes/pictures_morph.toml with PICTURE added over OSC at "
+        "10 s: its frame statistics and the frame where the new key shows (from a replay of its event log)",
     )
     bench.add_argument(
         "--osc-flood",

@@ -1,4 +1,4 @@
-"""`bench --models`: each GAN generator size at batch 1, the forward pass alone and the
+"""`bench --models`: each GAN generator size and each VAE decoder size at batch 1, the forward pass alone and the
 whole frame (forward, then the uint8 conversion and, on CUDA, the copy to the host).
 
 The classic default (GANConfig()) against each preset of the fast family
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from engine.models.gan_arch import PRESETS, AnyGANConfig, build_generator, preset_config
+from engine.models.vae import VAE, VAE_PRESETS, VAEConfig, vae_preset_config
 from engine.stage.deck import frozen, half_psnr, with_precision
 from engine.stage.frame import FrameRenderer
 
@@ -30,19 +31,24 @@ ROUND_S = 1.0  # ... or fewer: a round stops after this many seconds (the 512 px
 CPU = torch.device("cpu")
 
 
-def _configs() -> list[tuple[str, AnyGANConfig]]:
-    rows: list[tuple[str, AnyGANConfig]] = [("classic default", preset_config("classic", "live"))]
+def _configs() -> list[tuple[str, AnyGANConfig | VAEConfig]]:
+    rows: list[tuple[str, AnyGANConfig | VAEConfig]] = [("classic default", preset_config("classic", "live"))]
     rows += [(f"fast {name}", preset_config("fast", name)) for name in PRESETS["fast"]]
+    rows += [(f"vae {name}", vae_preset_config(name)) for name in VAE_PRESETS]  # the decoder is the per-frame part
     return rows
+
+
+def _build(config: AnyGANConfig | VAEConfig) -> torch.nn.Module:
+    return VAE(config) if isinstance(config, VAEConfig) else build_generator(config)
 
 
 class _Prepared:
     """One config's generator as the show plays it, its frame converter and timings."""
 
-    def __init__(self, name: str, config: AnyGANConfig, device: torch.device, precision: str) -> None:
+    def __init__(self, name: str, config: AnyGANConfig | VAEConfig, device: torch.device, precision: str) -> None:
         self.name, self.config = name, config
         torch.manual_seed(0)
-        eager = build_generator(config).to(device).eval().requires_grad_(False)
+        eager = _build(config).to(device).eval().requires_grad_(False)
         played, self.precision = with_precision(eager, config.latent_dim, device, precision, name)
         self.psnr = half_psnr(eager, played, config.latent_dim, device) if self.precision == "fp16" else math.inf
         self.model = frozen(played, config.latent_dim, device)
