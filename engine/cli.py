@@ -123,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> str:
     trainer = family_modules()[args.family]
     if dist.launched() and not getattr(trainer, "DISTRIBUTED", False):
         raise TrainSetupError(
-            f"only `train gan` supports torchrun (WORLD_SIZE {os.environ.get('WORLD_SIZE')}); "
+            f"only `train gan` and `train vae` support torchrun (WORLD_SIZE {os.environ.get('WORLD_SIZE')}); "
             f"run `train {args.family}` as one plain process"
         )
     options = train_options(args)

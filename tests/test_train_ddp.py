@@ -34,14 +34,14 @@ def _data(folder: Path) -> Path:
     return folder
 
 
-def _torchrun(*args: str) -> tuple[dict, str]:
+def _torchrun(*args: str, family: str = "gan", tiny: list[str] = TINY) -> tuple[dict, str]:
     """Two processes on this machine (--standalone: a free local port); (rank 0's summary, the log)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone"]
     done = subprocess.run(
-        [*cmd, str(REPO / "run_show.py"), "train", "gan", *TINY, *args],
+        [*cmd, str(REPO / "run_show.py"), "train", family, *tiny, *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -85,3 +85,34 @@ def test_two_processes_train_write_once_resume_and_play(tmp_path: Path) -> None:
     output = FakeOutput()
     built_show(load_scenes([load_scene(scene)], torch.device("cpu")), output=output).run(frames=2)
     assert output.presents == 2 and output.frames[-1].std() > 0
+
+
+VAE_TINY = [
+    "--size",
+    "64",
+    "--latent-side",
+    "4",
+    "--channels",
+    "32",
+    "--batch",
+    "4",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+]
+
+
+def test_a_vae_trains_under_torchrun_writes_once_and_resumes(tmp_path: Path) -> None:
+    data = _data(tmp_path / "data")
+    out = tmp_path / "v"
+    common = ["--data", str(data), "--out", str(out), "--no-eval", "--adv-start", "0.3"]
+    summary, log = _torchrun(*common, "--steps", "6", family="vae", tiny=VAE_TINY)
+    assert summary["steps"] == 6 and len(summary["held_out"]) == 1
+    assert _checkpoint_steps(log) == [6]  # rank 0 alone checkpoints
+    resumed, _ = _torchrun(*common, "--steps", "3", "--resume", family="vae", tiny=VAE_TINY)
+    assert resumed["resumed_from_step"] == 6 and resumed["steps"] == 9
+    from engine.models.checkpoint import load_vae
+
+    vae, meta = load_vae(str(out) + ".safetensors")
+    assert meta["steps"] == 9 and vae(torch.zeros(1, vae.config.latent_dim)).shape == (1, 3, 64, 64)

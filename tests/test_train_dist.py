@@ -101,7 +101,7 @@ def test_training_under_torchrun_without_its_group_is_refused(tmp_path) -> None:
 
 @pytest.mark.usefixtures("torchrun_rank1")
 @pytest.mark.parametrize("family", ["notes", "text"])
-def test_only_train_gan_runs_under_torchrun(family: str, tmp_path) -> None:
+def test_only_image_trainers_run_under_torchrun(family: str, tmp_path) -> None:
     code, out, err = run(["-q", "train", family, "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--steps", "1"])
     assert (code, out) == (2, "")
-    assert "only `train gan` supports torchrun" in err and f"train {family}" in err
+    assert "only `train gan` and `train vae` support torchrun" in err and f"train {family}" in err

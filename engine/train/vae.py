@@ -29,7 +29,9 @@ Loss per step, on pictures in [-1, 1]:
 
 Outputs per checkpoint, as for the GAN: NAME.safetensors (fp16), NAME.png (rows: held-out
 pictures then training pictures, their reconstructions, and samples from the prior),
-NAME.state.safetensors; all atomic. Runs in one process on the CPU or one GPU.
+NAME.state.safetensors; all atomic. Runs in one process on the CPU or a GPU, or under
+torchrun (engine.train.dist) as the GAN trainer does: each rank draws its own crops, rank 0
+writes and evaluates.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from engine.models.checkpoint import save_model
 from engine.models.vae import VAE, VAE_PRESETS, VAEConfig, vae_preset_config
 
 __all__ = ["VAE_PRESETS", "VaeTrainOptions", "train_vae"]
+from engine.train import dist
 from engine.train.common import (
     TrainingParts,
     TrainOptions,
@@ -152,6 +155,20 @@ class PatchDiscriminator(nn.Module):
         return self.net(img)
 
 
+class _Autoencode(nn.Module):
+    """The training pass through forward(), so DistributedDataParallel (which syncs gradients of
+    what its forward() ran) sees encoder and decoder: real (B, 3, S, S) and eps (B, D) ->
+    (reconstruction (B, 3, S, S), posterior mean (B, D), log-variance (B, D))."""
+
+    def __init__(self, vae: VAE) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, real: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mean, logvar = self.vae.posterior(real)
+        return self.vae(mean + eps * torch.exp(0.5 * logvar)), mean, logvar
+
+
 class _VaeRun(TrainRun[VaeTrainOptions]):
     """Model, discriminator, optimisers, the picture split and the fixed evaluation views."""
 
@@ -167,9 +184,10 @@ class _VaeRun(TrainRun[VaeTrainOptions]):
         self.train_pictures = [p for i, p in enumerate(pictures) if i not in held]
         self.held_pictures = [pictures[i] for i in held]
         self.vae, self.disc = seeded(opts.seed, lambda: (VAE(self.config).to(device), PatchDiscriminator().to(device)))
+        self.autoencode: nn.Module = _Autoencode(self.vae)  # DDP-wrapped under torchrun (train_vae)
         self.opt = torch.optim.Adam(self.vae.parameters(), lr=opts.lr, betas=(0.9, 0.99))
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=opts.lr, betas=(0.5, 0.99))
-        self.gen = torch.Generator().manual_seed(opts.seed)
+        self.gen = torch.Generator().manual_seed(dist.rank_seed(opts.seed))  # each rank its own crops
         self.items_per_step = opts.batch
         self.last: dict[str, float] = {}
         self.scores: dict[str, float] = {}
@@ -192,9 +210,8 @@ class _VaeRun(TrainRun[VaeTrainOptions]):
         opts = self.opts
         set_base_lr(self.opt, opts.lr * warmup_cosine(self.step, fraction, *LR_SCHEDULE))
         real = random_crops(self.train_pictures, opts.batch, self.config.size, self.gen).to(self.device)
-        mean, logvar = self.vae.posterior(real)  # (B, D) each
-        eps = torch.randn(mean.shape, generator=self.gen).to(self.device)
-        recon = self.vae(mean + eps * torch.exp(0.5 * logvar))  # (B, 3, S, S)
+        eps = torch.randn((opts.batch, self.config.latent_dim), generator=self.gen).to(self.device)
+        recon, mean, logvar = self.autoencode(real, eps)  # (B, 3, S, S), (B, D), (B, D)
         rec = F.l1_loss(recon, real) + SSIM_WEIGHT * (1.0 - ssim(recon, real).mean())
         kl_dims = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)  # (B, D) nats
         kl = kl_dims.sum(dim=1).mean() / real[0].numel()  # nats per picture value
@@ -369,7 +386,7 @@ class _VaeRun(TrainRun[VaeTrainOptions]):
 def train_vae(opts: VaeTrainOptions, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a VAE; returns a summary dict (see docs/TRAINING.md)."""
     _validate(opts)
-    device = resolve_device(opts.device)
+    device = dist.local_device(resolve_device(opts.device))  # cuda:LOCAL_RANK under torchrun
     run = _VaeRun(opts, device)
     run.warn_skipped(run.scan.skipped_names)
     if not run.train_pictures:
@@ -378,8 +395,10 @@ def train_vae(opts: VaeTrainOptions, progress: bool = True) -> dict[str, Any]:
         run.resume()
     else:
         run.distance_start = run.distance = run.start_fresh()
+    # Under torchrun: DDP after the resume, so every rank starts from rank 0's weights.
+    run.autoencode, run.disc = dist.wrap(run.autoencode, device), dist.wrap(run.disc, device)
     log.info(
-        "training VAE %s on %d picture(s) from %s (held out: %s), device %s, batch %d",
+        "training VAE %s on %d picture(s) from %s (held out: %s), device %s, batch %d per process",
         run.config.to_dict(),
         len(run.train_pictures),
         opts.data,
@@ -391,3 +410,4 @@ def train_vae(opts: VaeTrainOptions, progress: bool = True) -> dict[str, Any]:
 
 
 train = train_vae  # the family interface engine.cli calls (engine.train)
+DISTRIBUTED = True  # runs under torchrun (engine.train.dist)
