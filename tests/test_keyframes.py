@@ -335,3 +335,20 @@ def test_projection_settings_on_a_vae_scene_are_a_clear_error(tmp_path: Path, va
     with pytest.raises(SceneError) as info:
         load_scenes([load_scene(file)], CPU)
     assert str(info.value).startswith(f"{file}: key 'path.project_steps': expected no projection settings with a VAE")
+
+
+def test_pads_can_add_and_jump_keyframes_through_a_patch(tmp_path: Path) -> None:
+    from engine.core.space import build_registry
+    from engine.files.patch import load_patch
+
+    patch = tmp_path / "pads.toml"
+    patch.write_text(
+        '[[route]]\nsource = { type = "midi", note = 36 }\nverb = "/deck/a/keyframe/add"\nmode = "trigger"\n'
+        'value = "~/pictures/new.jpg"\n'
+        '[[route]]\nsource = { type = "midi", note = 37 }\nverb = "/deck/a/keyframe"\nmode = "trigger"\nvalue = 2\n'
+    )
+    routes = load_patch(patch, build_registry()).routes
+    assert [(r.verb, r.value) for r in routes] == [
+        ("/deck/a/keyframe/add", "~/pictures/new.jpg"),
+        ("/deck/a/keyframe", 2),
+    ]
