@@ -30,18 +30,15 @@ def test_every_shipped_scene_plays_frames():
 
 def test_trained_folder_is_small_safe_and_documented():
     files = sorted(TRAINED.glob("*.safetensors"))
-    files = [f for f in files if not f.name.endswith(".state.safetensors")]
+    local = (".state.safetensors", ".keyframes.safetensors")  # resume states, the keyframe cache
+    files = [f for f in files if not f.name.endswith(local)]
     assert files, "no shipped model in trained/"
-    # What ships: resume states and temp files stay local (.gitignore), so they do not count.
-    shipped = [
-        p
-        for p in TRAINED.iterdir()
-        if p.is_file() and not p.name.endswith(".state.safetensors") and ".tmp" not in p.name
-    ]
+    # What ships: resume states, keyframe caches and temp files stay local (.gitignore), so they do not count.
+    shipped = [p for p in TRAINED.iterdir() if p.is_file() and not p.name.endswith(local) and ".tmp" not in p.name]
     total = sum(p.stat().st_size for p in shipped)
     assert total < 30 * 1024 * 1024
     assert not [p for p in TRAINED.iterdir() if p.suffix in {".pt", ".pth", ".pkl", ".ckpt"}]
-    samples = {"gan": ".png", "notes": ".mid", "text": ".txt"}  # each family's sample beside its model
+    samples = {"gan": ".png", "vae": ".png", "notes": ".mid", "text": ".txt"}  # each family's sample beside its model
     for f in files:
         with safe_open(str(f), framework="pt") as sf:
             meta = sf.metadata()
@@ -52,5 +49,7 @@ def test_trained_folder_is_small_safe_and_documented():
         metrics = json.loads(meta["metrics"])
         if meta["kind"] == "gan":
             assert metrics["sample_distance"] < metrics["sample_distance_start"]
+        elif meta["kind"] == "vae":  # pictures it never saw: 3 dB better than their mean picture
+            assert metrics["eval_held_gain_db"] >= 3.0 and json.loads(meta["data"])["held_out"]
         else:  # notes and text: better than the simple baseline on held-out data
             assert metrics["val_loss"] < metrics["baseline_loss"]
