@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import safetensors.torch
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from engine.files.atomic import atomic_write_bytes
 from engine.models.vae import VAE
@@ -65,6 +65,10 @@ def decode_picture(path: Path, raw: bytes, size: int) -> torch.Tensor:
         with Image.open(io.BytesIO(raw)) as img:
             img.load()
             rgb = to_rgb(img)
+    except UnidentifiedImageError:
+        raise PictureError(
+            f"picture '{path}' cannot be decoded as an image (not a format Pillow reads: png, jpg, webp, ...)"
+        ) from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise PictureError(f"picture '{path}' cannot be decoded as an image ({exc})") from None
     w, h = rgb.size
