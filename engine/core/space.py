@@ -152,6 +152,23 @@ OSC_TAGS: dict[str, str] = {
     "port": "i",
     "value": "",
 }
+
+
+def pick_index(value: object, names: Sequence[Sequence[str]]) -> int | None:
+    """The 0-based item a "scene" or "index" verb argument names: a 1-based number or digit
+    string, or one of an item's names (case-insensitive); None if it names none of them."""
+    index: int | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+        index = int(value) - 1
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.isdecimal():
+            index = int(text) - 1
+        else:
+            index = next((i for i, aliases in enumerate(names) if text.lower() in (a.lower() for a in aliases)), None)
+    return index if index is not None and 0 <= index < len(names) else None
+
+
 # Internal verb addresses the control modules build events with.
 ROUTE_VERB = "/patch/route/"  # + the route's id: a patch route that needs the loop
 FEATURES_VERB = "/modulation/features"  # audio features recorded in an event log

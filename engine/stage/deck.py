@@ -28,7 +28,7 @@ from engine.core.events import Event
 from engine.core.latent import HOLD_MAX, KeyframeLoop, LatentPath, latent_directions, make_path, picture_path
 from engine.core.params import Registry
 from engine.core.ratelog import first_and_every
-from engine.core.space import LATENT_OFFSETS
+from engine.core.space import LATENT_OFFSETS, pick_index
 from engine.errors import SceneError
 from engine.files.scene import SceneSpec
 from engine.models.checkpoint import load_image_model
@@ -424,22 +424,13 @@ def _key_timing(scene: LoadedScene) -> dict[str, float]:
 
 
 def _key_index(scene: LoadedScene, value: object) -> int | None:
-    """0-based key of a keyframe verb's argument (1-based number or digits, or a picture name)."""
+    """0-based key of a keyframe verb's argument (1-based number or digits, or a picture's name or
+    stem); keys added live have no name."""
     if not isinstance(scene.path, KeyframeLoop):
         return None
-    n = int(scene.path.period)
-    index: int | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
-        index = int(value) - 1
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.isdecimal():
-            index = int(text) - 1
-        else:
-            names = [p.name.lower() for p in scene.spec.pictures] + [p.stem.lower() for p in scene.spec.pictures]
-            if text.lower() in names:
-                index = names.index(text.lower()) % len(scene.spec.pictures)
-    return index if index is not None and 0 <= index < n else None
+    pictures = [(p.name, p.stem) for p in scene.spec.pictures]
+    keys = [pictures[i] if i < len(pictures) else () for i in range(int(scene.path.period))]
+    return pick_index(value, keys)
 
 
 def _picture_file(value: str, scene_file: Path) -> Path:

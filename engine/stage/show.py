@@ -29,7 +29,7 @@ from engine.core.events import Event, EventQueue
 from engine.core.params import Registry
 from engine.core.ratelog import first_and_every
 from engine.core.showcore import ShowCore
-from engine.core.space import AddressSpace
+from engine.core.space import AddressSpace, pick_index
 from engine.core.stats import FrameStats
 from engine.core.tempo import Tempo
 from engine.stage.deck import Deck, LoadedScene
@@ -166,19 +166,8 @@ class Show(ShowCore):
     def _select_by(self, value: float | str | None) -> None:
         """A scene by 1-based index (number or digit string) or by name (case-insensitive)
         or scene file stem; anything else is rejected and counted."""
-        index: int | None = None
-        if isinstance(value, (int, float)) and float(value).is_integer():
-            index = int(value) - 1
-        elif isinstance(value, str):
-            text = value.strip()
-            if text.isdecimal():
-                index = int(text) - 1
-            else:
-                for i, sc in enumerate(self.scenes):
-                    if text.lower() in (sc.spec.name.lower(), sc.spec.file.stem.lower()):
-                        index = i
-                        break
-        if index is None or not 0 <= index < len(self.scenes):
+        index = pick_index(value, [(sc.spec.name, sc.spec.file.stem) for sc in self.scenes])
+        if index is None:
             self.registry.rejected += 1
             self.scene_misses += 1
             if first_and_every(self.scene_misses, 100):  # a typo in the other app, most often
