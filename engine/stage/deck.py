@@ -131,7 +131,8 @@ def _scene_path(spec: SceneSpec, m: _Model, device: torch.device) -> LatentPath:
     steps = int(steps if steps is not None else projection.STEPS)
     if steps not in m.encoders:  # one per projection length: the length is part of the cache key
         vae = isinstance(m.eager, VAE)
-        project = None if vae else partial(projection.project, m.eager, seed=spec.seed, steps=steps)
+        # Seed 0 for every scene: a picture projects alike wherever it is named (one cache entry).
+        project = None if vae else partial(projection.project, m.eager, steps=steps)
         method = "vae-mean-v1" if vae else f"gan-projection-v1-{steps}"
         m.encoders[steps] = PictureEncoder(m.eager, spec.model, device, project, method)
     encoder = m.encoders[steps]
