@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -45,6 +46,7 @@ def main() -> None:
     p.add_argument("scene", type=Path)
     p.add_argument("--fps", type=int, default=30)
     args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the loader's lines (projection PSNRs) to stderr
     spec = load_scene(args.scene)
     if spec.path_kind != "pictures" or spec.beats_per_key is not None:
         raise SystemExit("the scene must be a pictures path timed in seconds")

@@ -252,9 +252,11 @@ class KeyframeLoop:
             return a.astype(np.float32)
         return slerp(a, b, f) if self.interp == "slerp" else lerp(a, b, f)
 
-    def with_key(self, key: np.ndarray) -> KeyframeLoop:
-        """The same loop with one more key at its end (a picture added live)."""
-        keys = np.concatenate([self.keys, np.asarray(key, dtype=np.float64).reshape(1, self.dim)])
+    def with_key(self, key: np.ndarray, at: int | None = None) -> KeyframeLoop:
+        """The same loop with one more key (a picture added live) at index `at` (None: the end)."""
+        row = np.asarray(key, dtype=np.float64).reshape(1, self.dim)
+        index = self.keys.shape[0] if at is None else at
+        keys = np.concatenate([self.keys[:index], row, self.keys[index:]])
         return KeyframeLoop(keys, self.interp, self.ease, self.hold)
 
 

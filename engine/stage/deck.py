@@ -318,8 +318,9 @@ class Deck:
                 token.pending_keys.append(latent)
 
     def _splice(self, sc: LoadedScene, before: float) -> None:
-        """Keys added live join once the path has passed its loop's end (where it stands on key 0
-        in the old loop and in the new): no jump, and the new key comes round at the loop's end."""
+        """Keys added live join once the path has passed its loop's end, where it stands on key 0
+        in the old loop and in the new (no jump); they go in right after key 0, so the first
+        new picture is the next one the path travels to."""
         path = sc.path
         if not isinstance(path, KeyframeLoop):
             sc.pending_keys.clear()
@@ -328,8 +329,8 @@ class Deck:
         if math.floor(sc.tau / period) <= math.floor(before / period):
             return
         offset = sc.tau - math.floor(sc.tau / period) * period
-        for key in sc.pending_keys:
-            path = path.with_key(key)
+        for i, key in enumerate(sc.pending_keys):
+            path = path.with_key(key, at=1 + i)
         log.info("%s: %d key(s) joined the loop, now %d", sc.spec.name, len(sc.pending_keys), int(path.period))
         sc.pending_keys.clear()
         sc.path, sc.tau = path, offset
