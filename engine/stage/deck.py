@@ -87,14 +87,15 @@ def load_scenes(specs: list[SceneSpec], device: torch.device, precision: str = "
         if spec.model not in models:
             models[spec.model] = _load_model(spec.model, device, precision)
         m = models[spec.model]
+        path, encoder = _scene_path(spec, m, device)
         scenes.append(
             LoadedScene(
                 spec=spec,
                 generator=m.played,
                 size=m.size,
                 latent_dim=m.latent_dim,
-                path=_scene_path(spec, m, device),
-                encoder=_encoder_of(spec, m),
+                path=path,
+                encoder=encoder,
                 directions=latent_directions(m.latent_dim, LATENT_OFFSETS, spec.seed + 1).astype(np.float32),
                 precision=m.precision,
             )
@@ -112,16 +113,11 @@ def _load_model(file: Path, device: torch.device, precision: str) -> _Model:
     return _Model(frozen(played, dim, device), eager, int(eager.config.size), dim, used)
 
 
-def _encoder_of(spec: SceneSpec, m: _Model) -> PictureEncoder | None:
-    """The encoder a "pictures" scene's keys came from (a picture added live goes the same way)."""
+def _scene_path(spec: SceneSpec, m: _Model, device: torch.device) -> tuple[LatentPath, PictureEncoder | None]:
+    """The scene's path and, for a "pictures" path, the encoder its keys came from (a picture
+    added live goes the same way)."""
     if spec.path_kind != "pictures":
-        return None
-    return m.encoders[int(spec.path_settings.get("project_steps", projection.STEPS))]
-
-
-def _scene_path(spec: SceneSpec, m: _Model, device: torch.device) -> LatentPath:
-    if spec.path_kind != "pictures":
-        return make_path(spec.path_kind, m.latent_dim, spec.seed, **spec.path_settings)
+        return make_path(spec.path_kind, m.latent_dim, spec.seed, **spec.path_settings), None
     steps = spec.path_settings.get("project_steps")
     if isinstance(m.eager, VAE) and steps is not None:
         raise SceneError(
@@ -141,7 +137,7 @@ def _scene_path(spec: SceneSpec, m: _Model, device: torch.device) -> LatentPath:
     except PictureError as exc:
         raise SceneError(f"{spec.file}: key 'path.pictures': {exc}") from None
     log.info("%s: %d picture keyframe(s) from %s", spec.name, len(keys), ", ".join(p.name for p in spec.pictures))
-    return picture_path(keys, **{k: v for k, v in spec.path_settings.items() if k != "project_steps"})
+    return picture_path(keys, **{k: v for k, v in spec.path_settings.items() if k != "project_steps"}), encoder
 
 
 class HalfGenerator(torch.nn.Module):

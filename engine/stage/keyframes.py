@@ -31,7 +31,6 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from engine.files.atomic import atomic_write_bytes
-from engine.models.vae import VAE
 from engine.train.images import to_rgb, whole_pictures
 
 log = logging.getLogger(__name__)
@@ -127,7 +126,8 @@ Project = Callable[[torch.Tensor, str], tuple[np.ndarray, float]]  # (view (1,3,
 
 
 class PictureEncoder:
-    """Pictures -> latents (N, latent_dim) for one model: VAE encoding or GAN projection, cached."""
+    """Pictures -> latents (N, latent_dim) for one model, cached: `project` for a GAN, None for a
+    VAE (its encoder)."""
 
     def __init__(
         self, model: torch.nn.Module, model_path: Path, device: torch.device, project: Project | None, method: str
@@ -167,13 +167,11 @@ class PictureEncoder:
 
     @torch.inference_mode(False)
     def _encode(self, view: torch.Tensor, name: str) -> np.ndarray:
-        if isinstance(self.model, VAE):
+        if self.project is None:  # a VAE: its encoder's posterior mean
             with torch.no_grad():
-                latent = self.model.encode(view.to(self.device)).float().cpu()[0]
+                latent = self.model.encode(view.to(self.device)).float().cpu()[0]  # type: ignore[operator]
             return latent.numpy().astype(np.float32)
-        if self.project is None:
-            raise PictureError(f"picture '{name}': this model has no encoder and no projection was given")
-        projected, _ = self.project(view, name)  # its PSNR is in the log
+        projected, _ = self.project(view, name)  # a GAN; its PSNR is in the log
         return projected
 
 
@@ -214,12 +212,10 @@ class KeyframeAdder:
 
     def ready(self) -> list[tuple[object, np.ndarray]]:
         """The keys finished since the last call, oldest first (never blocks)."""
-        out = []
-        while True:
-            try:
-                out.append(self._done.get_nowait())
-            except queue.Empty:
-                return out
+        out: list[tuple[object, np.ndarray]] = []
+        while not self._done.empty():  # checked first: the frame loop calls this every frame
+            out.append(self._done.get_nowait())
+        return out
 
     def close(self) -> None:
         if self._thread is not None:
