@@ -323,6 +323,13 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         "--min-channels", type=int, default=d.min_channels, help="feature maps at the top sizes (default: the preset's)"
     )
     p.add_argument(
+        "--d-width",
+        type=int,
+        default=d.d_width,
+        help="fast family: the discriminator's feature maps as a multiple of G's; training cost only, "
+        "the show runs G alone (default: the preset's)",
+    )
+    p.add_argument(
         "--batch",
         type=int,
         default=d.batch,

@@ -79,6 +79,8 @@ class FastGANConfig:
     min_channels: smallest feature-map count (used at the high resolutions).
     two_convs_up_to: blocks whose output side is at most this use two convs, the
         rest one (a power of two from 4, meaning none, to size).
+    d_width: D's feature maps are this many times G's at each side (training only:
+        D is not in the model file, so a wider D costs the live show nothing).
     arch: always "fast"; tells a model file's reader which family built it.
     """
 
@@ -89,6 +91,7 @@ class FastGANConfig:
     channels: int = 192
     min_channels: int = 12
     two_convs_up_to: int = 32
+    d_width: int = 1
     arch: str = ARCH
 
     def validate(self) -> None:
@@ -99,6 +102,8 @@ class FastGANConfig:
             raise ValueError(
                 f"GAN config 'two_convs_up_to' must be a power of two from 4 to size ({self.size}), got {t}"
             )
+        if not 1 <= self.d_width <= 8:
+            raise ValueError(f"GAN config 'd_width' must be from 1 to 8, got {self.d_width}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -291,7 +296,7 @@ class FastDiscriminator(nn.Module):
         n = config.num_blocks
 
         def ch(block: int) -> int:
-            return max(config.channels_at(block), _D_MIN_CHANNELS)
+            return max(config.channels_at(block), _D_MIN_CHANNELS) * config.d_width
 
         self.from_rgb = _sn_conv(3, ch(n), 1)
         # Block i takes side 4 << i to 4 << (i - 1); down to 16x16 (block index 2 is the 16 px map).

@@ -78,6 +78,7 @@ class GanTrainOptions(TrainOptions):
     latent_dim: int = 128
     channels: int | None = None
     min_channels: int | None = None
+    d_width: int | None = None  # fast only: D's width as a multiple of G's; None = the preset's
     batch: int | None = None  # images per step; None = 8 for fast (as FastGAN), 16 for classic
     lr: float = 2e-4  # discriminator
     lr_g: float | None = None  # generator; None = lr for fast (as FastGAN), lr / 4 for classic (TTUR)
@@ -104,6 +105,7 @@ class GanTrainOptions(TrainOptions):
             latent_dim=self.latent_dim,
             channels=self.channels,
             min_channels=self.min_channels,
+            d_width=self.d_width,
         )
 
 
@@ -112,6 +114,8 @@ DISTRIBUTED = True  # runs under torchrun (engine.train.dist); notes and text tr
 
 
 def _validate(opts: GanTrainOptions) -> None:
+    if opts.d_width is not None and opts.arch != "fast":
+        raise TrainSetupError(f"--d-width applies to --arch fast only, not {opts.arch}")
     try:
         opts.gan_config()
     except ValueError as exc:  # the config names the flag's dest (size, latent_dim ...): a setup error
@@ -323,7 +327,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             state = {**state, "config": gan_config_from_dict(state.get("config", {})).to_dict()}
         except ValueError as exc:
             raise TrainSetupError(f"--resume: '{self.state_path}' holds a bad GAN config: {exc}") from None
-        flags = "--arch/--preset/--size/--latent-dim/--channels/--min-channels"
+        flags = "--arch/--preset/--size/--latent-dim/--channels/--min-channels/--d-width"
         check_resume_config(self.state_path, state, self.config.to_dict(), flags)
         self.load_training_state(tensors, state)
         self._set_lr()
