@@ -298,6 +298,10 @@ def train_eval_options(options: TrainOptions, model: str) -> EvalOptions:
     return EvalOptions(model=model, data=options.data, device=options.device)
 
 
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _add_gan_args(p: argparse.ArgumentParser) -> None:
     d = GanTrainOptions
     p.add_argument("--data", required=True, metavar="DIR", help="folder of .png/.jpg/.jpeg/.webp images")
@@ -341,6 +345,13 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         "--lr-g", type=float, default=d.lr_g, help="generator learning rate (default: lr for fast, lr / 4 for classic)"
     )
     p.add_argument("--ema", type=float, default=d.ema, help=f"EMA decay of G weights (default {d.ema:g})")
+    p.add_argument(
+        "--augment",
+        type=_comma_list,
+        default=d.augment,
+        metavar="LIST",
+        help=f"DiffAugment's parts, a comma list of color, translation, cutout (default {','.join(d.augment)})",
+    )
 
 
 def _add_vae_args(p: argparse.ArgumentParser) -> None:

@@ -27,7 +27,8 @@ from engine.core.params import Param, ParamStage, Registry
 from engine.dsp.synth import synth_params
 from engine.seq.params import seq_deck_params
 
-DECKS: tuple[str, ...] = ("a",)  # the decks a show has unless its config says otherwise
+# The decks a show has unless its config says otherwise: a plays, b cues the next scene (engine.stage.mixer).
+DECKS: tuple[str, ...] = ("a", "b")
 LATENT_OFFSETS = 8  # /deck/<d>/latent/1 .. /latent/8
 
 # (address, type, default, lo, hi, unit, smoothing s, description, stage)
@@ -49,6 +50,47 @@ MASTER_TABLE: tuple[tuple, ...] = (
         "model",
     ),
 )
+
+CROSSFADE = "/mixer/crossfade"
+CURVE = "/mixer/curve"
+BLEND = "/mixer/blend"
+FADE_TIME = "/mixer/fade_time"
+FADE_BEATS = "/mixer/fade_beats"
+QUANTIZE = "/mixer/quantize"
+
+CURVES = ("linear", "equal_power", "cut")  # /mixer/curve 0, 1, 2
+BLENDS = ("mix", "add", "multiply", "screen", "difference")  # /mixer/blend 0..4
+
+# The mixer's params (engine.stage.mixer): (address, type, default, lo, hi, unit, smoothing s, description, stage).
+MIXER_TABLE: tuple[tuple, ...] = (
+    (CROSSFADE, "float", 0.0, 0.0, 1.0, "", 0.03, "0 = deck a alone, 1 = deck b alone", "model"),
+    (CURVE, "int", 0.0, 0.0, 2.0, "", 0.0, "crossfade curve: 0 linear, 1 equal power, 2 cut at the middle", "model"),
+    (
+        BLEND,
+        "int",
+        0.0,
+        0.0,
+        4.0,
+        "",
+        0.0,
+        "what the middle of the crossfade shows: 0 mix, 1 add, 2 multiply, 3 screen, 4 difference",
+        "model",
+    ),
+    (FADE_TIME, "float", 2.0, 0.0, 600.0, "s", 0.0, "length of /mixer/fade (when fade_beats is 0)", "model"),
+    (FADE_BEATS, "float", 0.0, 0.0, 256.0, "beats", 0.0, "length of /mixer/fade in beats (0: use fade_time)", "model"),
+    (
+        QUANTIZE,
+        "float",
+        0.0,
+        0.0,
+        64.0,
+        "beats",
+        0.0,
+        "fade and cut start on the next multiple of this many beats (1 = next beat, 4 = next bar; 0 = at once)",
+        "model",
+    ),
+)
+
 
 # The picture params of one deck, under /deck/<d>/ (their defaults and ranges are narrowed per scene).
 # (name, type, default, lo, hi, unit, smoothing s, description)
@@ -206,10 +248,26 @@ class Verb:
         return OSC_TAGS[self.arg]
 
 
+FRONT_NOTE = "on the front deck (a while /mixer/crossfade < 0.5, else b)"
 VERBS: tuple[Verb, ...] = (
-    Verb("/show/scene", "scene", "go to a scene by name or 1-based index (a string or a number)", "show.select_scene"),
-    Verb("/show/next", "trigger", "next scene; " + TRIGGER_NOTE, "show.next_scene"),
-    Verb("/show/prev", "trigger", "previous scene; " + TRIGGER_NOTE, "show.prev_scene"),
+    Verb(
+        "/show/scene",
+        "scene",
+        "go to a scene by name or 1-based index (a string or a number) " + FRONT_NOTE,
+        "show.select_scene",
+    ),
+    Verb("/show/next", "trigger", f"next scene {FRONT_NOTE}; " + TRIGGER_NOTE, "show.next_scene"),
+    Verb("/show/prev", "trigger", f"previous scene {FRONT_NOTE}; " + TRIGGER_NOTE, "show.prev_scene"),
+    Verb("/deck/{deck}/scene", "scene", "load a scene into this deck (name or 1-based index)", "show.deck_scene"),
+    Verb("/deck/{deck}/next", "trigger", "this deck's next scene; " + TRIGGER_NOTE, "show.deck_next"),
+    Verb("/deck/{deck}/prev", "trigger", "this deck's previous scene; " + TRIGGER_NOTE, "show.deck_prev"),
+    Verb(
+        "/mixer/fade",
+        "trigger",
+        "fade to the other deck over fade_time s (or fade_beats), from the next quantize beat; " + TRIGGER_NOTE,
+        "mixer.fade",
+    ),
+    Verb("/mixer/cut", "trigger", "cut to the other deck (on the next quantize beat); " + TRIGGER_NOTE, "mixer.cut"),
     Verb("/show/blackout", "trigger", "flip /master/blackout; " + TRIGGER_NOTE, "core.flip_blackout", phase="post"),
     Verb("/show/freeze", "trigger", "flip /master/freeze; " + TRIGGER_NOTE, "core.flip_freeze"),
     Verb("/show/quit", "trigger", "end the show (the Esc key)", "core.quit", osc=False),
@@ -299,6 +357,8 @@ class AddressSpace:
         self._verbs: dict[str, Verb] = {}
         self._families: list[Verb] = []  # addresses ending with "/": any address under them
         for verb in verbs:
+            if verb.owner == "mixer" and len(self.decks) < 2:  # one deck: nothing to mix
+                continue
             if verb.address.endswith("/"):
                 self._families.append(verb)
                 continue
@@ -332,7 +392,7 @@ def _expand(address: str, decks: tuple[str, ...]) -> list[str]:
 def build_space(decks: Sequence[str] = DECKS, verbs: Sequence[Verb] = VERBS) -> AddressSpace:
     """The address space of a show with these decks (and these verbs: tests add their own)."""
     reg = Registry()
-    for row in MASTER_TABLE:
+    for row in (*MASTER_TABLE, *(MIXER_TABLE if len(decks) > 1 else ())):
         reg.add(_param(row[0], row[1:8], row[8]))
     for d in decks:
         for p in deck_params(d):

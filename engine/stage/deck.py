@@ -229,6 +229,16 @@ class Deck:
         self.adder = KeyframeAdder()
         self.keyframe_misses = 0  # keyframe verbs that named no key or hit a scene without keys
 
+    @property
+    def playing(self) -> LoadedScene:
+        """The loaded scene (a show loads one into every deck before its first frame)."""
+        assert self.scene is not None, "Deck used before Deck.load()"  # programming error, not input
+        return self.scene
+
+    @property
+    def scene_name(self) -> str:
+        return self.scene.spec.name if self.scene is not None else ""
+
     def load(self, scene: LoadedScene) -> None:
         """Make `scene` the playing one and reset the deck params to its defaults."""
         self.scene = scene
@@ -358,7 +368,7 @@ class Deck:
     def _mine(self, ev: Event) -> bool:
         if ev.address.startswith(self.base + "/"):
             return True
-        self.registry.rejected += 1  # another deck's verb: the mixer issue gives it a deck
+        self.registry.rejected += 1  # another deck's verb (the show routes each to its deck)
         return False
 
     def _miss(self, why: str) -> None:

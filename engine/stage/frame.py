@@ -13,41 +13,88 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.stage.mixer import Mix, compose
+
+
+class _Slot:
+    """One deck's input and output buffers: z on the device (and its pinned upload buffer on
+    CUDA) and the deck's last picture."""
+
+    def __init__(self) -> None:
+        self.z: torch.Tensor | None = None  # (1, latent_dim) on device
+        self.z_host = torch.empty((1, 0))  # (1, latent_dim) float32, pinned on CUDA: z's upload buffer
+        self.last: torch.Tensor | None = None  # (1, 3, S, S) in [-1, 1], the deck's last model output
+
 
 class FrameRenderer:
-    """z (latent_dim,) -> model -> (render, render, 3) uint8 written into a caller buffer."""
+    """z (latent_dim,) -> model -> (render, render, 3) uint8 written into a caller buffer.
+
+    Each deck renders into its own slot; `compose` makes the frame from the slots (one
+    deck alone: its picture as it is; two: engine.stage.mixer.compose), `convert` writes it.
+    """
 
     def __init__(self, device: torch.device, render_size: int | None = None) -> None:
         self.device = device
         self.render_size = render_size  # None: each model's native size
-        self._z: torch.Tensor | None = None  # (1, latent_dim) on device
-        self._z_host = torch.empty((1, 0))  # (1, latent_dim) float32, pinned on CUDA: z's upload buffer
-        self._last: torch.Tensor | None = None  # (1, 3, S, S) float in [-1, 1], last model output
+        self._slots = [_Slot(), _Slot()]  # deck a's, deck b's
+        self._last: torch.Tensor | None = None  # (1, 3, S, S) float in [-1, 1], the composed frame
+        self._mixed: torch.Tensor | None = None  # (1, 3, S, S) float32, the composition's buffer
         self._staging: torch.Tensor | None = None  # (S, S, 3) uint8, pinned host memory on CUDA
         self._scaled: torch.Tensor | None = None  # (S, S, 3) float32 on device, conversion scratch
         self._u8: torch.Tensor | None = None  # (S, S, 3) uint8 on the GPU, the frame before its copy
+        self.size = 0  # the composed frame's side in px (set_size)
 
     def output_size(self, native: int) -> int:
         return self.render_size or native
 
+    def set_size(self, size: int) -> None:
+        """The side of the composed frame: a deck's picture of another size is scaled to it."""
+        self.size = size
+
     @torch.inference_mode()
-    def forward(self, model: torch.nn.Module, z: np.ndarray) -> None:
-        """Run the model on z (latent_dim,) float32; keeps the result for convert()."""
-        if self._z is None or self._z.shape[1] != z.shape[0]:
-            self._z = torch.empty((1, z.shape[0]), dtype=torch.float32, device=self.device)
+    def forward(self, model: torch.nn.Module, z: np.ndarray, slot: int = 0) -> None:
+        """Run the model on z (latent_dim,) float32 into a deck's slot; the frame is composed
+        from the slots by compose() (deck a alone needs no compose())."""
+        while slot >= len(self._slots):
+            self._slots.append(_Slot())
+        s = self._slots[slot]
+        if s.z is None or s.z.shape[1] != z.shape[0]:
+            s.z = torch.empty((1, z.shape[0]), dtype=torch.float32, device=self.device)
             # On CUDA z goes through pinned memory: an upload from pageable memory would first wait
             # for the GPU's stream (a host sync). The last frame's convert() synced already, so
             # the pinned buffer is free to overwrite.
-            self._z_host = torch.empty((1, z.shape[0]), dtype=torch.float32, pin_memory=self.device.type == "cuda")
+            s.z_host = torch.empty((1, z.shape[0]), dtype=torch.float32, pin_memory=self.device.type == "cuda")
         if self.device.type == "cpu":
-            self._z[0].copy_(torch.from_numpy(z))
+            s.z[0].copy_(torch.from_numpy(z))
         else:
-            self._z_host[0].copy_(torch.from_numpy(z))
-            self._z.copy_(self._z_host, non_blocking=True)
-        out = model(self._z)  # (1, 3, S, S) in [-1, 1]
-        if self.render_size and out.shape[-1] != self.render_size:
-            out = F.interpolate(out, size=(self.render_size, self.render_size), mode="bilinear", align_corners=False)
-        self._last = out
+            s.z_host[0].copy_(torch.from_numpy(z))
+            s.z.copy_(s.z_host, non_blocking=True)
+        out = model(s.z)  # (1, 3, S, S) in [-1, 1]
+        side = self.size or self.render_size
+        if side and out.shape[-1] != side:
+            out = F.interpolate(out.float(), size=(side, side), mode="bilinear", align_corners=False)
+        s.last = out
+        if slot == 0:  # deck a alone; with a mixer, compose() makes the frame next
+            self._last = out
+
+    @torch.inference_mode()
+    def compose(self, mix: Mix) -> None:
+        """The frame from the slots' pictures as `mix` says (a picture that is not visible is
+        not read; a visible slot that has none yet counts as black)."""
+        a, b = self._slots[0].last, self._slots[1].last
+        visible = mix.visible
+        if not visible[1] or (mix.weights == (1.0, 0.0) and mix.share == 0.0):
+            self._last = a
+            return
+        if not visible[0] or (mix.weights == (0.0, 1.0) and mix.share == 0.0):
+            self._last = b
+            return
+        if a is None or b is None:
+            self._last = a if b is None else b
+            return
+        if self._mixed is None or self._mixed.shape != a.shape:
+            self._mixed = torch.empty(a.shape, dtype=torch.float32, device=a.device)
+        self._last = compose(a, b, mix, self._mixed)
 
     @property
     def has_frame(self) -> bool:
@@ -78,6 +125,10 @@ class FrameRenderer:
         torch.cuda.current_stream(self.device).synchronize()  # the one sync per frame, before present
         np.copyto(out, self._staging.numpy())
 
-    def reset(self) -> None:
-        """Forget the held frame (e.g. after a scene switch while frozen)."""
+    def reset(self, slot: int | None = None) -> None:
+        """Forget the held frame and a slot's picture (all: None), e.g. after a scene switch
+        while frozen."""
         self._last = None
+        for i, s in enumerate(self._slots):
+            if slot is None or i == slot:
+                s.last = None

@@ -17,9 +17,11 @@ with a count, and the show goes on.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,6 +36,7 @@ from engine.core.stats import FrameStats
 from engine.core.tempo import Tempo
 from engine.stage.deck import Deck, LoadedScene
 from engine.stage.frame import FrameRenderer
+from engine.stage.mixer import SOLO_A, Mixer
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,12 @@ class FrameBuffer:
         self._buf = np.zeros((h, w, 3), np.uint8)
 
 
+def _deck_copy(scene: LoadedScene) -> LoadedScene:
+    """A scene for another deck: the same model, its own path (a keyframe path's hold share
+    and live keys change per deck), path time and pending keys."""
+    return replace(scene, path=copy.deepcopy(scene.path), pending_keys=[])
+
+
 class Show(ShowCore):
     """A ShowCore with a picture: scenes on a deck, the renderer, the output, the clock."""
 
@@ -112,13 +121,18 @@ class Show(ShowCore):
         self.clock = clock
         self.pacer = pacer
         self.stats = stats
-        # The deck that plays the scenes: the first of the space's (the mixer issue adds more).
-        self.deck = Deck(self.space.decks[0], registry)
-        # Offline (strict) a picture added by a replayed event is encoded at once, so every
-        # render of the same events joins it at the same frame.
-        self.deck.adder.synchronous = strict
-        self.scene_index = 0
-        self.scene_misses = 0  # /show/scene requests naming no scene (logged first and every 100th)
+        # One deck per name in the space ("a", "b"): each plays its own copy of every scene
+        # (path time, live keys), sharing the loaded models. Deck a starts on the first
+        # scene, deck b cues the second.
+        self.decks = [Deck(name, registry) for name in self.space.decks]
+        self._deck_scenes = [scenes] + [[_deck_copy(sc) for sc in scenes] for _ in self.decks[1:]]
+        self._indices = [0] * len(self.decks)
+        self.mixer = Mixer(registry, self.tempo) if len(self.decks) > 1 else None
+        for deck in self.decks:
+            # Offline (strict) a picture added by a replayed event is encoded at once, so every
+            # render of the same events joins it at the same frame.
+            deck.adder.synchronous = strict
+        self.scene_misses = 0  # scene requests naming no scene (logged first and every 100th)
         self.blackout_level = 0.0  # 0 = picture, 1 = black; fades at /master/blackout_fade
         self.frame_errors = 0
         self._title = ""
@@ -127,43 +141,100 @@ class Show(ShowCore):
         self._post_work = WorkEstimate(quantile=0.9, margin=0.0, initial=0.001)  # last drain and convert
         self._present_work = WorkEstimate(quantile=0.9, initial=0.001)  # output.present()
         self.provide("show", self)
-        self.provide("keys", self.deck)
-        self._select(0)
+        self.provide("keys", self)
+        if self.mixer is not None:
+            self.provide("mixer", self.mixer)
+        for i in range(len(self.decks)):
+            self._select(i, i if i < len(scenes) else 0, announce=False)
+        self._announce()
 
-    # -- scenes ---------------------------------------------------------
-    def _select(self, index: int) -> None:
+    # -- decks and scenes -----------------------------------------------
+    @property
+    def deck(self) -> Deck:
+        """Deck a: the melody, the text and status follow it."""
+        return self.decks[0]
+
+    @property
+    def scene_index(self) -> int:
+        """Deck a's scene (0-based)."""
+        return self._indices[0]
+
+    def deck_scene_index(self, deck: int) -> int:
+        return self._indices[deck]
+
+    @property
+    def front(self) -> int:
+        """The deck /show/next and friends act on: a while the crossfade is below 0.5, else b."""
+        if self.mixer is None:
+            return 0
+        return 0 if self.registry.param("/mixer/crossfade").target < 0.5 else 1
+
+    def _select(self, deck: int, index: int, announce: bool = True) -> None:
         self.scene_loads += 1  # also when the same scene is selected again: its params were reset
-        self.scene_index = index % len(self.scenes)
-        scene = self.scenes[self.scene_index]
-        self.scene_name = scene.spec.name
-        self.deck.load(scene)
-        size = self.renderer.output_size(scene.size)
+        scenes = self._deck_scenes[deck]
+        self._indices[deck] = index % len(scenes)
+        scene = scenes[self._indices[deck]]
+        self.decks[deck].load(scene)
+        if deck == 0:
+            self.scene_name = scene.spec.name
+        size = max(self.renderer.output_size(d.scene.size) for d in self.decks if d.scene is not None)
+        self.renderer.set_size(size)
         if self.output.frame_buffer.shape[:2] != (size, size):
             self.output.resize_frames((size, size))
-        self.renderer.reset()
+        self.renderer.reset(deck)
+        if announce:
+            self._announce(deck)
+
+    def _announce(self, deck: int | None = None) -> None:
         self.set_title("")
-        log.info("scene %d/%d: %s", self.scene_index + 1, len(self.scenes), scene.spec.name)
+        for i in range(len(self.decks)) if deck is None else (deck,):
+            name = self.decks[i].name
+            log.info("deck %s: scene %d/%d: %s", name, self._indices[i] + 1, len(self.scenes), self.decks[i].scene_name)
 
     def set_title(self, text: str) -> None:
-        title = f"Latent Stage - {self.scene_name}" + (f" - {text}" if text else "")
+        names = " | ".join(f"{d.name}: {d.scene_name}" for d in self.decks) if len(self.decks) > 1 else self.scene_name
+        title = f"Latent Stage - {names}" + (f" - {text}" if text else "")
         if title != self._title:
             self._title = title
             self.output.set_title(title)
 
     # Verbs of owner "show" (engine.core.space.VERBS).
     def next_scene(self, ev: Event) -> None:
-        self._select(self.scene_index + 1)
+        self._select(self.front, self._indices[self.front] + 1)
 
     def prev_scene(self, ev: Event) -> None:
-        self._select(self.scene_index - 1)
+        self._select(self.front, self._indices[self.front] - 1)
 
     def select_scene(self, ev: Event) -> None:
-        self._select_by(ev.value)
+        self._select_by(self.front, ev.value)
+
+    def deck_scene(self, ev: Event) -> None:
+        self._select_by(self._deck_of(ev), ev.value)
+
+    def deck_next(self, ev: Event) -> None:
+        deck = self._deck_of(ev)
+        self._select(deck, self._indices[deck] + 1)
+
+    def deck_prev(self, ev: Event) -> None:
+        deck = self._deck_of(ev)
+        self._select(deck, self._indices[deck] - 1)
+
+    def _deck_of(self, ev: Event) -> int:
+        """The deck a /deck/<name>/... verb names (the space only expands its own decks)."""
+        name = ev.address.split("/")[2]
+        return next(i for i, d in enumerate(self.decks) if d.name == name)
+
+    # Verbs of owner "keys": the deck the address names applies them.
+    def goto_keyframe(self, ev: Event) -> None:
+        self.decks[self._deck_of(ev)].goto_keyframe(ev)
+
+    def add_keyframe(self, ev: Event) -> None:
+        self.decks[self._deck_of(ev)].add_keyframe(ev)
 
     def scene_names(self) -> list[str]:
         return [sc.spec.name for sc in self.scenes]
 
-    def _select_by(self, value: float | str | None) -> None:
+    def _select_by(self, deck: int, value: float | str | None) -> None:
         """A scene by 1-based index (number or digit string) or by name (case-insensitive)
         or scene file stem; anything else is rejected and counted."""
         index = pick_index(value, [(sc.spec.name, sc.spec.file.stem) for sc in self.scenes])
@@ -178,7 +249,7 @@ class Show(ShowCore):
                     ", ".join(f"{i + 1} {name!r}" for i, name in enumerate(self.scene_names())),
                 )
             return
-        self._select(index)
+        self._select(deck, index)
 
     # -- one frame ------------------------------------------------------
     def frame(self) -> None:
@@ -196,14 +267,21 @@ class Show(ShowCore):
         self.step_controls(t, dt)
         reg = self.registry
         frozen = reg.get("/master/freeze") >= 0.5
-        if frozen:
-            self.deck.hold(self.tempo.beat)
-        else:
-            self.deck.advance(dt, reg.get("/master/speed"), self.tempo.beat)
-        if not frozen or not self.renderer.has_frame:
-            scene = self.deck.scene
-            assert scene is not None  # set in __init__
-            self.renderer.forward(scene.generator, self.deck.latent())
+        if self.mixer is not None:
+            self.mixer.step(self.t)
+        mix = self.mixer.mix() if self.mixer is not None else SOLO_A
+        for deck in self.decks:
+            if frozen:
+                deck.hold(self.tempo.beat)
+            else:
+                deck.advance(dt, reg.get("/master/speed"), self.tempo.beat)
+        if frozen and self.renderer.has_frame:
+            return
+        for i, (deck, seen) in enumerate(zip(self.decks, mix.visible)):
+            if seen:
+                self.renderer.forward(deck.playing.generator, deck.latent(), slot=i)
+        if self.mixer is not None:
+            self.renderer.compose(mix)
 
     def frame_post(self) -> None:
         """Events that arrived during the forward pass (post-model params now, the rest

@@ -63,6 +63,9 @@ EVAL_REAL = 64  # fixed real crops to compare against
 _EVAL_SEED_OFFSET = 7919  # eval sets use their own seeds so they never move with training
 
 
+AUGMENTS = ("color", "translation", "cutout")  # DiffAugment's parts, all on by default
+
+
 @dataclass(frozen=True)
 class GanTrainOptions(TrainOptions):
     """Everything train_gan needs; the `train gan` flags (engine.flags) take their defaults from here.
@@ -83,6 +86,7 @@ class GanTrainOptions(TrainOptions):
     lr: float = 2e-4  # discriminator
     lr_g: float | None = None  # generator; None = lr for fast (as FastGAN), lr / 4 for classic (TTUR)
     ema: float = 0.999
+    augment: tuple[str, ...] = AUGMENTS  # DiffAugment's parts (engine.train.gan.diff_augment)
 
     def batch_size(self) -> int:
         # Fast: FastGAN's 8. At equal CPU time twice the updates of 16 drew the paintings
@@ -125,25 +129,32 @@ def _validate(opts: GanTrainOptions) -> None:
     for flag, lr in (("--lr", opts.lr), ("--lr-g", opts.generator_lr())):
         if not 0.0 < lr < 1.0:
             raise TrainSetupError(f"{flag} must be between 0 and 1, got {lr}")
+    bad = [a for a in opts.augment if a not in AUGMENTS]
+    if bad or len(set(opts.augment)) != len(opts.augment):
+        raise TrainSetupError(f"--augment takes a comma list of {', '.join(AUGMENTS)} (each once), got {opts.augment}")
     if not 0.0 <= opts.ema < 1.0:
         raise TrainSetupError(f"--ema must be in [0, 1), got {opts.ema}")
 
 
-def diff_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Differentiable colour + translation + cutout (Zhao et al. 2020); x: (B, C, H, W).
+def diff_augment(x: torch.Tensor, gen: torch.Generator, policy: tuple[str, ...] = AUGMENTS) -> torch.Tensor:
+    """Differentiable colour, translation and cutout (Zhao et al. 2020), those in `policy`;
+    x: (B, C, H, W).
 
     Gradients flow through to G, so G is trained to fool D on augmented
     images while D never sees an unaugmented image and cannot memorise 4 pictures.
+    The random draws are the same whatever the policy (one stream per run).
     """
     b, _, h, w = x.shape
     r = torch.rand(b, 7, generator=gen).to(device=x.device, dtype=x.dtype)
-    x = x + (r[:, 0] - 0.5).view(b, 1, 1, 1)  # brightness
-    mean_c = x.mean(dim=1, keepdim=True)
-    x = (x - mean_c) * (2.0 * r[:, 1]).view(b, 1, 1, 1) + mean_c  # saturation
-    mean_all = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean_all) * (r[:, 2] + 0.5).view(b, 1, 1, 1) + mean_all  # contrast
-    x = _translate(x, r[:, 3], r[:, 4], ratio=0.125)
-    return _cutout(x, r[:, 5], r[:, 6], ratio=0.5)
+    if "color" in policy:
+        x = x + (r[:, 0] - 0.5).view(b, 1, 1, 1)  # brightness
+        mean_c = x.mean(dim=1, keepdim=True)
+        x = (x - mean_c) * (2.0 * r[:, 1]).view(b, 1, 1, 1) + mean_c  # saturation
+        mean_all = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean_all) * (r[:, 2] + 0.5).view(b, 1, 1, 1) + mean_all  # contrast
+    if "translation" in policy:
+        x = _translate(x, r[:, 3], r[:, 4], ratio=0.125)
+    return _cutout(x, r[:, 5], r[:, 6], ratio=0.5) if "cutout" in policy else x
 
 
 def _translate(x: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -235,16 +246,17 @@ class _GanRun(TrainRun[GanTrainOptions]):
         fake = self.g(z)  # (B, 3, S, S)
         # Hinge loss for D; real and fake pass D separately so minibatch-stddev
         # groups never mix real and fake images.
-        real_logits, recon = self._real_pass(diff_augment(real, self.gen))
+        aug = self.opts.augment
+        real_logits, recon = self._real_pass(diff_augment(real, self.gen, aug))
         d_loss = (
             F.relu(1.0 - real_logits).mean()
-            + F.relu(1.0 + self.d(diff_augment(fake.detach(), self.gen))).mean()
+            + F.relu(1.0 + self.d(diff_augment(fake.detach(), self.gen, aug))).mean()
             + recon
         )
         descend(self.opt_d, d_loss)
         # G update against the freshly updated D; D's weights get no gradients.
         self.d.requires_grad_(False)
-        g_loss = -self.d(diff_augment(fake, self.gen)).mean()
+        g_loss = -self.d(diff_augment(fake, self.gen, aug)).mean()
         descend(self.opt_g, g_loss)
         self.d.requires_grad_(True)
         self._update_ema()
@@ -315,6 +327,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             "lr": self.opts.lr,
             "lr_g": self.opts.generator_lr(),
             "ema": self.opts.ema,
+            "augment": ",".join(self.opts.augment),
             "sample_distance_start": self.distance_start,
             "sample_distance": self.distance,
             "data": self.data_summary(),
