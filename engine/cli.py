@@ -55,10 +55,9 @@ def cmd_render(args: argparse.Namespace) -> str:
     device, precision = _placement(args)
     fps = int(round(args.fps or (events.fps if events is not None else 30)))
     if events is not None and abs(fps - events.fps) > 1e-6:
-        raise StartupError(
-            f"--fps {fps}: the event log {args.events} was recorded at {events.fps:g} fps; "
-            "replay it at that rate (frame for frame)"
-        )
+        # Events keep their show time: a set recorded at 60 fps renders at 30 or 120.
+        log.info("events recorded at %g fps, rendered at %d fps: each lands on its show time", events.fps, fps)
+        events = events.at_fps(fps)
     res = render(
         specs,
         seconds=args.seconds,
@@ -71,6 +70,7 @@ def cmd_render(args: argparse.Namespace) -> str:
         precision=precision,
         events=events,
         patches=args.patch,
+        presets=args.presets,
     )
     sound = " with sound" if res.audio else ""
     return f"rendered {res.frames} frames ({res.size[0]}x{res.size[1]}, {res.fps} fps){sound} to {res.out}"
@@ -225,9 +225,23 @@ def cmd_devices(args: argparse.Namespace) -> str:
 
 def cmd_params(args: argparse.Namespace) -> str:
     from engine.core.space import build_space, params_json, params_table
+    from engine.files.preset import load_presets
 
     space = build_space()
-    return json.dumps(params_json(space), indent=2) if args.json else params_table(space)
+    presets = load_presets(args.presets)
+    if args.json:
+        rows = params_json(space) + [
+            {"address": "/preset/recall", "type": "preset", "name": p.name, "index": i + 1, "decks": _decks(p)}
+            for i, p in enumerate(presets[n] for n in sorted(presets))
+        ]
+        return json.dumps(rows, indent=2)
+    lines = [f"presets in {args.presets} (/preset/recall NAME or number):"]
+    lines += [f"  {i + 1} {name}: {_decks(presets[name])}" for i, name in enumerate(sorted(presets))] or ["  none yet"]
+    return params_table(space) + "\n\n" + "\n".join(lines)
+
+
+def _decks(preset: Any) -> str:
+    return ", ".join(f"deck {d} {s.scene!r}" for d, s in preset.decks.items()) or "params only"
 
 
 def _set_threads(n: int | None) -> None:

@@ -12,6 +12,7 @@ from typing import Literal
 
 from engine.core.space import DECKS
 from engine.core.tempo import TempoSource
+from engine.files.preset import PRESETS_DIR
 
 Aspect = Literal["fit", "fill", "stretch"]
 
@@ -25,6 +26,7 @@ class StageConfig:
     render_size: int | None = None  # the model's drawing size in px (None: its native size)
     tempo_source: TempoSource = "internal"
     decks: tuple[str, ...] = DECKS
+    presets: Path = PRESETS_DIR  # presets/NAME.toml: read at startup, /preset/save writes here (live)
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,14 @@ def _add_picture_args(p: argparse.ArgumentParser) -> None:
         "--aspect", choices=("fit", "fill", "stretch"), default="fit", help="square model on a non-square output"
     )
     p.add_argument("--fps", type=_positive_float, default=None, help="frames per second (show: 60, render: 30)")
+    p.add_argument(
+        "--presets",
+        type=Path,
+        default=StageConfig.presets,
+        metavar="DIR",
+        help="folder of presets (NAME.toml): recalled by /preset/recall, written by /preset/save "
+        "(default: presets/ of the project)",
+    )
     _add_device_args(p)
 
 
@@ -198,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     params = sub.add_parser("params", help="list every OSC address: params (type, range, default) and verbs")
     params.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    params.add_argument(
+        "--presets", type=Path, default=StageConfig.presets, metavar="DIR", help="the presets folder to list"
+    )
 
     bench = sub.add_parser("bench", help="model forward vs whole-frame cost for every shipped scene")
     _add_device_args(bench)
@@ -654,7 +665,11 @@ def show_config(args: argparse.Namespace, device: str, precision: str = "fp32") 
     values = {f.name: getattr(args, f.name) for f in fields(ShowConfig) if hasattr(args, f.name)}
     values.update({name: tuple(values[name] or ()) for name in ("osc_out", "midi_in", "patch")})
     stage = StageConfig(
-        device=device, render_size=args.render_size, tempo_source=args.tempo_source, precision=precision
+        device=device,
+        render_size=args.render_size,
+        tempo_source=args.tempo_source,
+        precision=precision,
+        presets=args.presets,
     )
     fps = float(args.fps or DEFAULTS.fps)
     return ShowConfig(**{**values, "stage": stage, "fps": fps, "vsync": not args.no_vsync})

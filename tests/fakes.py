@@ -126,7 +126,7 @@ class ControlShow(ShowCore):
     def select_scene(self, ev) -> None:
         self.verb_log.append((ev.address, ev.value))
 
-    next_scene = prev_scene = deck_scene = deck_next = deck_prev = select_scene
+    next_scene = prev_scene = deck_scene = deck_next = deck_prev = cue_next = cue_prev = select_scene
 
     def set_title(self, text: str) -> None:
         self.title = text

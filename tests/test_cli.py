@@ -164,8 +164,6 @@ def test_render_events_flag_errors(capsys, tmp_path, scene_file):
     head = json.dumps({"latent_stage_events": 1, "fps": 30, "scenes": [str(scene_file(""))]})
     log.write_text(head + '\n{"frame": "x", "phase": "post", "kind": "set", "address": "/a"}\n')
     expect_error(capsys, ["render", "--events", str(log), "--out", "x.mp4"], str(log), "line 2", "'frame'")
-    log.write_text(head + "\n")
-    expect_error(capsys, ["render", "--events", str(log), "--fps", "60", "--out", "x.mp4"], "--fps 60", "30 fps")
     expect_error(capsys, ["render", "--out", "x.mp4"], "--seconds")
 
 

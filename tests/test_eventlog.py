@@ -264,3 +264,62 @@ def test_cli_show_records_osc_and_render_replays_it(scene_file, tmp_path):
     assert frames[dark - 1].max() > 0 and frames[dark].max() == 0 and frames[lit - 1].max() == 0
     assert frames[lit].max() > 0
     assert frames[half].mean() < 0.75 * frames[half - 1].mean()  # dimmer from that very frame
+
+
+def test_a_set_renders_at_another_frame_rate(scene_file, tmp_path):
+    """Events keep their show time: a set recorded at 10 fps renders at 20 with each change
+    at the same moment (frame k at 10 fps is frame 2k at 20)."""
+    paths = scenes(scene_file)
+    log_path = tmp_path / "perf.jsonl"
+    live, _ = live_run(paths, log_path)
+    log = load_event_log(log_path).at_fps(2 * FPS)
+    assert log.frames == 80 and log.fps == 2 * FPS
+    render([load_scene(p) for p in log.scenes], seconds=None, fps=2 * FPS, out=f"{tmp_path / 'r'}/", events=log)
+    rendered = read_pngs(tmp_path / "r")
+    assert len(rendered) == 80
+    black_live = [k for k in range(40) if live[k].max() == 0]
+    black = [k for k in range(80) if rendered[k].max() == 0]
+    assert black_live[:3] == [10, 11, 24] and black[:5] == [20, 21, 22, 23, 49]  # brightness 0 from 1.0 to 1.2 s
+    # The blackout fade (0.5 s) is black from 2.4 s live: from 2.45 s at 20 fps (its last step is shorter).
+    assert black[4:] == list(range(49, 80))
+    log10 = load_event_log(log_path)
+    assert log10.at_fps(FPS) is log10
+
+
+def test_a_two_deck_set_with_presets_renders_frame_for_frame(scene_file, tmp_path):
+    """Deck scenes, the mixer (a fade and a quantised cut) and presets, recorded and rendered."""
+    paths = scenes(scene_file)
+    loaded = load_scenes([load_scene(p) for p in paths], torch.device("cpu"))
+    from engine.core.space import build_space
+    from engine.stage.presets import PresetBank
+
+    space = build_space()
+    q, out = EventQueue(), FakeOutput()
+    bank = PresetBank(tmp_path / "presets", {}, write=False)
+    show = Show(
+        loaded, space.registry, q, FrameRenderer(torch.device("cpu")), out, FixedClock(FPS), space=space, presets=bank
+    )
+    log_path = tmp_path / "set.jsonl"
+    recorder = EventRecorder(log_path, fps=FPS, scenes=list(paths), tempo_source="internal", presets=tmp_path / "p")
+    recorder.attach(show)
+    script = {
+        2: [Event("verb", "/deck/b/scene", "B"), Event("set", "/mixer/fade_time", 1.0)],
+        4: [Event("verb", "/preset/save", "start"), Event("verb", "/mixer/fade")],
+        20: [Event("set", "/mixer/quantize", 4.0), Event("verb", "/mixer/cut")],
+        30: [Event("set", "/preset/morph", 0.5), Event("verb", "/preset/recall", "start")],
+        36: [Event("set", "/mixer/blend", 4.0), Event("set", "/mixer/crossfade", 0.5)],
+    }
+    show.frame_hooks.insert(0, lambda s: [q.put(ev) for ev in script.get(s.frame_count - 1, [])])
+    show.run(frames=45)
+    recorder.close(end_frame=show.frame_count)
+    live = out.frames
+    changes = [k for k in range(1, 45) if not np.array_equal(live[k], live[k - 1])]
+    assert len(changes) > 20  # the fade, the cut, the morph and the blend all moved the picture
+    log = load_event_log(log_path)
+    assert log.presets == (tmp_path / "p").resolve()
+    render([load_scene(p) for p in paths], seconds=None, fps=FPS, out=f"{tmp_path / 'r'}/", events=log)
+    rendered = read_pngs(tmp_path / "r")
+    assert len(rendered) == 45
+    for k, (a, b) in enumerate(zip(live, rendered)):
+        assert np.array_equal(a, b), f"frame {k} differs"
+    assert not (tmp_path / "p").exists()  # the render kept the replayed save in memory

@@ -50,23 +50,40 @@ def press(kind, ch, number, on):
     return (0xB0 | ch, number, 127 if on else 0)
 
 
+def _deck_index(show, verb):
+    """The deck a scene verb acts on: /deck/<d>/..., the back deck for cues, else the front."""
+    if verb.startswith("/deck/"):
+        return next(i for i, d in enumerate(show.decks) if d.name == verb.split("/")[2])
+    return show.back if verb.startswith("/show/cue/") else show.front
+
+
+def check_verb_route(show, be, port, r):
+    reg, s = show.registry, r.source
+    deck = _deck_index(show, r.verb)
+    before = (show.deck_scene_index(deck), reg.rejected, show.mixer.transitions)
+    be.send(port, *press(s.kind, s.channel, s.number, True))
+    be.send(port, *press(s.kind, s.channel, s.number, False))
+    show.run(frames=2)
+    now = show.deck_scene_index(deck)
+    if r.verb.endswith("/scene") and r.value > len(show.scenes):
+        assert (now, reg.rejected) == (before[0], before[1] + 1), r.label  # no such scene
+        return
+    if r.verb.endswith("/scene"):
+        assert now == r.value - 1, r.label
+    elif r.verb.endswith(("/next", "/prev")):
+        assert now != before[0], r.label
+    elif r.verb in ("/mixer/fade", "/mixer/cut"):
+        assert show.mixer.transitions == before[2] + 1, r.label
+        show.run(frames=300)  # let a fade finish before the next route
+    assert reg.rejected == before[1], r.label
+    show.apply(Event("verb", "/learn/cancel"))
+
+
 def check_route(show, be, port, r):
     """Play one route's control and check its param (or verb) reacted."""
     reg, s = show.registry, r.source
     if r.verb is not None:
-        before = (show.scene_index, reg.rejected)
-        be.send(port, *press(s.kind, s.channel, s.number, True))
-        be.send(port, *press(s.kind, s.channel, s.number, False))
-        show.run(frames=2)
-        if r.verb == "/show/scene" and r.value > len(show.scenes):
-            assert (show.scene_index, reg.rejected) == (before[0], before[1] + 1), r.label  # no such scene
-            return
-        if r.verb == "/show/scene":
-            assert show.scene_index == r.value - 1, r.label
-        elif r.verb in ("/show/next", "/show/prev"):
-            assert show.scene_index != before[0], r.label
-        assert reg.rejected == before[1], r.label
-        show.apply(Event("verb", "/learn/cancel"))
+        check_verb_route(show, be, port, r)
         return
     p = reg.param(r.address)
     if r.mode == "toggle":

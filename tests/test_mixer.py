@@ -71,8 +71,7 @@ def test_curves_and_visibility():
 
 
 @pytest.mark.parametrize(
-    ("mode", "expected"),
-    [("mix", 0.5), ("add", 1.0), ("multiply", 0.1875), ("screen", 0.8125), ("difference", 0.5)],
+    ("mode", "expected"), [("mix", 0.5), ("add", 1.0), ("multiply", 0.1875), ("screen", 0.8125), ("difference", 0.5)]
 )
 def test_blend_modes_in_light(mode, expected):
     a = torch.full((1, 3, 2, 2), -0.5)  # light 0.25

@@ -95,7 +95,7 @@ class Checker:
             raise self.fail(key, "a finite number", v)
         x += 0.0  # -0.0 -> 0.0: a default that prints as "-0" in the status is noise
         if (lo is not None and x < lo) or (hi is not None and x > hi):
-            raise self.fail(key, expected or f"a number from {lo:g} to {hi:g}", v)
+            raise self.fail(key, expected or _range_words(lo, hi), v)
         return x
 
     def boolean(self, key: str, v: Any) -> bool:
@@ -141,6 +141,12 @@ class Checker:
             if c.is_file():
                 return c.resolve()
         raise self.fail(key, f"an existing {what} (tried {' or '.join(map(str, candidates))})", v)
+
+
+def _range_words(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f"a number from {lo:g} to {hi:g}"
+    return f"a number >= {lo:g}" if lo is not None else f"a number <= {hi:g}"
 
 
 def parse_toml(file: Path, raw: bytes, error: Callable[[str], Exception]) -> dict:

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -50,7 +51,14 @@ class EventRecorder:
     """Appends each applied event to a JSON-lines file; attach() it to a show."""
 
     def __init__(
-        self, path: Path, *, fps: float, scenes: list[Path], tempo_source: str, patches: list[Path] | None = None
+        self,
+        path: Path,
+        *,
+        fps: float,
+        scenes: list[Path],
+        tempo_source: str,
+        patches: list[Path] | None = None,
+        presets: Path | None = None,
     ) -> None:
         self.path = Path(path)
         try:
@@ -64,8 +72,10 @@ class EventRecorder:
             "fps": float(fps),
             "scenes": [str(Path(s).resolve()) for s in scenes],
             "tempo_source": tempo_source,
-            "patches": [str(Path(p).resolve()) for p in patches or []],
-        }  # for their modulation routes
+            "patches": [str(Path(p).resolve()) for p in patches or []],  # for their modulation routes
+        }
+        if presets is not None:  # the folder /preset/recall reads (a render reads the same one)
+            header["presets"] = str(Path(presets).resolve())
         self._write(header)
         self.flush()
 
@@ -139,6 +149,7 @@ class EventLog:
     tempo_source: TempoSource
     events: dict[tuple[int, str], list[Event]] = field(default_factory=dict)
     patches: list[Path] = field(default_factory=list)  # the live show's --patch files (modulation)
+    presets: Path | None = None  # the live show's presets folder
     end_frame: int | None = None  # frames the live show played, when it ended cleanly
     count: int = 0
 
@@ -148,6 +159,23 @@ class EventLog:
         if self.end_frame is not None:
             return self.end_frame
         return max((f for f, _ in self.events), default=-1) + 1
+
+    def at_fps(self, fps: float) -> EventLog:
+        """The same performance for a render at another frame rate: each event moves to the
+        first frame at or after its show time (frame / recorded fps), in its order and
+        phase; the length scales likewise. At the recorded rate: this log itself."""
+        if abs(fps - self.fps) < 1e-9:
+            return self
+        ratio = fps / self.fps
+
+        def frame_at(frame: int) -> int:
+            return math.ceil(frame * ratio - 1e-9)
+
+        events: dict[tuple[int, str], list[Event]] = {}
+        for (frame, phase), evs in sorted(self.events.items(), key=lambda item: (item[0][0], PHASES.index(item[0][1]))):
+            events.setdefault((frame_at(frame), phase), []).extend(evs)
+        end = None if self.end_frame is None else frame_at(self.end_frame)
+        return replace(self, fps=float(fps), events=events, end_frame=end)
 
 
 class EventReplay:
@@ -213,8 +241,12 @@ def _header(file: Path, obj: dict[str, Any]) -> EventLog:
     patches = obj.get("patches", [])
     if not isinstance(patches, list) or not all(isinstance(p, str) for p in patches):
         raise EventLogError(f"{file}: line 1: key 'patches': expected a list of patch file paths")
+    presets = obj.get("presets")
+    if presets is not None and not isinstance(presets, str):
+        raise EventLogError(f"{file}: line 1: key 'presets': expected the presets folder's path")
     paths, patch_paths = [Path(s) for s in scenes], [Path(p) for p in patches]
-    return EventLog(file, float(fps), paths, cast(TempoSource, source), patches=patch_paths)
+    folder = Path(presets) if presets is not None else None
+    return EventLog(file, float(fps), paths, cast(TempoSource, source), patches=patch_paths, presets=folder)
 
 
 def _event(file: Path, number: int, obj: dict[str, Any]) -> tuple[int, str, Event]:

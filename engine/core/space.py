@@ -92,6 +92,21 @@ MIXER_TABLE: tuple[tuple, ...] = (
 )
 
 
+PRESET_MORPH = "/preset/morph"
+PRESET_TABLE: tuple[tuple, ...] = (
+    (
+        PRESET_MORPH,
+        "float",
+        0.0,
+        0.0,
+        60.0,
+        "s",
+        0.0,
+        "/preset/recall glides params and slerps the decks' latents over this many seconds (0: at once)",
+        "model",
+    ),
+)
+
 # The picture params of one deck, under /deck/<d>/ (their defaults and ranges are narrowed per scene).
 # (name, type, default, lo, hi, unit, smoothing s, description)
 DECK_TABLE: tuple[tuple, ...] = (
@@ -258,6 +273,13 @@ VERBS: tuple[Verb, ...] = (
     ),
     Verb("/show/next", "trigger", f"next scene {FRONT_NOTE}; " + TRIGGER_NOTE, "show.next_scene"),
     Verb("/show/prev", "trigger", f"previous scene {FRONT_NOTE}; " + TRIGGER_NOTE, "show.prev_scene"),
+    Verb(
+        "/show/cue/next",
+        "trigger",
+        "next scene on the back deck (the one not in front), ready to fade to; " + TRIGGER_NOTE,
+        "show.cue_next",
+    ),
+    Verb("/show/cue/prev", "trigger", "previous scene on the back deck; " + TRIGGER_NOTE, "show.cue_prev"),
     Verb("/deck/{deck}/scene", "scene", "load a scene into this deck (name or 1-based index)", "show.deck_scene"),
     Verb("/deck/{deck}/next", "trigger", "this deck's next scene; " + TRIGGER_NOTE, "show.deck_next"),
     Verb("/deck/{deck}/prev", "trigger", "this deck's previous scene; " + TRIGGER_NOTE, "show.deck_prev"),
@@ -271,6 +293,18 @@ VERBS: tuple[Verb, ...] = (
     Verb("/show/blackout", "trigger", "flip /master/blackout; " + TRIGGER_NOTE, "core.flip_blackout", phase="post"),
     Verb("/show/freeze", "trigger", "flip /master/freeze; " + TRIGGER_NOTE, "core.flip_freeze"),
     Verb("/show/quit", "trigger", "end the show (the Esc key)", "core.quit", osc=False),
+    Verb(
+        "/preset/save",
+        "text",
+        "snapshot every param and each deck's scene and place as presets/NAME.toml",
+        "presets.save",
+    ),
+    Verb(
+        "/preset/recall",
+        "scene",
+        "recall a preset by name or 1-based index (names in order); params glide, latents slerp over /preset/morph s",
+        "presets.recall",
+    ),
     Verb("/tempo/tap", "trigger", "tap tempo (handled by the tempo control); " + TRIGGER_NOTE, "tempo.tap"),
     Verb("/tempo/start", "trigger", "restart the beat at 0 and run (as MIDI Start); " + TRIGGER_NOTE, "tempo.start"),
     Verb("/tempo/stop", "trigger", "hold the beat (as MIDI Stop); " + TRIGGER_NOTE, "tempo.stop"),
@@ -392,7 +426,7 @@ def _expand(address: str, decks: tuple[str, ...]) -> list[str]:
 def build_space(decks: Sequence[str] = DECKS, verbs: Sequence[Verb] = VERBS) -> AddressSpace:
     """The address space of a show with these decks (and these verbs: tests add their own)."""
     reg = Registry()
-    for row in (*MASTER_TABLE, *(MIXER_TABLE if len(decks) > 1 else ())):
+    for row in (*MASTER_TABLE, *(MIXER_TABLE if len(decks) > 1 else ()), *PRESET_TABLE):
         reg.add(_param(row[0], row[1:8], row[8]))
     for d in decks:
         for p in deck_params(d):

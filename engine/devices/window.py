@@ -56,9 +56,14 @@ _KEY_ACTIONS: dict[int, str] = {
     pygame.K_KP_MINUS: "slower",
     pygame.K_l: "learn",
     pygame.K_t: "tap",
+    pygame.K_x: "fade",
+    pygame.K_c: "cut",
+    pygame.K_TAB: "cue",
 }
 
 ACTIONS = ("quit", "next", "blackout", "freeze", "faster", "slower")
+# F1..F8 recall presets "f1".."f8"; with shift held they save them (engine.stage.show.key_event).
+_F_KEYS = {getattr(pygame, f"K_F{i}"): i for i in range(1, 9)}
 
 
 def _headless_env() -> bool:
@@ -379,7 +384,8 @@ class VideoOutput:
 
         Actions: "quit" (Esc or window close, at most once per call), "next"
         (space), "blackout" (b), "freeze" (f), "faster" (+, = or keypad +),
-        "slower" (- or keypad -). Other events are consumed and ignored.
+        "slower" (- or keypad -), "fade" (x), "cut" (c), "cue" (tab),
+        "recall:fN" (F1..F8), "save:fN" (shift + F1..F8). Other events are consumed and ignored.
         """
         actions: list[str] = []
         for event in pygame.event.get():
@@ -387,6 +393,9 @@ class VideoOutput:
                 action = "quit"
             elif event.type == pygame.KEYDOWN:
                 action = _KEY_ACTIONS.get(event.key)
+                if event.key in _F_KEYS:
+                    verb = "save" if event.mod & pygame.KMOD_SHIFT else "recall"
+                    action = f"{verb}:f{_F_KEYS[event.key]}"
             else:
                 continue
             if action is not None and not (action == "quit" and "quit" in actions):

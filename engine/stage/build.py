@@ -14,8 +14,10 @@ from engine.core.events import EventQueue
 from engine.core.space import build_space
 from engine.core.stats import FrameStats
 from engine.core.tempo import Tempo
+from engine.files.preset import load_presets
 from engine.stage.deck import LoadedScene
 from engine.stage.frame import FrameRenderer
+from engine.stage.presets import PresetBank
 from engine.stage.show import Output, Show
 
 
@@ -34,6 +36,8 @@ def build_show(
     space = build_space(config.decks)
     tempo = Tempo(space.registry, config.tempo_source)
     renderer = FrameRenderer(torch.device(config.device), config.render_size)
+    # Offline (strict) a replayed save stays in memory: a render never writes presets.
+    presets = PresetBank(config.presets, load_presets(config.presets), write=not strict)
     return Show(
         scenes,
         space.registry,
@@ -46,4 +50,5 @@ def build_show(
         strict=strict,
         tempo=tempo,
         space=space,
+        presets=presets,
     )

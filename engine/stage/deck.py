@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from engine.core.events import Event
-from engine.core.latent import HOLD_MAX, KeyframeLoop, LatentPath, latent_directions, make_path, picture_path
+from engine.core.latent import HOLD_MAX, KeyframeLoop, LatentPath, latent_directions, make_path, picture_path, slerp
 from engine.core.params import Registry
 from engine.core.ratelog import first_and_every
 from engine.core.space import LATENT_OFFSETS, pick_index
@@ -228,6 +228,9 @@ class Deck:
         # Pictures added live (/deck/<d>/keyframe/add); the show sets a synchronous one offline.
         self.adder = KeyframeAdder()
         self.keyframe_misses = 0  # keyframe verbs that named no key or hit a scene without keys
+        # A preset recall's slerp: from this path point (latent_dim,) to the path's, over glide_total s.
+        self._glide_from: np.ndarray | None = None
+        self._glide_t, self._glide_total = 0.0, 0.0
 
     @property
     def playing(self) -> LoadedScene:
@@ -242,6 +245,7 @@ class Deck:
     def load(self, scene: LoadedScene) -> None:
         """Make `scene` the playing one and reset the deck params to its defaults."""
         self.scene = scene
+        self._glide_from = None
         self._z_np = np.zeros((scene.latent_dim,), np.float32)
         self._offset_z = np.zeros((scene.latent_dim,), np.float32)
         self._pulse_dir = _pulse_direction(scene)
@@ -260,6 +264,17 @@ class Deck:
         # A beat-timed scene starts with its keyframe boundaries on multiples of beats_per_key.
         self._align_modulus = scene.spec.beats_per_key
 
+    def glide_to(self, position: float, seconds: float) -> None:
+        """Move the path to `position` (path time in keys); with `seconds` > 0 the latent
+        slerps there from where it stands (a preset recall's morph)."""
+        sc = self.playing
+        if seconds > 0.0:
+            self._glide_from = sc.path.at(sc.tau).astype(np.float32)
+            self._glide_t, self._glide_total = 0.0, seconds
+        else:
+            self._glide_from = None
+        sc.tau = max(position, 0.0)
+
     def advance(self, dt: float, master_speed: float, beat: float = 0.0) -> None:
         """Move along the path at the deck's and the master speed: by dt seconds, or, for
         a beat-timed scene, by the tempo's beats since the last frame (`beat` in beats).
@@ -268,6 +283,8 @@ class Deck:
         if sc is None:
             return
         self._spring(dt)
+        if self._glide_from is not None:
+            self._glide_t += max(dt, 0.0)
         self._collect_keys()
         before = sc.tau
         self._step(sc, dt, master_speed, beat)
@@ -415,7 +432,13 @@ class Deck:
         get = self.registry.get
         for i, a in enumerate(self._offset_addrs):
             self._offsets[i] = get(a)
-        np.multiply(sc.path.at(sc.tau), get(self._truncation_addr), out=self._z_np)
+        point = sc.path.at(sc.tau)
+        if self._glide_from is not None:  # a preset recall's morph: slerp from where it stood
+            done = min(self._glide_t / self._glide_total, 1.0)
+            point = slerp(self._glide_from, point, done * done * (3.0 - 2.0 * done))  # smoothstep ease
+            if done >= 1.0:
+                self._glide_from = None
+        np.multiply(point, get(self._truncation_addr), out=self._z_np)
         np.dot(self._offsets, sc.directions, out=self._offset_z)  # (8,) @ (8, dim) -> (dim,)
         self._z_np += self._offset_z
         kick = self.pulse

@@ -112,7 +112,12 @@ def _start_recorder(config: ShowConfig, show: Show, specs: list[SceneSpec]):
     if path is None:
         return None
     recorder = EventRecorder(
-        path, fps=config.fps, scenes=[s.file for s in specs], tempo_source=show.tempo.source, patches=list(config.patch)
+        path,
+        fps=config.fps,
+        scenes=[s.file for s in specs],
+        tempo_source=show.tempo.source,
+        patches=list(config.patch),
+        presets=config.stage.presets,
     )
     recorder.attach(show)
     log.info("recording input events to %s", path)

@@ -94,6 +94,7 @@ def render(
     precision: str = "fp32",
     events: EventLog | None = None,
     patches: list[Path] | None = None,
+    presets: Path | None = None,
 ) -> RenderResult:
     """Render `seconds` (None: the event log's length) at `fps` to `out` (FILE.mp4 or DIR/),
     starting with the first scene; `events` replays a recorded performance."""
@@ -113,6 +114,8 @@ def render(
         precision=precision,
         render_size=render_size,
         tempo_source=events.tempo_source if events is not None else "internal",
+        # The recorded show's presets folder (its recalls read it), else the one given.
+        presets=(events.presets if events is not None else None) or presets or StageConfig.presets,
     )
     show = build_show(stage, FixedClock(fps), output, scenes, strict=True)
     if events is not None:

@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,6 +38,7 @@ from engine.core.tempo import Tempo
 from engine.stage.deck import Deck, LoadedScene
 from engine.stage.frame import FrameRenderer
 from engine.stage.mixer import SOLO_A, Mixer
+from engine.stage.presets import PresetBank
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,19 @@ KEY_EVENTS: dict[str, Event] = {
     "slower": Event("scale", "/master/speed", 0.8),
     "learn": Event("verb", "/learn/start"),  # applied by the MIDI control when it runs
     "tap": Event("verb", "/tempo/tap"),  # applied by the tempo
+    "fade": Event("verb", "/mixer/fade"),  # two decks: fade to the other one
+    "cut": Event("verb", "/mixer/cut"),
+    "cue": Event("verb", "/show/cue/next"),  # the next scene on the back deck
 }
+
+
+def key_event(action: str, t: float) -> Event | None:
+    """The event a key action enqueues: KEY_EVENTS, or "recall:NAME" / "save:NAME" (presets)."""
+    verb, _, name = action.partition(":")
+    if name and verb in ("recall", "save"):
+        return Event("verb", f"/preset/{verb}", name, t, "key")
+    template = KEY_EVENTS.get(action)
+    return None if template is None else Event(template.kind, template.address, template.value, t, "key")
 
 
 class Output(Protocol):
@@ -111,6 +125,7 @@ class Show(ShowCore):
         strict: bool = False,
         tempo: Tempo | None = None,
         space: AddressSpace | None = None,
+        presets: PresetBank | None = None,
     ) -> None:
         if not scenes:
             raise ValueError("a show needs at least one scene")
@@ -140,6 +155,11 @@ class Show(ShowCore):
         self._model_work = WorkEstimate(quantile=0.95)  # frame start to the end of the forward pass
         self._post_work = WorkEstimate(quantile=0.9, margin=0.0, initial=0.001)  # last drain and convert
         self._present_work = WorkEstimate(quantile=0.9, initial=0.001)  # output.present()
+        # Presets (engine.stage.presets): the builder passes the show's folder; a bare show has
+        # none and writes none.
+        self.presets = presets if presets is not None else PresetBank(Path("presets"), {}, write=False)
+        self.presets.attach(self)
+        self.provide("presets", self.presets)
         self.provide("show", self)
         self.provide("keys", self)
         if self.mixer is not None:
@@ -168,6 +188,15 @@ class Show(ShowCore):
         if self.mixer is None:
             return 0
         return 0 if self.registry.param("/mixer/crossfade").target < 0.5 else 1
+
+    @property
+    def back(self) -> int:
+        """The deck not in front (with one deck: that deck)."""
+        return (self.front + 1) % len(self.decks)
+
+    def select_on(self, deck: int, index: int) -> None:
+        """Load scene `index` (0-based) into deck `deck` (0 = a)."""
+        self._select(deck, index)
 
     def _select(self, deck: int, index: int, announce: bool = True) -> None:
         self.scene_loads += 1  # also when the same scene is selected again: its params were reset
@@ -207,6 +236,14 @@ class Show(ShowCore):
 
     def select_scene(self, ev: Event) -> None:
         self._select_by(self.front, ev.value)
+
+    def cue_next(self, ev: Event) -> None:
+        back = self.back
+        self._select(back, self._indices[back] + 1)
+
+    def cue_prev(self, ev: Event) -> None:
+        back = self.back
+        self._select(back, self._indices[back] - 1)
 
     def deck_scene(self, ev: Event) -> None:
         self._select_by(self._deck_of(ev), ev.value)
@@ -261,12 +298,13 @@ class Show(ShowCore):
         """Clock, keys, every waiting event, path step and the forward pass."""
         t, dt = self.clock.tick()
         for action in self.output.poll():
-            template = KEY_EVENTS.get(action)
-            if template is not None:
-                self.queue.put(Event(template.kind, template.address, template.value, self._now(), "key"))
+            ev = key_event(action, self._now())
+            if ev is not None:
+                self.queue.put(ev)
         self.step_controls(t, dt)
         reg = self.registry
         frozen = reg.get("/master/freeze") >= 0.5
+        self.presets.step(dt)
         if self.mixer is not None:
             self.mixer.step(self.t)
         mix = self.mixer.mix() if self.mixer is not None else SOLO_A
