@@ -71,6 +71,7 @@ def cmd_render(args: argparse.Namespace) -> str:
         events=events,
         patches=args.patch,
         presets=args.presets,
+        two_decks=args.two_decks,
     )
     sound = " with sound" if res.audio else ""
     return f"rendered {res.frames} frames ({res.size[0]}x{res.size[1]}, {res.fps} fps){sound} to {res.out}"

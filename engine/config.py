@@ -26,6 +26,7 @@ class StageConfig:
     render_size: int | None = None  # the model's drawing size in px (None: its native size)
     tempo_source: TempoSource = "internal"
     decks: tuple[str, ...] = DECKS
+    two_decks: str = "auto"  # full | half | auto: two visible decks' model rate (engine.stage.show)
     presets: Path = PRESETS_DIR  # presets/NAME.toml: read at startup, /preset/save writes here (live)
 
 
@@ -45,6 +46,7 @@ class ShowConfig:
     seconds: float | None = None
     stats: Path | None = None
     record_events: Path | None = None
+    initial: tuple[tuple[str, float], ...] = ()  # --set ADDRESS=VALUE: params set before the first frame
     # OSC in and out.
     osc_port: int = 9000  # 0 = off
     osc_host: str = "127.0.0.1"

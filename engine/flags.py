@@ -111,6 +111,17 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _param_value(text: str) -> tuple[str, float]:
+    address, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not address.startswith("/") or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected ADDRESS=NUMBER (e.g. /mixer/crossfade=0.5), got {text!r}")
+    return address, number
+
+
 def _render_size(text: str) -> int:
     try:
         v = int(text)
@@ -130,6 +141,13 @@ def _add_picture_args(p: argparse.ArgumentParser) -> None:
         "--aspect", choices=("fit", "fill", "stretch"), default="fit", help="square model on a non-square output"
     )
     p.add_argument("--fps", type=_positive_float, default=None, help="frames per second (show: 60, render: 30)")
+    p.add_argument(
+        "--two-decks",
+        choices=("auto", "full", "half"),
+        default=StageConfig.two_decks,
+        help="when both decks show: run both models every frame (full), each every other frame (half), "
+        "or half only while full would miss the frame rate (auto; a render always runs full unless told half)",
+    )
     p.add_argument(
         "--presets",
         type=Path,
@@ -173,6 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--no-vsync", action="store_true", help="pace with a timer even where vsync works")
     show.add_argument("--seconds", type=_positive_float, help="stop after this many seconds")
     show.add_argument("--stats", type=Path, help="write frame statistics JSON here when the show ends")
+    show.add_argument(
+        "--set",
+        dest="initial",
+        type=_param_value,
+        action="append",
+        metavar="ADDRESS=VALUE",
+        help="set a param before the first frame, e.g. --set /mixer/crossfade=0.5 (repeatable; "
+        "recorded by --record-events like any input)",
+    )
     record = "record every applied input event as JSON lines (replay with render --events)"
     show.add_argument("--record-events", type=Path, metavar="FILE", help=record)
     _add_control_args(show)
@@ -663,13 +690,14 @@ def show_config(args: argparse.Namespace, device: str, precision: str = "fp32") 
     """A parsed `show` command as its config (`device` already resolved: "cpu" or "cuda").
     Each field comes from the flag of the same dest; repeatable flags become tuples."""
     values = {f.name: getattr(args, f.name) for f in fields(ShowConfig) if hasattr(args, f.name)}
-    values.update({name: tuple(values[name] or ()) for name in ("osc_out", "midi_in", "patch")})
+    values.update({name: tuple(values[name] or ()) for name in ("osc_out", "midi_in", "patch", "initial")})
     stage = StageConfig(
         device=device,
         render_size=args.render_size,
         tempo_source=args.tempo_source,
         precision=precision,
         presets=args.presets,
+        two_decks=args.two_decks,
     )
     fps = float(args.fps or DEFAULTS.fps)
     return ShowConfig(**{**values, "stage": stage, "fps": fps, "vsync": not args.no_vsync})

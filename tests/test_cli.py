@@ -171,3 +171,12 @@ def test_render_events_flag_errors(capsys, tmp_path, scene_file):
 def test_devices_lists_audio_and_midi_even_with_neither(capsys):
     code, out, _ = run_cli(capsys, "devices")
     assert code == 0 and "audio" in out and "MIDI" in out
+
+
+@pytest.mark.parametrize("value", ["/mixer/crossfade", "/mixer/crossfade=loud", "mixer=1", "/a=nan"])
+def test_set_flag_errors(capsys, value):
+    from engine.flags import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["show", "--set", value])
+    assert "argument --set: expected ADDRESS=NUMBER" in capsys.readouterr().err

@@ -197,3 +197,40 @@ def test_one_deck_shows_have_no_mixer(tmp_path, two_scenes):
     space = build_space(("a",))
     assert "/mixer/crossfade" not in space.registry and space.verb("/mixer/fade") is None
     assert "/mixer/crossfade" in build_registry()
+
+
+def test_half_rate_runs_each_visible_deck_every_other_frame(two_scenes):
+    show, out, reg, q, scenes = make_show(two_scenes)
+    show.two_decks = "half"
+    reg.set("/mixer/crossfade", 0.5, immediate=True)
+    show.run(frames=20)
+    # Frame 0 runs both (deck b had no picture yet); then they take turns.
+    assert (scenes[0].generator.calls, scenes[1].generator.calls) == (10, 11)
+    assert show.deck_forwards == [10, 11]
+    reg.set("/mixer/crossfade", 0.0, immediate=True)  # one deck visible: full rate again
+    show.run(frames=10)
+    assert scenes[0].generator.calls == 20
+
+
+class SlowPacer:
+    """A pacer whose frame period (1 ms) no two forward passes fit in; it never sleeps."""
+
+    period = 0.001
+
+    def hold(self, lead=0.0):
+        pass
+
+    def wait(self, lead=0.0):
+        pass
+
+
+def test_auto_halves_the_rate_only_when_two_decks_miss_the_frame(two_scenes):
+    show, out, reg, q, scenes = make_show(two_scenes)
+    show.run(frames=5)
+    assert show.two_decks == "auto" and not show._half_rate()  # offline-style show: no period, full rate
+    show.pacer = SlowPacer()
+    reg.set("/mixer/crossfade", 0.5, immediate=True)
+    show.run(frames=20)
+    assert show._half and scenes[1].generator.calls < 15
+    show.strict = True  # a render never switches by itself
+    assert not show._half_rate()

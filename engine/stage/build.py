@@ -38,7 +38,7 @@ def build_show(
     renderer = FrameRenderer(torch.device(config.device), config.render_size)
     # Offline (strict) a replayed save stays in memory: a render never writes presets.
     presets = PresetBank(config.presets, load_presets(config.presets), write=not strict)
-    return Show(
+    show = Show(
         scenes,
         space.registry,
         EventQueue(),
@@ -52,3 +52,5 @@ def build_show(
         space=space,
         presets=presets,
     )
+    show.two_decks = config.two_decks
+    return show

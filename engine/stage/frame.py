@@ -96,6 +96,10 @@ class FrameRenderer:
             self._mixed = torch.empty(a.shape, dtype=torch.float32, device=a.device)
         self._last = compose(a, b, mix, self._mixed)
 
+    def has_picture(self, slot: int) -> bool:
+        """Whether a deck's slot holds a picture (it may skip a forward pass at half rate)."""
+        return slot < len(self._slots) and self._slots[slot].last is not None
+
     @property
     def has_frame(self) -> bool:
         return self._last is not None

@@ -12,6 +12,7 @@ import torch
 from engine.config import ShowConfig
 from engine.control import close_controls, control_stats, start_controls
 from engine.core.clock import LiveClock, Pacer
+from engine.core.events import Event
 from engine.core.stats import FrameStats
 from engine.errors import StartupError
 from engine.files.scene import SceneSpec
@@ -66,6 +67,7 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
         stats = FrameStats(fps)
         clock = LiveClock()
         show = build_show(config.stage, clock, output, scenes, pacer=pacer, stats=stats)
+        _queue_initial(config, show)
         _install_signal_handlers(show)
         _warm_up(show)
         controls = start_controls(config, show)
@@ -96,12 +98,22 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
         summary.update(recorder.stats())
     if seq is not None:
         summary.update(seq.stats())
+    seconds = max(show.t, 1e-9)
+    summary["deck_model_fps"] = {d.name: round(n / seconds, 2) for d, n in zip(show.decks, show.deck_forwards)}
     summary["frame_errors"] = show.frame_errors
     summary["hook_errors"] = show.hook_errors
     summary["rejected"] = show.registry.rejected  # applied events refused: NaN, no such scene, a wrong type
     summary["device"] = str(device)
     summary["threads"] = torch.get_num_threads()
     return summary
+
+
+def _queue_initial(config: ShowConfig, show: Show) -> None:
+    """--set ADDRESS=VALUE: queued for the first frame (so an event log records them)."""
+    for address, value in config.initial:
+        if address not in show.registry:
+            raise StartupError(f"--set {address}={value:g}: no such param (run_show.py params lists them)")
+        show.queue.put(Event("set", address, value, 0.0, "cli"))
 
 
 def _start_recorder(config: ShowConfig, show: Show, specs: list[SceneSpec]):

@@ -95,6 +95,7 @@ def render(
     events: EventLog | None = None,
     patches: list[Path] | None = None,
     presets: Path | None = None,
+    two_decks: str = "auto",
 ) -> RenderResult:
     """Render `seconds` (None: the event log's length) at `fps` to `out` (FILE.mp4 or DIR/),
     starting with the first scene; `events` replays a recorded performance."""
@@ -116,6 +117,7 @@ def render(
         tempo_source=events.tempo_source if events is not None else "internal",
         # The recorded show's presets folder (its recalls read it), else the one given.
         presets=(events.presets if events is not None else None) or presets or StageConfig.presets,
+        two_decks=two_decks,
     )
     show = build_show(stage, FixedClock(fps), output, scenes, strict=True)
     if events is not None:

@@ -143,6 +143,10 @@ class Show(ShowCore):
         self._deck_scenes = [scenes] + [[_deck_copy(sc) for sc in scenes] for _ in self.decks[1:]]
         self._indices = [0] * len(self.decks)
         self.mixer = Mixer(registry, self.tempo) if len(self.decks) > 1 else None
+        self.two_decks = "auto"  # full | half | auto: two visible decks' model rate (_half_rate)
+        self._half = False
+        self.deck_forwards = [0] * len(self.decks)  # forward passes per deck (the stats' model rates)
+        self._deck_work = [WorkEstimate(quantile=0.9, initial=0.003) for _ in self.decks]  # s per forward
         for deck in self.decks:
             # Offline (strict) a picture added by a replayed event is encoded at once, so every
             # render of the same events joins it at the same frame.
@@ -315,11 +319,39 @@ class Show(ShowCore):
                 deck.advance(dt, reg.get("/master/speed"), self.tempo.beat)
         if frozen and self.renderer.has_frame:
             return
+        half = all(mix.visible) and self._half_rate()
         for i, (deck, seen) in enumerate(zip(self.decks, mix.visible)):
-            if seen:
+            # At half rate each deck runs its model every other frame (the other's picture
+            # is its last), unless it has none yet.
+            if seen and not (half and i != self.frame_count % 2 and self.renderer.has_picture(i)):
+                start = self._now()
                 self.renderer.forward(deck.playing.generator, deck.latent(), slot=i)
+                self._deck_work[i].observe(self._now() - start)
+                self.deck_forwards[i] += 1
         if self.mixer is not None:
             self.renderer.compose(mix)
+
+    def _half_rate(self) -> bool:
+        """Whether two visible decks run their models at half rate: "half" always, "full"
+        never, "auto" while both forward passes and the rest of the frame would take more
+        than 80% of the frame period (back to full below 60%). Offline renders never switch
+        by themselves (a render must not depend on how fast the machine is)."""
+        if self.two_decks != "auto":
+            return self.two_decks == "half"
+        period = self.pacer.period if self.pacer is not None else (self.stats.target_period if self.stats else None)
+        if self.strict or period is None:
+            return False
+        need = sum(w.lead for w in self._deck_work) + self._post_work.lead + self._present_work.lead
+        was = self._half
+        self._half = need > (0.6 if was else 0.8) * period
+        if self._half != was:
+            log.info(
+                "two decks: models at %s rate (%.1f ms of work per %.1f ms frame)",
+                "half" if self._half else "full",
+                need * 1000.0,
+                period * 1000.0,
+            )
+        return self._half
 
     def frame_post(self) -> None:
         """Events that arrived during the forward pass (post-model params now, the rest
