@@ -41,6 +41,8 @@ class ShowConfig:
     fps: float = 60.0
     fullscreen: bool = False
     display: int | None = None
+    hud: bool = False  # open the operator HUD window at start (the H key toggles it)
+    hud_display: int | None = None  # the display the HUD opens on (perform mode: not the projector's)
     headless: bool = False
     vsync: bool = True
     seconds: float | None = None

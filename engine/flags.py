@@ -187,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_picture_args(show)
     show.add_argument("--fullscreen", action="store_true", help="fullscreen on the chosen display")
     show.add_argument("--display", type=int, help="display index, 0-based (default: the primary one)")
+    show.add_argument(
+        "--perform",
+        action="store_true",
+        help="perform mode: fullscreen on --display, no cursor, no screensaver, nothing over the output "
+        "(the operator HUD opens on --hud-display, or with the H key)",
+    )
+    show.add_argument("--hud", action="store_true", help="open the operator HUD window at start (H toggles it)")
+    show.add_argument("--hud-display", type=int, metavar="N", help="the display the HUD opens on (0-based)")
     show.add_argument("--headless", action="store_true", help="no window; still paced to --fps")
     show.add_argument("--no-vsync", action="store_true", help="pace with a timer even where vsync works")
     show.add_argument("--seconds", type=_positive_float, help="stop after this many seconds")
@@ -700,7 +708,12 @@ def show_config(args: argparse.Namespace, device: str, precision: str = "fp32") 
         two_decks=args.two_decks,
     )
     fps = float(args.fps or DEFAULTS.fps)
-    return ShowConfig(**{**values, "stage": stage, "fps": fps, "vsync": not args.no_vsync})
+    perform = getattr(args, "perform", False)
+    hud = values.get("hud", False) or (perform and values.get("hud_display") is not None)
+    fullscreen = args.fullscreen or perform
+    return ShowConfig(
+        **{**values, "stage": stage, "fps": fps, "vsync": not args.no_vsync, "hud": hud, "fullscreen": fullscreen}
+    )
 
 
 def train_options(args: argparse.Namespace) -> TrainOptions:

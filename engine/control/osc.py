@@ -242,5 +242,6 @@ class OscControl:
                 "feedback_sent": self.feedback.sent,
                 "send_errors": self.feedback.send_errors,
                 "subscribers": len(self.feedback.targets) - len(self.feedback.fixed),
+                "clients": dict(sorted(c.senders.items(), key=lambda kv: -kv[1])[:8]),
             }
         }

@@ -29,7 +29,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -56,6 +56,9 @@ NEW_PATTERN_BURST, NEW_PATTERN_RATE = 16, 32.0  # patterns compiled at once / pe
 VERB_BURST, VERB_RATE = 8, 20.0  # per verb address: far beyond a hand on a button
 
 
+MAX_SENDERS = 32  # senders counted by name (the HUD's client list); more go under "others"
+
+
 @dataclass
 class OscCounters:
     received: int = 0
@@ -65,6 +68,14 @@ class OscCounters:
     not_allowed: int = 0
     replies: int = 0
     limited: int = 0
+    # Datagrams per sender "host:port"; bounded, so a flood from random ports cannot grow it.
+    senders: dict[str, int] = field(default_factory=dict)
+
+    def count_sender(self, sender: Sender) -> None:
+        key = f"{sender[0]}:{sender[1]}"
+        if key not in self.senders and len(self.senders) >= MAX_SENDERS:
+            key = "others"
+        self.senders[key] = self.senders.get(key, 0) + 1
 
 
 class Budget:
@@ -167,6 +178,7 @@ class Dispatcher:
         """Everything one datagram asks for; never raises for what a sender sends."""
         c = self.counters
         c.received += 1
+        c.count_sender(sender)
         if self.allow is not None and not self._allowed(sender[0]):
             c.dropped += 1
             c.not_allowed += 1

@@ -293,6 +293,7 @@ VERBS: tuple[Verb, ...] = (
     Verb("/show/blackout", "trigger", "flip /master/blackout; " + TRIGGER_NOTE, "core.flip_blackout", phase="post"),
     Verb("/show/freeze", "trigger", "flip /master/freeze; " + TRIGGER_NOTE, "core.flip_freeze"),
     Verb("/show/quit", "trigger", "end the show (the Esc key)", "core.quit", osc=False),
+    Verb("/show/hud", "trigger", "show or hide the operator HUD window (the H key); " + TRIGGER_NOTE, "hud.toggle"),
     Verb(
         "/preset/save",
         "text",

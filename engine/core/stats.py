@@ -10,9 +10,12 @@ Pure module.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
+
+RECENT = 240  # intervals kept for recent() (4 s at 60 fps)
 
 
 class FrameStats:
@@ -23,6 +26,7 @@ class FrameStats:
         self._first: float | None = None
         self._last: float | None = None
         self._intervals: list[float] = []  # seconds, after warm-up
+        self._recent: deque[float] = deque(maxlen=RECENT)  # seconds, the last intervals (HUD graph)
         self.extra: dict[str, Any] = {}
 
     def presented(self, t: float) -> None:
@@ -30,9 +34,15 @@ class FrameStats:
         self.frames += 1
         if self._first is None:
             self._first = t
-        elif t - self._first > self.warmup_s and self._last is not None:
-            self._intervals.append(t - self._last)
+        elif self._last is not None:
+            self._recent.append(t - self._last)
+            if t - self._first > self.warmup_s:
+                self._intervals.append(t - self._last)
         self._last = t
+
+    def recent(self, count: int = RECENT) -> list[float]:
+        """The last `count` present-to-present intervals in seconds (warm-up included)."""
+        return list(self._recent)[-count:]
 
     def summary(self) -> dict[str, Any]:
         seconds = (self._last - self._first) if self._first is not None and self._last is not None else 0.0

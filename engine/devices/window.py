@@ -59,6 +59,7 @@ _KEY_ACTIONS: dict[int, str] = {
     pygame.K_x: "fade",
     pygame.K_c: "cut",
     pygame.K_TAB: "cue",
+    pygame.K_h: "hud",
 }
 
 ACTIONS = ("quit", "next", "blackout", "freeze", "faster", "slower")
@@ -280,6 +281,7 @@ class VideoOutput:
         self._renderer.draw_color = (0, 0, 0, 255)  # clear colour = bars
         if fullscreen and not headless:
             pygame.mouse.set_visible(False)  # no cursor on the projector
+            pygame.display.set_allow_screensaver(False)  # no screensaver or display sleep mid-set
         # Drawn over the picture at window resolution: an object with patch((w, h)) ->
         # (RGBA (h', w', 4) uint8, x, y) | None (engine.seq.overlay.TextOverlay), or None.
         self.overlay: Any = None
@@ -385,11 +387,14 @@ class VideoOutput:
         Actions: "quit" (Esc or window close, at most once per call), "next"
         (space), "blackout" (b), "freeze" (f), "faster" (+, = or keypad +),
         "slower" (- or keypad -), "fade" (x), "cut" (c), "cue" (tab),
-        "recall:fN" (F1..F8), "save:fN" (shift + F1..F8). Other events are consumed and ignored.
+        "recall:fN" (F1..F8), "save:fN" (shift + F1..F8), "hud" (h, or closing the HUD window).
+        Other events are consumed and ignored.
         """
         actions: list[str] = []
         for event in pygame.event.get():
-            if event.type in (pygame.QUIT, pygame.WINDOWCLOSE):
+            if event.type == pygame.WINDOWCLOSE and getattr(event, "window", self._window) is not self._window:
+                action = "hud"  # another window of the show (the operator HUD): hide it
+            elif event.type in (pygame.QUIT, pygame.WINDOWCLOSE):
                 action = "quit"
             elif event.type == pygame.KEYDOWN:
                 action = _KEY_ACTIONS.get(event.key)

@@ -71,8 +71,9 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
         _install_signal_handlers(show)
         _warm_up(show)
         controls = start_controls(config, show)
-        recorder = seq = None
+        recorder = seq = hud = None
         try:
+            hud = _start_hud(config, show, controls)
             seq = start_live_seq(config, show, lambda: clock.origin)
             recorder = _start_recorder(config, show, specs)
             log.info(
@@ -88,6 +89,8 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
                 recorder.close(end_frame=show.frame_count)
             if seq is not None:
                 seq.close()
+            if hud is not None:
+                hud.close()
             close_controls(controls)
     finally:
         output.close()
@@ -106,6 +109,18 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
     summary["device"] = str(device)
     summary["threads"] = torch.get_num_threads()
     return summary
+
+
+def _start_hud(config: ShowConfig, show: Show, controls: list) -> Any:
+    """The operator HUD (a second window; the H key or /show/hud shows it); none headless."""
+    if config.headless:
+        return None
+    from engine.devices.hud import HudWindow
+
+    hud = HudWindow(lambda: control_stats(controls), display=config.hud_display, visible=config.hud)
+    show.provide("hud", hud)
+    show.frame_hooks.append(hud.frame_hook)
+    return hud
 
 
 def _queue_initial(config: ShowConfig, show: Show) -> None:

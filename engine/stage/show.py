@@ -56,6 +56,7 @@ KEY_EVENTS: dict[str, Event] = {
     "fade": Event("verb", "/mixer/fade"),  # two decks: fade to the other one
     "cut": Event("verb", "/mixer/cut"),
     "cue": Event("verb", "/show/cue/next"),  # the next scene on the back deck
+    "hud": Event("verb", "/show/hud"),  # the operator HUD window (live shows with a display)
 }
 
 
@@ -334,7 +335,7 @@ class Show(ShowCore):
     def _half_rate(self) -> bool:
         """Whether two visible decks run their models at half rate: "half" always, "full"
         never, "auto" while both forward passes and the rest of the frame would take more
-        than 80% of the frame period (back to full below 60%). Offline renders never switch
+        than 90% of the frame period (back to full below 75%). Offline renders never switch
         by themselves (a render must not depend on how fast the machine is)."""
         if self.two_decks != "auto":
             return self.two_decks == "half"
@@ -343,7 +344,7 @@ class Show(ShowCore):
             return False
         need = sum(w.lead for w in self._deck_work) + self._post_work.lead + self._present_work.lead
         was = self._half
-        self._half = need > (0.6 if was else 0.8) * period
+        self._half = need > (0.75 if was else 0.9) * period
         if self._half != was:
             log.info(
                 "two decks: models at %s rate (%.1f ms of work per %.1f ms frame)",
