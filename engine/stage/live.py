@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -68,6 +70,7 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
         clock = LiveClock()
         show = build_show(config.stage, clock, output, scenes, pacer=pacer, stats=stats)
         _queue_initial(config, show)
+        first_frame = _FirstFrame(show)
         _install_signal_handlers(show)
         _warm_up(show)
         controls = start_controls(config, show)
@@ -101,6 +104,8 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
         summary.update(recorder.stats())
     if seq is not None:
         summary.update(seq.stats())
+    if first_frame.seconds is not None:
+        summary["first_frame_s"] = round(first_frame.seconds, 3)
     seconds = max(show.t, 1e-9)
     summary["deck_model_fps"] = {d.name: round(n / seconds, 2) for d, n in zip(show.decks, show.deck_forwards)}
     summary["frame_errors"] = show.frame_errors
@@ -109,6 +114,31 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
     summary["device"] = str(device)
     summary["threads"] = torch.get_num_threads()
     return summary
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc: interpreter start and imports
+    included), or None where that cannot be read."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in ticks
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class _FirstFrame:
+    """Logs how long the process took to present its first frame (a frame hook that leaves)."""
+
+    def __init__(self, show: Show) -> None:
+        self.seconds: float | None = None
+        show.frame_hooks.append(self)
+
+    def __call__(self, show: Show) -> None:
+        show.frame_hooks.remove(self)
+        self.seconds = process_age_s()
+        if self.seconds is not None:
+            log.info("first frame %.2f s after the process started", self.seconds)
 
 
 def _start_hud(config: ShowConfig, show: Show, controls: list) -> Any:
