@@ -155,3 +155,39 @@ def _unit_tests_start_no_process_and_open_no_socket(request, monkeypatch):
     for name in ("bind", "connect", "connect_ex", "sendto"):
         monkeypatch.setattr(socket.socket, name, guard(name))
     yield
+
+
+def two_scene_files(folder: Path, speed: float | None = None) -> list[Path]:
+    """Scenes "a" and "b" of two different tiny models (seeds 1 and 2), standing still when
+    `speed` is 0 (their path speed's default)."""
+    paths = []
+    for seed, name in enumerate(("a", "b"), start=1):
+        make_tiny_gan(folder / f"{name}.safetensors", seed=seed)
+        body = f'model = "{name}.safetensors"\nname = "{name}"\n'
+        if speed is not None:
+            body += f"[params.speed]\ndefault = {speed}\n"
+        (folder / f"{name}.toml").write_text(body)
+        paths.append(folder / f"{name}.toml")
+    return paths
+
+
+def start_show(command: list[str]):
+    """A show process (stderr captured) that has logged "show running"; (process, its stderr
+    lines so far). The caller kills it."""
+    import subprocess
+    import threading
+
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started, lines = threading.Event(), []
+
+    def watch() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if "show running" in line:
+                started.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    if not started.wait(60):
+        proc.kill()
+        raise AssertionError("the show did not start:\n" + "".join(lines))
+    return proc, lines

@@ -216,7 +216,7 @@ def test_cli_show_records_osc_and_render_replays_it(scene_file, tmp_path):
     from pythonosc.udp_client import SimpleUDPClient
 
     from engine.bench.ports import free_udp_port
-    from tests.conftest import REPO
+    from tests.conftest import REPO, start_show
 
     port = free_udp_port()
     scene = scene_file("[path]\nseconds_per_key = 0.5\n")
@@ -224,19 +224,8 @@ def test_cli_show_records_osc_and_render_replays_it(scene_file, tmp_path):
     command = [sys.executable, str(REPO / "run_show.py"), *"show --headless --fps 30 --seconds 3 --threads 1".split()]
     command += ["--scene", str(scene), "--osc-port", str(port), "--oscquery-port", "0"]
     command += ["--record-events", str(log_path)]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    started = threading.Event()
-    lines = []
-
-    def watch():
-        for line in proc.stderr:
-            lines.append(line)
-            if "show running" in line:
-                started.set()
-
-    threading.Thread(target=watch, daemon=True).start()
+    proc, lines = start_show(command)
     try:
-        assert started.wait(60), "".join(lines)
         client = SimpleUDPClient("127.0.0.1", port)
         gap = threading.Event()
         for address, value in [

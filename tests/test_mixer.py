@@ -14,7 +14,7 @@ from engine.stage.deck import load_scenes
 from engine.stage.frame import FrameRenderer
 from engine.stage.mixer import Mix, compose, mix_of
 from engine.stage.show import Show
-from tests.conftest import make_tiny_gan
+from tests.conftest import two_scene_files
 from tests.fakes import FakeOutput
 
 
@@ -34,14 +34,7 @@ class Counting(torch.nn.Module):
 @pytest.fixture
 def two_scenes(tmp_path):
     """Two scenes of two different tiny models, standing still (speed 0) unless told."""
-    make_tiny_gan(tmp_path / "a.safetensors", seed=1)
-    make_tiny_gan(tmp_path / "b.safetensors", seed=2)
-    paths = []
-    for name in ("a", "b"):
-        p = tmp_path / f"{name}.toml"
-        p.write_text(f'model = "{name}.safetensors"\nname = "{name}"\n[params.speed]\ndefault = 0.0\n')
-        paths.append(p)
-    return paths
+    return two_scene_files(tmp_path, speed=0.0)
 
 
 def make_show(paths, fps=30):

@@ -3,23 +3,15 @@
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from engine.core.eventlog import load_event_log
-from tests.conftest import REPO, make_tiny_gan
+from tests.conftest import REPO, start_show, two_scene_files
 
 pytestmark = pytest.mark.integration
-
-
-def _scene(folder: Path, name: str, seed: int) -> Path:
-    make_tiny_gan(folder / f"{name}.safetensors", seed=seed)
-    path = folder / f"{name}.toml"
-    path.write_text(f'model = "{name}.safetensors"\nname = "{name}"\n[params.speed]\ndefault = 0.0\n')
-    return path
 
 
 def test_an_osc_fade_over_2_s_is_recorded_and_renders_monotone(tmp_path):
@@ -27,24 +19,14 @@ def test_an_osc_fade_over_2_s_is_recorded_and_renders_monotone(tmp_path):
 
     from engine.bench.ports import free_udp_port
 
-    a, b = _scene(tmp_path, "a", 1), _scene(tmp_path, "b", 2)
+    a, b = two_scene_files(tmp_path, speed=0.0)
     port = free_udp_port()
     log_path = tmp_path / "set.jsonl"
     command = [sys.executable, str(REPO / "run_show.py"), *"show --headless --fps 30 --seconds 4.5 --threads 1".split()]
     command += ["--scene", str(a), "--scene", str(b), "--osc-port", str(port), "--oscquery-port", "0", "--no-audio"]
     command += ["--record-events", str(log_path), "--set", "/mixer/fade_time=2", "--presets", str(tmp_path / "p")]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    started, lines = threading.Event(), []
-
-    def watch() -> None:
-        for line in proc.stderr:
-            lines.append(line)
-            if "show running" in line:
-                started.set()
-
-    threading.Thread(target=watch, daemon=True).start()
+    proc, lines = start_show(command)
     try:
-        assert started.wait(60), "".join(lines)
         threading.Event().wait(1.0)  # a second of deck a alone (the show runs in real time)
         SimpleUDPClient("127.0.0.1", port).send_message("/mixer/fade", 1)
         assert proc.wait(60) == 0, "".join(lines)

@@ -15,20 +15,13 @@ from engine.stage.deck import load_scenes
 from engine.stage.frame import FrameRenderer
 from engine.stage.presets import PresetBank
 from engine.stage.show import Show, key_event
-from tests.conftest import make_tiny_gan
+from tests.conftest import two_scene_files
 from tests.fakes import FakeOutput
 
 
 @pytest.fixture
 def scene_paths(tmp_path):
-    make_tiny_gan(tmp_path / "a.safetensors", seed=1)
-    make_tiny_gan(tmp_path / "b.safetensors", seed=2)
-    paths = []
-    for name in ("a", "b"):
-        p = tmp_path / f"{name}.toml"
-        p.write_text(f'model = "{name}.safetensors"\nname = "{name}"\n')
-        paths.append(p)
-    return paths
+    return two_scene_files(tmp_path)
 
 
 def make_show(paths, folder, presets=None, write=False):
@@ -178,3 +171,12 @@ def test_f_keys_recall_and_save():
 def test_to_toml_quotes_what_needs_quoting():
     text = to_toml(Preset("q", {"/a/b": 1.0}, {"a": DeckState('say "hi"\\', 0.0)}))
     assert '"/a/b" = 1.0' in text and 'scene = "say \\"hi\\"\\\\"' in text
+
+
+def test_shipped_presets_load_and_name_shipped_scenes():
+    from engine.files.preset import PRESETS_DIR
+    from engine.files.scene import shipped_scenes
+
+    presets = load_presets(PRESETS_DIR)
+    names = {load_scene(p).name for p in shipped_scenes()}
+    assert presets and all(state.scene in names for p in presets.values() for state in p.decks.values())

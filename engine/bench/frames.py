@@ -67,13 +67,24 @@ def bench_scene(
         if seq is not None:
             seq.close()
         output.close()
+    row = _row(scene.spec.name, str(path.name), scene.size, device, scene.precision, fwd, whole)
+    # Melody + text generation per frame (scenes with [notes]/[text]; None otherwise).
+    row["seq_ms"] = round(float(np.median(gen)) * 1000, 3) if seq is not None else None
+    row["seq_p99_ms"] = round(float(np.percentile(gen, 99)) * 1000, 3) if seq is not None else None
+    return row
+
+
+def _row(
+    name: str, file: str, size: int, device: torch.device, precision: str, fwd: list[float], whole: list[float]
+) -> dict[str, Any]:
+    """One bench row from the bare forward times and the whole-frame times (seconds each)."""
     f_ms, w_ms = np.median(fwd) * 1000, np.median(whole) * 1000
     return {
-        "scene": scene.spec.name,
-        "file": str(path.name),
-        "size": scene.size,
+        "scene": name,
+        "file": file,
+        "size": size,
         "device": str(device),
-        "precision": scene.precision,
+        "precision": precision,
         "forward_ms": round(float(f_ms), 3),
         "frame_ms": round(float(w_ms), 3),
         "overhead_ms": round(float(w_ms - f_ms), 3),
@@ -81,9 +92,8 @@ def bench_scene(
         "forward_p99_ms": round(float(np.percentile(fwd, 99) * 1000), 3),
         "frame_p99_ms": round(float(np.percentile(whole, 99) * 1000), 3),
         "threads": torch.get_num_threads(),
-        # Melody + text generation per frame (scenes with [notes]/[text]; None otherwise).
-        "seq_ms": round(float(np.median(gen)) * 1000, 3) if seq is not None else None,
-        "seq_p99_ms": round(float(np.percentile(gen, 99)) * 1000, 3) if seq is not None else None,
+        "seq_ms": None,
+        "seq_p99_ms": None,
     }
 
 
@@ -128,23 +138,9 @@ def bench_two_decks(
     finally:
         output.close()
     assert show.deck_forwards[1] > 0, "deck b never ran: the crossfade did not show it"  # a bench bug, not input
-    f_ms, w_ms = np.median(fwd) * 1000, np.median(whole) * 1000
-    return {
-        "scene": "two decks: " + " + ".join(sc.spec.name for sc in scenes[:2]),
-        "file": "+".join(str(p.name) for p in paths[:2]),
-        "size": max(sc.size for sc in scenes[:2]),
-        "device": str(device),
-        "precision": scenes[0].precision,
-        "forward_ms": round(float(f_ms), 3),
-        "frame_ms": round(float(w_ms), 3),
-        "overhead_ms": round(float(w_ms - f_ms), 3),
-        "ratio": round(float(w_ms / f_ms), 3),
-        "forward_p99_ms": round(float(np.percentile(fwd, 99) * 1000), 3),
-        "frame_p99_ms": round(float(np.percentile(whole, 99) * 1000), 3),
-        "threads": torch.get_num_threads(),
-        "seq_ms": None,
-        "seq_p99_ms": None,
-    }
+    name = "two decks: " + " + ".join(sc.spec.name for sc in scenes[:2])
+    files = "+".join(str(p.name) for p in paths[:2])
+    return _row(name, files, max(sc.size for sc in scenes[:2]), device, scenes[0].precision, fwd, whole)
 
 
 def bench_scenes(device: torch.device, frames: int = 300, precision: str = "fp32") -> list[dict[str, Any]]:
