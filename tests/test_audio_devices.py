@@ -12,6 +12,7 @@ import engine.devices.audio_devices as devices
 import engine.devices.audio_out as audio_out
 from engine.devices.audio_devices import AudioDevice, DeviceTable, choose, stream_rate
 from engine.devices.audio_out import open_audio
+from engine.dsp.synth import Synth
 from engine.errors import StartupError
 from tests.fakes import show_config
 
@@ -223,3 +224,68 @@ def test_the_exit_guard_asks_nothing_without_jack_or_once_portaudio_is_terminate
     sd._initialized = 0  # a portaudio_session terminated it: nothing left to close at exit
     devices._exit_guard()
     assert guard == []
+
+
+class OrderSounddevice(FakeSounddevice):
+    """Notes, in `events`, when the stream is opened and started, and what its ring held then."""
+
+    def __init__(self, table: DeviceTable, events: list):
+        super().__init__(table)
+        self.events = events
+
+    def OutputStream(self, **kw):
+        ring = kw["callback"].__self__.ring  # the AudioOut's ring, through its Playback
+        self.events.append(("open", ring.ready()))
+        stream = super().OutputStream(**kw)
+        stream.start = lambda: self.events.append(("start", ring.ready()))
+        return stream
+
+
+@pytest.mark.parametrize("latency", ["1", "4"])
+def test_open_audio_warms_the_synth_and_fills_the_ring_before_opening_the_stream(monkeypatch, latency):
+    events: list = []
+
+    class SpySynth(Synth):
+        def warm_up(self, frames: int = 256) -> None:
+            super().warm_up(frames)
+            events.append(("warm", frames))
+
+        def render(self, out) -> None:
+            super().render(out)
+            events.append(("render", out.shape[0]))
+
+    sd = OrderSounddevice(WITH_JACK, events)
+    monkeypatch.setattr(audio_out, "import_sounddevice", lambda: (sd, None))
+    monkeypatch.setattr(audio_out, "query", lambda _sd: WITH_JACK)
+    out = open_audio(parse("--block-size", "128", "--audio-latency", latency), SpySynth(48000))
+    try:
+        n = int(latency)
+        assert events == [("warm", 128)] + [("render", 128)] * n + [("open", n), ("start", n)]
+    finally:
+        out.close()
+
+
+@pytest.mark.parametrize(
+    "table,spec,expected",
+    [
+        (WITH_JACK, None, JACK),  # a JACK server runs: audio (and so MIDI) goes there
+        (WITH_JACK, "auto", JACK),
+        (WITH_JACK, "alsa", ALSA),
+        (WITH_JACK, "0", ALSA),
+        (NO_JACK, None, ALSA),
+        (NOTHING, None, None),  # no device at all
+        (WITH_JACK, "no such card", None),  # open_audio reports a bad name itself
+        (WITH_JACK, "2", None),  # an input-only device
+    ],
+)
+def test_output_hostapi_is_what_open_audio_would_open(monkeypatch, table, spec, expected):
+    sd = FakeSounddevice(table)
+    monkeypatch.setattr(devices, "import_sounddevice", lambda: (sd, None))
+    monkeypatch.setattr(devices, "query", lambda _sd: table)
+    assert devices.output_hostapi(spec) == expected
+    assert sd.opened == []  # nothing opened
+
+
+def test_output_hostapi_without_portaudio(monkeypatch):
+    monkeypatch.setattr(devices, "import_sounddevice", lambda: (None, "PortAudio is not available (x)"))
+    assert devices.output_hostapi(None) is None

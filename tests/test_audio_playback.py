@@ -243,3 +243,47 @@ def test_the_producer_thread_checks_the_host_after_every_round(monkeypatch):
     finally:
         out.close()
     assert skipped == [True]
+
+
+class StartSpyStream(FakeStream):
+    """Records what the ring and the synth held when the stream was started."""
+
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+        self.at_start = None
+
+    def start(self):
+        self.at_start = (self.out.ring.ready(), self.out.producer.rendered, self.out._warm)
+        super().start()
+
+
+@pytest.mark.parametrize("latency", [1, 3, 4])
+def test_the_stream_starts_on_a_warm_synth_and_a_full_ring(latency):
+    """A stream started without prime() (as tests do) is still primed first; the first
+    callback then plays a rendered block, not an underrun."""
+    out = AudioOut(Synth(RATE), BLOCK, 2, latency_blocks=latency)
+    stream = StartSpyStream(out)
+    out.start(stream, "fake")
+    try:
+        out.producer.close()  # no thread racing the callback below
+        assert stream.at_start == (latency, latency, True)
+        out.playback.callback(np.zeros((BLOCK, 2), np.float32), BLOCK, info(), None)
+        assert out.playback.underruns == 0 and out.playback.blocks == 1
+    finally:
+        out.close()
+
+
+def test_prime_is_idempotent_and_warms_once(monkeypatch):
+    warmups = []
+    monkeypatch.setattr(Synth, "warm_up", lambda self, frames=256: warmups.append(frames))
+    out = AudioOut(Synth(RATE), BLOCK, 2, latency_blocks=3)
+    out.prime()
+    out.prime()
+    assert warmups == [BLOCK] and out.ring.ready() == 3 and out.producer.rendered == 3
+    stream = StartSpyStream(out)
+    out.start(stream, "fake")
+    try:
+        assert stream.at_start == (3, 3, True) and warmups == [BLOCK]  # nothing rendered twice
+    finally:
+        out.close()

@@ -188,3 +188,29 @@ def test_resonance_peaks_at_the_cutoff():
     k = round(2000.0 * 4096 / RATE)
     assert gain(0.0)[k] < 0.6 and gain(0.9)[k] > 3.0  # Q 0.5 (-6 dB) vs a ringing peak
     assert gain(0.0)[round(12000 * 4096 / RATE)] < 0.05  # well above the cutoff: cut
+
+
+@pytest.mark.parametrize("frames", [1, 64, 256, 0])  # 0: a bad size still warms one frame, never fails
+def test_warm_up_renders_a_scratch_block_and_changes_nothing(frames, monkeypatch):
+    """warm_up() pays first-call costs on a scratch synth: this synth's time, settings, counts
+    and later output are what they would have been without it."""
+    rendered: list[int] = []
+    real_render = Synth.render
+
+    def counting(self, out):
+        rendered.append(id(self))
+        real_render(self, out)
+
+    warmed = Synth(RATE, voices=4)
+    warmed.settings.set("waveform", 2)
+    warmed.schedule(100, 60, 90, 3000)  # a note already pending stays pending, untouched
+    monkeypatch.setattr(Synth, "render", counting)
+    warmed.warm_up(frames)
+    monkeypatch.undo()
+    assert len(rendered) == 4 and id(warmed) not in rendered  # a block per waveform, all scratch
+    assert warmed.time == 0 and warmed.settings.waveform == 2
+    assert warmed.counts == {"notes": 0, "late": 0, "stolen": 0}
+    plain = Synth(RATE, voices=4)
+    plain.settings.set("waveform", 2)
+    plain.schedule(100, 60, 90, 3000)
+    assert np.array_equal(render(warmed, 4096, channels=2), render(plain, 4096, channels=2))

@@ -1,6 +1,7 @@
 """The MIDI control in a real show (fake ports): every shipped controller layout moves
 the right params, pick-up, program change, clock only with clock sync, feedback, stats."""
 
+import logging
 import math
 import random
 
@@ -75,6 +76,10 @@ def check_verb_route(show, be, port, r):
     elif r.verb in ("/mixer/fade", "/mixer/cut"):
         assert show.mixer.transitions == before[2] + 1, r.label
         show.run(frames=300)  # let a fade finish before the next route
+    elif r.verb == "/preset/recall":
+        if r.value > len(show.presets.names()):  # no such preset: refused and counted
+            assert reg.rejected == before[1] + 1, r.label
+            return
     assert reg.rejected == before[1], r.label
     show.apply(Event("verb", "/learn/cancel"))
 
@@ -354,3 +359,102 @@ def test_random_bytes_through_every_shipped_patch_never_reach_the_show_as_errors
     stats = c.stats()["midi"]
     assert stats["errors"] == 0 and stats["received"] == 4000 and stats["malformed"] > 0
     assert all(math.isfinite(p.target) and math.isfinite(p.value) for p in show.registry)
+
+
+# -- a patch whose port filter matches no open input says so -----------------------------
+
+
+def _filter_warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "port filter" in r.getMessage()]
+
+
+def test_a_patch_port_filter_matching_no_open_input_is_warned_once_per_port_change(tmp_path, caplog):
+    """The stage case: `--midi-in lsbar --patch nanokontrol2.toml` with a controller whose
+    port name lacks "nanoKONTROL2" dropped every message without a word."""
+    caplog.set_level(logging.INFO, logger="engine.control")
+    file = REPO / "patches" / "nanokontrol2.toml"
+    be = FakeMidiBackend(["LSBar MIDI 1"])
+    ctl = MidiControl(namespace(tmp_path, midi_in=["lsbar"], patch=[file]), ControlShow(), backend_factory=lambda: be)
+    ctl.watcher.poll()
+    (msg,) = _filter_warnings(caplog)
+    assert str(file) in msg and "'nanoKONTROL2'" in msg and "'LSBar MIDI 1'" in msg
+    for _ in range(3):  # the same ports: nothing new to say
+        ctl.watcher.poll()
+    assert be.send("LSBar MIDI 1", 0xB0, 0, 64)  # messages are dropped quietly, not warned one by one
+    assert len(_filter_warnings(caplog)) == 1
+    be.sources.append("LSBar MIDI 2")  # the port set changes, still no match: said again
+    ctl.watcher.poll()
+    assert len(_filter_warnings(caplog)) == 2 and "'LSBar MIDI 2'" in _filter_warnings(caplog)[-1]
+    ctl.close()
+
+
+def test_a_matching_port_arriving_ends_the_warning(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="engine.control")
+    be = FakeMidiBackend(["Other Synth"])
+    ctl = MidiControl(
+        namespace(tmp_path, midi_in=["all"], patch=[REPO / "patches" / "nanokontrol2.toml"]),
+        ControlShow(),
+        backend_factory=lambda: be,
+    )
+    ctl.watcher.poll()
+    assert len(_filter_warnings(caplog)) == 1
+    be.sources.append("nanoKONTROL2 MIDI 1")
+    ctl.watcher.poll()
+    assert len(_filter_warnings(caplog)) == 1
+    assert "port filter 'nanoKONTROL2' now matches" in caplog.text
+    be.sources.remove("nanoKONTROL2 MIDI 1")  # unplugged: the other port alone again
+    ctl.watcher.poll()
+    assert len(_filter_warnings(caplog)) == 2
+    ctl.close()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[[route]]\nsource = { type = "midi", note = 1 }\nverb = "/show/next"\n',  # no filter: any port
+        '[midi]\nport = ""\n[[route]]\nsource = { type = "midi", note = 1 }\nverb = "/show/next"\n',  # empty: any
+        '[midi]\nport = "synth"\n[[route]]\nsource = { type = "midi", note = 1 }\nverb = "/show/next"\n',
+        '[[route]]\nsource = { type = "osc", address = "/x" }\nverb = "/show/next"\n',  # no MIDI route at all
+    ],
+)
+def test_no_warning_when_every_filter_matches_or_there_is_none(tmp_path, caplog, text):
+    caplog.set_level(logging.INFO, logger="engine.control")
+    f = tmp_path / "p.toml"
+    f.write_text(text)
+    be = FakeMidiBackend(["Other SYNTH 1"])
+    ctl = MidiControl(namespace(tmp_path, midi_in=["all"], patch=[f]), ControlShow(), backend_factory=lambda: be)
+    ctl.watcher.poll()
+    assert _filter_warnings(caplog) == []
+    ctl.close()
+
+
+def test_port_filters_are_checked_per_file_and_per_route(tmp_path, caplog):
+    """A route's own `port` overrides the file's [midi] port; each unmatched (file, filter)
+    pair is one line with its route count. With no input open at all (the watcher already
+    says it is waiting) nothing is warned, and when the MIDI system goes away and comes back
+    the check runs again."""
+    caplog.set_level(logging.INFO, logger="engine.control")
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    a.write_text(
+        '[midi]\nport = "nano"\n'
+        '[[route]]\nsource = { type = "midi", note = 1 }\nverb = "/show/next"\n'
+        '[[route]]\nsource = { type = "midi", note = 2 }\nverb = "/show/prev"\n'
+        '[[route]]\nsource = { type = "midi", note = 3, port = "keys" }\nverb = "/show/next"\n'
+    )
+    b.write_text('[[route]]\nsource = { type = "midi", note = 4, port = "nano" }\nverb = "/show/prev"\n')
+    be = FakeMidiBackend([])
+    ctl = MidiControl(namespace(tmp_path, midi_in=["all"], patch=[a, b]), ControlShow(), backend_factory=lambda: be)
+    ctl.watcher.poll()
+    assert _filter_warnings(caplog) == []  # no input open: the watcher's "waiting" line covers it
+    be.sources.append("Keys 49")
+    ctl.watcher.poll()
+    warned = sorted(_filter_warnings(caplog))
+    assert len(warned) == 2
+    assert str(a) in warned[0] and "'nano'" in warned[0] and "2 route(s)" in warned[0]
+    assert str(b) in warned[1] and "'nano'" in warned[1] and "1 route(s)" in warned[1]
+    be.available = False
+    ctl.watcher.poll()  # the MIDI system went away: every input closed, nothing to check against
+    be.available = True
+    ctl.watcher.poll()
+    assert len(_filter_warnings(caplog)) == 4
+    ctl.close()

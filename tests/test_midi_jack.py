@@ -4,6 +4,7 @@ reaches `jack_midi_dump`. Skipped when jackd is not installed."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import time
@@ -12,8 +13,10 @@ import pytest
 import torch
 
 from engine.bench.jackserver import dummy_server, missing_tools
+from engine.control import midi
 from engine.control.midi import start
 from engine.core.events import Event
+from engine.devices.audio_devices import portaudio_session
 from engine.files.scene import load_scene
 from engine.stage.deck import load_scenes
 from engine.stage.show import Show
@@ -159,3 +162,23 @@ def _stop(dump: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         dump.kill()
         dump.wait()
+
+
+def test_without_midi_api_midi_follows_the_audio_onto_jack(jack, show, tmp_path, caplog, monkeypatch):
+    """No --midi-api: audio picks the JACK server, so MIDI does too (there is no ALSA
+    sequencer here, so ALSA would hear nothing) and says why; a fader then moves a param."""
+    monkeypatch.delenv("MIDO_BACKEND", raising=False)
+    monkeypatch.setattr(midi, "_last_said", None)
+    caplog.set_level(logging.INFO, logger="engine.control.midi")
+    with portaudio_session():  # PortAudio scans again, now that the server runs
+        ctl = start(namespace(tmp_path, midi_in=["nanoKONTROL2"], patch=[NANO]), show)
+        try:
+            assert "MIDI: using the UNIX_JACK API (the audio output uses JACK" in caplog.text, caplog.text
+            out = sender()
+            opened = lambda: any("nanoKONTROL2" in p for p in ctl.stats()["midi"]["ports"])
+            assert until(show, opened, 3.0) is not None, "the show never opened the JACK port"
+            speed = show.registry.param("/deck/a/speed")
+            assert sweep_until(show, out, 2, [*range(0, 128, 4), 127], lambda: speed.target == 4.0, 2.0) is not None
+            out.close()
+        finally:
+            ctl.close()

@@ -119,3 +119,31 @@ def test_resolve_api():
         resolve_api(None, {"MIDO_BACKEND": "mido.backends.portmidi"})
     with pytest.raises(StartupError, match="MIDO_BACKEND"):
         resolve_api(None, {"MIDO_BACKEND": "mido.backends.rtmidi/NOPE"})
+
+
+def test_open_inputs_are_reported_once_per_change_of_their_set():
+    be = FakeMidiBackend(["nano 1"])
+    seen: list[list[str]] = []
+    w, _ = watcher(be, inputs=("all",), on_inputs_changed=seen.append)
+    w.poll()
+    w.poll()  # the same set: not again
+    assert seen == [["nano 1"]]
+    be.sources.append("keys")
+    w.poll()
+    be.sources.remove("nano 1")
+    w.poll()
+    w.poll()
+    assert seen == [["nano 1"], ["keys", "nano 1"], ["keys"]]
+    be.available = False  # the MIDI system went away: every input closed
+    w.poll()
+    w.poll()
+    be.available = True
+    w.poll()
+    assert seen[3:] == [[], ["keys"]]
+
+
+def test_an_empty_first_scan_is_reported_too():
+    seen: list[list[str]] = []
+    w, _ = watcher(FakeMidiBackend([]), on_inputs_changed=seen.append)
+    w.poll()
+    assert seen == [[]]

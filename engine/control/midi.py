@@ -13,6 +13,7 @@ with only OSC routes needs no MIDI port and no rtmidi).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,11 +24,11 @@ from engine.config import ShowConfig
 from engine.control.learn import Learner, default_learn_file
 from engine.control.midi_decode import Decoder
 from engine.control.midi_feedback import FeedbackEncoder, FeedbackLimiter
-from engine.control.midi_ports import InputCallback, PortBackend, PortWatcher, RtMidiBackend, resolve_api
+from engine.control.midi_ports import ApiChoice, InputCallback, PortBackend, PortWatcher, RtMidiBackend, choose_api
 from engine.control.midi_routes import Router
 from engine.core.events import Event
 from engine.errors import StartupError
-from engine.files.patch import Route, load_patch, load_patches
+from engine.files.patch import MidiSource, Route, load_patch, load_patches
 
 if TYPE_CHECKING:
     from engine.stage.show import Show
@@ -71,9 +72,10 @@ class MidiControl:
         self.encoder = FeedbackEncoder([], show.registry)
         self._counts: list[_PortCounts] = []
         self._decoders: dict[str, Decoder] = {}
+        self._unmatched: set[tuple[Path, str]] = set()  # (file, port filter) last warned about
         self.watcher: PortWatcher | None = None
         if config.midi_in or config.midi_feedback:
-            factory = backend_factory or _rtmidi_factory(config.midi_api)
+            factory = backend_factory or _rtmidi_factory(config)
             self.watcher = PortWatcher(
                 factory,
                 config.midi_in,
@@ -84,6 +86,7 @@ class MidiControl:
                 on_output_open=self._resync,
                 wake=self.limiter.wake,
                 clock=clock,
+                on_inputs_changed=self._check_port_filters,
             )
         submit = self.watcher.submit if self.watcher else (lambda job: job())
         self.learner = Learner(
@@ -113,6 +116,35 @@ class MidiControl:
         for name, decoder in list(self._decoders.items()):
             decoder.cc14 = self.router.cc14_pairs(name)
         self.encoder = FeedbackEncoder(routes, self.show.registry)
+
+    def _check_port_filters(self, open_names: list[str]) -> None:
+        """Port thread, once per change of the open inputs: a patch whose `port` filter matches
+        none of them drops every message of its routes without a word, so say so. No input
+        open at all is left to the watcher's own "waiting for a port" line."""
+        filters: dict[tuple[Path, str], tuple[MidiSource, int]] = {}
+        for route in self.router.routes:  # an immutable tuple: safe to read on this thread
+            src = route.source
+            if isinstance(src, MidiSource) and src.port is not None:
+                key = (route.file, src.port)
+                filters[key] = (src, filters[key][1] + 1 if key in filters else 1)
+        unmatched = set()
+        if open_names:
+            for key, (src, count) in filters.items():
+                if any(src.matches_port(name) for name in open_names):
+                    continue
+                unmatched.add(key)
+                log.warning(
+                    "MIDI: patch %s: port filter '%s' matches none of the open MIDI inputs (%s); "
+                    "its %d route(s) ignore every message until a matching port opens "
+                    "(change the patch's [midi] port or --midi-in)",
+                    key[0],
+                    key[1],
+                    ", ".join(f"'{n}'" for n in open_names),
+                    count,
+                )
+            for file, port in sorted(k for k in self._unmatched - unmatched if k in filters):
+                log.info("MIDI: patch %s: port filter '%s' now matches an open input", file, port)
+        self._unmatched = unmatched
 
     # -- receive threads ---------------------------------------------------------
     def _on_input(self, port_name: str) -> InputCallback:
@@ -215,11 +247,40 @@ def _load_learned(file: Path, show: Show, verbs: Sequence[str]) -> list[Route]:
     return load_patch(file, show.registry, verbs).routes
 
 
-def _rtmidi_factory(flag: str | None) -> Callable[[], PortBackend]:
+_last_said: str | None = None  # the API choice last logged: MIDI in and notes out say it once
+
+
+def choose_midi_api(config: ShowConfig) -> ApiChoice:
+    """The MIDI system for this show (see `choose_api`): --midi-api or MIDO_BACKEND when
+    given (no probing), else the audio output's host API, else whether JACK runs."""
+    global _last_said
+    env = dict(os.environ)
+    if config.midi_api or env.get("MIDO_BACKEND", "").strip():
+        choice = choose_api(config.midi_api, env, None, None)
+    else:
+        # Lazy: only a show that opens MIDI ports without naming an API asks PortAudio.
+        from engine.devices.audio_devices import jack_default_server_running, output_hostapi
+
+        audio = None if config.no_audio else output_hostapi(config.audio_device)
+        choice = choose_api(None, env, audio, jack_default_server_running() if audio is None else None)
+    if choice.describe() != _last_said:
+        _last_said = choice.describe()
+        log.info("%s", _last_said)
+    return choice
+
+
+def _rtmidi_factory(config: ShowConfig) -> Callable[[], PortBackend]:
     """Check the MIDI API now (a flag error stops startup); ports are listed later, on the port thread."""
-    api = resolve_api(flag)
+    choice = choose_midi_api(config)
     try:
-        backend = RtMidiBackend(api)
+        try:
+            backend = RtMidiBackend(choice.api)
+        except StartupError:
+            if choice.explicit:
+                raise
+            # Chosen here, not asked for: python-rtmidi without JACK still has its default.
+            log.warning("MIDI: %s is not compiled into python-rtmidi here; using its default API", choice.api)
+            backend = RtMidiBackend(None)
     except ImportError as e:
         raise StartupError(f"--midi-in/--midi-feedback need python-rtmidi ({e}); pip install python-rtmidi") from None
     return lambda: backend  # after a failure its listers are dropped and made anew on the next poll

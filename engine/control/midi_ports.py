@@ -27,6 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from engine.core.ratelog import first_and_every
@@ -80,6 +81,47 @@ def resolve_api(flag: str | None, env: dict[str, str] | None = None) -> str | No
     if api and api not in API_NAMES.values():
         raise StartupError(f"MIDO_BACKEND={value!r}: expected an API among {', '.join(API_NAMES.values())}")
     return api or None
+
+
+@dataclass(frozen=True)
+class ApiChoice:
+    """The MIDI system the show uses, and why (said once in the log)."""
+
+    api: str | None  # rtmidi API name (e.g. "UNIX_JACK"); None = python-rtmidi's default (ALSA on Linux)
+    why: str
+    explicit: bool  # named by --midi-api or MIDO_BACKEND (a missing API stops startup) or chosen here
+
+    def describe(self) -> str:
+        name = "python-rtmidi's default" if self.api is None else self.api
+        return f"MIDI: using the {name} API ({self.why})"
+
+
+def choose_api(
+    flag: str | None, env: dict[str, str] | None, audio_hostapi: str | None, jack_running: bool | None
+) -> ApiChoice:
+    """Which MIDI system to use: --midi-api, else MIDO_BACKEND, else the audio's.
+
+    Audio prefers JACK whenever a JACK server runs (engine.devices.audio_devices); MIDI
+    left on rtmidi's default (ALSA) then sends notes nowhere where there is no ALSA
+    sequencer, and lands on another graph than the sound where there is. So without an
+    explicit choice MIDI follows `audio_hostapi`, the host API the audio output picks
+    (None: no audio device), and with no audio device it follows whether a JACK server
+    runs (`jack_running`; None: libjack is not installed). Pure: the caller probes.
+    """
+    if flag:
+        return ApiChoice(API_NAMES[flag], f"--midi-api {flag}", True)
+    value = (os.environ if env is None else env).get("MIDO_BACKEND", "").strip()
+    if value:
+        return ApiChoice(resolve_api(None, {"MIDO_BACKEND": value}), f"MIDO_BACKEND={value}", True)
+    if audio_hostapi is not None:
+        if "jack" in audio_hostapi.lower():
+            return ApiChoice(API_NAMES["jack"], f"the audio output uses {audio_hostapi}; --midi-api overrides", False)
+        return ApiChoice(None, f"the audio output uses {audio_hostapi}, not JACK; --midi-api overrides", False)
+    if jack_running:
+        return ApiChoice(
+            API_NAMES["jack"], "no audio output, but a JACK server is running; --midi-api overrides", False
+        )
+    return ApiChoice(None, "no audio output and no JACK server running; --midi-api overrides", False)
 
 
 class _RtIn:
@@ -191,6 +233,7 @@ class PortWatcher:
         poll_interval: float = POLL_INTERVAL,
         clock: Callable[[], float] = time.perf_counter,
         output_label: str = "MIDI feedback",
+        on_inputs_changed: Callable[[list[str]], None] | None = None,
     ) -> None:
         self._factory = backend_factory
         self.output_label = output_label  # how log lines name the output ("MIDI feedback", "notes out")
@@ -210,6 +253,9 @@ class PortWatcher:
         self.send_errors = 0
         self._seen: set[str] = set()  # port names opened before (for "is back" log lines)
         self._waiting_logged: set[str] = set()
+        # Told (port thread) the open input names whenever that set changes, not per message.
+        self._on_inputs_changed = on_inputs_changed
+        self._reported_inputs: frozenset[str] | None = None
         self._backend_error: str | None = None
         self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -225,13 +271,24 @@ class PortWatcher:
             out_names = self.backend.output_names() if self.output_pattern else []
         except OSError as e:
             self._backend_down(str(e))
+            self._report_inputs()
             return False
         if self._backend_error is not None:
             log.info("MIDI: the MIDI system is reachable again")
             self._backend_error = None
         self._scan_inputs(in_names)
         self._scan_output(out_names)
+        self._report_inputs()
         return True
+
+    def _report_inputs(self) -> None:
+        """Tell `on_inputs_changed` the open inputs, once per change of their set (the first
+        scan counts as a change, so the show hears about its ports at startup)."""
+        now = frozenset(self.inputs)
+        if self._on_inputs_changed is None or now == self._reported_inputs:
+            return
+        self._reported_inputs = now
+        self._on_inputs_changed(sorted(now))
 
     def _backend_down(self, why: str) -> None:
         if self._backend_error is None:

@@ -138,6 +138,26 @@ def choose(
     return found[0]
 
 
+def output_hostapi(spec: str | None) -> str | None:
+    """The host API `open_audio` will open `--audio-device spec` on, found the same way
+    but opening nothing (the MIDI system follows it, engine.control.midi); None when
+    there is no PortAudio or no such device (open_audio says why itself)."""
+    sd, _why = import_sounddevice()
+    if sd is None:
+        return None
+    try:
+        device = choose(query(sd), spec, "output", "--audio-device")
+    except (StartupError, OSError, sd.PortAudioError) as e:
+        log.debug("audio: no output host API to follow: %s", e)
+        return None
+    return None if device is None else device.hostapi
+
+
+def jack_default_server_running() -> bool | None:
+    """Whether the JACK server clients join by default answers (see jack_server_running)."""
+    return jack_server_running(os.environ.get("JACK_DEFAULT_SERVER") or "default")
+
+
 def _automatic(table: DeviceTable, kind: Kind) -> AudioDevice | None:
     for api in table.hostapis:
         if "jack" in api.lower():

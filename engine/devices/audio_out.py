@@ -2,6 +2,9 @@
 
     synth.render --(producer thread)--> BlockRing --(PortAudio callback: copy)--> DAC
 
+Before the stream opens, `AudioOut.prime()` warms the synth (a discarded block)
+and fills the ring, so the stream's first callback finds ready blocks.
+
 `open_audio(config)` picks the device (engine.devices.audio_devices), opens the stream
 and returns an `AudioOut`, or None when audio is off (--no-audio, no
 PortAudio, no device at all: said once in the log). The show then calls
@@ -51,14 +54,24 @@ class AudioOut:
         self.device = ""
         self.host = HostWatch("audio out")
         self.origin = 0.0  # perf_counter time of show time 0 (s)
+        self._warm = False  # synth.warm_up() has run
+
+    def prime(self) -> None:
+        """Warm the synth (a discarded block: first-call costs paid now) and fill the ring with
+        its first `latency_blocks` blocks. open_audio calls it before it opens the stream, so the
+        first callback finds a full ring rendered by a warm synth."""
+        if not self._warm:
+            self.synth.warm_up(self.block)
+            self._warm = True
+        self.producer.fill()
 
     def start(self, stream: Any, device: str = "") -> None:
-        """Fill the ring, start the producer thread, then the stream."""
+        """Prime (if not yet done: warm the synth, fill the ring), start the producer thread, then the stream."""
         self.device = device
         self.host = HostWatch(f"audio out {device}".rstrip())
         self.stream = stream
         self.playback.output_latency = float(getattr(stream, "latency", 0.0) or 0.0)
-        self.producer.fill()
+        self.prime()  # the ring is already full when open_audio primed it: nothing more to render
         self.producer.start()
         stream.start()
 
@@ -140,6 +153,7 @@ def open_audio(config: ShowConfig, synth: Synth | None = None) -> AudioOut | Non
     elif synth.sample_rate != rate:
         raise ValueError(f"the synth runs at {synth.sample_rate} Hz but the stream opens at {rate} Hz")
     out = AudioOut(synth, config.block_size, min(2, device.outputs), config.audio_latency)
+    out.prime()  # before the stream opens: its first callback must find warm, ready blocks
     try:
         stream = sd.OutputStream(
             device=device.index,

@@ -33,7 +33,7 @@ import heapq
 import itertools
 import math
 from collections import deque
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -234,6 +234,19 @@ class Synth:
         self._inbox.append(None)  # handled in order by render(), on its own thread
 
     # -- output -----------------------------------------------------------------------------------------
+    def warm_up(self, frames: int = 256) -> None:
+        """Render (and discard) a block with a sounding note in every waveform, on a scratch synth
+        with these settings, so first-call costs (numpy's and BLAS's set-up, each oscillator's and
+        the envelope's code) are paid before a sound card waits for a block: on stage the first
+        block after the stream started took 513 ms and underran. This synth's notes, time, filter
+        and gain are untouched (its own filter matrices are built by its first real block)."""
+        scratch = Synth(self.sample_rate, voices=1, settings=replace(self.settings))
+        block = np.zeros((max(1, int(frames)), 1), dtype=np.float32)
+        for waveform in range(len(WAVEFORMS)):
+            scratch.settings.waveform = waveform
+            scratch.schedule(scratch.time, 69, 100, block.shape[0])
+            scratch.render(block)
+
     def render(self, out: np.ndarray) -> None:
         """Render the next block into out (frames, channels) float32; advances `time` by frames."""
         frames = out.shape[0]

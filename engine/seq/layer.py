@@ -363,7 +363,7 @@ def _open_notes_out(config: ShowConfig) -> Any:
     from engine.control.midi import _rtmidi_factory
     from engine.devices.midi_out import MidiNotesOut
 
-    out = MidiNotesOut(name, config.notes_channel, _rtmidi_factory(config.midi_api))
+    out = MidiNotesOut(name, config.notes_channel, _rtmidi_factory(config))
     out.start()
     return out
 
