@@ -130,7 +130,8 @@ def test_each_controller_layout_moves_the_right_params(real_show, tmp_path, patc
     assert routes
     for r in routes:
         check_route(real_show, be, port, r)
-    assert ctl.stats()["midi"]["received"] > len(routes)
+    stats = ctl.stats()["midi"]
+    assert stats["received"] > len(routes) and stats["port_counts"] == {port: stats["received"]}  # the HUD's
     assert real_show.frame_errors == 0
     ctl.close()
 

@@ -71,6 +71,7 @@ class MidiControl:
         self.limiter = FeedbackLimiter(clock=clock)
         self.encoder = FeedbackEncoder([], show.registry)
         self._counts: list[_PortCounts] = []
+        self._by_port: dict[str, _PortCounts] = {}  # the latest counts of each port name (the HUD)
         self._decoders: dict[str, Decoder] = {}
         self._unmatched: set[tuple[Path, str]] = set()  # (file, port filter) last warned about
         self.watcher: PortWatcher | None = None
@@ -152,6 +153,7 @@ class MidiControl:
         decoder = Decoder(self.router.cc14_pairs(port_name), clock=self.clock_sync)
         counts = _PortCounts(decoder)
         self._counts.append(counts)
+        self._by_port[port_name] = counts  # a reopened port counts afresh
         self._decoders[port_name] = decoder
         put, route, routed, learner = self.show.queue.put, self.router.midi_events, self.router.routed, self.learner
         prime = self.prime
@@ -227,6 +229,7 @@ class MidiControl:
                 "filtered": sum(c.decoder.filtered for c in counts),
                 "errors": sum(c.errors for c in counts),
                 "ports": self.watcher.port_names() if self.watcher else [],
+                "port_counts": {name: c.received for name, c in list(self._by_port.items())},
                 "feedback_sent": self.watcher.sent if self.watcher else 0,
                 "routes": len(self.router.routes),
                 "learned": len(self.learner.learned),

@@ -86,7 +86,7 @@ def _inputs(controls: dict[str, Any]) -> list[str]:
     midi = controls.get("midi", {})
     if midi:
         lines.append(f"MIDI: {midi.get('received', 0)} received, {midi.get('dropped', 0)} dropped")
-        ports = midi.get("ports") or {}
+        ports = midi.get("port_counts") or midi.get("ports") or {}
         if isinstance(ports, dict):  # name -> messages received
             lines += [f"  {name}: {n}" for name, n in list(ports.items())[:4]]
         else:  # names only
