@@ -49,6 +49,7 @@ class ShowConfig:
     stats: Path | None = None
     record_events: Path | None = None
     initial: tuple[tuple[str, float], ...] = ()  # --set ADDRESS=VALUE: params set before the first frame
+    send: tuple[str, ...] = ()  # --send SPEC: frames to other apps (engine.devices.senders), each checked
     # OSC in and out.
     osc_port: int = 9000  # 0 = off
     osc_host: str = "127.0.0.1"

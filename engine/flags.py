@@ -122,6 +122,15 @@ def _param_value(text: str) -> tuple[str, float]:
     return address, number
 
 
+def _send_spec(text: str) -> str:
+    from engine.devices.senders import parse_send
+
+    try:
+        return parse_send(text).text
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _render_size(text: str) -> int:
     try:
         v = int(text)
@@ -210,6 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     record = "record every applied input event as JSON lines (replay with render --events)"
     show.add_argument("--record-events", type=Path, metavar="FILE", help=record)
+    show.add_argument(
+        "--send",
+        action="append",
+        type=_send_spec,
+        metavar="SPEC",
+        help="also send the frames to other video apps (repeatable): udp://HOST:PORT or srt://HOST:PORT "
+        "(MPEG-TS, any player opens it), ndi[:NAME], syphon[:NAME] (macOS), spout[:NAME] (Windows), "
+        "v4l2[:/dev/videoN] (Linux virtual camera); all but udp/srt need an extra: pip install '.[ndi]' etc.",
+    )
     _add_control_args(show)
     _add_sound_args(show)
 
@@ -608,7 +626,8 @@ def _add_control_args(show: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--midi-api",
         choices=sorted(API_NAMES),
-        help="MIDI system (default: $MIDO_BACKEND, else python-rtmidi's default)",
+        help="MIDI system (default: $MIDO_BACKEND, else JACK when the audio output uses JACK or, with no "
+        "audio device, a JACK server runs, else python-rtmidi's default)",
     )
     g.add_argument(
         "--patch",
@@ -698,7 +717,7 @@ def show_config(args: argparse.Namespace, device: str, precision: str = "fp32") 
     """A parsed `show` command as its config (`device` already resolved: "cpu" or "cuda").
     Each field comes from the flag of the same dest; repeatable flags become tuples."""
     values = {f.name: getattr(args, f.name) for f in fields(ShowConfig) if hasattr(args, f.name)}
-    values.update({name: tuple(values[name] or ()) for name in ("osc_out", "midi_in", "patch", "initial")})
+    values.update({name: tuple(values[name] or ()) for name in ("osc_out", "midi_in", "patch", "initial", "send")})
     stage = StageConfig(
         device=device,
         render_size=args.render_size,

@@ -16,6 +16,7 @@ from engine.control import close_controls, control_stats, start_controls
 from engine.core.clock import LiveClock, Pacer
 from engine.core.events import Event
 from engine.core.stats import FrameStats
+from engine.devices.senders import close_senders, open_senders, send_hook, senders_stats
 from engine.errors import StartupError
 from engine.files.scene import SceneSpec
 from engine.seq.layer import start_live_seq
@@ -60,7 +61,8 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
     device = torch.device(config.stage.device)
     if config.headless and (config.fullscreen or config.display is not None):
         raise StartupError("--headless cannot be combined with --fullscreen or --display")
-    # The window first: a bad --display fails before seconds of model loading.
+    # A bad --send fails before the window and models; the window before seconds of model loading.
+    senders = open_senders(config.send, fps)
     output = _open_output(config, vsync=config.vsync and not config.headless)
     try:
         scenes = load_scenes(specs, device, config.stage.precision)  # all models in memory before the first frame
@@ -71,6 +73,7 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
         show = build_show(config.stage, clock, output, scenes, pacer=pacer, stats=stats)
         _queue_initial(config, show)
         first_frame = _FirstFrame(show)
+        show.frame_hooks.append(send_hook(senders))  # after each present: the frame to every --send
         _install_signal_handlers(show)
         _warm_up(show)
         controls = start_controls(config, show)
@@ -96,8 +99,10 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
                 hud.close()
             close_controls(controls)
     finally:
+        close_senders(senders)
         output.close()
     summary = stats.summary()
+    summary.update(senders_stats(senders))
     summary.update(control_stats(controls))
     summary["queue_max"] = show.queue.max_depth
     if recorder is not None:
