@@ -95,6 +95,7 @@ def test_every_address_with_random_values_never_breaks_the_show(tmp_path: Path) 
     command = [sys.executable, "run_show.py", "show", *scenes]
     command += "--headless --seconds 60 --oscquery-port 0 --no-audio".split()
     command += ["--osc-port", str(port), "--stats", str(stats_file), "--learn-save", str(tmp_path / "learned.toml")]
+    command += ["--presets", str(tmp_path / "presets")]  # /preset/save with random names writes there
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
     rng = random.Random(7)
     sent = 0

@@ -180,3 +180,14 @@ def test_shipped_presets_load_and_name_shipped_scenes():
     presets = load_presets(PRESETS_DIR)
     names = {load_scene(p).name for p in shipped_scenes()}
     assert presets and all(state.scene in names for p in presets.values() for state in p.decks.values())
+
+
+def test_presets_are_bounded(tmp_path, scene_paths, monkeypatch):
+    import engine.stage.presets as presets_module
+
+    monkeypatch.setattr(presets_module, "MAX_PRESETS", 2)
+    show, out, reg, q = make_show(scene_paths, tmp_path)
+    for name in ("a", "b", "c", "a"):
+        q.put(Event("verb", "/preset/save", name))
+    show.run(frames=1)
+    assert show.presets.names() == ["a", "b"] and show.presets.saved == 3 and show.presets.misses == 1

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A show keeps at most this many presets: a sender saving under ever new names (a flood, a
+# script gone wrong) fills neither memory nor the disk. Saving over an existing name still works.
+MAX_PRESETS = 256
+
 # Params a preset does not hold: the morph time belongs to the recall, not the look.
 NOT_SAVED = frozenset({PRESET_MORPH})
 
@@ -75,6 +79,9 @@ class PresetBank:
             name = check_name(ev.value)
         except PresetError as e:
             self._miss(f"/preset/save: {e}")
+            return
+        if name not in self.presets and len(self.presets) >= MAX_PRESETS:
+            self._miss(f"/preset/save {name!r}: already {MAX_PRESETS} presets (save over one, or remove some)")
             return
         show = self.show
         params = {p.address: p.target for p in show.registry if p.address not in NOT_SAVED}
