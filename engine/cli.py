@@ -29,6 +29,20 @@ def _specs(paths: Sequence[Path] | None):
     return [load_scene(p) for p in (paths or [DEFAULT_SCENE])]
 
 
+def _setlist_and_specs(setlist: Path | None, scenes: Sequence[Path] | None, default: bool):
+    """(the setlist or None, the scenes to load): a setlist's scenes first, then --scene's
+    (each file once); with neither and `default`, the shipped default setlist."""
+    from engine.files.setlist import DEFAULT_SETLIST, load_setlist
+
+    if setlist is None and not scenes and default:
+        setlist = DEFAULT_SETLIST
+    if setlist is None:
+        return None, _specs(scenes)
+    spec = load_setlist(setlist)
+    files = {p.resolve(): p for p in [*spec.scene_files, *(scenes or [])]}
+    return spec, _specs(list(files.values()))
+
+
 def _device(name: str):
     from engine.models.device import resolve_device  # here: torch loads only for the commands that run a model
 
@@ -51,7 +65,8 @@ def cmd_render(args: argparse.Namespace) -> str:
     events = load_event_log(args.events) if args.events else None
     if events is None and args.seconds is None:
         raise StartupError("render needs --seconds (or --events FILE)")
-    specs = _specs(args.scene or (events.scenes if events is not None else None))
+    played = args.setlist or (events.setlist if events is not None else None)
+    setlist, specs = _setlist_and_specs(played, args.scene or (events.scenes if events is not None else None), False)
     device, precision = _placement(args)
     fps = int(round(args.fps or (events.fps if events is not None else 30)))
     if events is not None and abs(fps - events.fps) > 1e-6:
@@ -72,6 +87,7 @@ def cmd_render(args: argparse.Namespace) -> str:
         patches=args.patch,
         presets=args.presets,
         two_decks=args.two_decks,
+        setlist=setlist,
     )
     sound = " with sound" if res.audio else ""
     return f"rendered {res.frames} frames ({res.size[0]}x{res.size[1]}, {res.fps} fps){sound} to {res.out}"
@@ -80,7 +96,7 @@ def cmd_render(args: argparse.Namespace) -> str:
 def cmd_show(args: argparse.Namespace) -> str:
     from engine.stage.live import no_display_reason, run_live
 
-    specs = _specs(args.scene)
+    setlist, specs = _setlist_and_specs(args.setlist, args.scene, True)
     device, precision = _placement(args)
     reason = None if args.headless else no_display_reason(args.display)
     if reason is not None:
@@ -106,7 +122,7 @@ def cmd_show(args: argparse.Namespace) -> str:
     from engine.flags import show_config
 
     config = show_config(args, device=str(device), precision=precision)
-    summary = run_live(config, specs)
+    summary = run_live(config, specs, setlist)
     from engine.core.stats import format_summary
 
     if config.stats is None:

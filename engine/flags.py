@@ -151,6 +151,13 @@ def _add_picture_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--fps", type=_positive_float, default=None, help="frames per second (show: 60, render: 30)")
     p.add_argument(
+        "--setlist",
+        type=Path,
+        metavar="FILE",
+        help="play a setlist (scenes/NAME.setlist.toml): its scenes, each for its dwell, faded from one to the "
+        "next (show without --scene or --setlist plays scenes/default.setlist.toml)",
+    )
+    p.add_argument(
         "--two-decks",
         choices=("auto", "full", "half"),
         default=StageConfig.two_decks,

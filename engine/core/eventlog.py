@@ -59,6 +59,7 @@ class EventRecorder:
         tempo_source: str,
         patches: list[Path] | None = None,
         presets: Path | None = None,
+        setlist: Path | None = None,
     ) -> None:
         self.path = Path(path)
         try:
@@ -76,6 +77,8 @@ class EventRecorder:
         }
         if presets is not None:  # the folder /preset/recall reads (a render reads the same one)
             header["presets"] = str(Path(presets).resolve())
+        if setlist is not None:  # the set the autopilot played (a render plays it again)
+            header["setlist"] = str(Path(setlist).resolve())
         self._write(header)
         self.flush()
 
@@ -150,6 +153,7 @@ class EventLog:
     events: dict[tuple[int, str], list[Event]] = field(default_factory=dict)
     patches: list[Path] = field(default_factory=list)  # the live show's --patch files (modulation)
     presets: Path | None = None  # the live show's presets folder
+    setlist: Path | None = None  # the live show's --setlist
     end_frame: int | None = None  # frames the live show played, when it ended cleanly
     count: int = 0
 
@@ -241,12 +245,17 @@ def _header(file: Path, obj: dict[str, Any]) -> EventLog:
     patches = obj.get("patches", [])
     if not isinstance(patches, list) or not all(isinstance(p, str) for p in patches):
         raise EventLogError(f"{file}: line 1: key 'patches': expected a list of patch file paths")
-    presets = obj.get("presets")
+    presets, setlist = obj.get("presets"), obj.get("setlist")
     if presets is not None and not isinstance(presets, str):
         raise EventLogError(f"{file}: line 1: key 'presets': expected the presets folder's path")
+    if setlist is not None and not isinstance(setlist, str):
+        raise EventLogError(f"{file}: line 1: key 'setlist': expected the setlist file's path")
     paths, patch_paths = [Path(s) for s in scenes], [Path(p) for p in patches]
     folder = Path(presets) if presets is not None else None
-    return EventLog(file, float(fps), paths, cast(TempoSource, source), patches=patch_paths, presets=folder)
+    played = Path(setlist) if setlist is not None else None
+    return EventLog(
+        file, float(fps), paths, cast(TempoSource, source), patches=patch_paths, presets=folder, setlist=played
+    )
 
 
 def _event(file: Path, number: int, obj: dict[str, Any]) -> tuple[int, str, Event]:

@@ -92,8 +92,20 @@ MIXER_TABLE: tuple[tuple, ...] = (
 )
 
 
+SETLIST_AUTO = "/setlist/auto"
 PRESET_MORPH = "/preset/morph"
 PRESET_TABLE: tuple[tuple, ...] = (
+    (
+        SETLIST_AUTO,
+        "bool",
+        1.0,
+        0.0,
+        1.0,
+        "",
+        0.0,
+        "with --setlist: 1 = items change on their own after their dwell, 0 = only by /setlist/next, prev, goto",
+        "model",
+    ),
     (
         PRESET_MORPH,
         "float",
@@ -294,6 +306,14 @@ VERBS: tuple[Verb, ...] = (
     Verb("/show/freeze", "trigger", "flip /master/freeze; " + TRIGGER_NOTE, "core.flip_freeze"),
     Verb("/show/quit", "trigger", "end the show (the Esc key)", "core.quit", osc=False),
     Verb("/show/hud", "trigger", "show or hide the operator HUD window (the H key); " + TRIGGER_NOTE, "hud.toggle"),
+    Verb("/setlist/next", "trigger", "with --setlist: the next item now (its fade); " + TRIGGER_NOTE, "setlist.next"),
+    Verb("/setlist/prev", "trigger", "with --setlist: the item played before; " + TRIGGER_NOTE, "setlist.prev"),
+    Verb(
+        "/setlist/goto",
+        "scene",
+        "with --setlist: go to an item (1-based number, or its scene file or preset name)",
+        "setlist.goto",
+    ),
     Verb(
         "/preset/save",
         "text",

@@ -60,6 +60,8 @@ _KEY_ACTIONS: dict[int, str] = {
     pygame.K_c: "cut",
     pygame.K_TAB: "cue",
     pygame.K_h: "hud",
+    pygame.K_RIGHTBRACKET: "setlist_next",
+    pygame.K_LEFTBRACKET: "setlist_prev",
 }
 
 ACTIONS = ("quit", "next", "blackout", "freeze", "faster", "slower")

@@ -250,6 +250,6 @@ def load_scene(path: str | Path) -> SceneSpec:
 
 
 def shipped_scenes() -> list[Path]:
-    """Every scene file in the repository's scenes/ folder, default first."""
-    files = sorted((REPO_ROOT / "scenes").glob("*.toml"))
+    """Every scene file in the repository's scenes/ folder, default first (setlists are not scenes)."""
+    files = sorted(p for p in (REPO_ROOT / "scenes").glob("*.toml") if not p.name.endswith(".setlist.toml"))
     return sorted(files, key=lambda p: p.name != "default.toml")

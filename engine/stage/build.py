@@ -15,6 +15,7 @@ from engine.core.space import build_space
 from engine.core.stats import FrameStats
 from engine.core.tempo import Tempo
 from engine.files.preset import load_presets
+from engine.files.setlist import SetlistSpec
 from engine.stage.deck import LoadedScene
 from engine.stage.frame import FrameRenderer
 from engine.stage.presets import PresetBank
@@ -30,9 +31,11 @@ def build_show(
     pacer: Pacer | None = None,
     stats: FrameStats | None = None,
     strict: bool = False,
+    setlist: SetlistSpec | None = None,
 ) -> Show:
     """A show of `scenes` (loaded on `config.device`) presenting to `output`, timed by `clock`
-    (paced by `pacer` where no vsync paces it); `strict` re-raises frame errors (offline)."""
+    (paced by `pacer` where no vsync paces it); `strict` re-raises frame errors (offline);
+    `setlist` plays its items on time (its scenes must be among `scenes`)."""
     space = build_space(config.decks)
     tempo = Tempo(space.registry, config.tempo_source)
     renderer = FrameRenderer(torch.device(config.device), config.render_size)
@@ -53,4 +56,6 @@ def build_show(
         presets=presets,
     )
     show.two_decks = config.two_decks
+    if setlist is not None:
+        show.use_setlist(setlist)
     return show

@@ -19,6 +19,7 @@ from engine.core.stats import FrameStats
 from engine.devices.senders import close_senders, open_senders, send_hook, senders_stats
 from engine.errors import StartupError
 from engine.files.scene import SceneSpec
+from engine.files.setlist import SetlistSpec
 from engine.seq.layer import start_live_seq
 from engine.stage.build import build_show
 from engine.stage.deck import load_scenes
@@ -55,7 +56,7 @@ def _install_signal_handlers(show: Show) -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
+def run_live(config: ShowConfig, specs: list[SceneSpec], setlist: SetlistSpec | None = None) -> dict[str, Any]:
     """Open the output, play the scenes until Esc/--seconds/a signal; return the stats summary."""
     fps = config.fps
     device = torch.device(config.stage.device)
@@ -70,7 +71,7 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
         pacer = None if output.vsync_active else Pacer(fps)
         stats = FrameStats(fps)
         clock = LiveClock()
-        show = build_show(config.stage, clock, output, scenes, pacer=pacer, stats=stats)
+        show = build_show(config.stage, clock, output, scenes, pacer=pacer, stats=stats, setlist=setlist)
         _queue_initial(config, show)
         first_frame = _FirstFrame(show)
         show.frame_hooks.append(send_hook(senders))  # after each present: the frame to every --send
@@ -81,7 +82,7 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
         try:
             hud = _start_hud(config, show, controls)
             seq = start_live_seq(config, show, lambda: clock.origin)
-            recorder = _start_recorder(config, show, specs)
+            recorder = _start_recorder(config, show, specs, setlist)
             log.info(
                 "show running on %s: %d scene(s), %s fps, %s",
                 device,
@@ -112,6 +113,8 @@ def run_live(config: ShowConfig, specs: list[SceneSpec]) -> dict[str, Any]:
     if first_frame.seconds is not None:
         summary["first_frame_s"] = round(first_frame.seconds, 3)
     seconds = max(show.t, 1e-9)
+    if show.autopilot is not None:
+        summary["setlist"] = {"item": show.autopilot.index + 1, "changes": show.autopilot.changes}
     summary["deck_model_fps"] = {d.name: round(n / seconds, 2) for d, n in zip(show.decks, show.deck_forwards)}
     summary["frame_errors"] = show.frame_errors
     summary["hook_errors"] = show.hook_errors
@@ -166,7 +169,7 @@ def _queue_initial(config: ShowConfig, show: Show) -> None:
         show.queue.put(Event("set", address, value, 0.0, "cli"))
 
 
-def _start_recorder(config: ShowConfig, show: Show, specs: list[SceneSpec]):
+def _start_recorder(config: ShowConfig, show: Show, specs: list[SceneSpec], setlist: SetlistSpec | None):
     """--record-events FILE: every applied input event, with its frame, as JSON lines."""
     from engine.core.eventlog import EventRecorder
 
@@ -180,6 +183,7 @@ def _start_recorder(config: ShowConfig, show: Show, specs: list[SceneSpec]):
         tempo_source=show.tempo.source,
         patches=list(config.patch),
         presets=config.stage.presets,
+        setlist=setlist.file if setlist is not None else None,
     )
     recorder.attach(show)
     log.info("recording input events to %s", path)

@@ -105,6 +105,8 @@ class _Transition:
     target: float  # 0 (deck a) or 1 (deck b)
     cut: bool
     start_beat: float | None  # quantised: starts when the tempo reaches this beat
+    length: float | None = None  # seconds (or beats): a setlist's own fade; None = the fade params
+    in_beats: bool = False
     origin: float = 0.0  # the fader where it started
     t0: float | None = None  # show time (s) it started
     beat0: float = 0.0  # tempo beat it started at
@@ -128,11 +130,19 @@ class Mixer:
         self._launch(cut=True)
 
     def _launch(self, cut: bool) -> None:
-        x = self.registry.param(CROSSFADE).target
         quantum = self.registry.get(QUANTIZE)
         beat = self.tempo.beat
         start = math.ceil(beat / quantum - 1e-9) * quantum if quantum > 0.0 else None
-        self._run = _Transition(target=1.0 if x < 0.5 else 0.0, cut=cut, start_beat=start)
+        self._run = _Transition(target=self._other(), cut=cut, start_beat=start)
+
+    def _other(self) -> float:
+        """The fader's end away from the front deck: 1 (b) below 0.5, else 0 (a)."""
+        return 1.0 if self.registry.param(CROSSFADE).target < 0.5 else 0.0
+
+    def transition(self, length: float, in_beats: bool = False) -> None:
+        """To the other deck now, over `length` seconds (beats if `in_beats`; 0: a cut),
+        whatever the fade params say (a setlist's own fades)."""
+        self._run = _Transition(self._other(), length <= 0.0, None, length, in_beats)
 
     @property
     def running(self) -> bool:
@@ -159,8 +169,11 @@ class Mixer:
             self._run = None
 
     def _faded(self, run: _Transition, t: float, beat: float) -> float:
-        beats = self.registry.get(FADE_BEATS)
         assert run.t0 is not None  # started
+        if run.length is not None:
+            done = ((beat - run.beat0) if run.in_beats else (t - run.t0)) / run.length
+            return run.target if done >= 1.0 else run.origin + (run.target - run.origin) * max(done, 0.0)
+        beats = self.registry.get(FADE_BEATS)
         if beats > 0.0:
             done = (beat - run.beat0) / beats
         else:

@@ -22,6 +22,7 @@ from engine.core.eventlog import EventLog, EventReplay
 from engine.devices.recorder import FrameWriter, compose, open_writer
 from engine.errors import StartupError
 from engine.files.scene import SceneSpec
+from engine.files.setlist import SetlistSpec
 from engine.seq.layer import OfflineSeq, has_seq
 from engine.stage.build import build_show
 from engine.stage.deck import load_scenes
@@ -96,6 +97,7 @@ def render(
     patches: list[Path] | None = None,
     presets: Path | None = None,
     two_decks: str = "auto",
+    setlist: SetlistSpec | None = None,
 ) -> RenderResult:
     """Render `seconds` (None: the event log's length) at `fps` to `out` (FILE.mp4 or DIR/),
     starting with the first scene; `events` replays a recorded performance."""
@@ -119,7 +121,7 @@ def render(
         presets=(events.presets if events is not None else None) or presets or StageConfig.presets,
         two_decks=two_decks,
     )
-    show = build_show(stage, FixedClock(fps), output, scenes, strict=True)
+    show = build_show(stage, FixedClock(fps), output, scenes, strict=True, setlist=setlist)
     if events is not None:
         show.replay = EventReplay(events)
     _modulate(show, patches if patches is not None else (events.patches if events is not None else []))

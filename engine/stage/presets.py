@@ -108,8 +108,10 @@ class PresetBank:
         if index is None:
             self._miss(f"/preset/recall: no preset {ev.value!r}; presets: {', '.join(names) or 'none'}")
             return
-        preset = self.presets[names[index]]
-        morph = self.show.registry.get(PRESET_MORPH)
+        self.apply(self.presets[names[index]], self.show.registry.get(PRESET_MORPH))
+
+    def apply(self, preset: Preset, morph: float) -> None:
+        """Bring `preset` back, gliding over `morph` seconds (0: at once); says what it skipped."""
         skipped = self._recall_decks(preset, morph) + self._recall_params(preset, morph)
         self.recalled += 1
         if skipped:

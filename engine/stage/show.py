@@ -35,10 +35,12 @@ from engine.core.showcore import ShowCore
 from engine.core.space import AddressSpace, pick_index
 from engine.core.stats import FrameStats
 from engine.core.tempo import Tempo
+from engine.files.setlist import SetlistSpec
 from engine.stage.deck import Deck, LoadedScene
 from engine.stage.frame import FrameRenderer
 from engine.stage.mixer import SOLO_A, Mixer
 from engine.stage.presets import PresetBank
+from engine.stage.setlist import Autopilot
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ KEY_EVENTS: dict[str, Event] = {
     "cut": Event("verb", "/mixer/cut"),
     "cue": Event("verb", "/show/cue/next"),  # the next scene on the back deck
     "hud": Event("verb", "/show/hud"),  # the operator HUD window (live shows with a display)
+    "setlist_next": Event("verb", "/setlist/next"),  # with --setlist
+    "setlist_prev": Event("verb", "/setlist/prev"),
 }
 
 
@@ -144,6 +148,7 @@ class Show(ShowCore):
         self._deck_scenes = [scenes] + [[_deck_copy(sc) for sc in scenes] for _ in self.decks[1:]]
         self._indices = [0] * len(self.decks)
         self.mixer = Mixer(registry, self.tempo) if len(self.decks) > 1 else None
+        self.autopilot: Autopilot | None = None  # a --setlist's clock (use_setlist)
         self.two_decks = "auto"  # full | half | auto: two visible decks' model rate (_half_rate)
         self._half = False
         self.deck_forwards = [0] * len(self.decks)  # forward passes per deck (the stats' model rates)
@@ -198,6 +203,11 @@ class Show(ShowCore):
     def back(self) -> int:
         """The deck not in front (with one deck: that deck)."""
         return (self.front + 1) % len(self.decks)
+
+    def use_setlist(self, spec: SetlistSpec) -> None:
+        """Play `spec` from the first frame (its scenes must be among this show's)."""
+        self.autopilot = Autopilot(self, spec)
+        self.provide("setlist", self.autopilot)
 
     def select_on(self, deck: int, index: int) -> None:
         """Load scene `index` (0-based) into deck `deck` (0 = a)."""
@@ -310,6 +320,8 @@ class Show(ShowCore):
         reg = self.registry
         frozen = reg.get("/master/freeze") >= 0.5
         self.presets.step(dt)
+        if self.autopilot is not None:
+            self.autopilot.step(self.t, self.tempo.beat, frozen)
         if self.mixer is not None:
             self.mixer.step(self.t)
         mix = self.mixer.mix() if self.mixer is not None else SOLO_A
