@@ -73,3 +73,13 @@ def test_hud_window_draws_and_hides_on_its_close_button(show):
     finally:
         hud.close()
         out.close()
+
+
+def test_the_hud_shows_the_setlist(show, tmp_path):
+    from engine.files.setlist import load_setlist
+
+    path = tmp_path / "s.setlist.toml"
+    path.write_text('name = "night"\n[[item]]\nscene = "a.toml"\n[[item]]\nscene = "b.toml"\n')
+    show.use_setlist(load_setlist(path))
+    show.run(frames=1)
+    assert "setlist 'night' (sequence): item 1/2 a" in "\n".join(hud_lines(show, {}, []))

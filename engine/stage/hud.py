@@ -57,6 +57,13 @@ def hud_lines(show: Show, controls: dict[str, Any], warnings: list[str]) -> list
         x = reg.get("/mixer/crossfade")
         state = "fading" if show.mixer.running else ("half rate" if show._half else "")
         lines.append(f"crossfade {x:.2f} {_bar(x)} {state}".rstrip())
+    pilot = show.autopilot
+    if pilot is not None:
+        auto = "" if reg.get("/setlist/auto") >= 0.5 else ", held"
+        lines.append(
+            f"setlist {pilot.spec.name!r} ({pilot.spec.mode}{auto}): item {pilot.index + 1}/{len(pilot.spec.items)} "
+            f"{pilot.item.label}"
+        )
     blackout = " BLACKOUT" if show.blackout_level > 0.0 else ""
     frozen = " FROZEN" if reg.get("/master/freeze") >= 0.5 else ""
     lines.append(f"{show.tempo.bpm:6.1f} BPM  beat {show.tempo.beat:8.2f}  ({show.tempo.source}){blackout}{frozen}")
