@@ -48,6 +48,7 @@ class ShowConfig:
     seconds: float | None = None
     stats: Path | None = None
     record_events: Path | None = None
+    hours: Path | None = None  # --hours FILE: opening hours (engine.files.schedule)
     initial: tuple[tuple[str, float], ...] = ()  # --set ADDRESS=VALUE: params set before the first frame
     send: tuple[str, ...] = ()  # --send SPEC: frames to other apps (engine.devices.senders), each checked
     # OSC in and out.

@@ -216,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--seconds", type=_positive_float, help="stop after this many seconds")
     show.add_argument("--stats", type=Path, help="write frame statistics JSON here when the show ends")
     show.add_argument(
+        "--hours",
+        type=Path,
+        metavar="FILE",
+        help="opening hours (TOML): play while open, rest in black (no model running) while closed, "
+        "with a fade at each edge; local time",
+    )
+    show.add_argument(
         "--set",
         dest="initial",
         type=_param_value,

@@ -19,10 +19,12 @@ from engine.core.stats import FrameStats
 from engine.devices.senders import close_senders, open_senders, send_hook, senders_stats
 from engine.errors import StartupError
 from engine.files.scene import SceneSpec
+from engine.files.schedule import load_schedule
 from engine.files.setlist import SetlistSpec
 from engine.seq.layer import start_live_seq
 from engine.stage.build import build_show
 from engine.stage.deck import load_scenes
+from engine.stage.hours import OpeningHours
 from engine.stage.show import Show
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ def run_live(config: ShowConfig, specs: list[SceneSpec], setlist: SetlistSpec | 
         raise StartupError("--headless cannot be combined with --fullscreen or --display")
     # A bad --send fails before the window and models; the window before seconds of model loading.
     senders = open_senders(config.send, fps)
+    schedule = load_schedule(config.hours) if config.hours is not None else None
     output = _open_output(config, vsync=config.vsync and not config.headless)
     try:
         scenes = load_scenes(specs, device, config.stage.precision)  # all models in memory before the first frame
@@ -72,6 +75,8 @@ def run_live(config: ShowConfig, specs: list[SceneSpec], setlist: SetlistSpec | 
         stats = FrameStats(fps)
         clock = LiveClock()
         show = build_show(config.stage, clock, output, scenes, pacer=pacer, stats=stats, setlist=setlist)
+        if schedule is not None:
+            show.hours = OpeningHours(schedule)
         _queue_initial(config, show)
         first_frame = _FirstFrame(show)
         show.frame_hooks.append(send_hook(senders))  # after each present: the frame to every --send
@@ -113,6 +118,8 @@ def run_live(config: ShowConfig, specs: list[SceneSpec], setlist: SetlistSpec | 
     if first_frame.seconds is not None:
         summary["first_frame_s"] = round(first_frame.seconds, 3)
     seconds = max(show.t, 1e-9)
+    if show.hours is not None:
+        summary["hours"] = {"open": show.hours.open, "rested_frames": show.hours.rested_frames}
     if show.autopilot is not None:
         summary["setlist"] = {"item": show.autopilot.index + 1, "changes": show.autopilot.changes}
     summary["deck_model_fps"] = {d.name: round(n / seconds, 2) for d, n in zip(show.decks, show.deck_forwards)}

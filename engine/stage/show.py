@@ -38,6 +38,7 @@ from engine.core.tempo import Tempo
 from engine.files.setlist import SetlistSpec
 from engine.stage.deck import Deck, LoadedScene
 from engine.stage.frame import FrameRenderer
+from engine.stage.hours import OpeningHours
 from engine.stage.mixer import SOLO_A, Mixer
 from engine.stage.presets import PresetBank
 from engine.stage.setlist import Autopilot
@@ -149,6 +150,7 @@ class Show(ShowCore):
         self._indices = [0] * len(self.decks)
         self.mixer = Mixer(registry, self.tempo) if len(self.decks) > 1 else None
         self.autopilot: Autopilot | None = None  # a --setlist's clock (use_setlist)
+        self.hours: OpeningHours | None = None  # --hours: rests in black while closed (live shows)
         self.two_decks = "auto"  # full | half | auto: two visible decks' model rate (_half_rate)
         self._half = False
         self.deck_forwards = [0] * len(self.decks)  # forward passes per deck (the stats' model rates)
@@ -320,11 +322,17 @@ class Show(ShowCore):
         reg = self.registry
         frozen = reg.get("/master/freeze") >= 0.5
         self.presets.step(dt)
+        resting = False
+        if self.hours is not None:  # opening hours: closed and faded out, the show rests
+            self.hours.step(dt)
+            resting = self.hours.resting
         if self.autopilot is not None:
-            self.autopilot.step(self.t, self.tempo.beat, frozen)
+            self.autopilot.step(self.t, self.tempo.beat, frozen or resting)
         if self.mixer is not None:
             self.mixer.step(self.t)
         mix = self.mixer.mix() if self.mixer is not None else SOLO_A
+        if resting:
+            return
         for deck in self.decks:
             if frozen:
                 deck.hold(self.tempo.beat)
@@ -373,6 +381,8 @@ class Show(ShowCore):
         self._fade_blackout(self._dt)
         reg = self.registry
         gain = reg.get("/master/brightness") * (1.0 - self.blackout_level)
+        if self.hours is not None:
+            gain *= self.hours.level
         self.renderer.convert(gain, self.output.frame_buffer)
 
     def _fade_blackout(self, dt: float) -> None:
