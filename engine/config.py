@@ -48,6 +48,8 @@ class ShowConfig:
     seconds: float | None = None
     stats: Path | None = None
     record_events: Path | None = None
+    state: Path | None = None  # --state FILE: save the show's state every few seconds and at exit
+    resume_state: Path | None = None  # --resume-state FILE: start from a saved state
     hours: Path | None = None  # --hours FILE: opening hours (engine.files.schedule)
     initial: tuple[tuple[str, float], ...] = ()  # --set ADDRESS=VALUE: params set before the first frame
     send: tuple[str, ...] = ()  # --send SPEC: frames to other apps (engine.devices.senders), each checked

@@ -216,6 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--seconds", type=_positive_float, help="stop after this many seconds")
     show.add_argument("--stats", type=Path, help="write frame statistics JSON here when the show ends")
     show.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="save the show's state (params, decks, setlist item, tempo) here every 5 s and at exit, atomically",
+    )
+    show.add_argument(
+        "--resume-state",
+        type=Path,
+        metavar="FILE",
+        help="start from this saved state (none yet: start fresh; a bad one: start fresh, move it aside, say so)",
+    )
+    show.add_argument(
         "--hours",
         type=Path,
         metavar="FILE",

@@ -56,11 +56,11 @@ def make_show(paths, setlist, fps=10, presets=None):
         ('mode = "shuffle"\n[[item]]\nscene = "a.toml"\n', "key 'mode'"),
         ('[[item]]\nscene = "gone.toml"\n', "item #1: key 'scene': expected an existing scene file"),
         ('[[item]]\nscene = "a.toml"\npreset = "p"\n', "item #1: key 'scene': expected exactly one"),
-        ("dwell_seconds = 2\nfade_seconds = 3\n[[item]]\nscene = \"a.toml\"\n", "key 'fade_seconds'"),
-        ("dwell_seconds = 2\ndwell_bars = 1\n[[item]]\nscene = \"a.toml\"\n", "key 'dwell_bars'"),
+        ('dwell_seconds = 2\nfade_seconds = 3\n[[item]]\nscene = "a.toml"\n', "key 'fade_seconds'"),
+        ('dwell_seconds = 2\ndwell_bars = 1\n[[item]]\nscene = "a.toml"\n', "key 'dwell_bars'"),
         ('name = "x"\n', "key 'item'"),
         ('[[item]]\nscene = "a.toml"\ncolour = 2\n', "item #1: key 'colour'"),
-        ("dwell_seconds = 0\n[[item]]\nscene = \"a.toml\"\n", "key 'dwell_seconds'"),
+        ('dwell_seconds = 0\n[[item]]\nscene = "a.toml"\n', "key 'dwell_seconds'"),
     ],
 )
 def test_a_bad_setlist_names_file_item_and_key(tmp_path, three, body, words):

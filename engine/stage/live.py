@@ -26,6 +26,7 @@ from engine.stage.build import build_show
 from engine.stage.deck import load_scenes
 from engine.stage.hours import OpeningHours
 from engine.stage.show import Show
+from engine.stage.state import StateSaver, restore
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,11 @@ def run_live(config: ShowConfig, specs: list[SceneSpec], setlist: SetlistSpec | 
         show = build_show(config.stage, clock, output, scenes, pacer=pacer, stats=stats, setlist=setlist)
         if schedule is not None:
             show.hours = OpeningHours(schedule)
+        if config.resume_state is not None:
+            restore(show, config.resume_state)
+        saver = StateSaver(config.state) if config.state is not None else None
+        if saver is not None:
+            show.frame_hooks.append(saver)
         _queue_initial(config, show)
         first_frame = _FirstFrame(show)
         show.frame_hooks.append(send_hook(senders))  # after each present: the frame to every --send
@@ -103,6 +109,8 @@ def run_live(config: ShowConfig, specs: list[SceneSpec], setlist: SetlistSpec | 
                 seq.close()
             if hud is not None:
                 hud.close()
+            if saver is not None:
+                saver.close(show)
             close_controls(controls)
     finally:
         close_senders(senders)

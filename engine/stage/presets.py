@@ -110,9 +110,10 @@ class PresetBank:
             return
         self.apply(self.presets[names[index]], self.show.registry.get(PRESET_MORPH))
 
-    def apply(self, preset: Preset, morph: float) -> None:
-        """Bring `preset` back, gliding over `morph` seconds (0: at once); says what it skipped."""
-        skipped = self._recall_decks(preset, morph) + self._recall_params(preset, morph)
+    def apply(self, preset: Preset, morph: float, immediate: bool = False) -> None:
+        """Bring `preset` back, gliding over `morph` seconds (0: at once; `immediate`: not
+        even smoothed, as a restored state); says what it skipped."""
+        skipped = self._recall_decks(preset, morph) + self._recall_params(preset, morph, immediate)
         self.recalled += 1
         if skipped:
             log.warning("preset %r: recalled what applies; skipped %s", preset.name, "; ".join(skipped))
@@ -135,7 +136,7 @@ class PresetBank:
             show.decks[deck].glide_to(state.position, morph)
         return skipped
 
-    def _recall_params(self, preset: Preset, morph: float) -> list[str]:
+    def _recall_params(self, preset: Preset, morph: float, immediate: bool = False) -> list[str]:
         reg, unknown = self.show.registry, []
         self._glides.clear()
         for address, value in preset.params.items():
@@ -147,7 +148,7 @@ class PresetBank:
                 end = p.coerce(value)
                 self._glides[address] = _Glide(p.target, end, p.target)
             else:
-                reg.set(address, value)
+                reg.set(address, value, immediate=immediate)
         self._glide_t, self._glide_total = 0.0, morph
         return [f"{len(unknown)} param(s) this show lacks: {', '.join(unknown[:5])}"] if unknown else []
 

@@ -56,6 +56,7 @@ class Autopilot:
         self.misses = 0
         self._start: tuple[float, float] | None = None  # (show time s, beat) the item started at
         self._last: tuple[float, float] = (0.0, 0.0)
+        self._resumed: float | None = None  # seconds the resumed item had played (resume_at)
 
     def _check(self, n: int, item: SetlistItem) -> None:
         where = f"{self.spec.file}: item #{n}"
@@ -88,11 +89,31 @@ class Autopilot:
         if elapsed >= dwell.length:
             self._go(self._next_index(), t, beat)
 
+    def played(self) -> float:
+        """Seconds the current item has played (a saved state's)."""
+        return 0.0 if self._start is None else self._last[0] - self._start[0]
+
+    def resume_at(self, index: int, played_s: float) -> None:
+        """Before the first frame: go on with item `index` (0-based; out of range: the first)
+        as if it had played `played_s` seconds; the decks were restored by the caller."""
+        self.index = index if 0 <= index < len(self.spec.items) else 0
+        self._resumed = max(played_s, 0.0)
+
     def _begin(self, t: float, beat: float) -> None:
-        """The first item, at once on the front deck (no fade into the show's first frame)."""
+        """The first item, at once on the front deck (no fade into the show's first frame); a
+        resumed item keeps the decks as restored and the time it had played."""
         item = self.item
+        if self._resumed is not None:
+            played = self._resumed
+            self._start, self._last = (t - played, beat - played * self.show.tempo.bpm / 60.0), (t, beat)
+            log.info(
+                "setlist %r: resumed at item %d/%d %s", self.spec.name, self.index + 1, len(self.spec.items), item.label
+            )
+            return
         if item.scene is not None:
-            self.show.select_on(self.show.front, self._scene[item.scene.resolve()])
+            front, scene = self.show.front, self._scene[item.scene.resolve()]
+            if self.show.deck_scene_index(front) != scene:  # already playing it: keep its params (--set)
+                self.show.select_on(front, scene)
         else:
             self.show.presets.apply(self.show.presets.presets[item.preset or ""], 0.0)
         self._start = self._last = (t, beat)
