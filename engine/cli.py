@@ -270,6 +270,28 @@ def _set_threads(n: int | None) -> None:
     torch.set_num_threads(n or 1)
 
 
+def cmd_supervise(args: argparse.Namespace) -> str:
+    from engine.supervise import SuperviseOptions, supervise
+
+    show_args = list(args.show_args)
+    if show_args[:1] == ["--"]:
+        show_args = show_args[1:]
+    opts = SuperviseOptions(
+        show_args=tuple(show_args),
+        state=args.state,
+        hang_seconds=args.hang_seconds,
+        start_seconds=args.start_seconds,
+        max_backoff=args.max_backoff,
+        max_restarts=args.max_restarts,
+        log_file=args.log,
+    )
+    if supervise(opts) != 0:
+        from engine.errors import StartupError
+
+        raise StartupError(f"supervise: the show could not be kept running ({opts.max_restarts} restarts; see the log)")
+    return "supervisor done"
+
+
 COMMANDS = {
     "show": cmd_show,
     "render": cmd_render,
@@ -278,6 +300,7 @@ COMMANDS = {
     "bench": cmd_bench,
     "params": cmd_params,
     "devices": cmd_devices,
+    "supervise": cmd_supervise,
 }
 
 

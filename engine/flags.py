@@ -283,6 +283,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("devices", help="list audio devices (with host API) and MIDI ports")
 
+    sup = sub.add_parser(
+        "supervise",
+        help="run a show and restart it when it crashes or stops presenting frames: supervise [flags] -- <show flags>",
+    )
+    sup.add_argument("--state", type=Path, metavar="FILE", help="the show saves its state here; restarts resume it")
+    sup.add_argument(
+        "--hang-seconds",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="restart a show that presented no frame for this long (default 10)",
+    )
+    sup.add_argument(
+        "--start-seconds",
+        type=_positive_float,
+        default=120.0,
+        metavar="S",
+        help="restart a show that has not presented its first frame after this long (default 120)",
+    )
+    sup.add_argument(
+        "--max-backoff",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
+        help="the longest wait between restarts of a crash-looping show (default 60)",
+    )
+    sup.add_argument("--max-restarts", type=int, metavar="N", help="give up after N restarts (default: never)")
+    sup.add_argument("--log", type=Path, metavar="FILE", help="append every start and restart, with its reason, here")
+    sup.add_argument("show_args", nargs=argparse.REMAINDER, help="-- then the show's flags")
+
     params = sub.add_parser("params", help="list every OSC address: params (type, range, default) and verbs")
     params.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     params.add_argument(

@@ -16,6 +16,7 @@ from engine.control import close_controls, control_stats, start_controls
 from engine.core.clock import LiveClock, Pacer
 from engine.core.events import Event
 from engine.core.stats import FrameStats
+from engine.devices.notify import Notifier
 from engine.devices.senders import close_senders, open_senders, send_hook, senders_stats
 from engine.errors import StartupError
 from engine.files.scene import SceneSpec
@@ -86,6 +87,8 @@ def run_live(config: ShowConfig, specs: list[SceneSpec], setlist: SetlistSpec | 
         _queue_initial(config, show)
         first_frame = _FirstFrame(show)
         show.frame_hooks.append(send_hook(senders))  # after each present: the frame to every --send
+        notifier = Notifier()  # READY=1 and a heartbeat from the frame loop to systemd or `supervise`
+        show.frame_hooks.append(notifier)
         _install_signal_handlers(show)
         _warm_up(show)
         controls = start_controls(config, show)
@@ -111,6 +114,7 @@ def run_live(config: ShowConfig, specs: list[SceneSpec], setlist: SetlistSpec | 
                 hud.close()
             if saver is not None:
                 saver.close(show)
+            notifier.close()
             close_controls(controls)
     finally:
         close_senders(senders)
