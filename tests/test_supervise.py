@@ -75,7 +75,7 @@ def _child_pid(line):
 
 @pytest.mark.integration
 def test_a_killed_or_hung_show_is_restarted_where_it_was(tmp_path):
-    paths = two_scene_files(tmp_path)
+    two_scene_files(tmp_path)
     setlist = tmp_path / "s.setlist.toml"
     setlist.write_text('dwell_seconds = 4\nfade_seconds = 1\n[[item]]\nscene = "a.toml"\n[[item]]\nscene = "b.toml"\n')
     state, log = tmp_path / "state.json", tmp_path / "supervise.log"
