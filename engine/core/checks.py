@@ -149,6 +149,16 @@ def _range_words(lo: float | None, hi: float | None) -> str:
     return f"a number >= {lo:g}" if lo is not None else f"a number <= {hi:g}"
 
 
+def read_toml(file: Path, error: Callable[[str], Exception], what: str) -> dict:
+    """A TOML file's table, or one `error` naming the file: unreadable (`what` says what it
+    should have been) or not valid TOML."""
+    try:
+        raw = file.read_bytes()
+    except OSError as e:
+        raise error(f"{file}: cannot read {what} ({e.strerror or e})") from None
+    return parse_toml(file, raw, error)
+
+
 def parse_toml(file: Path, raw: bytes, error: Callable[[str], Exception]) -> dict:
     """TOML bytes -> a table, or one `error` naming the file.
 

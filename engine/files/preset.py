@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.core.checks import Checker, parse_toml
+from engine.core.checks import Checker, read_toml
 from engine.errors import StartupError
 from engine.files import REPO_ROOT
 from engine.files.atomic import atomic_write_text
@@ -90,11 +90,7 @@ def save_preset(folder: Path, preset: Preset) -> Path:
 
 def load_preset(path: Path) -> Preset:
     """Read and check one preset file; PresetError naming the file and key."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise PresetError(f"{path}: cannot read preset ({e.strerror or e})") from None
-    data = parse_toml(path, raw, PresetError)
+    data = read_toml(path, PresetError, "preset")
     ck = Checker(path, PresetError)
     ck.unknown(data, ("name", "params", "decks"))
     name = check_name_in(ck, data.get("name", path.stem))

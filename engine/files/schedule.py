@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.core.checks import Checker, parse_toml
+from engine.core.checks import Checker, read_toml
 from engine.errors import StartupError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
@@ -86,11 +86,7 @@ def load_schedule(path: str | Path, now: dt.datetime | None = None) -> Schedule:
     """Read and check a schedule; ScheduleError naming the file and the key (and one that can
     never open from `now` on)."""
     file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except OSError as e:
-        raise ScheduleError(f"{file}: cannot read the opening hours ({e.strerror or e})") from None
-    data = parse_toml(file, raw, ScheduleError)
+    data = read_toml(file, ScheduleError, "the opening hours")
     ck = Checker(file, ScheduleError)
     ck.unknown(data, ("fade_seconds", "open", "closed"))
     fade = ck.number("fade_seconds", data.get("fade_seconds", 5.0), 0.0, 600.0)

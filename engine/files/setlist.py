@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.core.checks import Checker, parse_toml
+from engine.core.checks import Checker, read_toml
 from engine.errors import StartupError
 from engine.files.scene import BEATS_PER_BAR, REPO_ROOT
 
@@ -86,11 +86,7 @@ def is_setlist(path: Path) -> bool:
 def load_setlist(path: str | Path) -> SetlistSpec:
     """Read and check a setlist; SetlistError naming the file, item and key."""
     file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except OSError as e:
-        raise SetlistError(f"{file}: cannot read setlist ({e.strerror or e})") from None
-    data = parse_toml(file, raw, SetlistError)
+    data = read_toml(file, SetlistError, "setlist")
     ck = Checker(file, SetlistError)
     ck.unknown(data, _TOP)
     mode = ck.choice("mode", data.get("mode", "sequence"), MODES)
