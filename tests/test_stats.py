@@ -23,3 +23,21 @@ def test_summary_after_warmup_and_late_frames():
 def test_empty_stats_do_not_crash():
     out = FrameStats(60).summary()
     assert out["frames"] == 0 and out["fps"] == 0.0
+
+
+def test_percentiles_from_the_histogram_match_the_exact_ones_in_constant_memory():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    iv = rng.gamma(20.0, 16.7 / 20.0, size=20000) / 1000.0  # seconds, around a 60 fps frame
+    s = FrameStats(60, warmup_s=0.0)
+    t = 0.0
+    s.presented(t)
+    size = s._hist.nbytes
+    for x in iv:
+        t += float(x)
+        s.presented(t)
+    out = s.summary()["frame_ms"]
+    exact = np.percentile(iv * 1000.0, [50, 95, 99])
+    assert [out["p50"], out["p95"], out["p99"]] == pytest.approx(list(exact), abs=0.02)
+    assert out["max"] == pytest.approx(iv.max() * 1000.0) and s._hist.nbytes == size
