@@ -40,4 +40,4 @@ def test_percentiles_from_the_histogram_match_the_exact_ones_in_constant_memory(
     out = s.summary()["frame_ms"]
     exact = np.percentile(iv * 1000.0, [50, 95, 99])
     assert [out["p50"], out["p95"], out["p99"]] == pytest.approx(list(exact), abs=0.02)
-    assert out["max"] == pytest.approx(iv.max() * 1000.0) and s._hist.nbytes == size
+    assert out["max"] == pytest.approx(iv.max() * 1000.0, abs=0.001) and s._hist.nbytes == size
