@@ -175,6 +175,11 @@ def cmd_bench(args: argparse.Namespace) -> str:
         return _report(format_result(res), res, args.json)
     if args.osc_flood is not None:
         return _bench_flood(args)
+    if args.soak is not None:
+        from engine.bench.soak import format_soak, soak
+
+        result = soak(args.soak)
+        return _report(format_soak(result), result, args.json)
     if args.keyframe_add is not None:
         return _bench_keyframe_add(args)
     if args.link is not None:

@@ -363,6 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
         "10 s: its frame statistics and the frame where the new key shows (from a replay of its event log)",
     )
     bench.add_argument(
+        "--soak",
+        type=_seconds_over(0),
+        metavar="MINUTES",
+        help="endurance instead: a headless show cycling a setlist every 20 s under random OSC for MINUTES, "
+        "sampling resident memory, threads, file handles and /ping every 30 s (Linux)",
+    )
+    bench.add_argument(
         "--osc-flood",
         type=_seconds_over(0),
         metavar="SECONDS",

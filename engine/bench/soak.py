@@ -1,0 +1,150 @@
+"""`bench --soak MINUTES`: a long headless show under random OSC traffic, watched from outside.
+
+The show (a subprocess) plays a setlist of the shipped picture scenes that
+changes every 20 s, with its state saved every 5 s; a sender throws random
+well-formed and malformed OSC at it (about 200 messages a second). Every
+`sample_s` seconds the benchmark reads the show's resident memory, thread count
+and open file handles from /proc, and pings it over OSC (the answer's latency).
+At the end: the samples, the resident memory's slope over the last two thirds of
+the run (MB per hour, least squares), the spread of threads and handles, and
+the show's own stats. Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.bench.flood import _bad, _good_messages, wait_for_pong
+from engine.bench.ports import free_udp_port
+from engine.control.osc_dispatch import encode
+from engine.files import REPO_ROOT
+
+SCENES = ("default.toml", "tissue_breath.toml", "pictures_morph.toml")
+DWELL_S = 20.0
+RATE = 200.0  # OSC messages per second
+BAD_SHARE = 0.1
+
+
+def _proc_sample(pid: int) -> dict[str, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {
+        "rss_mb": int(fields["VmRSS"].split()[0]) / 1024.0,
+        "threads": int(fields["Threads"]),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+    }
+
+
+def _ping_ms(port: int) -> float | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(2.0)
+        t0 = time.perf_counter()
+        s.sendto(encode("/ping"), ("127.0.0.1", port))
+        try:
+            s.recvfrom(1024)
+        except TimeoutError:
+            return None
+        return (time.perf_counter() - t0) * 1000.0
+
+
+def _traffic(port: int, stop: threading.Event, seed: int = 0) -> int:
+    rnd = random.Random(seed)
+    good = _good_messages(rnd) + [encode("/setlist/goto", rnd.randint(1, 3)) for _ in range(4)]
+    bad = [_bad(k, rnd) for k in ("random", "truncated", "wrong_type", "nan") for _ in range(8)]
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        while not stop.wait(1.0 / RATE):
+            data = rnd.choice(bad) if rnd.random() < BAD_SHARE else rnd.choice(good)
+            try:
+                s.sendto(data, ("127.0.0.1", port))
+            except OSError:
+                pass
+            sent += 1
+    return sent
+
+
+def _slope_mb_per_hour(samples: list[dict[str, float]]) -> float:
+    tail = samples[len(samples) // 3 :]
+    if len(tail) < 2:
+        return 0.0
+    t = np.array([x["t_s"] for x in tail]) / 3600.0
+    rss = np.array([x["rss_mb"] for x in tail])
+    return float(np.polyfit(t, rss, 1)[0])
+
+
+def soak(minutes: float, sample_s: float = 30.0) -> dict[str, Any]:
+    """Run the soak; the samples and their summary (see the module docstring)."""
+    port = free_udp_port()
+    seconds = minutes * 60.0
+    with tempfile.TemporaryDirectory(prefix="latent-stage-soak-") as tmp:
+        folder = Path(tmp)
+        setlist = folder / "soak.setlist.toml"
+        items = "".join(f'\n[[item]]\nscene = "{REPO_ROOT / "scenes" / name}"\n' for name in SCENES)
+        setlist.write_text(f"dwell_seconds = {DWELL_S}\nfade_seconds = 2.0\n{items}")
+        stats_path = folder / "stats.json"
+        cmd = [sys.executable, str(REPO_ROOT / "run_show.py"), "-q", "show", "--headless", "--no-audio"]
+        cmd += ["--setlist", str(setlist), "--seconds", str(seconds + 30), "--osc-port", str(port)]
+        cmd += ["--oscquery-port", "0", "--stats", str(stats_path), "--presets", str(folder / "presets")]
+        cmd += ["--state", str(folder / "state.json"), "--learn-save", str(folder / "learned.toml")]
+        with open(os.devnull, "w") as devnull:
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=devnull, stderr=subprocess.PIPE, text=True)
+        stop = threading.Event()
+        sent = [0]
+        try:
+            if not wait_for_pong(port, 120.0, proc):
+                raise RuntimeError("the soaked show did not answer /ping")
+            sender = threading.Thread(target=lambda: sent.__setitem__(0, _traffic(port, stop)), daemon=True)
+            sender.start()
+            samples = []
+            t0 = time.monotonic()
+            while (t := time.monotonic() - t0) < seconds:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the show ended during the soak (exit {proc.returncode})")
+                samples.append({"t_s": round(t, 1), **_proc_sample(proc.pid), "ping_ms": _ping_ms(port)})
+                time.sleep(max(0.0, sample_s - (time.monotonic() - t0 - t)))
+            stop.set()
+            sender.join(5.0)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            stop.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        show = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+    pings = [x["ping_ms"] for x in samples if x["ping_ms"] is not None]
+    return {
+        "minutes": minutes,
+        "sent": sent[0],
+        "samples": samples,
+        "rss_slope_mb_per_hour": round(_slope_mb_per_hour(samples), 3),
+        "rss_mb": [round(samples[0]["rss_mb"], 1), round(samples[-1]["rss_mb"], 1)],
+        "threads": [min(x["threads"] for x in samples), max(x["threads"] for x in samples)],
+        "fds": [min(x["fds"] for x in samples), max(x["fds"] for x in samples)],
+        "ping_ms": {"answered": len(pings), "of": len(samples), "max": round(max(pings, default=0.0), 2)},
+        "show": {k: show.get(k) for k in ("fps", "frame_ms", "late_frames", "frame_errors", "hook_errors", "setlist")},
+    }
+
+
+def format_soak(r: dict[str, Any]) -> str:
+    s = r["show"]
+    return (
+        f"soak {r['minutes']:g} min, {r['sent']} OSC messages: "
+        f"resident memory {r['rss_mb'][0]} -> {r['rss_mb'][1]} MB, "
+        f"slope {r['rss_slope_mb_per_hour']:+.2f} MB/h over the last two thirds; threads {r['threads'][0]}-"
+        f"{r['threads'][1]}, file handles {r['fds'][0]}-{r['fds'][1]}; /ping answered {r['ping_ms']['answered']}/"
+        f"{r['ping_ms']['of']} (max {r['ping_ms']['max']} ms); show {s.get('fps')} fps, "
+        f"late {s.get('late_frames')}, frame errors {s.get('frame_errors')}, setlist {s.get('setlist')}"
+    )
