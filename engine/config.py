@@ -50,6 +50,8 @@ class ShowConfig:
     record_events: Path | None = None
     state: Path | None = None  # --state FILE: save the show's state every few seconds and at exit
     resume_state: Path | None = None  # --resume-state FILE: start from a saved state
+    http: str | None = None  # --http HOST:PORT: /status and /set (engine.control.http)
+    http_token: str | None = None
     hours: Path | None = None  # --hours FILE: opening hours (engine.files.schedule)
     initial: tuple[tuple[str, float], ...] = ()  # --set ADDRESS=VALUE: params set before the first frame
     send: tuple[str, ...] = ()  # --send SPEC: frames to other apps (engine.devices.senders), each checked

@@ -228,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="start from this saved state (none yet: start fresh; a bad one: start fresh, move it aside, say so)",
     )
     show.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve GET /status (JSON) and POST /set, /verb here (e.g. 127.0.0.1:8080; another host than "
+        "localhost opens it to the network, with a token)",
+    )
+    show.add_argument("--http-token", metavar="TOKEN", help="the token non-local clients must send (default: made up)")
+    show.add_argument(
         "--hours",
         type=Path,
         metavar="FILE",

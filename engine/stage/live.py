@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import torch
 
 from engine.config import ShowConfig
 from engine.control import close_controls, control_stats, start_controls
+from engine.control.http import HttpControl, StatusPublisher, parse_http, show_status
 from engine.core.clock import LiveClock, Pacer
 from engine.core.events import Event
 from engine.core.stats import FrameStats
@@ -68,6 +70,8 @@ def run_live(config: ShowConfig, specs: list[SceneSpec], setlist: SetlistSpec | 
         raise StartupError("--headless cannot be combined with --fullscreen or --display")
     # A bad --send fails before the window and models; the window before seconds of model loading.
     senders = open_senders(config.send, fps)
+    http_at = parse_http(config.http) if config.http else None
+    started = time.monotonic()
     schedule = load_schedule(config.hours) if config.hours is not None else None
     output = _open_output(config, vsync=config.vsync and not config.headless)
     try:
@@ -92,9 +96,13 @@ def run_live(config: ShowConfig, specs: list[SceneSpec], setlist: SetlistSpec | 
         _install_signal_handlers(show)
         _warm_up(show)
         controls = start_controls(config, show)
-        recorder = seq = hud = None
+        recorder = seq = hud = http = None
         try:
             hud = _start_hud(config, show, controls)
+            if http_at is not None:
+                publisher = StatusPublisher(lambda: show_status(show, started, lambda: control_stats(controls)))
+                show.frame_hooks.append(publisher)
+                http = HttpControl(show, *http_at, publisher, config.http_token)
             seq = start_live_seq(config, show, lambda: clock.origin)
             recorder = _start_recorder(config, show, specs, setlist)
             log.info(
@@ -112,6 +120,8 @@ def run_live(config: ShowConfig, specs: list[SceneSpec], setlist: SetlistSpec | 
                 seq.close()
             if hud is not None:
                 hud.close()
+            if http is not None:
+                http.close()
             if saver is not None:
                 saver.close(show)
             notifier.close()

@@ -1,0 +1,211 @@
+"""`show --http HOST:PORT`: the show's status as JSON, and params set over HTTP.
+
+    GET  /status            the latest status (uptime, fps and frame-time percentiles, late
+                            frames, decks and scenes, setlist item, opening hours, bpm,
+                            OSC and MIDI counters, errors); refreshed twice a second
+    POST /set               {"address": "/master/brightness", "value": 0.5} -> queued as an input
+    POST /verb              {"address": "/setlist/next"} (or with "value")
+
+Inputs only translate and enqueue: the server's threads never touch the show;
+the frame loop publishes a status dict, and events go through the show's queue
+like OSC's (so an event log records them). Localhost by default. On any other
+address every request needs the token (`--http-token`, else one is made and
+logged at startup) as `Authorization: Bearer TOKEN` or `?token=TOKEN`; a request
+without it gets 401. A body over 64 kB gets 413, malformed JSON or an unknown
+address 400; nothing a client sends reaches the frame loop unchecked.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from engine.core.checks import finite_number
+from engine.core.events import Event
+from engine.errors import StartupError
+
+if TYPE_CHECKING:
+    from engine.stage.show import Show
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024  # bytes
+PUBLISH_S = 0.5
+_LOCAL = ("127.0.0.1", "localhost", "::1")
+
+
+def parse_http(text: str) -> tuple[str, int]:
+    """ "HOST:PORT" -> (host, port); StartupError naming the flag."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise StartupError(f"--http {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return host, int(port)
+
+
+class StatusPublisher:
+    """A frame hook that builds the status dict every PUBLISH_S seconds (on the frame loop)."""
+
+    def __init__(self, status: Any, now: Any = time.monotonic) -> None:
+        self._status = status  # () -> dict, called on the frame loop
+        self._now = now
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._latest: dict[str, Any] = {}
+
+    def __call__(self, show: Show) -> None:
+        t = self._now()
+        if t < self._next:
+            return
+        self._next = t + PUBLISH_S
+        latest = self._status()
+        with self._lock:
+            self._latest = latest
+
+    def latest(self) -> dict[str, Any]:
+        with self._lock:
+            return self._latest
+
+
+class HttpControl:
+    """The HTTP server thread of a show; `close()` stops it."""
+
+    def __init__(self, show: Show, host: str, port: int, publisher: StatusPublisher, token: str | None) -> None:
+        self.show = show
+        self.publisher = publisher
+        self.local_only = host in _LOCAL
+        self.token = token or (None if self.local_only else secrets.token_urlsafe(16))
+        self.requests = 0
+        self.refused = 0
+        handler = type("Handler", (_Handler,), {"control": self})
+        try:
+            self.server = ThreadingHTTPServer((host, port), handler)
+        except OSError as e:
+            raise StartupError(f"--http {host}:{port}: cannot listen ({e.strerror or e})") from None
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+        self._thread.start()
+        where = f"http://{host}:{self.server.server_address[1]}/status"
+        if self.token is not None and not self.local_only:
+            log.info("HTTP: %s (open to the network; token %s)", where, self.token)
+        else:
+            log.info("HTTP: %s", where)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5.0)
+
+    def allowed(self, client: str, header: str | None, query: str) -> bool:
+        """Loopback clients need no token; any other client needs the token."""
+        if client in _LOCAL or client.startswith("127."):
+            return True
+        if self.token is None:
+            return False
+        given = (header or "").removeprefix("Bearer ").strip() or (parse_qs(query).get("token") or [""])[0]
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def submit(self, kind: str, body: dict[str, Any]) -> str | None:
+        """Queue the event a POST asks for; None, or why it was refused."""
+        address = body.get("address")
+        if not isinstance(address, str):
+            return "expected {'address': '/...'}"
+        value = body.get("value")
+        if kind == "set":
+            if address not in self.show.registry:
+                return f"no param {address!r} (run_show.py params lists them)"
+            if not finite_number(value):
+                return "expected a finite number as 'value'"
+        elif self.show.space.verb(address) is None or not address.startswith("/"):
+            return f"no verb {address!r}"
+        elif value is not None and not (isinstance(value, str) or finite_number(value)):
+            return "a verb's 'value' is a number or a string"
+        self.show.queue.put(Event("verb" if kind == "verb" else "set", address, value, time.perf_counter(), "http"))
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    control: HttpControl
+    server_version = "LatentStage"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        log.debug("HTTP %s: " + format, self.client_address[0], *args)
+
+    def _reply(self, code: int, obj: Any) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _gate(self) -> str | None:
+        c = self.control
+        c.requests += 1
+        parts = urlsplit(self.path)
+        if not c.allowed(self.client_address[0], self.headers.get("Authorization"), parts.query):
+            c.refused += 1
+            self._reply(401, {"error": "a token is needed (Authorization: Bearer TOKEN or ?token=TOKEN)"})
+            return None
+        return parts.path
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        path = self._gate()
+        if path is None:
+            return
+        if path == "/status":
+            self._reply(200, self.control.publisher.latest())
+        else:
+            self._reply(404, {"error": "GET /status; POST /set or /verb"})
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        path = self._gate()
+        if path is None:
+            return
+        if path not in ("/set", "/verb"):
+            self._reply(404, {"error": "POST /set or /verb"})
+            return
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            self.control.refused += 1
+            self._reply(413, {"error": f"a body of at most {MAX_BODY} bytes, with Content-Length"})
+            self.close_connection = True
+            return
+        try:
+            body = json.loads(self.rfile.read(int(length)) or b"null")
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        why = "expected a JSON object" if not isinstance(body, dict) else self.control.submit(path[1:], body)
+        if why is not None:
+            self.control.refused += 1
+            self._reply(400, {"error": why})
+            return
+        self._reply(202, {"queued": body.get("address")})
+
+
+def show_status(show: Show, started: float, controls: Any) -> dict[str, Any]:
+    """The status dict (built on the frame loop)."""
+    stats = show.stats.summary() if show.stats is not None else {}
+    pilot, hours = show.autopilot, show.hours
+    return {
+        "uptime_s": round(time.monotonic() - started, 1),
+        "frames": show.frame_count,
+        "fps": stats.get("fps"),
+        "frame_ms": stats.get("frame_ms"),
+        "late_frames": stats.get("late_frames"),
+        "decks": {d.name: d.scene_name for d in show.decks},
+        "crossfade": show.registry.get("/mixer/crossfade") if "/mixer/crossfade" in show.registry else None,
+        "setlist": None if pilot is None else {"name": pilot.spec.name, "item": pilot.index + 1},
+        "hours": None if hours is None else {"open": hours.open, "level": round(hours.level, 3)},
+        "bpm": round(show.tempo.bpm, 3),
+        "frame_errors": show.frame_errors,
+        "hook_errors": show.hook_errors,
+        "rejected": show.registry.rejected,
+        **controls(),
+    }
