@@ -266,6 +266,20 @@ def _decks(preset: Any) -> str:
     return ", ".join(f"deck {d} {s.scene!r}" for d, s in preset.decks.items()) or "params only"
 
 
+LOG_BYTES = 10 * 1024 * 1024  # a log file rotates at this size ...
+LOG_BACKUPS = 5  # ... and keeps this many old ones: at most 60 MB of logs, however long the show runs
+
+
+def _rotating_log(path: Path) -> None:
+    """The log also goes to `path`, rotated (logging.handlers.RotatingFileHandler)."""
+    from logging.handlers import RotatingFileHandler
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
 def _set_threads(n: int | None) -> None:
     """One intra-op thread by default: on a 2-core machine a second OpenMP thread
     saves little and, when anything else wants a core, its spin-waits stall a
@@ -324,6 +338,12 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, str, str]:
     )
     from engine.errors import StartupError
 
+    log_file = getattr(args, "log_file", None)
+    if log_file is not None:
+        try:
+            _rotating_log(log_file)
+        except OSError as e:
+            return EXIT_USAGE, "", f"error: --log-file {log_file}: cannot write ({e.strerror or e})"
     _set_threads(getattr(args, "threads", None))  # params and devices have no --threads: the default
 
     try:

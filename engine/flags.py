@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="start from this saved state (none yet: start fresh; a bad one: start fresh, move it aside, say so)",
     )
+    _add_log_file(show)
     show.add_argument(
         "--http",
         metavar="HOST:PORT",
@@ -318,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sup.add_argument("--max-restarts", type=int, metavar="N", help="give up after N restarts (default: never)")
     sup.add_argument("--log", type=Path, metavar="FILE", help="append every start and restart, with its reason, here")
+    _add_log_file(sup)
     sup.add_argument("show_args", nargs=argparse.REMAINDER, help="-- then the show's flags")
 
     params = sub.add_parser("params", help="list every OSC address: params (type, range, default) and verbs")
@@ -430,6 +432,15 @@ def eval_options(args: argparse.Namespace) -> EvalOptions:
 def train_eval_options(options: TrainOptions, model: str) -> EvalOptions:
     """The evaluation `train` ends with: the model it wrote, against the data it trained on, on its device."""
     return EvalOptions(model=model, data=options.data, device=options.device)
+
+
+def _add_log_file(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-file",
+        type=Path,
+        metavar="FILE",
+        help="also write the log here, rotated at 10 MB with 5 old files kept (weeks unattended stay bounded)",
+    )
 
 
 def _comma_list(text: str) -> tuple[str, ...]:

@@ -180,3 +180,25 @@ def test_set_flag_errors(capsys, value):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["show", "--set", value])
     assert "argument --set: expected ADDRESS=NUMBER" in capsys.readouterr().err
+
+
+def test_the_log_file_rotates_and_stays_bounded(tmp_path, monkeypatch):
+    import logging
+
+    import engine.cli as cli
+
+    monkeypatch.setattr(cli, "LOG_BYTES", 2000)
+    root = logging.getLogger()
+    before = list(root.handlers)
+    cli._rotating_log(tmp_path / "logs" / "show.log")
+    added = [h for h in root.handlers if h not in before]
+    try:
+        for i in range(2000):
+            logging.getLogger("test.rotate").warning("line %d of a long unattended show", i)
+    finally:
+        for h in added:
+            root.removeHandler(h)
+            h.close()
+    files = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert files == ["show.log", *(f"show.log.{i}" for i in range(1, cli.LOG_BACKUPS + 1))]
+    assert all((tmp_path / "logs" / f).stat().st_size <= 2100 for f in files)
