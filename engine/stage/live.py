@@ -90,7 +90,8 @@ def run_live(config: ShowConfig, specs: list[SceneSpec], setlist: SetlistSpec | 
             show.frame_hooks.append(saver)
         _queue_initial(config, show)
         first_frame = _FirstFrame(show)
-        show.frame_hooks.append(send_hook(senders))  # after each present: the frame to every --send
+        if senders:  # after each present: the frame to every --send (no hook without one)
+            show.frame_hooks.append(send_hook(senders))
         notifier = Notifier()  # READY=1 and a heartbeat from the frame loop to systemd or `supervise`
         show.frame_hooks.append(notifier)
         _install_signal_handlers(show)

@@ -76,15 +76,17 @@ def compose(a: torch.Tensor, b: torch.Tensor, mix: Mix, out: torch.Tensor) -> to
     """Blend two pictures (1, 3, S, S) in [-1, 1] into `out` (same shape, float32); returns out.
 
     Blends work on light in 0..1: u = (x + 1) / 2. out = (1 - share) * (wa * ua + wb * ub)
-    + share * blend(ua, ub), mapped back to [-1, 1] (the frame's conversion clamps).
+    + share * blend(ua, ub), mapped back to [-1, 1] (the frame's conversion clamps). The weighted
+    sum is done in [-1, 1] straight into `out` (wa * a + wb * b + wa + wb - 1 is the same
+    light), so a plain mix, the common case, allocates nothing per frame.
     """
     wa, wb = mix.weights
-    ua, ub = (a.float() + 1.0) * 0.5, (b.float() + 1.0) * 0.5
-    torch.add(ua * wa, ub, alpha=wb, out=out)
+    torch.mul(a, wa, out=out).add_(b, alpha=wb).add_(wa + wb - 1.0)
     if mix.share > 0.0:
-        blended = _blend(ua, ub, mix.mode)
+        ua, ub = (a.float() + 1.0) * 0.5, (b.float() + 1.0) * 0.5
+        blended = _blend(ua, ub, mix.mode).mul_(2.0).sub_(1.0)  # back to [-1, 1]
         out.mul_(1.0 - mix.share).add_(blended, alpha=mix.share)
-    return out.mul_(2.0).sub_(1.0)
+    return out
 
 
 def _blend(ua: torch.Tensor, ub: torch.Tensor, mode: str) -> torch.Tensor:
