@@ -44,25 +44,9 @@ def bench_scene(
     show = build_show(stage, FixedClock(BENCH_FPS), output, [scene])
     seq = _seq_layer(show, output)
     z = torch.randn((1, scene.latent_dim), device=device)
-    fwd, whole, gen = [], [], []
+    after = None if seq is None else (lambda s: (seq.frame(s), setattr(s, "frame_count", s.frame_count + 1)))
     try:
-        with torch.inference_mode():
-            for i in range(warmup + frames):
-                t0 = time.perf_counter()
-                scene.generator(z)
-                _sync(device)
-                t1 = time.perf_counter()
-                show.frame()
-                output.present()
-                t2 = time.perf_counter()
-                if seq is not None:
-                    seq.frame(show)
-                    show.frame_count += 1
-                t3 = time.perf_counter()
-                if i >= warmup:
-                    fwd.append(t1 - t0)
-                    whole.append(t2 - t1)
-                    gen.append(t3 - t2)
+        fwd, whole, gen = _timed(show, output, [(scene.generator, z)], device, frames, warmup, after)
     finally:
         if seq is not None:
             seq.close()
@@ -72,6 +56,39 @@ def bench_scene(
     row["seq_ms"] = round(float(np.median(gen)) * 1000, 3) if seq is not None else None
     row["seq_p99_ms"] = round(float(np.percentile(gen, 99)) * 1000, 3) if seq is not None else None
     return row
+
+
+def _timed(
+    show: Show,
+    output: Any,
+    bare: list[tuple[torch.nn.Module, torch.Tensor]],
+    device: torch.device,
+    frames: int,
+    warmup: int,
+    after: Any = None,
+) -> tuple[list[float], list[float], list[float]]:
+    """Seconds per iteration after `warmup`: the bare forward passes of `bare` ((model, z) each),
+    the whole frame (show.frame and present), and `after(show)` (the melody and text, or None).
+    Interleaved in one loop, so slow drifts of a shared machine stay out of the difference."""
+    fwd, whole, extra = [], [], []
+    with torch.inference_mode():
+        for i in range(warmup + frames):
+            t0 = time.perf_counter()
+            for model, z in bare:
+                model(z)
+            _sync(device)
+            t1 = time.perf_counter()
+            show.frame()
+            output.present()
+            t2 = time.perf_counter()
+            if after is not None:
+                after(show)
+            t3 = time.perf_counter()
+            if i >= warmup:
+                fwd.append(t1 - t0)
+                whole.append(t2 - t1)
+                extra.append(t3 - t2)
+    return fwd, whole, extra
 
 
 def _row(
@@ -118,23 +135,11 @@ def bench_two_decks(
     stage = StageConfig(device=str(device), precision=scenes[0].precision, two_decks="full")
     show = build_show(stage, FixedClock(BENCH_FPS), output, scenes)
     show.registry.set("/mixer/crossfade", 0.5, immediate=True)
-    zs = [torch.randn((1, sc.latent_dim), device=device) for sc in scenes[:2]]
-    fwd, whole = [], []
+    bare = [(sc.generator, torch.randn((1, sc.latent_dim), device=device)) for sc in scenes[:2]]
     try:
-        with torch.inference_mode():
-            for i in range(warmup + frames):
-                t0 = time.perf_counter()
-                for sc, z in zip(scenes[:2], zs):
-                    sc.generator(z)
-                _sync(device)
-                t1 = time.perf_counter()
-                show.frame()
-                output.present()
-                t2 = time.perf_counter()
-                show.frame_count += 1
-                if i >= warmup:
-                    fwd.append(t1 - t0)
-                    whole.append(t2 - t1)
+        fwd, whole, _ = _timed(
+            show, output, bare, device, frames, warmup, lambda s: setattr(s, "frame_count", s.frame_count + 1)
+        )
     finally:
         output.close()
     assert show.deck_forwards[1] > 0, "deck b never ran: the crossfade did not show it"  # a bench bug, not input
