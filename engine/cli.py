@@ -188,7 +188,7 @@ def cmd_bench(args: argparse.Namespace) -> str:
         from engine.bench.models import bench_models, format_models
 
         device, precision = _placement(args)
-        rows = bench_models(device, precision, frames=args.frames)
+        rows = bench_models(device, precision, frames=args.frames, graphs=args.cuda_graph == "on")
         return _report(format_models(rows), rows, args.json)
     if args.sound is not None:
         from engine.bench.sound import SOUND_SCENE, bench_sound, format_sound

@@ -365,6 +365,13 @@ def build_parser() -> argparse.ArgumentParser:
         "default, each fast preset and each VAE preset at 1 and 2 threads (--frames calls each)",
     )
     bench.add_argument(
+        "--cuda-graph",
+        choices=("on", "off"),
+        default="on",
+        help="with --models on CUDA: replay each generator as one CUDA graph, as a show does (on), or "
+        "launch its kernels one by one (off), to measure what the graph saves",
+    )
+    bench.add_argument(
         "--keyframe-add",
         metavar="PICTURE",
         type=Path,

@@ -25,6 +25,7 @@ from engine.models.gan_arch import PRESETS, AnyGANConfig, build_generator, prese
 from engine.models.vae import VAE, VAE_PRESETS, VAEConfig, vae_preset_config
 from engine.stage.deck import frozen, half_psnr, with_precision
 from engine.stage.frame import FrameRenderer
+from engine.stage.graphs import GraphedGenerator, graphed
 
 ROUNDS = 5  # each config is timed in this many interleaved rounds of frames / ROUNDS calls
 ROUND_S = 1.0  # ... or fewer: a round stops after this many seconds (the 512 px preset on a CPU)
@@ -45,13 +46,18 @@ def _build(config: AnyGANConfig | VAEConfig) -> torch.nn.Module:
 class _Prepared:
     """One config's generator as the show plays it, its frame converter and timings."""
 
-    def __init__(self, name: str, config: AnyGANConfig | VAEConfig, device: torch.device, precision: str) -> None:
+    def __init__(
+        self, name: str, config: AnyGANConfig | VAEConfig, device: torch.device, precision: str, graphs: bool
+    ) -> None:
         self.name, self.config = name, config
         torch.manual_seed(0)
         eager = _build(config).to(device).eval().requires_grad_(False)
         played, self.precision = with_precision(eager, config.latent_dim, device, precision, name)
         self.psnr = half_psnr(eager, played, config.latent_dim, device) if self.precision == "fp16" else math.inf
         self.model = frozen(played, config.latent_dim, device)
+        if graphs:
+            self.model = graphed(self.model, config.latent_dim, device)  # CUDA only; a no-op on the CPU
+        self.graph = isinstance(self.model, GraphedGenerator)
         self.device = device
         self.renderer = FrameRenderer(device)
         self.out = np.zeros((config.size, config.size, 3), np.uint8)
@@ -79,15 +85,17 @@ def bench_models(
     threads: tuple[int, ...] = (1, 2),
     frames: int = 200,
     warmup: int = 20,
+    graphs: bool = True,
 ) -> list[dict[str, Any]]:
     """One row per (config, thread count): forward and whole-frame median and p90 in ms,
-    the precision played and its PSNR against fp32 (inf at fp32), and the config."""
+    the precision played and its PSNR against fp32 (inf at fp32), whether it replayed as a
+    CUDA graph (`graphs`: where it can, as a show plays it), and the config."""
     before = torch.get_num_threads()
     rows = []
     try:
         for n in threads if device.type == "cpu" else (before,):
             torch.set_num_threads(n)
-            models = [_Prepared(name, config, device, precision) for name, config in _configs()]
+            models = [_Prepared(name, config, device, precision, graphs) for name, config in _configs()]
             with torch.inference_mode():
                 for m in models:
                     for _ in range(warmup if m.config.size <= 256 or device.type == "cuda" else 2):
@@ -113,6 +121,7 @@ def _row(m: _Prepared, threads: int) -> dict[str, Any]:
         "device": str(m.device),
         "device_name": torch.cuda.get_device_name(m.device) if m.device.type == "cuda" else "cpu",
         "precision": m.precision,
+        "cuda_graph": m.graph,
         "fp16_psnr_db": None if math.isinf(m.psnr) else round(m.psnr, 2),
         "threads": threads,
         "size": m.config.size,
@@ -129,7 +138,7 @@ def format_models(rows: list[dict[str, Any]]) -> str:
     """The rows as a table, one line per (model, threads)."""
     head = (
         f"{'model':<16} {'size':>5} {'device':>6} {'prec':>5} {'thr':>3} {'forward':>9} {'p90':>9}"
-        f" {'frame':>9} {'p90':>9} {'fps':>7} {'fp16 PSNR':>10}"
+        f" {'frame':>9} {'p90':>9} {'fps':>7} {'fp16 PSNR':>10} (graph: one CUDA graph replay)"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -137,7 +146,7 @@ def format_models(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['model']:<16} {r['size']:>5} {r['device']:>6} {r['precision']:>5} {r['threads']:>3}"
             f" {r['forward_ms']:>7.2f}ms {r['forward_p90_ms']:>7.2f}ms {r['frame_ms']:>7.2f}ms"
-            f" {r['frame_p90_ms']:>7.2f}ms {r['fps']:>7.1f} {psnr}"
+            f" {r['frame_p90_ms']:>7.2f}ms {r['fps']:>7.1f} {psnr}" + (" graph" if r.get("cuda_graph") else "")
         )
     if rows and rows[0]["device"] != "cpu":
         lines.append(f"GPU: {rows[0]['device_name']}")

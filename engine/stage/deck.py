@@ -34,6 +34,7 @@ from engine.files.scene import SceneSpec
 from engine.models.checkpoint import load_image_model
 from engine.models.vae import VAE
 from engine.stage import projection
+from engine.stage.graphs import graphed
 from engine.stage.keyframes import KeyframeAdder, PictureEncoder, PictureError
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def _load_model(file: Path, device: torch.device, precision: str) -> _Model:
     log.info(
         "loaded %s (%s %s px, trained %s steps, %s)", file.name, meta["kind"], eager.config.size, meta["steps"], used
     )
-    return _Model(frozen(played, dim, device), eager, int(eager.config.size), dim, used)
+    return _Model(graphed(frozen(played, dim, device), dim, device), eager, int(eager.config.size), dim, used)
 
 
 def _scene_path(spec: SceneSpec, m: _Model, device: torch.device) -> tuple[LatentPath, PictureEncoder | None]:

@@ -24,6 +24,7 @@ class _Slot:
         self.z: torch.Tensor | None = None  # (1, latent_dim) on device
         self.z_host = torch.empty((1, 0))  # (1, latent_dim) float32, pinned on CUDA: z's upload buffer
         self.last: torch.Tensor | None = None  # (1, 3, S, S) in [-1, 1], the deck's last model output
+        self.own: torch.Tensor | None = None  # (1, 3, S, S): the picture copied out of a CUDA graph's buffer
 
 
 class FrameRenderer:
@@ -70,6 +71,12 @@ class FrameRenderer:
             s.z_host[0].copy_(torch.from_numpy(z))
             s.z.copy_(s.z_host, non_blocking=True)
         out = model(s.z)  # (1, 3, S, S) in [-1, 1]
+        if getattr(model, "reuses_output", False):
+            # A CUDA graph's output buffer is overwritten by its next replay, which may be the
+            # other deck's: the deck keeps its own copy (one device copy, no host sync).
+            if s.own is None or s.own.shape != out.shape or s.own.dtype != out.dtype:
+                s.own = torch.empty_like(out)
+            out = s.own.copy_(out)
         side = self.size or self.render_size
         if side and out.shape[-1] != side:
             out = F.interpolate(out.float(), size=(side, side), mode="bilinear", align_corners=False)
