@@ -111,7 +111,8 @@ class Supervisor:
 
     def _run_once(self, sock: socket.socket, path: str) -> tuple[int, str]:
         """Start the show and watch it: (exit status, what happened)."""
-        env = dict(os.environ, NOTIFY_SOCKET=path)
+        # The show reports its restarts in its HTTP status (engine.control.http.RESTARTS_ENV).
+        env = dict(os.environ, NOTIFY_SOCKET=path, LATENT_STAGE_RESTARTS=str(self.restarts))
         env.pop("WATCHDOG_USEC", None)  # the show's heartbeat period is its default second
         self._drain(sock)
         child = self._child = subprocess.Popen(self.command(), env=env)  # noqa: S603 - our own interpreter and script

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up: a virtualenv in .venv with the project and
 # its test tools. With --test it also installs the system programs the
-# integration tests drive (Xvfb, xwd, ffprobe, oscsend/oscdump, jackd, PortAudio) when it
+# integration tests drive (Xvfb, xwd, ffprobe, oscsend/oscdump, jackd, PortAudio, Chromium) when it
 # can (root + apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,7 @@ if [ "$want_test" = 1 ]; then
   command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
   command -v oscsend >/dev/null || need_apt+=(liblo-tools)
   command -v jackd >/dev/null || need_apt+=(jackd2)
+  command -v chromium >/dev/null || need_apt+=(chromium)  # the control page's browser test
   ldconfig -p 2>/dev/null | grep -q "libportaudio.so.2" || need_apt+=(libportaudio2)  # sounddevice's C library
 fi
 if ! "$PY" -c "import venv, ensurepip" 2>/dev/null; then need_apt+=(python3-venv); fi

@@ -1,13 +1,15 @@
 """`bench --soak MINUTES`: a long headless show under random OSC traffic, watched from outside.
 
 The show (a subprocess) plays a setlist of the shipped picture scenes that
-changes every 20 s, with its state saved every 5 s; a sender throws random
-well-formed and malformed OSC at it (about 200 messages a second). Every
+changes every 20 s, with its state saved every 5 s and its HTTP status on; a
+sender throws random well-formed and malformed OSC at it (about 200 messages a
+second). A poller asks GET /status every 5 s (as a monitoring system would) and,
+every 30 s, what the control page asks (/controls and /frame.jpg). Every
 `sample_s` seconds the benchmark reads the show's resident memory, thread count
 and open file handles from /proc, and pings it over OSC (the answer's latency).
 At the end: the samples, the resident memory's slope over the last two thirds of
-the run (MB per hour, least squares), the spread of threads and handles, and
-the show's own stats. Linux only (/proc).
+the run (MB per hour, least squares), the spread of threads and handles, the
+/status latencies, and the show's own stats. Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine.bench.flood import _bad, _good_messages, wait_for_pong
-from engine.bench.ports import free_udp_port
+from engine.bench.ports import free_tcp_port, free_udp_port
 from engine.control.osc_dispatch import encode
 from engine.files import REPO_ROOT
 
@@ -35,6 +38,8 @@ SCENES = ("default.toml", "tissue_breath.toml", "pictures_morph.toml")
 DWELL_S = 20.0
 RATE = 200.0  # OSC messages per second
 BAD_SHARE = 0.1
+STATUS_S = 5.0  # GET /status this often
+PAGE_S = 30.0  # ... and what an open control page asks for, this often
 
 
 def _proc_sample(pid: int) -> dict[str, float]:
@@ -76,6 +81,30 @@ def _traffic(port: int, stop: threading.Event, seed: int = 0) -> int:
     return sent
 
 
+def _get_ms(url: str) -> float | None:
+    """Milliseconds for a GET answered 200 in under 2 s, else None."""
+    t0 = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as r:  # noqa: S310 - the show's own loopback server
+            r.read()
+            ok = r.status == 200
+    except OSError:
+        return None
+    return (time.perf_counter() - t0) * 1000.0 if ok else None
+
+
+def _poll_status(base: str, stop: threading.Event, out: list[float | None]) -> None:
+    """GET /status every STATUS_S s (its latency or None into `out`); the page's requests every PAGE_S s."""
+    next_page = 0.0
+    t0 = time.monotonic()
+    while not stop.wait(max(0.0, STATUS_S - (time.monotonic() - t0) % STATUS_S)):
+        out.append(_get_ms(base + "/status"))
+        if time.monotonic() >= next_page:
+            next_page = time.monotonic() + PAGE_S
+            _get_ms(base + "/controls")
+            _get_ms(base + "/frame.jpg")
+
+
 def _slope_mb_per_hour(samples: list[dict[str, float]]) -> float:
     tail = samples[len(samples) // 3 :]
     if len(tail) < 2:
@@ -87,7 +116,7 @@ def _slope_mb_per_hour(samples: list[dict[str, float]]) -> float:
 
 def soak(minutes: float, sample_s: float = 30.0) -> dict[str, Any]:
     """Run the soak; the samples and their summary (see the module docstring)."""
-    port = free_udp_port()
+    port, http_port = free_udp_port(), free_tcp_port()
     seconds = minutes * 60.0
     with tempfile.TemporaryDirectory(prefix="latent-stage-soak-") as tmp:
         folder = Path(tmp)
@@ -99,15 +128,21 @@ def soak(minutes: float, sample_s: float = 30.0) -> dict[str, Any]:
         cmd += ["--setlist", str(setlist), "--seconds", str(seconds + 30), "--osc-port", str(port)]
         cmd += ["--oscquery-port", "0", "--stats", str(stats_path), "--presets", str(folder / "presets")]
         cmd += ["--state", str(folder / "state.json"), "--learn-save", str(folder / "learned.toml")]
+        cmd += ["--http", f"127.0.0.1:{http_port}"]
         with open(os.devnull, "w") as devnull:
             proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=devnull, stderr=subprocess.PIPE, text=True)
         stop = threading.Event()
         sent = [0]
+        status_ms: list[float | None] = []
         try:
             if not wait_for_pong(port, 120.0, proc):
                 raise RuntimeError("the soaked show did not answer /ping")
             sender = threading.Thread(target=lambda: sent.__setitem__(0, _traffic(port, stop)), daemon=True)
             sender.start()
+            poller = threading.Thread(
+                target=_poll_status, args=(f"http://127.0.0.1:{http_port}", stop, status_ms), daemon=True
+            )
+            poller.start()
             samples = []
             t0 = time.monotonic()
             while (t := time.monotonic() - t0) < seconds:
@@ -117,6 +152,7 @@ def soak(minutes: float, sample_s: float = 30.0) -> dict[str, Any]:
                 time.sleep(max(0.0, sample_s - (time.monotonic() - t0 - t)))
             stop.set()
             sender.join(5.0)
+            poller.join(5.0)
             _, err = proc.communicate(timeout=120)
         finally:
             stop.set()
@@ -125,6 +161,7 @@ def soak(minutes: float, sample_s: float = 30.0) -> dict[str, Any]:
                 proc.wait()
         show = json.loads(stats_path.read_text()) if stats_path.exists() else {}
     pings = [x["ping_ms"] for x in samples if x["ping_ms"] is not None]
+    answered = np.array([x for x in status_ms if x is not None] or [0.0])
     return {
         "minutes": minutes,
         "sent": sent[0],
@@ -134,6 +171,14 @@ def soak(minutes: float, sample_s: float = 30.0) -> dict[str, Any]:
         "threads": [min(x["threads"] for x in samples), max(x["threads"] for x in samples)],
         "fds": [min(x["fds"] for x in samples), max(x["fds"] for x in samples)],
         "ping_ms": {"answered": len(pings), "of": len(samples), "max": round(max(pings, default=0.0), 2)},
+        "status_ms": {
+            "answered": int(sum(x is not None for x in status_ms)),
+            "of": len(status_ms),
+            "p50": round(float(np.percentile(answered, 50)), 2),
+            "p99": round(float(np.percentile(answered, 99)), 2),
+            "max": round(float(answered.max()), 2),
+        },
+        "pid_unchanged": True,  # the same process throughout (a restart would have ended the soak)
         "show": {k: show.get(k) for k in ("fps", "frame_ms", "late_frames", "frame_errors", "hook_errors", "setlist")},
     }
 
@@ -145,6 +190,8 @@ def format_soak(r: dict[str, Any]) -> str:
         f"resident memory {r['rss_mb'][0]} -> {r['rss_mb'][1]} MB, "
         f"slope {r['rss_slope_mb_per_hour']:+.2f} MB/h over the last two thirds; threads {r['threads'][0]}-"
         f"{r['threads'][1]}, file handles {r['fds'][0]}-{r['fds'][1]}; /ping answered {r['ping_ms']['answered']}/"
-        f"{r['ping_ms']['of']} (max {r['ping_ms']['max']} ms); show {s.get('fps')} fps, "
+        f"{r['ping_ms']['of']} (max {r['ping_ms']['max']} ms); GET /status every {STATUS_S:g} s answered "
+        f"{r['status_ms']['answered']}/{r['status_ms']['of']} (p50 {r['status_ms']['p50']} ms, p99 "
+        f"{r['status_ms']['p99']} ms, max {r['status_ms']['max']} ms); show {s.get('fps')} fps, "
         f"late {s.get('late_frames')}, frame errors {s.get('frame_errors')}, setlist {s.get('setlist')}"
     )

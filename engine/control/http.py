@@ -1,32 +1,45 @@
-"""`show --http HOST:PORT`: the show's status as JSON, and params set over HTTP.
+"""`show --http HOST:PORT`: the show's status as JSON, a control page, and params set over HTTP.
 
+    GET  /                  the control page (engine.control.page): status, a thumbnail of the
+                            output, the setlist's buttons, a slider per param, a button per verb
     GET  /status            the latest status (uptime, fps and frame-time percentiles, late
-                            frames, decks and scenes, setlist item, opening hours, bpm,
-                            OSC and MIDI counters, errors); refreshed twice a second
+                            frames, decks and scenes, setlist item, opening hours, bpm, audio
+                            underruns, MIDI ports, OSC counts, restarts under `supervise`, the
+                            last warnings, every param's value); refreshed twice a second
+    GET  /controls          every param with its range and every verb (what the page draws)
+    GET  /frame.jpg         the output, at most 320 px wide, at most half a second old
     POST /set               {"address": "/master/brightness", "value": 0.5} -> queued as an input
     POST /verb              {"address": "/setlist/next"} (or with "value")
 
 Inputs only translate and enqueue: the server's threads never touch the show;
-the frame loop publishes a status dict, and events go through the show's queue
-like OSC's (so an event log records them). Localhost by default. On any other
-address every request needs the token (`--http-token`, else one is made and
-logged at startup) as `Authorization: Bearer TOKEN` or `?token=TOKEN`; a request
-without it gets 401. A body over 64 kB gets 413, malformed JSON or an unknown
-address 400; nothing a client sends reaches the frame loop unchecked.
+the frame loop publishes a status dict (and, while a page is open, the controls
+and a thumbnail), and events go through the show's queue like OSC's (so an event
+log records them). Localhost by default. On any other address every request but
+the page needs the token (`--http-token`, else one is made and logged at startup)
+as `Authorization: Bearer TOKEN` or `?token=TOKEN`; a request without it gets 401.
+A body over 64 kB gets 413, malformed JSON or an unknown address 400; nothing a
+client sends reaches the frame loop unchecked.
 """
 
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import logging
+import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
+from PIL import Image
+
+from engine.control.page import PAGE, THUMB_WIDTH, controls_doc
 from engine.core.checks import finite_number
 from engine.core.events import Event
 from engine.errors import StartupError
@@ -38,6 +51,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024  # bytes
 PUBLISH_S = 0.5
+PAGE_IDLE_S = 10.0  # the controls and the thumbnail are built only this long after a page asked for them
+RESTARTS_ENV = "LATENT_STAGE_RESTARTS"  # set by `supervise` in the show's environment: restarts so far
 _LOCAL = ("127.0.0.1", "localhost", "::1")
 
 
@@ -50,7 +65,8 @@ def parse_http(text: str) -> tuple[str, int]:
 
 
 class StatusPublisher:
-    """A frame hook that builds the status dict every PUBLISH_S seconds (on the frame loop)."""
+    """A frame hook that builds the status dict every PUBLISH_S seconds (on the frame loop), and
+    while a page asks for them the controls doc and a thumbnail of the output."""
 
     def __init__(self, status: Any, now: Any = time.monotonic) -> None:
         self._status = status  # () -> dict, called on the frame loop
@@ -58,6 +74,9 @@ class StatusPublisher:
         self._next = 0.0
         self._lock = threading.Lock()
         self._latest: dict[str, Any] = {}
+        self._controls: dict[str, Any] = {}
+        self._thumb: np.ndarray | None = None  # (h, w, 3) uint8, decimated copy of the output
+        self._wanted_until = -1.0  # monotonic s: a page asked for controls or a thumbnail
 
     def __call__(self, show: Show) -> None:
         t = self._now()
@@ -65,19 +84,57 @@ class StatusPublisher:
             return
         self._next = t + PUBLISH_S
         latest = self._status()
+        controls = thumb = None
+        if t < self._wanted_until:
+            controls = controls_doc(show)
+            frame = show.output.frame_buffer
+            if frame.size:
+                step = -(-frame.shape[1] // THUMB_WIDTH)  # ceil: whole-pixel decimation, no resampling here
+                thumb = np.ascontiguousarray(frame[::step, ::step])
         with self._lock:
             self._latest = latest
+            if controls is not None:
+                self._controls, self._thumb = controls, thumb
 
     def latest(self) -> dict[str, Any]:
         with self._lock:
             return self._latest
 
+    def controls(self) -> dict[str, Any]:
+        """The last controls doc ({} until the frame loop has built one after the first ask)."""
+        self._want()
+        with self._lock:
+            return self._controls
+
+    def thumbnail(self) -> bytes | None:
+        """The last thumbnail as JPEG bytes (encoded here, on the asking thread), or None yet."""
+        self._want()
+        with self._lock:
+            thumb = self._thumb
+        if thumb is None:
+            return None
+        buf = io.BytesIO()
+        Image.fromarray(thumb).save(buf, format="JPEG", quality=80)
+        return buf.getvalue()
+
+    def _want(self) -> None:
+        self._wanted_until = self._now() + PAGE_IDLE_S  # one float store: no lock needed
+
 
 class HttpControl:
     """The HTTP server thread of a show; `close()` stops it."""
 
-    def __init__(self, show: Show, host: str, port: int, publisher: StatusPublisher, token: str | None) -> None:
+    def __init__(
+        self,
+        show: Show,
+        host: str,
+        port: int,
+        publisher: StatusPublisher,
+        token: str | None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self.show = show
+        self._on_close = on_close
         self.publisher = publisher
         self.local_only = host in _LOCAL
         self.token = token or (None if self.local_only else secrets.token_urlsafe(16))
@@ -91,7 +148,7 @@ class HttpControl:
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
         self._thread.start()
-        where = f"http://{host}:{self.server.server_address[1]}/status"
+        where = f"http://{host}:{self.server.server_address[1]}/ (the control page; /status as JSON)"
         if self.token is not None and not self.local_only:
             log.info("HTTP: %s (open to the network; token %s)", where, self.token)
         else:
@@ -101,6 +158,8 @@ class HttpControl:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(timeout=5.0)
+        if self._on_close is not None:
+            self._on_close()
 
     def allowed(self, client: str, header: str | None, query: str) -> bool:
         """Loopback clients need no token; any other client needs the token."""
@@ -122,8 +181,8 @@ class HttpControl:
                 return f"no param {address!r} (run_show.py params lists them)"
             if not finite_number(value):
                 return "expected a finite number as 'value'"
-        elif self.show.space.verb(address) is None or not address.startswith("/"):
-            return f"no verb {address!r}"
+        elif address not in self.show.space.verb_addresses():
+            return f"no verb {address!r} (run_show.py params lists them)"
         elif value is not None and not (isinstance(value, str) or finite_number(value)):
             return "a verb's 'value' is a number or a string"
         self.show.queue.put(Event("verb" if kind == "verb" else "set", address, value, time.perf_counter(), "http"))
@@ -138,10 +197,13 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("HTTP %s: " + format, self.client_address[0], *args)
 
     def _reply(self, code: int, obj: Any) -> None:
-        data = json.dumps(obj).encode()
+        self._send(code, "application/json", json.dumps(obj).encode())
+
+    def _send(self, code: int, kind: str, data: bytes) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(data)
 
@@ -156,13 +218,25 @@ class _Handler(BaseHTTPRequestHandler):
         return parts.path
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if urlsplit(self.path).path == "/":  # the page holds no data: it asks for the token itself
+            self._send(200, "text/html; charset=utf-8", PAGE.encode())
+            return
         path = self._gate()
         if path is None:
             return
+        publisher = self.control.publisher
         if path == "/status":
-            self._reply(200, self.control.publisher.latest())
+            self._reply(200, publisher.latest())
+        elif path == "/controls":
+            self._reply(200, publisher.controls())
+        elif path == "/frame.jpg":
+            jpeg = publisher.thumbnail()
+            if jpeg is None:
+                self._reply(503, {"error": "no frame yet; ask again in a second"})
+            else:
+                self._send(200, "image/jpeg", jpeg)
         else:
-            self._reply(404, {"error": "GET /status; POST /set or /verb"})
+            self._reply(404, {"error": "GET /, /status, /controls or /frame.jpg; POST /set or /verb"})
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         path = self._gate()
@@ -189,8 +263,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(202, {"queued": body.get("address")})
 
 
-def show_status(show: Show, started: float, controls: Any) -> dict[str, Any]:
-    """The status dict (built on the frame loop)."""
+def restarts_so_far() -> int:
+    """How often `supervise` has restarted this show (0 when not supervised or unreadable)."""
+    text = os.environ.get(RESTARTS_ENV, "0")
+    return int(text) if text.isdigit() else 0
+
+
+def _silent() -> dict[str, Any]:
+    return {"audio": {"active": False, "underruns": 0}}  # a show with no sound layer
+
+
+def show_status(
+    show: Show, started: float, controls: Any, extra: Any = _silent, warnings: Any = list
+) -> dict[str, Any]:
+    """The status dict (built on the frame loop). `controls` and `extra` () -> dict are merged in
+    (the control edges' counters; the sound layer's, with audio underruns); `warnings` () -> the
+    log's last warning lines."""
     stats = show.stats.summary() if show.stats is not None else {}
     pilot, hours = show.autopilot, show.hours
     return {
@@ -207,5 +295,9 @@ def show_status(show: Show, started: float, controls: Any) -> dict[str, Any]:
         "frame_errors": show.frame_errors,
         "hook_errors": show.hook_errors,
         "rejected": show.registry.rejected,
+        "restarts": restarts_so_far(),
+        "warnings": warnings(),
         **controls(),
+        **extra(),
+        "params": {p.address: p.target for p in show.registry},
     }

@@ -230,6 +230,8 @@ class MidiControl:
                 "errors": sum(c.errors for c in counts),
                 "ports": self.watcher.port_names() if self.watcher else [],
                 "port_counts": {name: c.received for name, c in list(self._by_port.items())},
+                # patches whose [midi] port filter matches no open input (the startup warning's)
+                "ports_missing": [f"{file.name}: {port}" for file, port in sorted(self._unmatched)],
                 "feedback_sent": self.watcher.sent if self.watcher else 0,
                 "routes": len(self.router.routes),
                 "learned": len(self.learner.learned),

@@ -28,6 +28,7 @@ from engine.seq.layer import start_live_seq
 from engine.stage.build import build_show
 from engine.stage.deck import load_scenes
 from engine.stage.hours import OpeningHours
+from engine.stage.hud import WarningTail
 from engine.stage.show import Show
 from engine.stage.state import StateSaver, restore
 
@@ -100,11 +101,9 @@ def run_live(config: ShowConfig, specs: list[SceneSpec], setlist: SetlistSpec | 
         recorder = seq = hud = http = None
         try:
             hud = _start_hud(config, show, controls)
-            if http_at is not None:
-                publisher = StatusPublisher(lambda: show_status(show, started, lambda: control_stats(controls)))
-                show.frame_hooks.append(publisher)
-                http = HttpControl(show, *http_at, publisher, config.http_token)
             seq = start_live_seq(config, show, lambda: clock.origin)
+            if http_at is not None:
+                http = _start_http(config, show, http_at, started, controls, seq)
             recorder = _start_recorder(config, show, specs, setlist)
             log.info(
                 "show running on %s: %d scene(s), %s fps, %s",
@@ -177,6 +176,26 @@ class _FirstFrame:
         self.seconds = process_age_s()
         if self.seconds is not None:
             log.info("first frame %.2f s after the process started", self.seconds)
+
+
+def _start_http(
+    config: ShowConfig, show: Show, at: tuple[str, int], started: float, controls: list, seq: Any
+) -> HttpControl:
+    """--http: the status, control page and inputs over HTTP (engine.control.http)."""
+    tail = WarningTail()
+    logging.getLogger().addHandler(tail)
+    publisher = StatusPublisher(
+        lambda: show_status(
+            show,
+            started,
+            lambda: control_stats(controls),
+            **({"extra": seq.stats} if seq is not None else {}),  # the sound layer's: audio underruns
+            warnings=tail.lines,
+        )
+    )
+    show.frame_hooks.append(publisher)
+    detach = lambda: logging.getLogger().removeHandler(tail)  # noqa: E731 - one line, read once
+    return HttpControl(show, *at, publisher, config.http_token, on_close=detach)
 
 
 def _start_hud(config: ShowConfig, show: Show, controls: list) -> Any:
