@@ -28,7 +28,8 @@ def served(scene_file):
 
 def request(port, method, path, body=None, headers=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request(method, path, body=body, headers=headers or {})
+    json_body = {"Content-Type": "application/json"} if body is not None else {}
+    conn.request(method, path, body=body, headers={**json_body, **(headers or {})})
     r = conn.getresponse()
     out = r.status, json.loads(r.read() or b"null")
     conn.close()
@@ -65,6 +66,23 @@ def test_bad_requests_get_a_clear_error_and_change_nothing(served, path, body, c
     assert got == code and "error" in reply
     show.run(frames=1)
     assert show.registry.get("/master/brightness") == 1.0 and show.frame_errors == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "text/plain"},  # what a form or a no-preflight fetch from any web page can send
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {"Content-Type": "application/json", "Origin": "http://evil.example"},
+    ],
+)
+def test_a_post_another_site_could_make_is_refused(served, headers):
+    show, control, port = served
+    body = json.dumps({"address": "/master/brightness", "value": 0.0})
+    code, reply = request(port, "POST", "/set", body, headers)
+    assert code == 403 and "application/json" in reply["error"]
+    show.run(frames=1)
+    assert show.registry.get("/master/brightness") == 1.0
 
 
 def test_a_10_mb_body_is_refused_unread(served):

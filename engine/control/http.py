@@ -17,8 +17,9 @@ and a thumbnail), and events go through the show's queue like OSC's (so an event
 log records them). Localhost by default. On any other address every request but
 the page needs the token (`--http-token`, else one is made and logged at startup)
 as `Authorization: Bearer TOKEN` or `?token=TOKEN`; a request without it gets 401.
-A body over 64 kB gets 413, malformed JSON or an unknown address 400; nothing a
-client sends reaches the frame loop unchecked.
+A body over 64 kB gets 413, malformed JSON or an unknown address 400, a POST that
+is not application/json or comes from another site's page 403; nothing a client
+sends reaches the frame loop unchecked.
 """
 
 from __future__ import annotations
@@ -249,6 +250,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not length.isdigit() or int(length) > MAX_BODY:
             self.control.refused += 1
             self._reply(413, {"error": f"a body of at most {MAX_BODY} bytes, with Content-Length"})
+            self.close_connection = True
+            return
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        origin = self.headers.get("Origin")
+        if kind != "application/json" or (origin and urlsplit(origin).netloc != self.headers.get("Host")):
+            # A web page elsewhere can make the browser POST a form or plain text to this show
+            # (and from loopback no token is asked); it cannot send application/json to another
+            # origin without a CORS preflight this server never grants.
+            self.control.refused += 1
+            self._reply(403, {"error": "POST needs Content-Type: application/json, from this server's own page"})
             self.close_connection = True
             return
         try:
