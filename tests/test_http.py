@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import time
 
 import pytest
 import torch
@@ -109,3 +110,31 @@ def test_a_bad_address_flag_is_one_error():
         with pytest.raises(StartupError, match="--http"):
             parse_http(text)
     assert parse_http("0.0.0.0:8080") == ("0.0.0.0", 8080)
+
+
+def test_status_names_restarts_warnings_audio_and_every_param(served, monkeypatch):
+    show, control, port = served
+    monkeypatch.setenv("LATENT_STAGE_RESTARTS", "3")  # what `supervise` sets in the show's environment
+    status = show_status(show, 0.0, dict, warnings=lambda: ["12:00:00 something went wrong"])
+    assert status["restarts"] == 3 and status["warnings"] == ["12:00:00 something went wrong"]
+    assert status["audio"] == {"active": False, "underruns": 0}  # no sound layer
+    assert status["params"]["/master/brightness"] == 1.0 and len(status["params"]) == len(list(show.registry))
+    monkeypatch.setenv("LATENT_STAGE_RESTARTS", "nonsense")
+    assert show_status(show, 0.0, dict)["restarts"] == 0
+
+
+def test_the_page_and_its_controls_are_served(served):
+    show, control, port = served
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/")
+    r = conn.getresponse()
+    page = r.read().decode()
+    assert r.status == 200 and r.getheader("Content-Type").startswith("text/html") and "/controls" in page
+    conn.close()
+    code, doc = request(port, "GET", "/controls")  # the first ask: the frame loop builds it next
+    time.sleep(0.6)  # the publisher runs on real time: past its next publish (0.5 s)
+    show.run(frames=1)
+    code, doc = request(port, "GET", "/controls")
+    assert code == 200 and {p["address"] for p in doc["params"]} == {p.address for p in show.registry}
+    verbs = {v["address"] for v in doc["verbs"]}
+    assert "/setlist/next" in verbs and "/show/blackout" in verbs and not any(v.endswith("/") for v in verbs)
