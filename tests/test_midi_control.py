@@ -13,6 +13,7 @@ from engine.core.events import Event, EventQueue
 from engine.core.tempo import Tempo
 from engine.files.patch import MidiSource, load_patch, to_value
 from engine.files.scene import load_scene
+from engine.files.setlist import load_setlist
 from engine.stage.deck import load_scenes
 from tests.conftest import REPO
 from tests.fakes import ControlShow, FakeMidiBackend, built_show, show_config
@@ -32,6 +33,16 @@ def real_show(scene_file):
     c = scene_file('name = "C"\n', name="c.toml")
     scenes = load_scenes([load_scene(p) for p in (a, b, c)], torch.device("cpu"))
     return built_show(scenes)
+
+
+def with_setlist(show, folder):
+    """The show with a setlist of its scenes that never moves on by itself (a setlist route's
+    press has one to step)."""
+    setlist = folder / "set.setlist.toml"
+    items = "".join(f'[[item]]\nscene = "{s.spec.file.name}"\n' for s in show.scenes)
+    setlist.write_text(f"dwell_seconds = 3600.0\nfade_seconds = 0\n{items}")
+    show.use_setlist(load_setlist(setlist))
+    return show
 
 
 class Clock:
@@ -62,6 +73,7 @@ def check_verb_route(show, be, port, r):
     reg, s = show.registry, r.source
     deck = _deck_index(show, r.verb)
     before = (show.deck_scene_index(deck), reg.rejected, show.mixer.transitions)
+    item = show.autopilot.index if show.autopilot is not None else None
     be.send(port, *press(s.kind, s.channel, s.number, True))
     be.send(port, *press(s.kind, s.channel, s.number, False))
     show.run(frames=2)
@@ -69,7 +81,9 @@ def check_verb_route(show, be, port, r):
     if r.verb.endswith("/scene") and r.value > len(show.scenes):
         assert (now, reg.rejected) == (before[0], before[1] + 1), r.label  # no such scene
         return
-    if r.verb.endswith("/scene"):
+    if r.verb.startswith("/setlist/"):
+        assert show.autopilot is not None and show.autopilot.index != item, r.label
+    elif r.verb.endswith("/scene"):
         assert now == r.value - 1, r.label
     elif r.verb.endswith(("/next", "/prev")):
         assert now != before[0], r.label
@@ -121,6 +135,7 @@ def check_route(show, be, port, r):
 
 @pytest.mark.parametrize("patch", sorted(PORTS))
 def test_each_controller_layout_moves_the_right_params(real_show, tmp_path, patch):
+    real_show = with_setlist(real_show, next(iter(real_show.scenes)).spec.file.parent)
     file = REPO / "patches" / patch
     port = PORTS[patch]
     be = FakeMidiBackend([port])
