@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024  # bytes
 PUBLISH_S = 0.5
-PAGE_IDLE_S = 10.0  # the controls and the thumbnail are built only this long after a page asked for them
+PAGE_IDLE_S = 10.0  # the thumbnail is copied only this long after a page asked for one
 RESTARTS_ENV = "LATENT_STAGE_RESTARTS"  # set by `supervise` in the show's environment: restarts so far
 _LOCAL = ("127.0.0.1", "localhost", "::1")
 
@@ -77,7 +77,8 @@ class StatusPublisher:
         self._latest: dict[str, Any] = {}
         self._controls: dict[str, Any] = {}
         self._thumb: np.ndarray | None = None  # (h, w, 3) uint8, decimated copy of the output
-        self._wanted_until = -1.0  # monotonic s: a page asked for controls or a thumbnail
+        self._wanted_until = -1.0  # monotonic s: a page asked for a thumbnail this recently
+        self._controls_asked = False  # a page asked for the controls: the next publish builds them
 
     def __call__(self, show: Show) -> None:
         t = self._now()
@@ -85,31 +86,34 @@ class StatusPublisher:
             return
         self._next = t + PUBLISH_S
         latest = self._status()
-        controls = thumb = None
-        if t < self._wanted_until:
-            controls = controls_doc(show)
-            frame = show.output.frame_buffer
-            if frame.size:
-                step = -(-frame.shape[1] // THUMB_WIDTH)  # ceil: whole-pixel decimation, no resampling here
-                thumb = np.ascontiguousarray(frame[::step, ::step])
+        controls = controls_doc(show) if self._controls_asked else None
+        self._controls_asked = False
+        thumb = None
+        frame = show.output.frame_buffer
+        if t < self._wanted_until and frame.size:
+            step = -(-frame.shape[1] // THUMB_WIDTH)  # ceil: whole-pixel decimation, no resampling here
+            thumb = np.ascontiguousarray(frame[::step, ::step])
         with self._lock:
             self._latest = latest
             if controls is not None:
-                self._controls, self._thumb = controls, thumb
+                self._controls = controls
+            if thumb is not None:
+                self._thumb = thumb
 
     def latest(self) -> dict[str, Any]:
         with self._lock:
             return self._latest
 
     def controls(self) -> dict[str, Any]:
-        """The last controls doc ({} until the frame loop has built one after the first ask)."""
-        self._want()
+        """The last controls doc ({} until the frame loop has built one after the first ask);
+        the next publish builds a fresh one (a scene change moves the ranges)."""
+        self._controls_asked = True  # one bool store: no lock needed
         with self._lock:
             return self._controls
 
     def thumbnail(self) -> bytes | None:
         """The last thumbnail as JPEG bytes (encoded here, on the asking thread), or None yet."""
-        self._want()
+        self._wanted_until = self._now() + PAGE_IDLE_S  # one float store: no lock needed
         with self._lock:
             thumb = self._thumb
         if thumb is None:
@@ -117,9 +121,6 @@ class StatusPublisher:
         buf = io.BytesIO()
         Image.fromarray(thumb).save(buf, format="JPEG", quality=80)
         return buf.getvalue()
-
-    def _want(self) -> None:
-        self._wanted_until = self._now() + PAGE_IDLE_S  # one float store: no lock needed
 
 
 class HttpControl:
@@ -280,16 +281,13 @@ def restarts_so_far() -> int:
     return int(text) if text.isdigit() else 0
 
 
-def _silent() -> dict[str, Any]:
-    return {"audio": {"active": False, "underruns": 0}}  # a show with no sound layer
+_SILENT = {"audio": {"active": False, "underruns": 0}}  # a show with no sound layer
 
 
-def show_status(
-    show: Show, started: float, controls: Any, extra: Any = _silent, warnings: Any = list
-) -> dict[str, Any]:
+def show_status(show: Show, started: float, controls: Any, extra: Any = None, warnings: Any = list) -> dict[str, Any]:
     """The status dict (built on the frame loop). `controls` and `extra` () -> dict are merged in
-    (the control edges' counters; the sound layer's, with audio underruns); `warnings` () -> the
-    log's last warning lines."""
+    (the control edges' counters; the sound layer's audio underruns, None: no sound layer);
+    `warnings` () -> the log's last warning lines."""
     stats = show.stats.summary() if show.stats is not None else {}
     pilot, hours = show.autopilot, show.hours
     return {
@@ -309,6 +307,6 @@ def show_status(
         "restarts": restarts_so_far(),
         "warnings": warnings(),
         **controls(),
-        **extra(),
+        **(extra() if extra is not None else _SILENT),
         "params": {p.address: p.target for p in show.registry},
     }

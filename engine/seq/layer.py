@@ -337,16 +337,21 @@ class LiveSeq:
 
     def stats(self) -> dict[str, Any]:
         out = self.layer.stats()
-        # "audio" is always there: a silent show (no device) says so with zero blocks.
-        out["audio"] = (
-            self.audio.stats() if self.audio is not None else {"underruns": 0, "xruns": 0, "blocks": 0, "active": False}
-        )
-        if self.audio is not None:  # the stream's start-up is not the engine keeping up
-            warm = self._warm_underruns
-            out["audio"]["underruns_after_2s"] = None if warm is None else out["audio"]["underruns"] - warm
+        out.update(self.audio_stats())
         if self.midi is not None:
             out["notes_out"] = self.midi.stats()
         return out
+
+    def audio_stats(self) -> dict[str, Any]:
+        """{"audio": underruns, xruns, blocks, active}: cheap enough for the frame loop's status
+        (stats() also sorts the last 10 minutes of generation costs, ~3.6 ms)."""
+        # "audio" is always there: a silent show (no device) says so with zero blocks.
+        if self.audio is None:
+            return {"audio": {"underruns": 0, "xruns": 0, "blocks": 0, "active": False}}
+        audio = self.audio.stats()
+        warm = self._warm_underruns  # the stream's start-up is not the engine keeping up
+        audio["underruns_after_2s"] = None if warm is None else audio["underruns"] - warm
+        return {"audio": audio}
 
     def close(self) -> None:
         self.layer.close()  # panic first: the note-offs go out before the ports close

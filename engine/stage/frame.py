@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.stage.graphs import GraphedGenerator
 from engine.stage.mixer import Mix, compose
 
 
@@ -71,7 +72,7 @@ class FrameRenderer:
             s.z_host[0].copy_(torch.from_numpy(z))
             s.z.copy_(s.z_host, non_blocking=True)
         out = model(s.z)  # (1, 3, S, S) in [-1, 1]
-        if getattr(model, "reuses_output", False):
+        if isinstance(model, GraphedGenerator):
             # A CUDA graph's output buffer is overwritten by its next replay, which may be the
             # other deck's: the deck keeps its own copy (one device copy, no host sync).
             if s.own is None or s.own.shape != out.shape or s.own.dtype != out.dtype:

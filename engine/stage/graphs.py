@@ -9,8 +9,7 @@ The graph reads its input from, and writes its output to, tensors it owns: the
 caller's z is copied in (device to device, 1 x latent_dim floats) and the picture
 comes back in the graph's own output buffer, overwritten by the next replay. Two
 decks playing the same model would share that buffer, so the frame renderer copies
-the output of a model with `reuses_output` into the deck's own buffer
-(engine.stage.frame).
+a GraphedGenerator's output into the deck's own buffer (engine.stage.frame).
 
 Kept only where it gives the stream's output bit for bit; any failure to capture
 (an op that cannot be captured, an old driver) leaves the model as it was.
@@ -31,8 +30,6 @@ class GraphedGenerator(torch.nn.Module):
     """z (1, latent_dim) float32 on the GPU -> the generator's (1, 3, S, S) picture, one graph replay.
 
     The returned tensor is the graph's static output: valid until the next call."""
-
-    reuses_output = True  # FrameRenderer copies the picture out before another deck's call
 
     def __init__(self, gen: torch.nn.Module, latent_dim: int, device: torch.device) -> None:
         super().__init__()

@@ -189,7 +189,7 @@ def _start_http(
             show,
             started,
             lambda: control_stats(controls),
-            **({"extra": seq.stats} if seq is not None else {}),  # the sound layer's: audio underruns
+            extra=seq.audio_stats if seq is not None else None,  # audio underruns
             warnings=tail.lines,
         )
     )
