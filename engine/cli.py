@@ -100,12 +100,17 @@ def cmd_show(args: argparse.Namespace) -> str:
     device, precision = _placement(args)
     reason = None if args.headless else no_display_reason(args.display)
     if reason is not None:
+        from engine.control.http import parse_http
         from engine.stage.offline import render
 
+        if args.http:
+            parse_http(args.http)  # a bad value is still the startup error it would be live
         out = Path("out") / "show-preview.mp4"
         out.parent.mkdir(exist_ok=True)
         seconds = args.seconds or PREVIEW_SECONDS
         notice = f"{reason}: rendering {seconds:g} s of '{specs[0].name}' to a file instead"
+        if args.http:
+            notice += f" (--http {args.http} is not served while rendering)"
         log.warning("%s ...", notice)
         res = render(
             specs[:1],

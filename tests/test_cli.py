@@ -159,6 +159,14 @@ def test_no_display_renders_a_file_instead(capsys, tmp_path, monkeypatch, scene_
     assert "(45 frames," in out  # --seconds is kept: 1.5 s at the preview's 30 fps
 
 
+def test_no_display_still_checks_http_and_says_it_is_not_served(capsys, tmp_path, monkeypatch, scene_file):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "show", "--scene", str(scene_file("")), "--seconds", "0.2", "--http", "nonsense")
+    assert code != 0 and "--http 'nonsense': expected HOST:PORT" in err and not (tmp_path / "out").exists()
+
+
 def test_render_events_flag_errors(capsys, tmp_path, scene_file):
     log = tmp_path / "gig.jsonl"
     head = json.dumps({"latent_stage_events": 1, "fps": 30, "scenes": [str(scene_file(""))]})
