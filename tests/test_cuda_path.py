@@ -66,7 +66,7 @@ def test_a_graph_replays_the_stream_bit_for_bit(precision: str) -> None:
 
 
 @needs_cuda
-def test_the_cuda_frame_makes_no_hidden_host_sync_and_matches_the_cpu() -> None:
+def test_the_cuda_frame_makes_no_hidden_host_sync_and_matches_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     stream, eager = _played("fp32")
     g = graphed(stream, 128, CUDA)
     r = FrameRenderer(CUDA)
@@ -77,15 +77,28 @@ def test_the_cuda_frame_makes_no_hidden_host_sync_and_matches_the_cpu() -> None:
     r.forward(g, -z, slot=1)
     r.compose(mix_of(0.5, 0, 0))
     r.convert(1.0, out)  # warm: the buffers are allocated once, here
-    torch.cuda.set_sync_debug_mode("error")  # any implicit sync (a pageable copy, .item()) raises
+    waits = []
+    real_wait = r._wait_for_copy
+
+    def counted_wait() -> None:  # the frame's one explicit sync, let through and counted
+        torch.cuda.set_sync_debug_mode(0)
+        try:
+            real_wait()
+        finally:
+            torch.cuda.set_sync_debug_mode("error")
+        waits.append(1)
+
+    monkeypatch.setattr(r, "_wait_for_copy", counted_wait)
+    torch.cuda.set_sync_debug_mode("error")  # any other sync (a pageable copy, .item()) raises
     try:
         for _ in range(3):
             r.forward(g, z, slot=0)
             r.forward(g, -z, slot=1)
             r.compose(mix_of(0.5, 0, 0))
-            r.convert(1.0, out)  # its one explicit stream sync is the frame's
+            r.convert(1.0, out)
     finally:
         torch.cuda.set_sync_debug_mode(0)
+    assert len(waits) == 3  # one host sync per frame, no more
     cpu = FrameRenderer(torch.device("cpu"))
     cpu.set_size(128)
     cpu_model = eager.cpu()

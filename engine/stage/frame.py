@@ -134,8 +134,12 @@ class FrameRenderer:
         assert self._staging is not None  # allocated with _u8
         self._u8.copy_(img)  # the uint8 cast on the GPU, into the buffer allocated once
         self._staging.copy_(self._u8, non_blocking=True)  # 1 byte per channel crosses the bus
-        torch.cuda.current_stream(self.device).synchronize()  # the one sync per frame, before present
+        self._wait_for_copy()
         np.copyto(out, self._staging.numpy())
+
+    def _wait_for_copy(self) -> None:
+        """The one host sync per frame: the staging copy must have landed before numpy reads it."""
+        torch.cuda.current_stream(self.device).synchronize()
 
     def reset(self, slot: int | None = None) -> None:
         """Forget the held frame and a slot's picture (all: None), e.g. after a scene switch

@@ -52,7 +52,7 @@ from engine.train.common import (
     set_base_lr,
 )
 from engine.train.distance import sample_distance
-from engine.train.images import load_image_folder, random_crops, save_image_grid
+from engine.train.images import load_image_folder, on_device, random_crops, save_image_grid
 from engine.train.run import TrainRun
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
         super().__init__(opts, device)
         self.config = opts.gan_config()
         self.images, self.scan = load_image_folder(opts.data, self.config.size)
+        self.crop_source = on_device(self.images, device)
         self.g, self.d = seeded(
             opts.seed, lambda: (build_generator(self.config).to(device), build_discriminator(self.config).to(device))
         )
@@ -241,7 +242,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
     def train_step(self, fraction: float = 0.0) -> tuple[float, float]:
         """One D update and one G update on the same fake batch; returns (d_loss, g_loss)."""
         b, s = self.batch, self.config.size
-        real = random_crops(self.images, b, s, self.gen).to(self.device)  # (B, 3, S, S)
+        real = random_crops(self.crop_source, b, s, self.gen)  # (B, 3, S, S) on the device
         z = torch.randn(b, self.config.latent_dim, generator=self.gen).to(self.device)
         fake = self.g(z)  # (B, 3, S, S)
         # Hinge loss for D; real and fake pass D separately so minibatch-stddev

@@ -63,7 +63,7 @@ from engine.train.common import (
     set_base_lr,
     warmup_cosine,
 )
-from engine.train.images import load_image_folder, random_crops, save_image_grid, whole_pictures
+from engine.train.images import load_image_folder, on_device, random_crops, save_image_grid, whole_pictures
 from engine.train.run import TrainRun
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,7 @@ class _VaeRun(TrainRun[VaeTrainOptions]):
         held = split_holdout(self.scan.names, opts.holdout, opts.seed)
         self.held_names = [self.scan.names[i] for i in held]
         self.train_pictures = [p for i, p in enumerate(pictures) if i not in held]
+        self.crop_source = on_device(self.train_pictures, device)
         self.held_pictures = [pictures[i] for i in held]
         self.vae, self.disc = seeded(opts.seed, lambda: (VAE(self.config).to(device), PatchDiscriminator().to(device)))
         self.autoencode: nn.Module = _Autoencode(self.vae)  # DDP-wrapped under torchrun (train_vae)
@@ -209,7 +210,7 @@ class _VaeRun(TrainRun[VaeTrainOptions]):
         """One VAE (and, after --adv-start, one discriminator) update; returns (loss, recon)."""
         opts = self.opts
         set_base_lr(self.opt, opts.lr * warmup_cosine(self.step, fraction, *LR_SCHEDULE))
-        real = random_crops(self.train_pictures, opts.batch, self.config.size, self.gen).to(self.device)
+        real = random_crops(self.crop_source, opts.batch, self.config.size, self.gen)  # on the device
         eps = torch.randn((opts.batch, self.config.latent_dim), generator=self.gen).to(self.device)
         recon, mean, logvar = self.autoencode(real, eps)  # (B, 3, S, S), (B, D), (B, D)
         rec = F.l1_loss(recon, real) + SSIM_WEIGHT * (1.0 - ssim(recon, real).mean())
