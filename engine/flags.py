@@ -467,7 +467,8 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         "--preset",
         choices=PRESET_NAMES,
         default=d.preset,
-        help="model size: live (128 px, 60 fps on a 2-core CPU), hd (256 px, 30 fps on a CPU), "
+        help="model size: live (128 px, 60 fps on a 2-core CPU), wide (128 px, wider top layers: "
+        "truer colours, one deck at 60 fps on a CPU), hd (256 px, 30 fps on a CPU), "
         f"gpu (512 px, for a graphics card); --size/--channels/--min-channels override it (default {d.preset})",
     )
     p.add_argument("--size", type=int, default=d.size, help="image size: 64, 128, 256 or 512 (default: the preset's)")

@@ -52,16 +52,19 @@ def build_discriminator(config: AnyGANConfig) -> AnyDiscriminator:
 PRESETS: dict[str, dict[str, dict[str, int]]] = {
     fastgan.ARCH: {
         "live": {"size": 128, "channels": 192, "min_channels": 12, "two_convs_up_to": 32},
+        # 32 maps at 64-128 px: the paintings' palette and KID (docs/TRAINING.md), ~3x live's FLOPs.
+        "wide": {"size": 128, "channels": 192, "min_channels": 32, "two_convs_up_to": 32},
         "hd": {"size": 256, "channels": 256, "min_channels": 16, "two_convs_up_to": 32},
         "gpu": {"size": 512, "channels": 512, "min_channels": 32, "two_convs_up_to": 128},
     },
     gan.ARCH: {
         "live": {"size": 128, "channels": 256, "min_channels": 16},  # GANConfig()'s defaults
+        "wide": {"size": 128, "channels": 256, "min_channels": 32},
         "hd": {"size": 256, "channels": 256, "min_channels": 16},
         "gpu": {"size": 512, "channels": 512, "min_channels": 32},
     },
 }
-PRESET_NAMES = ("live", "hd", "gpu")
+PRESET_NAMES = ("live", "wide", "hd", "gpu")
 
 
 def preset_config(arch: str, preset: str, **overrides: int | None) -> AnyGANConfig:
