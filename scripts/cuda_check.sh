@@ -8,12 +8,17 @@
 #     (deepfield at 512 px, tissue at 256 px), each ending with its eval report;
 #  5. a 10 s headless show of each of them on CUDA (fps, p99, late frames).
 # Each step runs under its own time limit and the rest go on if one fails.
-# Usage: scripts/cuda_check.sh [OUT_DIR] [TRAIN_MINUTES]   (default out/cuda, 3)
+# Usage: [CUDA_CHECK_BATCH=N] scripts/cuda_check.sh [OUT_DIR] [TRAIN_MINUTES]   (default out/cuda, 3)
+# On the device tool, files come back at most 16 MiB each and 8 in all: copy the two model files
+# out one by one and tar the rest without the trained/ folder's PNGs and reports.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="$(realpath -m "${1:-out/cuda}")"
 minutes="${2:-3}"
 device="${CUDA_CHECK_DEVICE:-cuda}"  # cpu: a dry run of the script itself on a machine with no GPU
+# Images per training step; the default 8 was launch-bound on an H200 (31-92 img/s), a larger
+# batch should cost little more per step there.
+batch=(${CUDA_CHECK_BATCH:+--batch "$CUDA_CHECK_BATCH"})
 mkdir -p "$out"
 py=.venv/bin/python
 [ -x "$py" ] || py=python3
@@ -44,9 +49,9 @@ step scenes 120 "$py" run_show.py bench --device "$device" --frames 300 --json "
 mkdir -p "$out/trained"
 limit=$(( ${minutes%.*} * 60 + 150 ))
 step train-deepfield "$limit" "$py" run_show.py train gan --data pictures/deepfield --out "$out/trained/deepfield_gpu" \
-    --preset gpu --device "$device" --minutes "$minutes" --seed 1 &
+    --preset gpu --device "$device" --minutes "$minutes" --seed 1 "${batch[@]}" &
 step train-tissue "$limit" "$py" run_show.py train gan --data pictures/tissue --out "$out/trained/tissue_gpu" \
-    --preset gpu --size 256 --device "$device" --minutes "$minutes" --seed 1 &
+    --preset gpu --size 256 --device "$device" --minutes "$minutes" --seed 1 "${batch[@]}" &
 wait
 
 for name in deepfield_gpu tissue_gpu; do
