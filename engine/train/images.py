@@ -133,8 +133,8 @@ def random_crops(images: list[torch.Tensor], batch: int, size: int, generator: t
     equally likely), a random position, a resize to `size` and a random
     horizontal flip. Deterministic given `generator`.
     """
-    # On the pictures' device: pictures kept on a GPU are cropped and resized there (a 2000 px
-    # crop resized on the host cost more than the whole 256 px training step on an H200).
+    # On the pictures' device: pictures kept on a GPU are cropped and resized there (on an H200,
+    # moving the crops there took the 512 px gpu preset from 31 to 61 img/s).
     out = torch.empty(batch, 3, size, size, device=images[0].device)
     u = torch.rand(batch, 4, generator=generator)  # side, x, y, flip (host draws: no device sync)
     idx = torch.randint(len(images), (batch,), generator=generator)
