@@ -24,7 +24,7 @@ from engine.eval.options import EvalOptions
 from engine.models.device import PRECISIONS
 from engine.models.gan_arch import ARCHS, PRESET_NAMES
 from engine.train.common import DEFAULT_MINUTES, SeqTrainOptions, TrainOptions
-from engine.train.gan import GanTrainOptions
+from engine.train.gan import PRECISIONS, GanTrainOptions
 from engine.train.notes import NotesTrainOptions
 from engine.train.text import TextTrainOptions
 from engine.train.vae import VAE_PRESETS, VaeTrainOptions
@@ -504,6 +504,13 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         default=d.augment,
         metavar="LIST",
         help=f"DiffAugment's parts, a comma list of color, translation, cutout (default {','.join(d.augment)})",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=d.precision,
+        help="the training passes' arithmetic: fp32, bf16 (autocast; weights and files stay fp32), or auto "
+        f"(bf16 where the CPU has AMX or AVX512-BF16, or on a CUDA GPU with bf16) (default {d.precision})",
     )
 
 

@@ -22,7 +22,8 @@ from engine.train.common import (
     resolve_device,
 )
 from engine.train.distance import sample_distance
-from engine.train.gan import GanTrainOptions, diff_augment, train_gan
+from engine.train import gan as gan_train
+from engine.train.gan import GanTrainOptions, _GanRun, diff_augment, train_gan, training_dtype
 
 TINY = {"size": 64, "latent_dim": 16, "channels": 32, "batch": 4}
 
@@ -111,6 +112,51 @@ def test_bad_options(data_dir: Path, tmp_path: Path) -> None:
         train_gan(_opts(tmp_path / "missing", tmp_path / "x", steps=1), progress=False)
     with pytest.raises(ValueError, match="preset"):
         train_gan(_opts(data_dir, tmp_path / "x", steps=1, preset="huge"), progress=False)
+    with pytest.raises(ValueError, match="--precision must be one of fp32, bf16, auto, got 'fp16'"):
+        train_gan(_opts(data_dir, tmp_path / "x", steps=1, precision="fp16"), progress=False)
+
+
+@pytest.mark.parametrize("arch", ["fast", "classic"])
+def test_bf16_training_keeps_fp32_weights_and_files(data_dir: Path, tmp_path: Path, arch: str) -> None:
+    opts = _opts(data_dir, tmp_path / "bf", steps=2, arch=arch, precision="bf16")
+    run = _GanRun(opts, torch.device("cpu"))
+    assert run.dtype == torch.bfloat16
+    seen: list[torch.dtype] = []
+    hook = run.g.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    d_loss, g_loss = run.train_step()
+    hook.remove()
+    assert seen == [torch.bfloat16]  # G's training pass ran under autocast
+    assert np.isfinite(d_loss) and np.isfinite(g_loss)
+    params = [*run.g.parameters(), *run.d.parameters(), *run.ema_g.parameters()]
+    assert all(p.dtype == torch.float32 for p in params)
+    assert all(p.grad is None or p.grad.dtype == torch.float32 for p in params)
+    assert run.generate(run.grid_z[:2]).dtype == torch.float32  # sampling is not autocast
+    summary = train_gan(opts, progress=False)
+    assert summary["steps"] == 2 and np.isfinite(summary["sample_distance"])
+
+
+def test_fp32_training_is_unchanged_by_the_precision_option(data_dir: Path, tmp_path: Path) -> None:
+    # "fp32" must be the same arithmetic as before the option: two runs give equal weights.
+    weights = []
+    for name in ("a", "b"):
+        run = _GanRun(_opts(data_dir, tmp_path / name, steps=1, precision="fp32"), torch.device("cpu"))
+        assert run.dtype == torch.float32
+        run.train_step()
+        weights.append(torch.cat([p.detach().flatten() for p in run.g.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_training_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    assert training_dtype("fp32", cpu) == torch.float32
+    assert training_dtype("bf16", cpu) == torch.bfloat16
+    monkeypatch.setattr(gan_train, "bf16_is_native", lambda _device: True)
+    assert training_dtype("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr(gan_train, "bf16_is_native", lambda _device: False)
+    assert training_dtype("auto", cpu) == torch.float32  # emulated bf16 is slower than fp32
+    assert _flags("--data", "d", "--out", "o", "--precision", "bf16").precision == "bf16"
+    with pytest.raises(SystemExit):
+        _flags("--data", "d", "--out", "o", "--precision", "fp8")
 
 
 def _flags(*argv: str) -> GanTrainOptions:

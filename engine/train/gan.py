@@ -64,6 +64,25 @@ _EVAL_SEED_OFFSET = 7919  # eval sets use their own seeds so they never move wit
 
 
 AUGMENTS = ("color", "translation", "cutout")  # DiffAugment's parts, all on by default
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def bf16_is_native(device: torch.device) -> bool:
+    """Whether `device` multiplies bfloat16 in hardware: CUDA with bf16 support, or a CPU
+    with AMX tiles or AVX512-BF16 (oneDNN then runs bf16 convolutions natively; elsewhere
+    it emulates them, slower than fp32)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return device.type == "cpu" and (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def training_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The autocast dtype of the training passes: bfloat16 for "bf16", and for "auto" where
+    the device has it natively; float32 otherwise. Weights, optimiser state, the EMA
+    generator and every saved file stay float32 whatever this says."""
+    if precision == "bf16" or (precision == "auto" and bf16_is_native(device)):
+        return torch.bfloat16
+    return torch.float32
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,7 @@ class GanTrainOptions(TrainOptions):
     lr_g: float | None = None  # generator; None = lr for fast (as FastGAN), lr / 4 for classic (TTUR)
     ema: float = 0.999
     augment: tuple[str, ...] = AUGMENTS  # DiffAugment's parts (engine.train.gan.diff_augment)
+    precision: str = "auto"  # "bf16": G's and D's passes under bfloat16 autocast (see training_dtype)
 
     def batch_size(self) -> int:
         # Fast: FastGAN's 8. At equal CPU time twice the updates of 16 drew the paintings
@@ -134,6 +154,8 @@ def _validate(opts: GanTrainOptions) -> None:
         raise TrainSetupError(f"--augment takes a comma list of {', '.join(AUGMENTS)} (each once), got {opts.augment}")
     if not 0.0 <= opts.ema < 1.0:
         raise TrainSetupError(f"--ema must be in [0, 1), got {opts.ema}")
+    if opts.precision not in PRECISIONS:
+        raise TrainSetupError(f"--precision must be one of {', '.join(PRECISIONS)}, got {opts.precision!r}")
 
 
 def diff_augment(x: torch.Tensor, gen: torch.Generator, policy: tuple[str, ...] = AUGMENTS) -> torch.Tensor:
@@ -217,6 +239,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.distance = math.nan
         self.batch = opts.batch_size()
         self.items_per_step = self.batch  # images
+        self.dtype = training_dtype(opts.precision, device)
         self._make_eval_sets(opts.seed)
 
     def _make_eval_sets(self, seed: int) -> None:
@@ -244,25 +267,28 @@ class _GanRun(TrainRun[GanTrainOptions]):
         b, s = self.batch, self.config.size
         real = random_crops(self.crop_source, b, s, self.gen)  # (B, 3, S, S) on the device
         z = torch.randn(b, self.config.latent_dim, generator=self.gen).to(self.device)
-        fake = self.g(z)  # (B, 3, S, S)
-        # Hinge loss for D; real and fake pass D separately so minibatch-stddev
-        # groups never mix real and fake images.
         aug = self.opts.augment
-        real_logits, recon = self._real_pass(diff_augment(real, self.gen, aug))
-        d_loss = (
-            F.relu(1.0 - real_logits).mean()
-            + F.relu(1.0 + self.d(diff_augment(fake.detach(), self.gen, aug))).mean()
-            + recon
-        )
+        with self._autocast():
+            fake = self.g(z)  # (B, 3, S, S)
+            # Hinge loss for D; real and fake pass D separately so minibatch-stddev
+            # groups never mix real and fake images. Logits and losses in fp32.
+            real_logits, recon = self._real_pass(diff_augment(real, self.gen, aug))
+            fake_logits = self.d(diff_augment(fake.detach(), self.gen, aug)).float()
+        d_loss = F.relu(1.0 - real_logits.float()).mean() + F.relu(1.0 + fake_logits).mean() + recon
         descend(self.opt_d, d_loss)
         # G update against the freshly updated D; D's weights get no gradients.
         self.d.requires_grad_(False)
-        g_loss = -self.d(diff_augment(fake, self.gen, aug)).mean()
+        with self._autocast():
+            g_loss = -self.d(diff_augment(fake, self.gen, aug)).float().mean()
         descend(self.opt_g, g_loss)
         self.d.requires_grad_(True)
         self._update_ema()
         self.step += 1
         return float(d_loss.detach()), float(g_loss.detach())
+
+    def _autocast(self) -> torch.autocast:
+        # Backward runs outside the context (as torch recommends), in the dtypes the forward chose.
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16)
 
     def _real_pass(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
         """D's logits (B,) for augmented reals (B, 3, S, S), and the fast D's reconstruction loss
@@ -271,6 +297,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             return self.d(real), 0.0
         quadrant = int(torch.randint(4, (1,), generator=self.gen))
         logits, recon = self.d(real, quadrant)  # through forward(): DDP syncs the decoders' gradients
+        recon = recon.float()
         self.recon = float(recon.detach())
         return logits, recon
 
