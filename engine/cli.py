@@ -195,6 +195,11 @@ def cmd_bench(args: argparse.Namespace) -> str:
         device, precision = _placement(args)
         rows = bench_models(device, precision, frames=args.frames, graphs=args.cuda_graph == "on")
         return _report(format_models(rows), rows, args.json)
+    if args.train:
+        from engine.bench.train import bench_train, format_train
+
+        rows = bench_train(_device(args.device))
+        return _report(format_train(rows), rows, args.json)
     if args.sound is not None:
         from engine.bench.sound import SOUND_SCENE, bench_sound, format_sound
 

@@ -24,7 +24,7 @@ from engine.eval.options import EvalOptions
 from engine.models.device import PRECISIONS
 from engine.models.gan_arch import ARCHS, PRESET_NAMES
 from engine.train.common import DEFAULT_MINUTES, SeqTrainOptions, TrainOptions
-from engine.train.gan import PRECISIONS, GanTrainOptions
+from engine.train.gan import TRAIN_PRECISIONS, GanTrainOptions
 from engine.train.notes import NotesTrainOptions
 from engine.train.text import TextTrainOptions
 from engine.train.vae import VAE_PRESETS, VaeTrainOptions
@@ -365,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
         "default, each fast preset and each VAE preset at 1 and 2 threads (--frames calls each)",
     )
     bench.add_argument(
+        "--train",
+        action="store_true",
+        help="GAN training instead: ms per training step (one D and one G update) of the classic default, "
+        "fast live and fast wide, in fp32 and, where the device has it natively, bf16 (--threads, --device)",
+    )
+    bench.add_argument(
         "--cuda-graph",
         choices=("on", "off"),
         default="on",
@@ -507,7 +513,7 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=TRAIN_PRECISIONS,
         default=d.precision,
         help="the training passes' arithmetic: fp32, bf16 (autocast; weights and files stay fp32), or auto "
         f"(bf16 where the CPU has AMX or AVX512-BF16, or on a CUDA GPU with bf16) (default {d.precision})",

@@ -35,3 +35,18 @@ def test_bench_models_rows_forward_and_frame(monkeypatch: pytest.MonkeyPatch) ->
         assert 0 < r["forward_ms"] and 0 < r["frame_ms"] and r["fps"] > 0
     table = models.format_models(rows)
     assert "tiny fast" in table and "frame" in table
+
+
+def test_bench_train_rows() -> None:
+    from engine.bench import train
+
+    tiny = {"size": 64, "latent_dim": 8, "channels": 16, "min_channels": 8}
+    rows = train.bench_train(torch.device("cpu"), steps=3, warmup=1, configs=(("tiny fast", "fast", "live"),), **tiny)
+    precisions = ("fp32", "bf16") if train.bf16_is_native(torch.device("cpu")) else ("fp32",)
+    assert [(r["model"], r["precision"]) for r in rows] == [("tiny fast", p) for p in precisions]
+    for r in rows:
+        assert r["size"] == 64 and r["batch"] == 8 and 0 < r["step_ms"] <= r["step_p90_ms"]
+        assert r["images_per_s"] == pytest.approx(8000.0 / r["step_ms"], rel=0.01)
+    assert rows[0]["speedup"] == 1.0
+    assert "tiny fast" in train.format_train(rows)
+    assert "not timed" in train.format_train(rows[:1])

@@ -157,6 +157,10 @@ def test_training_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _flags("--data", "d", "--out", "o", "--precision", "bf16").precision == "bf16"
     with pytest.raises(SystemExit):
         _flags("--data", "d", "--out", "o", "--precision", "fp8")
+    # The show's own --precision keeps its choices (fp16 is a show precision, not a training one).
+    assert build_parser().parse_args(["show", "--precision", "fp16"]).precision == "fp16"
+    with pytest.raises(SystemExit):
+        _flags("--data", "d", "--out", "o", "--precision", "fp16")
 
 
 def _flags(*argv: str) -> GanTrainOptions:

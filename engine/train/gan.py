@@ -64,7 +64,7 @@ _EVAL_SEED_OFFSET = 7919  # eval sets use their own seeds so they never move wit
 
 
 AUGMENTS = ("color", "translation", "cutout")  # DiffAugment's parts, all on by default
-PRECISIONS = ("fp32", "bf16", "auto")
+TRAIN_PRECISIONS = ("fp32", "bf16", "auto")
 
 
 def bf16_is_native(device: torch.device) -> bool:
@@ -154,8 +154,8 @@ def _validate(opts: GanTrainOptions) -> None:
         raise TrainSetupError(f"--augment takes a comma list of {', '.join(AUGMENTS)} (each once), got {opts.augment}")
     if not 0.0 <= opts.ema < 1.0:
         raise TrainSetupError(f"--ema must be in [0, 1), got {opts.ema}")
-    if opts.precision not in PRECISIONS:
-        raise TrainSetupError(f"--precision must be one of {', '.join(PRECISIONS)}, got {opts.precision!r}")
+    if opts.precision not in TRAIN_PRECISIONS:
+        raise TrainSetupError(f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {opts.precision!r}")
 
 
 def diff_augment(x: torch.Tensor, gen: torch.Generator, policy: tuple[str, ...] = AUGMENTS) -> torch.Tensor:
