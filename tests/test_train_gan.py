@@ -13,6 +13,7 @@ from engine.flags import build_parser, train_options
 from engine.models.checkpoint import load_generator, read_model, read_state, save_state
 from engine.models.fastgan import FastGANConfig, FastGenerator
 from engine.models.gan import GANConfig, Generator
+from engine.train import gan as gan_train
 from engine.train.common import (
     Budget,
     CheckpointTimer,
@@ -22,7 +23,6 @@ from engine.train.common import (
     resolve_device,
 )
 from engine.train.distance import sample_distance
-from engine.train import gan as gan_train
 from engine.train.gan import GanTrainOptions, _GanRun, diff_augment, train_gan, training_dtype
 
 TINY = {"size": 64, "latent_dim": 16, "channels": 32, "batch": 4}
@@ -148,6 +148,11 @@ def test_fp32_training_is_unchanged_by_the_precision_option(data_dir: Path, tmp_
 
 def test_training_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu = torch.device("cpu")
+    assert gan_train.bf16_is_native(torch.device("meta")) is False
+    with monkeypatch.context() as m:  # a torch without the CPU probes: no native bf16, no crash
+        m.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+        m.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+        assert gan_train.bf16_is_native(cpu) is False
     assert training_dtype("fp32", cpu) == torch.float32
     assert training_dtype("bf16", cpu) == torch.bfloat16
     monkeypatch.setattr(gan_train, "bf16_is_native", lambda _device: True)

@@ -46,7 +46,13 @@ def bench_train(
         for label, arch, preset in configs:
             for precision in precisions:
                 opts = GanTrainOptions(
-                    data=str(data), out=out, arch=arch, preset=preset, precision=precision, device=device.type, **overrides
+                    data=str(data),
+                    out=out,
+                    arch=arch,
+                    preset=preset,
+                    precision=precision,
+                    device=device.type,
+                    **overrides,
                 )
                 run = _GanRun(opts, device)
                 for _ in range(warmup):
@@ -85,7 +91,8 @@ def bench_train(
 
 def format_train(rows: list[dict[str, Any]]) -> str:
     """The rows as a table, and a line saying whether bf16 was timed."""
-    head = f"{'model':<14} {'size':>5} {'batch':>5} {'prec':>5} {'thr':>3} {'step':>9} {'p90':>9} {'img/s':>7} {'vs fp32':>8}"
+    head = f"{'model':<14} {'size':>5} {'batch':>5} {'prec':>5} {'thr':>3} {'step':>9} {'p90':>9}"
+    head += f" {'img/s':>7} {'vs fp32':>8}"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(

@@ -73,7 +73,9 @@ def bf16_is_native(device: torch.device) -> bool:
     it emulates them, slower than fp32)."""
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
-    return device.type == "cpu" and (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    # Private probes of torch.cpu (torch >= 2.3); a torch without them is taken as no native bf16.
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return device.type == "cpu" and any(probe is not None and probe() for probe in probes)
 
 
 def training_dtype(precision: str, device: torch.device) -> torch.dtype:
