@@ -421,12 +421,14 @@ def _start(opts: GanTrainOptions) -> _GanRun:
     # generator stays a plain module (only rank 0 samples and saves it).
     run.g, run.d = dist.wrap(run.g, device), dist.wrap(run.d, device)
     log.info(
-        "training GAN %s on %d image(s) from %s, device %s, batch %d",
+        "training GAN %s on %d image(s) from %s, device %s, batch %d, %s (--precision %s)",
         json.dumps(run.config.to_dict()),
         run.scan.loaded,
         opts.data,
         device,
         run.batch,
+        "bf16" if run.dtype == torch.bfloat16 else "fp32",
+        opts.precision,
     )
     return run
 
