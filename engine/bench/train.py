@@ -6,7 +6,7 @@ Each config is a real training run's state (engine.train.gan._GanRun: the same m
 optimisers, augmentation and batch as `train gan`) on a folder of pictures (default: the
 repository's pictures/photos), timed over `steps` steps after a warm-up, interleaved in
 rounds so a slow drift of a shared machine hits every config alike. Nothing is written.
-bf16 rows are timed only where the device has bf16 natively (engine.train.gan.bf16_is_native):
+bf16 rows are timed only where the device has bf16 natively (engine.models.device.bf16_is_native):
 elsewhere oneDNN emulates it and `--precision auto` trains in fp32 anyway.
 """
 
@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from engine.files import REPO_ROOT
-from engine.train.gan import GanTrainOptions, _GanRun, bf16_is_native
+from engine.models.device import bf16_is_native
+from engine.train.gan import GanTrainOptions, _GanRun
 
 TRAIN_DATA = REPO_ROOT / "pictures" / "photos"
 ROUNDS = 3

@@ -37,3 +37,14 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name in ("fp32", "fp16"):
         return name
     raise DeviceError(f"unknown precision {name!r}; expected one of {', '.join(PRECISIONS)}")
+
+
+def bf16_is_native(device: torch.device) -> bool:
+    """Whether `device` multiplies bfloat16 in hardware: CUDA with bf16 support, or a CPU
+    with AMX tiles or AVX512-BF16 (oneDNN then runs bf16 convolutions natively; elsewhere
+    it emulates them, slower than fp32)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    # Private probes of torch.cpu (torch >= 2.3); a torch without them is taken as no native bf16.
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return device.type == "cpu" and any(probe is not None and probe() for probe in probes)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from engine.errors import TrainSetupError
 from engine.models.checkpoint import save_model
+from engine.models.device import bf16_is_native
 from engine.models.fastgan import FastDiscriminator, FastGenerator
 from engine.models.gan_arch import (
     AnyGANConfig,
@@ -65,17 +66,6 @@ _EVAL_SEED_OFFSET = 7919  # eval sets use their own seeds so they never move wit
 
 AUGMENTS = ("color", "translation", "cutout")  # DiffAugment's parts, all on by default
 TRAIN_PRECISIONS = ("fp32", "bf16", "auto")
-
-
-def bf16_is_native(device: torch.device) -> bool:
-    """Whether `device` multiplies bfloat16 in hardware: CUDA with bf16 support, or a CPU
-    with AMX tiles or AVX512-BF16 (oneDNN then runs bf16 convolutions natively; elsewhere
-    it emulates them, slower than fp32)."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    # Private probes of torch.cpu (torch >= 2.3); a torch without them is taken as no native bf16.
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    return device.type == "cpu" and any(probe is not None and probe() for probe in probes)
 
 
 def training_dtype(precision: str, device: torch.device) -> torch.dtype:
