@@ -512,6 +512,14 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         help=f"DiffAugment's parts, a comma list of color, translation, cutout (default {','.join(d.augment)})",
     )
     p.add_argument(
+        "--palette-floor",
+        type=float,
+        default=d.palette_floor,
+        metavar="W",
+        help="weight of G's penalty when its samples' mean colours vary less than the pictures' "
+        "(0 = off; default: 1 for fast, 0 for classic)",
+    )
+    p.add_argument(
         "--precision",
         choices=TRAIN_PRECISIONS,
         default=d.precision,

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from engine.eval.metrics import palette_spread
 from engine.flags import build_parser, train_options
 from engine.models.checkpoint import load_generator, read_model, read_state, save_state
 from engine.models.fastgan import FastGANConfig, FastGenerator
@@ -23,7 +24,7 @@ from engine.train.common import (
     resolve_device,
 )
 from engine.train.distance import sample_distance
-from engine.train.gan import GanTrainOptions, _GanRun, diff_augment, train_gan, training_dtype
+from engine.train.gan import GanTrainOptions, _GanRun, diff_augment, palette_floor_loss, train_gan, training_dtype
 
 TINY = {"size": 64, "latent_dim": 16, "channels": 32, "batch": 4}
 
@@ -166,6 +167,51 @@ def test_training_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
     assert build_parser().parse_args(["show", "--precision", "fp16"]).precision == "fp16"
     with pytest.raises(SystemExit):
         _flags("--data", "d", "--out", "o", "--precision", "fp16")
+
+
+def test_palette_spread_is_the_mean_distance_of_mean_colours() -> None:
+    flat = torch.zeros(3, 3, 8, 8)
+    flat[1] += 0.5  # mean colours (0,0,0), (.5,.5,.5), (-.3, 0, .3): L1 means .5, .2, .5 (/ 2: 0..1 scale)
+    flat[2, 0] -= 0.3
+    flat[2, 2] += 0.3
+    assert float(palette_spread(flat)) == pytest.approx((0.5 + 0.2 + 0.5) / 3 / 2)
+    # Texture that leaves the mean colour alone adds nothing: only the palette counts.
+    checker = torch.tensor([1.0, -1.0]).repeat(32).view(1, 1, 8, 8)  # zero mean
+    textured = flat + torch.tensor([0.1, 0.4, 0.9]).view(3, 1, 1, 1) * checker
+    assert float(palette_spread(textured)) == pytest.approx(float(palette_spread(flat)), abs=1e-6)
+    assert float(palette_spread(flat[:1])) == 0.0  # one image: no pairs
+    assert palette_spread(flat.bfloat16()).dtype == torch.float32
+
+
+def test_palette_floor_pushes_only_below_the_pictures_spread() -> None:
+    same = torch.zeros(4, 3, 8, 8, requires_grad=True)  # one shared palette: the collapse
+    loss, ratio = palette_floor_loss(same + 0.01 * torch.arange(4.0).view(4, 1, 1, 1), real_spread=0.1)
+    assert 0.0 < ratio < 0.2 and float(loss.detach()) == pytest.approx(1.0 - ratio)
+    loss.backward()
+    assert same.grad is not None and float(same.grad.abs().sum()) > 0.0  # G is pushed apart
+    varied = torch.linspace(-0.5, 0.5, 4).view(4, 1, 1, 1).expand(4, 3, 8, 8).clone().requires_grad_(True)
+    loss, ratio = palette_floor_loss(varied, real_spread=0.1)
+    assert ratio > 1.0 and float(loss.detach()) == 0.0  # as varied as the pictures: no push past the data
+    loss.backward()
+    assert varied.grad is not None and float(varied.grad.abs().sum()) == 0.0
+
+
+def test_palette_floor_weight_defaults_and_training(data_dir: Path, tmp_path: Path) -> None:
+    assert GanTrainOptions("d", "o", arch="fast").palette_weight() == 1.0
+    assert GanTrainOptions("d", "o", arch="classic").palette_weight() == 0.0  # the classic trains as it always did
+    assert GanTrainOptions("d", "o", arch="classic", palette_floor=0.5).palette_weight() == 0.5
+    assert _flags("--data", "d", "--out", "o", "--palette-floor", "2").palette_weight() == 2.0
+    assert _flags("--data", "d", "--out", "o", "--arch", "classic").palette_weight() == 0.0
+    with pytest.raises(ValueError, match="--palette-floor must be from 0 .off. to 100, got -1"):
+        train_gan(_opts(data_dir, tmp_path / "x", steps=1, palette_floor=-1.0), progress=False)
+    run = _GanRun(_opts(data_dir, tmp_path / "on", steps=1), torch.device("cpu"))
+    assert run.real_spread == pytest.approx(float(palette_spread(run.eval_real)))
+    assert run.real_spread > 0.0  # the fixture's pictures have different base colours
+    run.train_step()
+    assert np.isfinite(run.palette) and "pal" in run.bar_fields((0.0, 0.0))
+    off = _GanRun(_opts(data_dir, tmp_path / "off", steps=1, palette_floor=0.0), torch.device("cpu"))
+    off.train_step()
+    assert np.isnan(off.palette) and "pal" not in off.bar_fields((0.0, 0.0))
 
 
 def _flags(*argv: str) -> GanTrainOptions:

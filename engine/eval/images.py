@@ -54,6 +54,8 @@ ROWS: dict[str, tuple[str, str]] = {
     "diversity_features_real": ("the same between real crops", "-"),
     "diversity_pixels": ("mean pairwise RMS pixel difference between samples (0..1)", "near the real"),
     "diversity_pixels_real": ("the same between real crops", "-"),
+    "diversity_palette": ("mean pairwise L1 distance between samples' mean colours (0..1)", "near the real"),
+    "diversity_palette_real": ("the same between real crops", "-"),
     "nearest_median": ("median RMS distance of a sample to its nearest bank picture (0..1)", "higher = novel"),
     "nearest_median_real": ("the same for held-apart real crops (what a copy scores)", "-"),
     "nearest_ratio": ("nearest_median / nearest_median_real", "above 1"),
@@ -160,6 +162,8 @@ def _diversity(fake: torch.Tensor, real: torch.Tensor, f_fake: torch.Tensor, f_r
         "diversity_features_real": metrics.mean_pairwise_distance(f_real),
         "diversity_pixels": metrics.pixel_pairwise_rms(fake),
         "diversity_pixels_real": metrics.pixel_pairwise_rms(real),
+        "diversity_palette": float(metrics.palette_spread(fake)),
+        "diversity_palette_real": float(metrics.palette_spread(real)),
     }
 
 

@@ -106,6 +106,18 @@ def pixel_pairwise_rms(images: torch.Tensor) -> float:
     return mean_pairwise_distance(v) / math.sqrt(v.shape[1]) if len(v) else 0.0
 
 
+def palette_spread(images: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance (0..1 scale, averaged over R, G, B) between the mean colours of every
+    two images (N, 3, S, S) in [-1, 1]: how far apart the pictures' palettes are (0 for N < 2).
+    A float32 scalar tensor, differentiable: the GAN trainer uses it as a loss term too."""
+    n = images.shape[0]
+    if n < 2:
+        return images.new_zeros((), dtype=torch.float32)
+    colours = images.float().mean(dim=(2, 3)) * 0.5  # (N, 3) on the 0..1 scale
+    pairs = (colours.unsqueeze(0) - colours.unsqueeze(1)).abs().mean(dim=2)  # (N, N), 0 on the diagonal
+    return pairs.sum() / (n * (n - 1))
+
+
 def nearest_rms(queries: torch.Tensor, bank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For each query image, the RMS pixel distance (0..1 scale) to its nearest bank image and that
     image's index; queries (N, 3, S, S), bank (K, 3, S, S), both in [-1, 1] -> ((N,), (N,) int64)."""

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import TrainSetupError
+from engine.eval.metrics import palette_spread
 from engine.models.checkpoint import save_model
 from engine.models.device import bf16_is_native
 from engine.models.fastgan import FastDiscriminator, FastGenerator
@@ -99,6 +100,12 @@ class GanTrainOptions(TrainOptions):
     ema: float = 0.999
     augment: tuple[str, ...] = AUGMENTS  # DiffAugment's parts (engine.train.gan.diff_augment)
     precision: str = "auto"  # "bf16": G's and D's passes under bfloat16 autocast (see training_dtype)
+    palette_floor: float | None = None  # weight of palette_floor_loss; None = 1 for fast, 0 (off) for classic
+
+    def palette_weight(self) -> float:
+        if self.palette_floor is not None:
+            return self.palette_floor
+        return 1.0 if self.arch == "fast" else 0.0
 
     def batch_size(self) -> int:
         # Fast: FastGAN's 8. At equal CPU time twice the updates of 16 drew the paintings
@@ -146,8 +153,26 @@ def _validate(opts: GanTrainOptions) -> None:
         raise TrainSetupError(f"--augment takes a comma list of {', '.join(AUGMENTS)} (each once), got {opts.augment}")
     if not 0.0 <= opts.ema < 1.0:
         raise TrainSetupError(f"--ema must be in [0, 1), got {opts.ema}")
+    if not 0.0 <= opts.palette_weight() <= 100.0:
+        raise TrainSetupError(f"--palette-floor must be from 0 (off) to 100, got {opts.palette_weight()}")
     if opts.precision not in TRAIN_PRECISIONS:
         raise TrainSetupError(f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {opts.precision!r}")
+
+
+def palette_floor_loss(fake: torch.Tensor, real_spread: float) -> tuple[torch.Tensor, float]:
+    """G's penalty for samples whose colours vary less than the pictures', and that ratio.
+
+    relu(1 - spread(fake) / real_spread): 0 once a batch's mean colours are as far
+    apart as the pictures' crops are, so it never pushes past the data. Why: the
+    fast family's samples drifted to one shared palette, each a blend of all the
+    paintings' colours (30 minutes on the paintings, four runs: the report's
+    diversity_palette 0.054-0.063 against the crops' 0.111; the classic's 0.105-0.106,
+    the fast's after 600 steps 0.113), and DiffAugment's random brightness, saturation
+    and contrast hide exactly that from D. With it: 0.124-0.134 (docs/TRAINING.md,
+    "The palette floor"). fake: (B, 3, S, S) G's output before augmentation.
+    """
+    ratio = palette_spread(fake) / max(real_spread, 1e-6)
+    return F.relu(1.0 - ratio), float(ratio.detach())
 
 
 def diff_augment(x: torch.Tensor, gen: torch.Generator, policy: tuple[str, ...] = AUGMENTS) -> torch.Tensor:
@@ -227,6 +252,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.opt_g = torch.optim.Adam(equalized_param_groups(self.g, opts.generator_lr()), betas=betas)
         self.opt_d = torch.optim.Adam(equalized_param_groups(self.d, opts.lr), betas=betas)
         self.recon = math.nan  # the fast D's last reconstruction L1 loss
+        self.palette = math.nan  # the last batch's palette spread / the pictures' (palette_floor_loss)
         self.distance_start = math.nan
         self.distance = math.nan
         self.batch = opts.batch_size()
@@ -240,6 +266,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.grid_z = torch.randn(GRID_SAMPLES, self.config.latent_dim, generator=gen)
         self.eval_z = torch.randn(EVAL_FAKE, self.config.latent_dim, generator=gen)
         self.eval_real = random_crops(self.images, EVAL_REAL, self.config.size, gen)
+        self.real_spread = float(palette_spread(self.eval_real))  # fixed per run: 64 crops, not a noisy batch
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, chunk: int = 16) -> torch.Tensor:
@@ -252,7 +279,11 @@ class _GanRun(TrainRun[GanTrainOptions]):
 
     def bar_fields(self, losses: tuple[float, float]) -> dict[str, str]:
         fields = {"d_loss": f"{losses[0]:.3f}", "g_loss": f"{losses[1]:.3f}", "img_s": f"{self.rate:.1f}"}
-        return fields if math.isnan(self.recon) else {**fields, "rec": f"{self.recon:.3f}"}
+        if not math.isnan(self.recon):
+            fields["rec"] = f"{self.recon:.3f}"
+        if not math.isnan(self.palette):
+            fields["pal"] = f"{self.palette:.2f}"
+        return fields
 
     def train_step(self, fraction: float = 0.0) -> tuple[float, float]:
         """One D update and one G update on the same fake batch; returns (d_loss, g_loss)."""
@@ -272,6 +303,10 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.d.requires_grad_(False)
         with self._autocast():
             g_loss = -self.d(diff_augment(fake, self.gen, aug)).float().mean()
+        weight = self.opts.palette_weight()
+        if weight > 0.0:
+            floor, self.palette = palette_floor_loss(fake, self.real_spread)
+            g_loss = g_loss + weight * floor
         descend(self.opt_g, g_loss)
         self.d.requires_grad_(True)
         self._update_ema()
@@ -348,6 +383,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             "lr_g": self.opts.generator_lr(),
             "ema": self.opts.ema,
             "augment": ",".join(self.opts.augment),
+            "palette_floor": self.opts.palette_weight(),
             "sample_distance_start": self.distance_start,
             "sample_distance": self.distance,
             "data": self.data_summary(),
