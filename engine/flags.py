@@ -493,6 +493,14 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         "the show runs G alone (default: the preset's)",
     )
     p.add_argument(
+        "--two-convs-up-to",
+        type=int,
+        default=d.two_convs_up_to,
+        metavar="PX",
+        help="fast family: blocks whose side is at most PX get a second 3x3 conv, the larger ones one "
+        "(a power of two from 4 to the size; more detail, a slower forward pass) (default: the preset's)",
+    )
+    p.add_argument(
         "--batch",
         type=int,
         default=d.batch,

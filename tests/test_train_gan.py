@@ -253,6 +253,20 @@ def test_arch_and_preset_flags() -> None:
             _flags("--data", "d", "--out", "o", *bad)
 
 
+def test_two_convs_up_to_flag(data_dir: Path, tmp_path: Path) -> None:
+    wide = _flags("--data", "d", "--out", "o", "--preset", "wide", "--two-convs-up-to", "128")
+    config = wide.gan_config()
+    assert isinstance(config, FastGANConfig) and (config.two_convs_up_to, config.min_channels) == (128, 32)
+    assert _flags("--data", "d", "--out", "o").gan_config().two_convs_up_to == 32  # the preset's
+    bad = (
+        ({"two_convs_up_to": 48}, "'two_convs_up_to' must be a power of two from 4 to size"),
+        ({"two_convs_up_to": 32, "arch": "classic"}, "--two-convs-up-to applies to --arch fast only"),
+    )
+    for kw, message in bad:
+        with pytest.raises(ValueError, match=message):
+            train_gan(_opts(data_dir, tmp_path / "x", steps=1, **kw), progress=False)
+
+
 def test_flag_defaults_are_the_options_defaults() -> None:
     opts = _flags("--data", "d", "--out", "o")
     assert opts == GanTrainOptions(data="d", out="o")

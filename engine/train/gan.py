@@ -94,6 +94,7 @@ class GanTrainOptions(TrainOptions):
     channels: int | None = None
     min_channels: int | None = None
     d_width: int | None = None  # fast only: D's width as a multiple of G's; None = the preset's
+    two_convs_up_to: int | None = None  # fast only: blocks up to this side (px) get a second conv; None = preset's
     batch: int | None = None  # images per step; None = 8 for fast (as FastGAN), 16 for classic
     lr: float = 2e-4  # discriminator
     lr_g: float | None = None  # generator; None = lr for fast (as FastGAN), lr / 4 for classic (TTUR)
@@ -129,6 +130,7 @@ class GanTrainOptions(TrainOptions):
             channels=self.channels,
             min_channels=self.min_channels,
             d_width=self.d_width,
+            two_convs_up_to=self.two_convs_up_to,
         )
 
 
@@ -137,8 +139,9 @@ DISTRIBUTED = True  # runs under torchrun (engine.train.dist); notes and text tr
 
 
 def _validate(opts: GanTrainOptions) -> None:
-    if opts.d_width is not None and opts.arch != "fast":
-        raise TrainSetupError(f"--d-width applies to --arch fast only, not {opts.arch}")
+    for flag, value in (("--d-width", opts.d_width), ("--two-convs-up-to", opts.two_convs_up_to)):
+        if value is not None and opts.arch != "fast":
+            raise TrainSetupError(f"{flag} applies to --arch fast only, not {opts.arch}")
     try:
         opts.gan_config()
     except ValueError as exc:  # the config names the flag's dest (size, latent_dim ...): a setup error
@@ -396,7 +399,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             state = {**state, "config": gan_config_from_dict(state.get("config", {})).to_dict()}
         except ValueError as exc:
             raise TrainSetupError(f"--resume: '{self.state_path}' holds a bad GAN config: {exc}") from None
-        flags = "--arch/--preset/--size/--latent-dim/--channels/--min-channels/--d-width"
+        flags = "--arch/--preset/--size/--latent-dim/--channels/--min-channels/--d-width/--two-convs-up-to"
         check_resume_config(self.state_path, state, self.config.to_dict(), flags)
         self.load_training_state(tensors, state)
         self._set_lr()
