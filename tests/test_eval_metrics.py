@@ -75,6 +75,25 @@ def test_axis_energy_is_high_for_stripes() -> None:
     assert striped / texture > 3.0
 
 
+def test_detail_energy_tells_blur_from_grain() -> None:
+    texture = _blobs(8, 64, 2)
+    blurred = torch.nn.functional.interpolate(
+        torch.nn.functional.avg_pool2d(texture, 4), scale_factor=4.0, mode="bilinear", align_corners=False
+    )
+    grainy = (texture + 0.5 * torch.randn(texture.shape, generator=torch.Generator().manual_seed(3))).clamp(-1, 1)
+    share = {
+        name: float(metrics.detail_energy_share(x).mean())
+        for name, x in (("texture", texture), ("blurred", blurred), ("grainy", grainy))
+    }
+    assert share["blurred"] < 0.1 * share["texture"] and share["grainy"] > 1.5 * share["texture"]
+    # White noise has 1 - pi / 16 of its energy past a quarter cycle per px (the disc
+    # of radius S / 4 covers pi / 16 of the S x S spectrum).
+    white = metrics.detail_energy_share(torch.rand(16, 3, 64, 64, generator=torch.Generator().manual_seed(4)))
+    assert float(white.mean()) == pytest.approx(1.0 - math.pi / 16.0, abs=0.03)
+    flat = metrics.detail_energy_share(torch.zeros(2, 3, 16, 16))
+    assert torch.equal(flat, torch.zeros(2))  # no energy: a share of 0, not NaN
+
+
 def test_walk_change_finds_a_jump() -> None:
     t = torch.linspace(0.0, 1.0, 40).view(40, 1, 1, 1)
     smooth = (t * 2.0 - 1.0).expand(40, 3, 16, 16).clone()  # even steps

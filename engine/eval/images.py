@@ -67,6 +67,12 @@ ROWS: dict[str, tuple[str, str]] = {
     "axis_share": ("spectral energy share on the frequency axes, samples (stripes, plaid)", "near the real"),
     "axis_share_real": ("the same for real crops", "-"),
     "axis_ratio": ("axis_share / axis_share_real", "~1; >>1 = stripes"),
+    "detail_share": (
+        "spectral energy share at periods of 4 px or less, samples (edges, fine strokes)",
+        "near the real",
+    ),
+    "detail_share_real": ("the same for real crops", "-"),
+    "detail_ratio": ("detail_share / detail_share_real", "~1; <<1 = blur, >>1 = grain"),
 }
 
 
@@ -133,6 +139,12 @@ def evaluate_generator(
     numbers |= {f"walk_change_{k}": stats[k] for k in ("median", "p99", "max")} | {"walk_jump_ratio": stats["ratio"]}
     axis, axis_real = float(metrics.axis_energy_share(fake).mean()), float(metrics.axis_energy_share(real).mean())
     numbers |= {"axis_share": axis, "axis_share_real": axis_real, "axis_ratio": axis / max(axis_real, 1e-12)}
+    detail, detail_real = (float(metrics.detail_energy_share(x).mean()) for x in (fake, real))
+    numbers |= {
+        "detail_share": detail,
+        "detail_share_real": detail_real,
+        "detail_ratio": detail / max(detail_real, 1e-12),
+    }
     return ImageEval(
         numbers={k: numbers[k] for k in ROWS},
         samples=fake,

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 K_NEIGHBOURS = 5
 KID_SUBSETS = 20
 AXIS_BAND = 1  # frequency bins either side of each axis counted as "on the axis"
+DETAIL_PERIOD = 4  # px: detail_energy_share counts periods this short or shorter (1/4 cycle per px and up)
 _QUERY_CHUNK = 64
 
 
@@ -134,17 +135,11 @@ def nearest_rms(queries: torch.Tensor, bank: torch.Tensor) -> tuple[torch.Tensor
     return torch.cat(dists), torch.cat(index)
 
 
-def axis_energy_share(images: torch.Tensor) -> torch.Tensor:
-    """(N,) share of each image's spectral energy on the horizontal and vertical frequency axes.
+def _spectra(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Windowed power spectra (N, S, S) of images (N, 3, S, S) and their bin indices |fy| (S, 1), |fx| (1, S).
 
     Per image: grayscale (mean of RGB) minus its mean, times a 2-D Hann window
     (so the picture's edges do not leak energy onto the axes), 2-D FFT power.
-    Only frequencies at radius >= max(2, S / 16) bins count: DC and the coarse
-    layout (periods above 16 px) are left out, because at small radii the axis
-    band covers most of each frequency ring whatever the picture shows. Of
-    those, the ones within AXIS_BAND bins of either axis are "on the axes".
-    Stripes and plaid put their energy there: a striped image scores near 1,
-    texture without a preferred direction far less (the test's: below 0.3).
     """
     gray = images.detach().float().cpu().mean(dim=1)  # (N, S, S)
     n, h, w = gray.shape
@@ -153,10 +148,40 @@ def axis_energy_share(images: torch.Tensor) -> torch.Tensor:
     power = torch.fft.fft2(gray * window).abs().square()  # (N, S, S)
     fy = torch.fft.fftfreq(h).mul(h).round().abs().view(h, 1)  # (S, 1) bin index
     fx = torch.fft.fftfreq(w).mul(w).round().abs().view(1, w)
-    counted = (fy.square() + fx.square()).sqrt() >= max(2.0, min(h, w) / 16.0)  # (S, S)
+    return power, fy, fx
+
+
+def axis_energy_share(images: torch.Tensor) -> torch.Tensor:
+    """(N,) share of each image's spectral energy on the horizontal and vertical frequency axes.
+
+    Spectra as in _spectra. Only frequencies at radius >= max(2, S / 16) bins
+    count: DC and the coarse layout (periods above 16 px) are left out, because
+    at small radii the axis band covers most of each frequency ring whatever the
+    picture shows. Of those, the ones within AXIS_BAND bins of either axis are
+    "on the axes". Stripes and plaid put their energy there: a striped image
+    scores near 1, texture without a preferred direction far less (the test's:
+    below 0.3).
+    """
+    power, fy, fx = _spectra(images)
+    counted = (fy.square() + fx.square()).sqrt() >= max(2.0, min(power.shape[1:]) / 16.0)  # (S, S)
     on_axis = counted & ((fy <= AXIS_BAND) | (fx <= AXIS_BAND))
     total = (power * counted).sum(dim=(1, 2)).clamp_min(1e-12)
     return (power * on_axis).sum(dim=(1, 2)) / total
+
+
+def detail_energy_share(images: torch.Tensor) -> torch.Tensor:
+    """(N,) share of each image's spectral energy (DC left out) at periods of DETAIL_PERIOD px or less.
+
+    Spectra as in _spectra; a frequency counts as detail at radius >= S / DETAIL_PERIOD
+    bins. Sharp edges and fine brushwork put energy there; a blurred picture has
+    little, a grainy one (pixel noise) much. Against the real crops' share it
+    tells blur (well below) from grain (well above).
+    """
+    power, fy, fx = _spectra(images)
+    radius = (fy.square() + fx.square()).sqrt()  # (S, S) in bins
+    detail = radius >= min(power.shape[1:]) / DETAIL_PERIOD
+    total = (power * (radius > 0)).sum(dim=(1, 2)).clamp_min(1e-12)
+    return (power * detail).sum(dim=(1, 2)) / total
 
 
 def frame_changes(frames: torch.Tensor) -> torch.Tensor:
