@@ -528,13 +528,6 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         "(0 = off; default: 1 for fast, 0 for classic)",
     )
     p.add_argument(
-        "--palette-match",
-        action=argparse.BooleanOptionalAction,
-        default=d.palette_match,
-        help="the palette term also pulls a spread above the pictures' back down, |1 - ratio| instead of "
-        f"relu(1 - ratio) (default {'on' if d.palette_match else 'off'})",
-    )
-    p.add_argument(
         "--precision",
         choices=TRAIN_PRECISIONS,
         default=d.precision,

@@ -102,7 +102,6 @@ class GanTrainOptions(TrainOptions):
     augment: tuple[str, ...] = AUGMENTS  # DiffAugment's parts (engine.train.gan.diff_augment)
     precision: str = "auto"  # "bf16": G's and D's passes under bfloat16 autocast (see training_dtype)
     palette_floor: float | None = None  # weight of palette_floor_loss; None = 1 for fast, 0 (off) for classic
-    palette_match: bool = False  # the palette term also pushes down when G's spread is above the pictures'
 
     def palette_weight(self) -> float:
         if self.palette_floor is not None:
@@ -163,7 +162,7 @@ def _validate(opts: GanTrainOptions) -> None:
         raise TrainSetupError(f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {opts.precision!r}")
 
 
-def palette_floor_loss(fake: torch.Tensor, real_spread: float, match: bool = False) -> tuple[torch.Tensor, float]:
+def palette_floor_loss(fake: torch.Tensor, real_spread: float) -> tuple[torch.Tensor, float]:
     """G's penalty for samples whose colours vary less than the pictures', and that ratio.
 
     relu(1 - spread(fake) / real_spread): 0 once a batch's mean colours are as far
@@ -174,17 +173,9 @@ def palette_floor_loss(fake: torch.Tensor, real_spread: float, match: bool = Fal
     the fast's after 600 steps 0.113), and DiffAugment's random brightness, saturation
     and contrast hide exactly that from D. With it: 0.124-0.134 (docs/TRAINING.md,
     "The palette floor"). fake: (B, 3, S, S) G's output before augmentation.
-
-    With `match`, |1 - ratio|: the term pulls a spread above the pictures' back too.
-    Why: one batch's spread (8 samples) scatters about G's true spread, and a floor
-    that pushes only the batches below 1 moves G until few fall below, past the
-    data (the floor's runs ended at 1.12-1.21x the crops' spread, and the patch
-    distance's coarse level, which compares colours, was 0.110-0.169 against 0.082
-    without the floor). The absolute value is centred: as many batches above as below.
     """
     ratio = palette_spread(fake) / max(real_spread, 1e-6)
-    loss = (1.0 - ratio).abs() if match else F.relu(1.0 - ratio)
-    return loss, float(ratio.detach())
+    return F.relu(1.0 - ratio), float(ratio.detach())
 
 
 def diff_augment(x: torch.Tensor, gen: torch.Generator, policy: tuple[str, ...] = AUGMENTS) -> torch.Tensor:
@@ -317,7 +308,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             g_loss = -self.d(diff_augment(fake, self.gen, aug)).float().mean()
         weight = self.opts.palette_weight()
         if weight > 0.0:
-            floor, self.palette = palette_floor_loss(fake, self.real_spread, self.opts.palette_match)
+            floor, self.palette = palette_floor_loss(fake, self.real_spread)
             g_loss = g_loss + weight * floor
         descend(self.opt_g, g_loss)
         self.d.requires_grad_(True)
@@ -396,7 +387,6 @@ class _GanRun(TrainRun[GanTrainOptions]):
             "ema": self.opts.ema,
             "augment": ",".join(self.opts.augment),
             "palette_floor": self.opts.palette_weight(),
-            "palette_match": self.opts.palette_match,
             "sample_distance_start": self.distance_start,
             "sample_distance": self.distance,
             "data": self.data_summary(),
