@@ -23,7 +23,7 @@ from engine.train.common import (
     out_paths,
     resolve_device,
 )
-from engine.train.distance import sample_distance
+from engine.train.distance import sample_distance, sample_distance_levels
 from engine.train.gan import GanTrainOptions, _GanRun, diff_augment, palette_floor_loss, train_gan, training_dtype
 
 TINY = {"size": 64, "latent_dim": 16, "channels": 32, "batch": 4}
@@ -351,3 +351,18 @@ def test_sample_distance_identical_vs_noise() -> None:
     assert near < far / 3
     with pytest.raises(ValueError):
         sample_distance(real, real[:, :, :32])
+
+
+def test_sample_distance_levels_tell_fine_from_coarse() -> None:
+    gen = torch.Generator().manual_seed(1)
+    real = torch.nn.functional.interpolate(
+        torch.rand(16, 3, 8, 8, generator=gen) * 2 - 1, size=64, mode="bilinear", align_corners=False
+    )
+    levels = sample_distance_levels(real, real.flip(3))
+    assert len(levels) == 3 and sum(levels) / 3 == sample_distance(real, real.flip(3))  # 64, 32 px bands; 16 px
+    grain = (real + 0.3 * torch.randn(real.shape, generator=gen)).clamp(-1, 1)  # same layout, added grain
+    fine, *_, coarse = sample_distance_levels(grain, real)
+    assert fine > 10 * coarse  # grain shows at the finest level, not in the 16 px colours
+    tinted = (real + 0.5).clamp(-1, 1)  # same texture, other colours
+    fine, *_, coarse = sample_distance_levels(tinted, real)
+    assert coarse > 3 * fine

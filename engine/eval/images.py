@@ -29,7 +29,7 @@ import torch
 from engine.core.latent import slerp
 from engine.eval import metrics
 from engine.eval.features import image_features
-from engine.train.distance import sample_distance
+from engine.train.distance import sample_distance_levels
 from engine.train.images import load_image_folder, random_crops, whole_pictures
 
 Generate = Callable[[torch.Tensor], torch.Tensor]  # z (B, latent_dim) -> images (B, 3, S, S) in [-1, 1], CPU
@@ -44,6 +44,8 @@ COPY_QUANTILE = 0.05
 # key -> (meaning, better): the report's table rows, in order.
 ROWS: dict[str, tuple[str, str]] = {
     "sample_distance": ("sliced Wasserstein distance of 7x7 patches, samples vs real crops", "lower"),
+    "sample_distance_fine": ("its finest pyramid level alone: edges, strokes, grain", "lower"),
+    "sample_distance_coarse": ("its coarsest level alone (side 16 px): colours and layout", "lower"),
     "kid": ("KID: unbiased MMD^2, cubic kernel, random conv features (mean over subsets)", "lower, ~0 = same"),
     "kid_std": ("KID's standard deviation over the subsets", "-"),
     "precision": ("share of samples inside the real crops' 5-NN balls (look real)", "higher"),
@@ -160,8 +162,11 @@ def _fidelity(
     fake: torch.Tensor, real: torch.Tensor, f_fake: torch.Tensor, f_real: torch.Tensor, seed: int
 ) -> dict[str, float]:
     kid_mean, kid_std = metrics.kid(f_real, f_fake, seed=seed)
+    levels = sample_distance_levels(fake, real, seed=seed)
     return {
-        "sample_distance": sample_distance(fake, real, seed=seed),
+        "sample_distance": sum(levels) / len(levels),
+        "sample_distance_fine": levels[0],
+        "sample_distance_coarse": levels[-1],
         "kid": kid_mean,
         "kid_std": kid_std,
         **metrics.prdc(f_real, f_fake),

@@ -80,8 +80,12 @@ def _sliced_w1(a: torch.Tensor, b: torch.Tensor, directions: torch.Tensor) -> fl
 
 
 @torch.no_grad()
-def sample_distance(fake: torch.Tensor, real: torch.Tensor, seed: int = 0) -> float:
-    """Sliced Wasserstein patch distance between image sets (N, 3, H, W) in [-1, 1]."""
+def sample_distance_levels(fake: torch.Tensor, real: torch.Tensor, seed: int = 0) -> list[float]:
+    """The sliced Wasserstein distance of each pyramid level, fine to coarse; sets (N, 3, H, W) in [-1, 1].
+
+    Level 0 compares the finest band (edges, strokes), the last the low-pass
+    picture of side >= 16 (colours and layout); sample_distance is their mean.
+    """
     if fake.dim() != 4 or real.dim() != 4 or fake.shape[1:] != real.shape[1:]:
         raise ValueError(
             f"sample_distance needs two (N, C, H, W) sets of equal C, H, W; "
@@ -95,7 +99,7 @@ def sample_distance(fake: torch.Tensor, real: torch.Tensor, seed: int = 0) -> fl
     gen = torch.Generator().manual_seed(seed)
     directions = torch.randn(dim, PROJECTIONS, generator=gen)
     directions /= directions.norm(dim=0, keepdim=True)  # (D, K) unit columns
-    total = 0.0
+    distances = []
     for i, (fl, rl) in enumerate(zip(fake_levels, real_levels)):
         fp, rp = _patches(fl, seed, i), _patches(rl, seed, i)
         c = real.shape[1]
@@ -105,5 +109,11 @@ def sample_distance(fake: torch.Tensor, real: torch.Tensor, seed: int = 0) -> fl
         std = rv.std(dim=(0, 2), keepdim=True).clamp_min(1e-6)
         fp = ((fp.view(PATCHES, c, -1) - mean) / std).view(PATCHES, dim)
         rp = ((rv - mean) / std).view(PATCHES, dim)
-        total += _sliced_w1(fp, rp, directions)
-    return total / len(real_levels)
+        distances.append(_sliced_w1(fp, rp, directions))
+    return distances
+
+
+def sample_distance(fake: torch.Tensor, real: torch.Tensor, seed: int = 0) -> float:
+    """Sliced Wasserstein patch distance between image sets (N, 3, H, W) in [-1, 1]: the levels' mean."""
+    levels = sample_distance_levels(fake, real, seed)
+    return sum(levels) / len(levels)
