@@ -142,7 +142,7 @@ def _spectra(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     (so the picture's edges do not leak energy onto the axes), 2-D FFT power.
     """
     gray = images.detach().float().cpu().mean(dim=1)  # (N, S, S)
-    n, h, w = gray.shape
+    h, w = gray.shape[1:]
     gray = gray - gray.mean(dim=(1, 2), keepdim=True)
     window = torch.outer(torch.hann_window(h, periodic=False), torch.hann_window(w, periodic=False))  # (S, S)
     power = torch.fft.fft2(gray * window).abs().square()  # (N, S, S)
