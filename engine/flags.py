@@ -501,6 +501,15 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         "(a power of two from 4 to the size; more detail, a slower forward pass) (default: the preset's)",
     )
     p.add_argument(
+        "--d-small",
+        type=int,
+        default=d.d_small,
+        metavar="PX",
+        help="fast family: give the discriminator a second path that sees the image pooled to PX "
+        "(a power of two from 8 to half the size; 0: none), so that G is judged on colours and layout "
+        "apart from texture; training cost only (default: the preset's, 0)",
+    )
+    p.add_argument(
         "--batch",
         type=int,
         default=d.batch,

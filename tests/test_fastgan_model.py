@@ -78,10 +78,32 @@ def test_gradients_reach_every_generator_and_decoder_weight() -> None:
     assert all(p.grad is not None for p in d.parameters())
 
 
+def test_small_path_judges_the_pooled_picture_only() -> None:
+    config = FastGANConfig(**{**TINY.to_dict(), "d_small": 16})
+    torch.manual_seed(0)
+    d = FastDiscriminator(config).eval()  # eval: no power iteration, so two calls agree
+    img = torch.rand(3, 3, 64, 64) * 2 - 1
+    logits, recon = d.real_pass(img, quadrant=0)
+    assert d(img).shape == (6,) and logits.shape == (6,)  # the main path's 3, then the small path's 3
+    torch.testing.assert_close(logits, d(img))
+    assert d.small is not None
+    # Texture finer than the pool's 4 px cells (zero mean per cell) leaves the small path's logits as they were.
+    grain = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(32, 32) * 0.3  # (64, 64) checkerboard
+    with torch.no_grad():
+        torch.testing.assert_close(d.small(img + grain), d.small(img), atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(d.small(img + 0.3), d.small(img))  # a colour shift it sees
+    (logits.mean() + recon).backward()
+    assert all(p.grad is not None for p in d.small.parameters())
+    assert FastDiscriminator(TINY).small is None and FastGANConfig().d_small == 0  # off unless asked
+
+
 @pytest.mark.parametrize(
     "kwargs, words",
     [
         ({"size": 100}, "power of two"),
+        ({"d_small": 4}, "'d_small' must be 0 \\(none\\) or a power of two from 8 to size / 2 \\(64\\), got 4"),
+        ({"d_small": 24}, "d_small"),
+        ({"d_small": 128}, "d_small"),
         ({"two_convs_up_to": 24}, "two_convs_up_to"),
         ({"size": 64, "two_convs_up_to": 128}, "two_convs_up_to"),
         ({"channels": 8, "min_channels": 16}, "min_channels"),

@@ -267,6 +267,29 @@ def test_two_convs_up_to_flag(data_dir: Path, tmp_path: Path) -> None:
             train_gan(_opts(data_dir, tmp_path / "x", steps=1, **kw), progress=False)
 
 
+def test_d_small_flag_and_a_run_with_it(data_dir: Path, tmp_path: Path) -> None:
+    opts = _flags("--data", "d", "--out", "o", "--d-small", "32")
+    config = opts.gan_config()
+    assert isinstance(config, FastGANConfig) and config.d_small == 32
+    assert _flags("--data", "d", "--out", "o").gan_config().d_small == 0  # off by default
+    bad = (
+        ({"d_small": 12}, "'d_small' must be 0 \\(none\\) or a power of two from 8 to size / 2 \\(32\\), got 12"),
+        ({"d_small": 16, "arch": "classic"}, "--d-small applies to --arch fast only"),
+    )
+    for kw, message in bad:
+        with pytest.raises(ValueError, match=message):
+            train_gan(_opts(data_dir, tmp_path / "x", steps=1, **kw), progress=False)
+    out = tmp_path / "small"
+    summary = train_gan(_opts(data_dir, out, steps=2, d_small=16), progress=False)
+    assert summary["steps"] == 2 and np.isfinite(summary["sample_distance"])
+    _, state = read_state(out_paths(out)[2], "gan")
+    assert state["config"]["d_small"] == 16
+    # The shipped file holds G alone: it loads whatever D trained it.
+    assert isinstance(load_generator(out_paths(out)[0])[0], FastGenerator)
+    with pytest.raises(ValueError, match="--d-small"):  # resuming with another D is refused, naming the flag
+        train_gan(_opts(data_dir, out, steps=3, resume=True), progress=False)
+
+
 def test_flag_defaults_are_the_options_defaults() -> None:
     opts = _flags("--data", "d", "--out", "o")
     assert opts == GanTrainOptions(data="d", out="o")

@@ -30,12 +30,19 @@ high-fidelity few-shot image synthesis", with the changes a 60 fps CPU show need
   `recon_side` px). The L1 loss of that (FastGAN uses LPIPS, which cannot be
   downloaded here) makes D learn features that describe the picture rather
   than memorise four of them.
+- Optionally (`d_small`) D has a second, whole-picture path, as FastGAN's D has
+  one on a downscaled copy: the image average-pooled to d_small px, its own
+  small down stack and logit. Blurred that far, the picture's colours and layout
+  are all that path sees, so its gradient asks G for a composition where the
+  main path, dominated by texture, let the samples be textures all over (the
+  fast family's patch distance is lost at the pyramid's coarsest level,
+  docs/TRAINING.md).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -81,6 +88,8 @@ class FastGANConfig:
         rest one (a power of two from 4, meaning none, to size).
     d_width: D's feature maps are this many times G's at each side (training only:
         D is not in the model file, so a wider D costs the live show nothing).
+    d_small: side in px of D's second, whole-picture path (the image pooled to
+        it), a power of two from 8 to size / 2; 0: none (training only, as d_width).
     arch: always "fast"; tells a model file's reader which family built it.
     """
 
@@ -92,6 +101,7 @@ class FastGANConfig:
     min_channels: int = 12
     two_convs_up_to: int = 32
     d_width: int = 1
+    d_small: int = 0
     arch: str = ARCH
 
     def validate(self) -> None:
@@ -104,6 +114,11 @@ class FastGANConfig:
             )
         if not 1 <= self.d_width <= 8:
             raise ValueError(f"GAN config 'd_width' must be from 1 to 8, got {self.d_width}")
+        k = self.d_small
+        if k != 0 and (not 8 <= k <= self.size // 2 or k & (k - 1)):
+            half = self.size // 2
+            msg = f"GAN config 'd_small' must be 0 (none) or a power of two from 8 to size / 2 ({half}), got {k}"
+            raise ValueError(msg)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -286,8 +301,39 @@ class _Decoder(nn.Module):
         return torch.tanh(self.net(x))
 
 
+def _head_logit(x4: Tensor, final_conv: nn.Module, out: nn.Module) -> Tensor:
+    """Logits (B,) from a 4x4 map (B, C, 4, 4): minibatch stddev, a 3x3 conv, sum pooling, linear."""
+    x = torch.cat([x4, _minibatch_std(x4)], dim=1)  # (B, C + 1, 4, 4)
+    x = F.leaky_relu(final_conv(x), _LRELU)
+    return out(x.sum(dim=(2, 3))).squeeze(1)  # (B,), sum pooling as in the classic D
+
+
+class _SmallPath(nn.Module):
+    """image (B, 3, size, size) -> logits (B,) of the image average-pooled to `side` px.
+
+    Its own 1x1 from-RGB conv, down blocks to 4x4 and head, as wide at each side
+    as the main path (`ch`: block index -> channels, block i at side 4 << i).
+    """
+
+    def __init__(self, side: int, size: int, ch: Callable[[int], int]) -> None:
+        super().__init__()
+        self.side = side
+        top = int(math.log2(side)) - 2
+        self.from_rgb = _sn_conv(3, ch(top), 1)
+        self.down = nn.Sequential(*[_DownBlock(ch(i), ch(i - 1), 2) for i in range(top, 0, -1)])
+        self.final_conv = _sn_conv(ch(0) + 1, ch(0), 3)
+        self.out = nn.utils.parametrizations.spectral_norm(nn.Linear(ch(0), 1))
+
+    def forward(self, img: Tensor) -> Tensor:
+        x = F.adaptive_avg_pool2d(img, self.side)  # (B, 3, side, side): colours and layout only
+        x = x.contiguous(memory_format=torch.channels_last)
+        x = self.down(F.leaky_relu(self.from_rgb(x), _LRELU))  # (B, C0, 4, 4)
+        return _head_logit(x, self.final_conv, self.out)
+
+
 class FastDiscriminator(nn.Module):
-    """image (B, 3, size, size) -> logits (B,); `real_pass` also returns the reconstruction loss."""
+    """image (B, 3, size, size) -> logits (B,), or (2B,) with the small path (d_small: the main
+    path's B, then the small path's B); `real_pass` also returns the reconstruction loss."""
 
     def __init__(self, config: FastGANConfig) -> None:
         super().__init__()
@@ -308,6 +354,7 @@ class FastDiscriminator(nn.Module):
         self.out = nn.utils.parametrizations.spectral_norm(nn.Linear(c0, 1))
         self.decode_all = _Decoder(ch(1), config.recon_side)
         self.decode_part = _Decoder(ch(2), config.recon_side)
+        self.small = _SmallPath(config.d_small, config.size, ch) if config.d_small else None
         init_weights(self)
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack the keyword
 
@@ -320,11 +367,12 @@ class FastDiscriminator(nn.Module):
         f16 = self.to16(F.leaky_relu(self.from_rgb(x), _LRELU))
         return f16, self.to8(f16)
 
-    def _logits(self, f8: Tensor) -> Tensor:
-        x = self.to4(f8)  # (B, C0, 4, 4)
-        x = torch.cat([x, _minibatch_std(x)], dim=1)  # (B, C0 + 1, 4, 4)
-        x = F.leaky_relu(self.final_conv(x), _LRELU)
-        return self.out(x.sum(dim=(2, 3))).squeeze(1)  # (B,), sum pooling as in the classic D
+    def _logits(self, img: Tensor, f8: Tensor) -> Tensor:
+        """(B,) from the 8x8 map; with the small path (2B,): this, then the small path's logits."""
+        main = _head_logit(self.to4(f8), self.final_conv, self.out)
+        if self.small is None:
+            return main
+        return torch.cat([main, self.small(img)])
 
     def forward(self, img: Tensor, quadrant: int | None = None) -> Tensor | tuple[Tensor, Tensor]:
         """Logits (B,); with `quadrant` (a real batch) also the reconstruction loss (real_pass).
@@ -332,7 +380,7 @@ class FastDiscriminator(nn.Module):
         sync hangs on forward(), the decoders' gradients are synced too."""
         if quadrant is not None:
             return self.real_pass(img, quadrant)
-        return self._logits(self._features(img)[1])
+        return self._logits(img, self._features(img)[1])
 
     def real_pass(self, img: Tensor, quadrant: int) -> tuple[Tensor, Tensor]:
         """Logits (B,) and the L1 reconstruction loss (scalar) for real images `img` (B, 3, S, S).
@@ -349,4 +397,4 @@ class FastDiscriminator(nn.Module):
         whole = F.adaptive_avg_pool2d(img, side)  # (B, 3, R, R)
         part = F.adaptive_avg_pool2d(part_img, side)
         loss = F.l1_loss(self.decode_all(f8), whole) + F.l1_loss(self.decode_part(part_in), part)
-        return self._logits(f8), loss
+        return self._logits(img, f8), loss

@@ -95,6 +95,7 @@ class GanTrainOptions(TrainOptions):
     min_channels: int | None = None
     d_width: int | None = None  # fast only: D's width as a multiple of G's; None = the preset's
     two_convs_up_to: int | None = None  # fast only: blocks up to this side (px) get a second conv; None = preset's
+    d_small: int | None = None  # fast only: side (px) of D's whole-picture path, 0 none; None = the preset's
     batch: int | None = None  # images per step; None = 8 for fast (as FastGAN), 16 for classic
     lr: float = 2e-4  # discriminator
     lr_g: float | None = None  # generator; None = lr for fast (as FastGAN), lr / 4 for classic (TTUR)
@@ -131,6 +132,7 @@ class GanTrainOptions(TrainOptions):
             min_channels=self.min_channels,
             d_width=self.d_width,
             two_convs_up_to=self.two_convs_up_to,
+            d_small=self.d_small,
         )
 
 
@@ -139,7 +141,8 @@ DISTRIBUTED = True  # runs under torchrun (engine.train.dist); notes and text tr
 
 
 def _validate(opts: GanTrainOptions) -> None:
-    for flag, value in (("--d-width", opts.d_width), ("--two-convs-up-to", opts.two_convs_up_to)):
+    fast_only = (("--d-width", opts.d_width), ("--two-convs-up-to", opts.two_convs_up_to), ("--d-small", opts.d_small))
+    for flag, value in fast_only:
         if value is not None and opts.arch != "fast":
             raise TrainSetupError(f"{flag} applies to --arch fast only, not {opts.arch}")
     try:
@@ -300,12 +303,13 @@ class _GanRun(TrainRun[GanTrainOptions]):
             # groups never mix real and fake images. Logits and losses in fp32.
             real_logits, recon = self._real_pass(diff_augment(real, self.gen, aug))
             fake_logits = self.d(diff_augment(fake.detach(), self.gen, aug)).float()
-        d_loss = F.relu(1.0 - real_logits.float()).mean() + F.relu(1.0 + fake_logits).mean() + recon
+        # Per image, summed over D's paths: logits are (B,), or (2B,) with the fast D's small path.
+        d_loss = (F.relu(1.0 - real_logits.float()).sum() + F.relu(1.0 + fake_logits).sum()) / b + recon
         descend(self.opt_d, d_loss)
         # G update against the freshly updated D; D's weights get no gradients.
         self.d.requires_grad_(False)
         with self._autocast():
-            g_loss = -self.d(diff_augment(fake, self.gen, aug)).float().mean()
+            g_loss = -self.d(diff_augment(fake, self.gen, aug)).float().sum() / b
         weight = self.opts.palette_weight()
         if weight > 0.0:
             floor, self.palette = palette_floor_loss(fake, self.real_spread)
@@ -399,7 +403,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             state = {**state, "config": gan_config_from_dict(state.get("config", {})).to_dict()}
         except ValueError as exc:
             raise TrainSetupError(f"--resume: '{self.state_path}' holds a bad GAN config: {exc}") from None
-        flags = "--arch/--preset/--size/--latent-dim/--channels/--min-channels/--d-width/--two-convs-up-to"
+        flags = "--arch/--preset/--size/--latent-dim/--channels/--min-channels/--d-width/--two-convs-up-to/--d-small"
         check_resume_config(self.state_path, state, self.config.to_dict(), flags)
         self.load_training_state(tensors, state)
         self._set_lr()
