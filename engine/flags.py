@@ -507,7 +507,7 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         metavar="PX",
         help="fast family: give the discriminator a second path that sees the image pooled to PX "
         "(a power of two from 8 to half the size; 0: none), so that G is judged on colours and layout "
-        "apart from texture; training cost only (default: the preset's, 0)",
+        "apart from texture; training cost only (default: the preset's, 1/8 of the size)",
     )
     p.add_argument(
         "--batch",

@@ -94,7 +94,7 @@ def test_small_path_judges_the_pooled_picture_only() -> None:
         assert not torch.allclose(d.small(img + 0.3), d.small(img))  # a colour shift it sees
     (logits.mean() + recon).backward()
     assert all(p.grad is not None for p in d.small.parameters())
-    assert FastDiscriminator(TINY).small is None and FastGANConfig().d_small == 0  # off unless asked
+    assert FastDiscriminator(TINY).small is None and FastGANConfig().d_small == 0  # files from before: none
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,9 @@ def test_presets_and_overrides() -> None:
             config = preset_config(arch, name)
             assert config.arch == arch and config.to_dict().items() >= values.items()
     assert preset_config("classic", "live") == GANConfig()
-    assert preset_config("fast", "live") == FastGANConfig()
+    assert preset_config("fast", "live") == FastGANConfig(d_small=16)  # D's small path: a preset's, not G's
+    assert preset_config("fast", "gpu", size=128).d_small == 16  # 1/8 of a smaller size, as the preset's
+    assert preset_config("fast", "gpu", size=128, d_small=32).d_small == 32  # unless given
     small = preset_config("fast", "gpu", size=64, channels=16)  # the preset's other fields shrink with them
     assert (small.size, small.channels, small.min_channels) == (64, 16, 16)
     assert isinstance(small, FastGANConfig) and small.two_convs_up_to == 64

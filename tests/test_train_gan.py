@@ -243,7 +243,7 @@ def test_cli_flags_round_trip() -> None:
 def test_arch_and_preset_flags() -> None:
     opts = _flags("--data", "d", "--out", "o")
     assert (opts.arch, opts.preset, opts.generator_lr()) == ("fast", "live", opts.lr)
-    assert opts.gan_config() == FastGANConfig()
+    assert opts.gan_config() == FastGANConfig(d_small=16)
     hd = _flags("--data", "d", "--out", "o", "--preset", "hd", "--channels", "64")
     assert (hd.gan_config().size, hd.gan_config().channels) == (256, 64)  # flags override the preset
     classic = _flags("--data", "d", "--out", "o", "--arch", "classic", "--min-channels", "32")
@@ -271,7 +271,8 @@ def test_d_small_flag_and_a_run_with_it(data_dir: Path, tmp_path: Path) -> None:
     opts = _flags("--data", "d", "--out", "o", "--d-small", "32")
     config = opts.gan_config()
     assert isinstance(config, FastGANConfig) and config.d_small == 32
-    assert _flags("--data", "d", "--out", "o").gan_config().d_small == 0  # off by default
+    assert _flags("--data", "d", "--out", "o").gan_config().d_small == 16  # the preset's, 1/8 of 128 px
+    assert _flags("--data", "d", "--out", "o", "--d-small", "0").gan_config().d_small == 0  # off
     bad = (
         ({"d_small": 12}, "'d_small' must be 0 \\(none\\) or a power of two from 8 to size / 2 \\(32\\), got 12"),
         ({"d_small": 16, "arch": "classic"}, "--d-small applies to --arch fast only"),
@@ -287,7 +288,7 @@ def test_d_small_flag_and_a_run_with_it(data_dir: Path, tmp_path: Path) -> None:
     # The shipped file holds G alone: it loads whatever D trained it.
     assert isinstance(load_generator(out_paths(out)[0])[0], FastGenerator)
     with pytest.raises(ValueError, match="--d-small"):  # resuming with another D is refused, naming the flag
-        train_gan(_opts(data_dir, out, steps=3, resume=True), progress=False)
+        train_gan(_opts(data_dir, out, steps=3, resume=True, d_small=0), progress=False)
 
 
 def test_flag_defaults_are_the_options_defaults() -> None:

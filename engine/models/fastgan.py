@@ -90,10 +90,11 @@ class FastGANConfig:
         D is not in the model file, so a wider D costs the live show nothing).
     d_small: side in px of D's second, whole-picture path (the image pooled to
         it), a power of two from 8 to size / 2; 0: none (training only, as d_width).
+        0 here, which is what a state file from before the path means; the presets set it.
     arch: always "fast"; tells a model file's reader which family built it.
     """
 
-    # The defaults are the "live" preset (engine.models.gan_arch.PRESETS): at batch 1
+    # The defaults are the "live" preset's G (engine.models.gan_arch.PRESETS): at batch 1
     # on one CPU thread ~2.9 ms against ~3.2 ms for GANConfig()'s classic generator.
     size: int = 128
     latent_dim: int = 128
