@@ -253,6 +253,13 @@ def test_arch_and_preset_flags() -> None:
             _flags("--data", "d", "--out", "o", *bad)
 
 
+def _assert_setup_errors(data_dir: Path, tmp_path: Path, bad: tuple[tuple[dict, str], ...]) -> None:
+    """Each (options, message): train_gan refuses to start with a ValueError matching the message."""
+    for kw, message in bad:
+        with pytest.raises(ValueError, match=message):
+            train_gan(_opts(data_dir, tmp_path / "x", steps=1, **kw), progress=False)
+
+
 def test_two_convs_up_to_flag(data_dir: Path, tmp_path: Path) -> None:
     wide = _flags("--data", "d", "--out", "o", "--preset", "wide", "--two-convs-up-to", "128")
     config = wide.gan_config()
@@ -262,9 +269,7 @@ def test_two_convs_up_to_flag(data_dir: Path, tmp_path: Path) -> None:
         ({"two_convs_up_to": 48}, "'two_convs_up_to' must be a power of two from 4 to size"),
         ({"two_convs_up_to": 32, "arch": "classic"}, "--two-convs-up-to applies to --arch fast only"),
     )
-    for kw, message in bad:
-        with pytest.raises(ValueError, match=message):
-            train_gan(_opts(data_dir, tmp_path / "x", steps=1, **kw), progress=False)
+    _assert_setup_errors(data_dir, tmp_path, bad)
 
 
 def test_d_small_flag_and_a_run_with_it(data_dir: Path, tmp_path: Path) -> None:
@@ -277,9 +282,7 @@ def test_d_small_flag_and_a_run_with_it(data_dir: Path, tmp_path: Path) -> None:
         ({"d_small": 12}, "'d_small' must be 0 \\(none\\) or a power of two from 8 to size / 2 \\(32\\), got 12"),
         ({"d_small": 16, "arch": "classic"}, "--d-small applies to --arch fast only"),
     )
-    for kw, message in bad:
-        with pytest.raises(ValueError, match=message):
-            train_gan(_opts(data_dir, tmp_path / "x", steps=1, **kw), progress=False)
+    _assert_setup_errors(data_dir, tmp_path, bad)
     out = tmp_path / "small"
     summary = train_gan(_opts(data_dir, out, steps=2, d_small=16), progress=False)
     assert summary["steps"] == 2 and np.isfinite(summary["sample_distance"])
