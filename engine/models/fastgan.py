@@ -316,7 +316,7 @@ class _SmallPath(nn.Module):
     as the main path (`ch`: block index -> channels, block i at side 4 << i).
     """
 
-    def __init__(self, side: int, size: int, ch: Callable[[int], int]) -> None:
+    def __init__(self, side: int, ch: Callable[[int], int]) -> None:
         super().__init__()
         self.side = side
         top = int(math.log2(side)) - 2
@@ -355,7 +355,7 @@ class FastDiscriminator(nn.Module):
         self.out = nn.utils.parametrizations.spectral_norm(nn.Linear(c0, 1))
         self.decode_all = _Decoder(ch(1), config.recon_side)
         self.decode_part = _Decoder(ch(2), config.recon_side)
-        self.small = _SmallPath(config.d_small, config.size, ch) if config.d_small else None
+        self.small = _SmallPath(config.d_small, ch) if config.d_small else None
         init_weights(self)
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack the keyword
 
