@@ -24,6 +24,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from engine.errors import ModelFileError  # noqa: E402
 from engine.eval.metrics import detail_energy_share  # noqa: E402
 from engine.models.checkpoint import load_generator  # noqa: E402
 from engine.models.fastgan import FastGenerator  # noqa: E402
@@ -64,7 +65,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
     args = parser.parse_args(argv[1:])
     for path in args.models:
-        g, _ = load_generator(path)
+        try:
+            g, _ = load_generator(path)
+        except ModelFileError as err:
+            print(f"g_detail.py: {err}", file=sys.stderr)
+            return 2
         if not isinstance(g, FastGenerator):
             msg = f"g_detail.py: {path} is a classic GAN; only --arch fast models have noisy up-blocks"
             print(msg, file=sys.stderr)

@@ -10,7 +10,7 @@ import torch
 
 from engine.models.checkpoint import save_model
 from engine.models.fastgan import FastGANConfig, FastGenerator
-from tests.conftest import REPO, make_tiny_gan
+from tests.conftest import REPO, make_tiny_gan, make_tiny_vae
 
 _spec = importlib.util.spec_from_file_location("g_detail", REPO / "scripts" / "g_detail.py")
 assert _spec is not None and _spec.loader is not None
@@ -57,3 +57,11 @@ def test_a_classic_model_is_refused_by_name(tmp_path, capsys):
     path = make_tiny_gan(tmp_path / "classic.safetensors", size=64)
     assert g_detail.main(["g_detail.py", str(path)]) == 2
     assert str(path) in capsys.readouterr().err
+
+
+def test_a_missing_or_other_kind_file_is_a_clear_error(tmp_path, capsys):
+    assert g_detail.main(["g_detail.py", str(tmp_path / "nope.safetensors")]) == 2
+    assert "nope.safetensors" in capsys.readouterr().err
+    vae = make_tiny_vae(tmp_path / "vae.safetensors")
+    assert g_detail.main(["g_detail.py", str(vae)]) == 2
+    assert "expected kind 'gan'" in capsys.readouterr().err
