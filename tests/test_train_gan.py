@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.eval.metrics import palette_spread
+from engine.eval.metrics import detail_energy_share, palette_spread
 from engine.flags import build_parser, train_options
 from engine.models.checkpoint import load_generator, read_model, read_state, save_state
 from engine.models.fastgan import FastGANConfig, FastGenerator
@@ -24,7 +24,15 @@ from engine.train.common import (
     resolve_device,
 )
 from engine.train.distance import sample_distance, sample_distance_levels
-from engine.train.gan import GanTrainOptions, _GanRun, diff_augment, palette_floor_loss, train_gan, training_dtype
+from engine.train.gan import (
+    GanTrainOptions,
+    _GanRun,
+    detail_floor_loss,
+    diff_augment,
+    palette_floor_loss,
+    train_gan,
+    training_dtype,
+)
 
 TINY = {"size": 64, "latent_dim": 16, "channels": 32, "batch": 4}
 
@@ -212,6 +220,43 @@ def test_palette_floor_weight_defaults_and_training(data_dir: Path, tmp_path: Pa
     off = _GanRun(_opts(data_dir, tmp_path / "off", steps=1, palette_floor=0.0), torch.device("cpu"))
     off.train_step()
     assert np.isnan(off.palette) and "pal" not in off.bar_fields((0.0, 0.0))
+
+
+def test_detail_floor_pushes_blur_towards_the_pictures_detail_and_no_further() -> None:
+    gen = torch.Generator().manual_seed(0)
+    real = torch.rand(4, 3, 32, 32, generator=gen) * 2 - 1  # pixel noise: most energy at fine periods
+    real_share = float(detail_energy_share(real).mean())
+    ramp = torch.linspace(-1, 1, 32)
+    blurred = (ramp.view(1, 1, 1, 32) * ramp.view(1, 1, 32, 1)).expand(4, 3, 32, 32).clone().requires_grad_(True)
+    loss, ratio = detail_floor_loss(blurred, real_share)
+    assert ratio < 0.1 and float(loss.detach()) == pytest.approx(1.0 - ratio, abs=1e-6)
+    loss.backward()
+    assert blurred.grad is not None and float(blurred.grad.abs().sum()) > 0.0
+    # One gradient step along it raises the batch's detail share: the push goes the right way.
+    stepped = blurred.detach() - 50.0 * blurred.grad
+    assert float(detail_energy_share(stepped).mean()) > float(detail_energy_share(blurred).mean())
+    sharp = real.clone().requires_grad_(True)
+    loss, ratio = detail_floor_loss(sharp, real_share * 0.5)  # twice the pictures' detail: grain
+    assert ratio > 1.0 and float(loss.detach()) == 0.0
+    loss.backward()
+    assert sharp.grad is not None and float(sharp.grad.abs().sum()) == 0.0
+    # The same numbers as the report's measure when no gradient is kept.
+    assert float(detail_energy_share(real, keep_grad=True).mean()) == pytest.approx(real_share, rel=1e-5)
+
+
+def test_detail_floor_is_off_by_default_and_trains_when_asked(data_dir: Path, tmp_path: Path) -> None:
+    assert GanTrainOptions("d", "o").detail_floor == 0.0
+    assert _flags("--data", "d", "--out", "o", "--detail-floor", "2").detail_floor == 2.0
+    with pytest.raises(ValueError, match="--detail-floor must be from 0 .off. to 100, got -1"):
+        train_gan(_opts(data_dir, tmp_path / "x", steps=1, detail_floor=-1.0), progress=False)
+    off = _GanRun(_opts(data_dir, tmp_path / "off", steps=1), torch.device("cpu"))
+    off.train_step()
+    assert np.isnan(off.detail) and "det" not in off.bar_fields((0.0, 0.0))
+    run = _GanRun(_opts(data_dir, tmp_path / "on", steps=1, detail_floor=1.0), torch.device("cpu"))
+    assert run.real_detail == pytest.approx(float(detail_energy_share(run.eval_real).mean()))
+    run.train_step()
+    assert np.isfinite(run.detail) and run.bar_fields((0.0, 0.0))["det"] == f"{run.detail:.2f}"
+    assert run.state_meta()["detail_floor"] == 1.0
 
 
 def _flags(*argv: str) -> GanTrainOptions:

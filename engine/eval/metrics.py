@@ -135,19 +135,22 @@ def nearest_rms(queries: torch.Tensor, bank: torch.Tensor) -> tuple[torch.Tensor
     return torch.cat(dists), torch.cat(index)
 
 
-def _spectra(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _spectra(images: torch.Tensor, keep_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Windowed power spectra (N, S, S) of images (N, 3, S, S) and their bin indices |fy| (S, 1), |fx| (1, S).
 
     Per image: grayscale (mean of RGB) minus its mean, times a 2-D Hann window
     (so the picture's edges do not leak energy onto the axes), 2-D FFT power.
+    fp32. keep_grad: on the images' device with their autograd graph (a training
+    loss); otherwise detached, on the CPU (the report).
     """
-    gray = images.detach().float().cpu().mean(dim=1)  # (N, S, S)
+    x = images.float() if keep_grad else images.detach().float().cpu()
+    gray = x.mean(dim=1)  # (N, S, S)
     h, w = gray.shape[1:]
     gray = gray - gray.mean(dim=(1, 2), keepdim=True)
-    window = torch.outer(torch.hann_window(h, periodic=False), torch.hann_window(w, periodic=False))  # (S, S)
-    power = torch.fft.fft2(gray * window).abs().square()  # (N, S, S)
-    fy = torch.fft.fftfreq(h).mul(h).round().abs().view(h, 1)  # (S, 1) bin index
-    fx = torch.fft.fftfreq(w).mul(w).round().abs().view(1, w)
+    hann = [torch.hann_window(n, periodic=False, device=gray.device) for n in (h, w)]
+    power = torch.fft.fft2(gray * torch.outer(*hann)).abs().square()  # (N, S, S)
+    fy = torch.fft.fftfreq(h, device=gray.device).mul(h).round().abs().view(h, 1)  # (S, 1) bin index
+    fx = torch.fft.fftfreq(w, device=gray.device).mul(w).round().abs().view(1, w)
     return power, fy, fx
 
 
@@ -169,15 +172,16 @@ def axis_energy_share(images: torch.Tensor) -> torch.Tensor:
     return (power * on_axis).sum(dim=(1, 2)) / total
 
 
-def detail_energy_share(images: torch.Tensor) -> torch.Tensor:
+def detail_energy_share(images: torch.Tensor, keep_grad: bool = False) -> torch.Tensor:
     """(N,) share of each image's spectral energy (DC left out) at periods of DETAIL_PERIOD px or less.
 
-    Spectra as in _spectra; a frequency counts as detail at radius >= S / DETAIL_PERIOD
+    Spectra as in _spectra (keep_grad as there: the training's detail floor
+    differentiates it); a frequency counts as detail at radius >= S / DETAIL_PERIOD
     bins. Sharp edges and fine brushwork put energy there; a blurred picture has
     little, a grainy one (pixel noise) much. Against the real crops' share it
     tells blur (well below) from grain (well above).
     """
-    power, fy, fx = _spectra(images)
+    power, fy, fx = _spectra(images, keep_grad)
     radius = (fy.square() + fx.square()).sqrt()  # (S, S) in bins
     detail = radius >= min(power.shape[1:]) / DETAIL_PERIOD
     total = (power * (radius > 0)).sum(dim=(1, 2)).clamp_min(1e-12)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import TrainSetupError
-from engine.eval.metrics import palette_spread
+from engine.eval.metrics import detail_energy_share, palette_spread
 from engine.models.checkpoint import save_model
 from engine.models.device import bf16_is_native
 from engine.models.fastgan import FastDiscriminator, FastGenerator
@@ -103,6 +103,7 @@ class GanTrainOptions(TrainOptions):
     augment: tuple[str, ...] = AUGMENTS  # DiffAugment's parts (engine.train.gan.diff_augment)
     precision: str = "auto"  # "bf16": G's and D's passes under bfloat16 autocast (see training_dtype)
     palette_floor: float | None = None  # weight of palette_floor_loss; None = 1 for fast, 0 (off) for classic
+    detail_floor: float = 0.0  # weight of detail_floor_loss; 0 = off (docs/TRAINING.md, "The detail floor")
 
     def palette_weight(self) -> float:
         if self.palette_floor is not None:
@@ -161,6 +162,8 @@ def _validate(opts: GanTrainOptions) -> None:
         raise TrainSetupError(f"--ema must be in [0, 1), got {opts.ema}")
     if not 0.0 <= opts.palette_weight() <= 100.0:
         raise TrainSetupError(f"--palette-floor must be from 0 (off) to 100, got {opts.palette_weight()}")
+    if not 0.0 <= opts.detail_floor <= 100.0:
+        raise TrainSetupError(f"--detail-floor must be from 0 (off) to 100, got {opts.detail_floor:g}")
     if opts.precision not in TRAIN_PRECISIONS:
         raise TrainSetupError(f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {opts.precision!r}")
 
@@ -178,6 +181,21 @@ def palette_floor_loss(fake: torch.Tensor, real_spread: float) -> tuple[torch.Te
     "The palette floor"). fake: (B, 3, S, S) G's output before augmentation.
     """
     ratio = palette_spread(fake) / max(real_spread, 1e-6)
+    return F.relu(1.0 - ratio), float(ratio.detach())
+
+
+def detail_floor_loss(fake: torch.Tensor, real_share: float) -> tuple[torch.Tensor, float]:
+    """G's penalty for samples with less fine detail than the pictures, and that ratio.
+
+    relu(1 - share(fake) / real_share), share = the batch's mean detail_energy_share
+    (spectral energy at periods of 4 px or less, the report's detail_ratio in
+    training): 0 once the batch holds as much detail as the pictures' crops, so
+    like the palette floor it never pushes past the data (grain stays D's to judge).
+    Why: on the photos the fast G's 64 and 128 px blocks gave up their noise and
+    drew blur (detail_ratio 0.007-0.04; scripts/g_detail.py). A frequency term
+    needs no pretrained network. fake: (B, 3, S, S) G's output before augmentation.
+    """
+    ratio = detail_energy_share(fake, keep_grad=True).mean() / max(real_share, 1e-6)
     return F.relu(1.0 - ratio), float(ratio.detach())
 
 
@@ -259,6 +277,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.opt_d = torch.optim.Adam(equalized_param_groups(self.d, opts.lr), betas=betas)
         self.recon = math.nan  # the fast D's last reconstruction L1 loss
         self.palette = math.nan  # the last batch's palette spread / the pictures' (palette_floor_loss)
+        self.detail = math.nan  # the last batch's detail share / the pictures' (detail_floor_loss)
         self.distance_start = math.nan
         self.distance = math.nan
         self.batch = opts.batch_size()
@@ -273,6 +292,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.eval_z = torch.randn(EVAL_FAKE, self.config.latent_dim, generator=gen)
         self.eval_real = random_crops(self.images, EVAL_REAL, self.config.size, gen)
         self.real_spread = float(palette_spread(self.eval_real))  # fixed per run: 64 crops, not a noisy batch
+        self.real_detail = float(detail_energy_share(self.eval_real).mean())  # the same crops
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, chunk: int = 16) -> torch.Tensor:
@@ -289,6 +309,8 @@ class _GanRun(TrainRun[GanTrainOptions]):
             fields["rec"] = f"{self.recon:.3f}"
         if not math.isnan(self.palette):
             fields["pal"] = f"{self.palette:.2f}"
+        if not math.isnan(self.detail):
+            fields["det"] = f"{self.detail:.2f}"
         return fields
 
     def train_step(self, fraction: float = 0.0) -> tuple[float, float]:
@@ -314,6 +336,9 @@ class _GanRun(TrainRun[GanTrainOptions]):
         if weight > 0.0:
             floor, self.palette = palette_floor_loss(fake, self.real_spread)
             g_loss = g_loss + weight * floor
+        if self.opts.detail_floor > 0.0:
+            floor, self.detail = detail_floor_loss(fake, self.real_detail)
+            g_loss = g_loss + self.opts.detail_floor * floor
         descend(self.opt_g, g_loss)
         self.d.requires_grad_(True)
         self._update_ema()
@@ -391,6 +416,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             "ema": self.opts.ema,
             "augment": ",".join(self.opts.augment),
             "palette_floor": self.opts.palette_weight(),
+            "detail_floor": self.opts.detail_floor,
             "sample_distance_start": self.distance_start,
             "sample_distance": self.distance,
             "data": self.data_summary(),
