@@ -180,7 +180,12 @@ def palette_floor_loss(fake: torch.Tensor, real_spread: float) -> tuple[torch.Te
     and contrast hide exactly that from D. With it: 0.124-0.134 (docs/TRAINING.md,
     "The palette floor"). fake: (B, 3, S, S) G's output before augmentation.
     """
-    ratio = palette_spread(fake) / max(real_spread, 1e-6)
+    return _floor(palette_spread(fake), real_spread)
+
+
+def _floor(measured: torch.Tensor, real: float) -> tuple[torch.Tensor, float]:
+    """relu(1 - measured / real) (0-dim) and that ratio: the shape every floor in G's loss shares."""
+    ratio = measured / max(real, 1e-6)
     return F.relu(1.0 - ratio), float(ratio.detach())
 
 
@@ -195,8 +200,7 @@ def detail_floor_loss(fake: torch.Tensor, real_share: float) -> tuple[torch.Tens
     drew blur (detail_ratio 0.007-0.04; scripts/g_detail.py). A frequency term
     needs no pretrained network. fake: (B, 3, S, S) G's output before augmentation.
     """
-    ratio = detail_energy_share(fake, keep_grad=True).mean() / max(real_share, 1e-6)
-    return F.relu(1.0 - ratio), float(ratio.detach())
+    return _floor(detail_energy_share(fake, keep_grad=True).mean(), real_share)
 
 
 def diff_augment(x: torch.Tensor, gen: torch.Generator, policy: tuple[str, ...] = AUGMENTS) -> torch.Tensor:
