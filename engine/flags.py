@@ -545,6 +545,14 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         f"than the pictures: against blur (0 = off; default {d.detail_floor:g})",
     )
     p.add_argument(
+        "--detail-ceiling",
+        type=float,
+        default=d.detail_ceiling,
+        metavar="R",
+        help="with --detail-floor: also push back when the samples hold more than R times the pictures' "
+        f"fine detail: against grain (0 = no ceiling; default {d.detail_ceiling:g})",
+    )
+    p.add_argument(
         "--precision",
         choices=TRAIN_PRECISIONS,
         default=d.precision,

@@ -244,6 +244,21 @@ def test_detail_floor_pushes_blur_towards_the_pictures_detail_and_no_further() -
     assert float(detail_energy_share(real, keep_grad=True).mean()) == pytest.approx(real_share, rel=1e-5)
 
 
+def test_detail_ceiling_pushes_grain_back_and_leaves_the_band_alone() -> None:
+    real = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    share = float(detail_energy_share(real).mean())
+    grainy = real.clone().requires_grad_(True)
+    loss, ratio = detail_floor_loss(grainy, share * 0.5, ceiling=1.25)  # twice the pictures' detail
+    assert ratio == pytest.approx(2.0, rel=1e-5) and float(loss.detach()) == pytest.approx(0.75, rel=1e-4)
+    loss.backward()
+    assert grainy.grad is not None
+    stepped = grainy.detach() - 50.0 * grainy.grad  # one step along it lowers the detail share
+    assert float(detail_energy_share(stepped).mean()) < share
+    inside = real.clone().requires_grad_(True)
+    loss, ratio = detail_floor_loss(inside, share / 1.2, ceiling=1.25)  # within [1, 1.25]: no push either way
+    assert 1.0 < ratio < 1.25 and float(loss.detach()) == 0.0
+
+
 def test_detail_floor_is_off_by_default_and_trains_when_asked(data_dir: Path, tmp_path: Path) -> None:
     assert GanTrainOptions("d", "o").detail_floor == 0.0
     assert _flags("--data", "d", "--out", "o", "--detail-floor", "2").detail_floor == 2.0
@@ -256,7 +271,21 @@ def test_detail_floor_is_off_by_default_and_trains_when_asked(data_dir: Path, tm
     assert run.real_detail == pytest.approx(float(detail_energy_share(run.eval_real).mean()))
     run.train_step()
     assert np.isfinite(run.detail) and run.bar_fields((0.0, 0.0))["det"] == f"{run.detail:.2f}"
-    assert run.state_meta()["detail_floor"] == 1.0
+    assert run.state_meta()["detail_floor"] == 1.0 and run.state_meta()["detail_ceiling"] == 0.0
+
+
+def test_detail_ceiling_flag_is_checked(data_dir: Path, tmp_path: Path) -> None:
+    assert _flags("--data", "d", "--out", "o", "--detail-ceiling", "1.5").detail_ceiling == 1.5
+    bad = (
+        ({"detail_floor": 1.0, "detail_ceiling": 0.5}, "--detail-ceiling must be 0 .none. or a ratio from 1 to 100"),
+        ({"detail_ceiling": 1.5}, "--detail-ceiling needs --detail-floor W > 0"),
+    )
+    for kwargs, message in bad:
+        with pytest.raises(ValueError, match=message):
+            train_gan(_opts(data_dir, tmp_path / "x", steps=1, **kwargs), progress=False)
+    run = _GanRun(_opts(data_dir, tmp_path / "on", steps=1, detail_floor=1.0, detail_ceiling=1.5), torch.device("cpu"))
+    run.train_step()
+    assert np.isfinite(run.detail) and run.state_meta()["detail_ceiling"] == 1.5
 
 
 def _flags(*argv: str) -> GanTrainOptions:

@@ -104,6 +104,7 @@ class GanTrainOptions(TrainOptions):
     precision: str = "auto"  # "bf16": G's and D's passes under bfloat16 autocast (see training_dtype)
     palette_floor: float | None = None  # weight of palette_floor_loss; None = 1 for fast, 0 (off) for classic
     detail_floor: float = 0.0  # weight of detail_floor_loss; 0 = off (docs/TRAINING.md, "The detail floor")
+    detail_ceiling: float = 0.0  # detail ratio above which detail_floor_loss also pushes back; 0 = no ceiling
 
     def palette_weight(self) -> float:
         if self.palette_floor is not None:
@@ -164,6 +165,11 @@ def _validate(opts: GanTrainOptions) -> None:
         raise TrainSetupError(f"--palette-floor must be from 0 (off) to 100, got {opts.palette_weight()}")
     if not 0.0 <= opts.detail_floor <= 100.0:
         raise TrainSetupError(f"--detail-floor must be from 0 (off) to 100, got {opts.detail_floor:g}")
+    ceiling = opts.detail_ceiling
+    if ceiling != 0.0 and not 1.0 <= ceiling <= 100.0:
+        raise TrainSetupError(f"--detail-ceiling must be 0 (none) or a ratio from 1 to 100, got {ceiling:g}")
+    if ceiling and not opts.detail_floor:
+        raise TrainSetupError("--detail-ceiling needs --detail-floor W > 0: W weighs both sides")
     if opts.precision not in TRAIN_PRECISIONS:
         raise TrainSetupError(f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {opts.precision!r}")
 
@@ -183,24 +189,31 @@ def palette_floor_loss(fake: torch.Tensor, real_spread: float) -> tuple[torch.Te
     return _floor(palette_spread(fake), real_spread)
 
 
-def _floor(measured: torch.Tensor, real: float) -> tuple[torch.Tensor, float]:
-    """relu(1 - measured / real) (0-dim) and that ratio: the shape every floor in G's loss shares."""
+def _floor(measured: torch.Tensor, real: float, ceiling: float = 0.0) -> tuple[torch.Tensor, float]:
+    """relu(1 - measured / real) (0-dim) and that ratio: the shape every floor in G's loss shares;
+    ceiling > 0 adds relu(ratio - ceiling), a push back from above."""
     ratio = measured / max(real, 1e-6)
-    return F.relu(1.0 - ratio), float(ratio.detach())
+    loss = F.relu(1.0 - ratio)
+    if ceiling > 0.0:
+        loss = loss + F.relu(ratio - ceiling)
+    return loss, float(ratio.detach())
 
 
-def detail_floor_loss(fake: torch.Tensor, real_share: float) -> tuple[torch.Tensor, float]:
+def detail_floor_loss(fake: torch.Tensor, real_share: float, ceiling: float = 0.0) -> tuple[torch.Tensor, float]:
     """G's penalty for samples with less fine detail than the pictures, and that ratio.
 
     relu(1 - share(fake) / real_share), share = the batch's mean detail_energy_share
     (spectral energy at periods of 4 px or less, the report's detail_ratio in
-    training): 0 once the batch holds as much detail as the pictures' crops, so
-    like the palette floor it never pushes past the data (grain stays D's to judge).
+    training): 0 once the batch holds as much detail as the pictures' crops.
     Why: on the photos the fast G's 64 and 128 px blocks gave up their noise and
     drew blur (detail_ratio 0.007-0.04; scripts/g_detail.py). A frequency term
     needs no pretrained network. fake: (B, 3, S, S) G's output before augmentation.
+
+    ceiling > 0 adds relu(ratio - ceiling): the floor alone let the photos
+    overshoot into grain (detail_ratio 1.8-2.7, tenth session) because D did not
+    push back, so the band [1, ceiling] holds it from both sides.
     """
-    return _floor(detail_energy_share(fake, keep_grad=True).mean(), real_share)
+    return _floor(detail_energy_share(fake, keep_grad=True).mean(), real_share, ceiling)
 
 
 def diff_augment(x: torch.Tensor, gen: torch.Generator, policy: tuple[str, ...] = AUGMENTS) -> torch.Tensor:
@@ -341,7 +354,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             floor, self.palette = palette_floor_loss(fake, self.real_spread)
             g_loss = g_loss + weight * floor
         if self.opts.detail_floor > 0.0:
-            floor, self.detail = detail_floor_loss(fake, self.real_detail)
+            floor, self.detail = detail_floor_loss(fake, self.real_detail, self.opts.detail_ceiling)
             g_loss = g_loss + self.opts.detail_floor * floor
         descend(self.opt_g, g_loss)
         self.d.requires_grad_(True)
@@ -421,6 +434,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             "augment": ",".join(self.opts.augment),
             "palette_floor": self.opts.palette_weight(),
             "detail_floor": self.opts.detail_floor,
+            "detail_ceiling": self.opts.detail_ceiling,
             "sample_distance_start": self.distance_start,
             "sample_distance": self.distance,
             "data": self.data_summary(),
