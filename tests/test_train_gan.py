@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -286,6 +288,16 @@ def test_detail_ceiling_flag_is_checked(data_dir: Path, tmp_path: Path) -> None:
     run = _GanRun(_opts(data_dir, tmp_path / "on", steps=1, detail_floor=1.0, detail_ceiling=1.5), torch.device("cpu"))
     run.train_step()
     assert np.isfinite(run.detail) and run.state_meta()["detail_ceiling"] == 1.5
+
+
+def test_checkpoint_log_line_carries_the_floors_ratios(
+    data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A log file has no progress bar: the checkpoint line is where `pal` and `det` are read.
+    with caplog.at_level(logging.INFO, logger="engine.train.gan"):
+        train_gan(_opts(data_dir, tmp_path / "on", steps=2, detail_floor=1.0), progress=False)
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("checkpoint at step 2"))
+    assert re.search(r"\(start [\d.]+\), palette [\d.]+, detail [\d.]+ -> ", line), line
 
 
 def _flags(*argv: str) -> GanTrainOptions:

@@ -324,10 +324,8 @@ class _GanRun(TrainRun[GanTrainOptions]):
         fields = {"d_loss": f"{losses[0]:.3f}", "g_loss": f"{losses[1]:.3f}", "img_s": f"{self.rate:.1f}"}
         if not math.isnan(self.recon):
             fields["rec"] = f"{self.recon:.3f}"
-        if not math.isnan(self.palette):
-            fields["pal"] = f"{self.palette:.2f}"
-        if not math.isnan(self.detail):
-            fields["det"] = f"{self.detail:.2f}"
+        short = {"palette": "pal", "detail": "det"}
+        fields |= {short[name]: f"{value:.2f}" for name, value in self.floor_ratios().items()}
         return fields
 
     def train_step(self, fraction: float = 0.0) -> tuple[float, float]:
@@ -401,13 +399,21 @@ class _GanRun(TrainRun[GanTrainOptions]):
             steps=self.step,
         )
         self.save_training_state()
+        # The floors' last ratios too: the progress bar that shows them is not in a log file.
+        floors = "".join(f", {name} {value:.2f}" for name, value in self.floor_ratios().items())
         log.info(
-            "checkpoint at step %d: sample distance %.4f (start %.4f) -> %s",
+            "checkpoint at step %d: sample distance %.4f (start %.4f)%s -> %s",
             self.step,
             self.distance,
             self.distance_start,
+            floors,
             self.model_path,
         )
+
+    def floor_ratios(self) -> dict[str, float]:
+        """The floors in use: the last training batch's palette spread and detail share over the pictures'."""
+        ratios = {"palette": self.palette, "detail": self.detail}
+        return {name: value for name, value in ratios.items() if not math.isnan(value)}
 
     def data_summary(self) -> dict[str, Any]:
         return {"folder": Path(self.opts.data).resolve().name, "images": self.scan.loaded, "skipped": self.scan.skipped}
