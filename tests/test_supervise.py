@@ -83,15 +83,20 @@ def test_a_killed_or_hung_show_is_restarted_where_it_was(tmp_path):
     show += ["--oscquery-port", "0", "--presets", str(tmp_path / "p"), "--set", "/master/speed=0.5"]
     cmd = [sys.executable, str(REPO / "run_show.py"), "supervise", "--state", str(state), "--hang-seconds", "3"]
     cmd += ["--log", str(log), "--", *show]
+    started = time.monotonic()
     sup = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
+        assert _wait_for(lambda: any("presenting frames" in x for x in _log(log)), 60), _log(log)
+        cold = time.monotonic() - started  # s: this machine's cold start (2-6 s seen on 2-core VMs)
         # The set reaches item 2 at 4 s; the state is saved every 5 s: wait for a save there.
         assert _wait_for(lambda: state.exists() and json.loads(state.read_text())["setlist"]["item"] == 1, 60)
         first = [x for x in _log(log) if "presenting frames" in x][0]
         os.kill(_child_pid(first), signal.SIGKILL)
         killed = time.monotonic()
         assert _wait_for(lambda: sum("presenting frames" in x for x in _log(log)) == 2, 30), _log(log)
-        assert time.monotonic() - killed < 5.0  # a new show presents frames within 5 s
+        # A new show presents frames within 5 s, or one cold start and 2 s on a slower machine
+        # (a Zen 1 VM starts a show in ~6 s): the restart waits for nothing but the start itself.
+        assert time.monotonic() - killed < max(5.0, cold + 2.0)
         saved = json.loads(state.read_text())
         assert saved["setlist"]["item"] == 1 and saved["params"]["/master/speed"] == 0.5
         second = [x for x in _log(log) if "presenting frames" in x][1]
