@@ -542,7 +542,7 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         default=d.detail_floor,
         metavar="W",
         help="weight of G's penalty when its samples hold less fine detail (periods of 4 px or less) "
-        f"than the pictures: against blur (0 = off; default {d.detail_floor:g})",
+        "than the pictures: against blur (0 = off; default: 1 for fast, 0 for classic)",
     )
     p.add_argument(
         "--detail-ceiling",

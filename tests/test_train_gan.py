@@ -261,15 +261,18 @@ def test_detail_ceiling_pushes_grain_back_and_leaves_the_band_alone() -> None:
     assert 1.0 < ratio < 1.25 and float(loss.detach()) == 0.0
 
 
-def test_detail_floor_is_off_by_default_and_trains_when_asked(data_dir: Path, tmp_path: Path) -> None:
-    assert GanTrainOptions("d", "o").detail_floor == 0.0
+def test_detail_floor_is_on_for_fast_off_for_classic_and_can_be_turned_off(data_dir: Path, tmp_path: Path) -> None:
+    assert GanTrainOptions("d", "o").detail_floor is None
+    assert GanTrainOptions("d", "o", arch="fast").detail_weight() == 1.0
+    assert GanTrainOptions("d", "o", arch="classic").detail_weight() == 0.0
     assert _flags("--data", "d", "--out", "o", "--detail-floor", "2").detail_floor == 2.0
     with pytest.raises(ValueError, match="--detail-floor must be from 0 .off. to 100, got -1"):
         train_gan(_opts(data_dir, tmp_path / "x", steps=1, detail_floor=-1.0), progress=False)
-    off = _GanRun(_opts(data_dir, tmp_path / "off", steps=1), torch.device("cpu"))
+    off = _GanRun(_opts(data_dir, tmp_path / "off", steps=1, detail_floor=0.0), torch.device("cpu"))
     off.train_step()
     assert np.isnan(off.detail) and "det" not in off.bar_fields((0.0, 0.0))
-    run = _GanRun(_opts(data_dir, tmp_path / "on", steps=1, detail_floor=1.0), torch.device("cpu"))
+    assert off.state_meta()["detail_floor"] == 0.0
+    run = _GanRun(_opts(data_dir, tmp_path / "on", steps=1, arch="fast"), torch.device("cpu"))  # the default
     assert run.real_detail == pytest.approx(float(detail_energy_share(run.eval_real).mean()))
     run.train_step()
     assert np.isfinite(run.detail) and run.bar_fields((0.0, 0.0))["det"] == f"{run.detail:.2f}"
@@ -280,7 +283,8 @@ def test_detail_ceiling_flag_is_checked(data_dir: Path, tmp_path: Path) -> None:
     assert _flags("--data", "d", "--out", "o", "--detail-ceiling", "1.5").detail_ceiling == 1.5
     bad = (
         ({"detail_floor": 1.0, "detail_ceiling": 0.5}, "--detail-ceiling must be 0 .none. or a ratio from 1 to 100"),
-        ({"detail_ceiling": 1.5}, "--detail-ceiling needs --detail-floor W > 0"),
+        ({"detail_floor": 0.0, "detail_ceiling": 1.5}, "--detail-ceiling needs --detail-floor W > 0"),
+        ({"arch": "classic", "detail_ceiling": 1.5}, "--detail-ceiling needs --detail-floor W > 0"),
     )
     for kwargs, message in bad:
         with pytest.raises(ValueError, match=message):

@@ -103,13 +103,23 @@ class GanTrainOptions(TrainOptions):
     augment: tuple[str, ...] = AUGMENTS  # DiffAugment's parts (engine.train.gan.diff_augment)
     precision: str = "auto"  # "bf16": G's and D's passes under bfloat16 autocast (see training_dtype)
     palette_floor: float | None = None  # weight of palette_floor_loss; None = 1 for fast, 0 (off) for classic
-    detail_floor: float = 0.0  # weight of detail_floor_loss; 0 = off (docs/TRAINING.md, "The detail floor")
+    # Weight of detail_floor_loss (docs/TRAINING.md, "The detail floor"); None = 1 for fast, 0 (off) for classic.
+    detail_floor: float | None = None
     detail_ceiling: float = 0.0  # detail ratio above which detail_floor_loss also pushes back; 0 = no ceiling
 
-    def palette_weight(self) -> float:
-        if self.palette_floor is not None:
-            return self.palette_floor
+    def _floor_weight(self, given: float | None) -> float:
+        """A floor's weight: as given, else 1 for the fast family and 0 (off) for the classic."""
+        if given is not None:
+            return given
         return 1.0 if self.arch == "fast" else 0.0
+
+    def palette_weight(self) -> float:
+        return self._floor_weight(self.palette_floor)
+
+    def detail_weight(self) -> float:
+        # The fast family's default since the twelfth session: in all five pairs at equal time
+        # (two VMs, both folders) the floor lowered the patch distance (docs/TRAINING.md).
+        return self._floor_weight(self.detail_floor)
 
     def batch_size(self) -> int:
         # Fast: FastGAN's 8. At equal CPU time twice the updates of 16 drew the paintings
@@ -163,12 +173,12 @@ def _validate(opts: GanTrainOptions) -> None:
         raise TrainSetupError(f"--ema must be in [0, 1), got {opts.ema}")
     if not 0.0 <= opts.palette_weight() <= 100.0:
         raise TrainSetupError(f"--palette-floor must be from 0 (off) to 100, got {opts.palette_weight()}")
-    if not 0.0 <= opts.detail_floor <= 100.0:
-        raise TrainSetupError(f"--detail-floor must be from 0 (off) to 100, got {opts.detail_floor:g}")
+    if not 0.0 <= opts.detail_weight() <= 100.0:
+        raise TrainSetupError(f"--detail-floor must be from 0 (off) to 100, got {opts.detail_weight():g}")
     ceiling = opts.detail_ceiling
     if ceiling != 0.0 and not 1.0 <= ceiling <= 100.0:
         raise TrainSetupError(f"--detail-ceiling must be 0 (none) or a ratio from 1 to 100, got {ceiling:g}")
-    if ceiling and not opts.detail_floor:
+    if ceiling and not opts.detail_weight():
         raise TrainSetupError("--detail-ceiling needs --detail-floor W > 0: W weighs both sides")
     if opts.precision not in TRAIN_PRECISIONS:
         raise TrainSetupError(f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {opts.precision!r}")
@@ -351,9 +361,9 @@ class _GanRun(TrainRun[GanTrainOptions]):
         if weight > 0.0:
             floor, self.palette = palette_floor_loss(fake, self.real_spread)
             g_loss = g_loss + weight * floor
-        if self.opts.detail_floor > 0.0:
+        if self.opts.detail_weight() > 0.0:
             floor, self.detail = detail_floor_loss(fake, self.real_detail, self.opts.detail_ceiling)
-            g_loss = g_loss + self.opts.detail_floor * floor
+            g_loss = g_loss + self.opts.detail_weight() * floor
         descend(self.opt_g, g_loss)
         self.d.requires_grad_(True)
         self._update_ema()
@@ -439,7 +449,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             "ema": self.opts.ema,
             "augment": ",".join(self.opts.augment),
             "palette_floor": self.opts.palette_weight(),
-            "detail_floor": self.opts.detail_floor,
+            "detail_floor": self.opts.detail_weight(),
             "detail_ceiling": self.opts.detail_ceiling,
             "sample_distance_start": self.distance_start,
             "sample_distance": self.distance,
