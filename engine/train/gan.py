@@ -361,9 +361,10 @@ class _GanRun(TrainRun[GanTrainOptions]):
         if weight > 0.0:
             floor, self.palette = palette_floor_loss(fake, self.real_spread)
             g_loss = g_loss + weight * floor
-        if self.opts.detail_weight() > 0.0:
+        weight = self.opts.detail_weight()
+        if weight > 0.0:
             floor, self.detail = detail_floor_loss(fake, self.real_detail, self.opts.detail_ceiling)
-            g_loss = g_loss + self.opts.detail_weight() * floor
+            g_loss = g_loss + weight * floor
         descend(self.opt_g, g_loss)
         self.d.requires_grad_(True)
         self._update_ema()
