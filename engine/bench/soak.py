@@ -9,7 +9,9 @@ every 30 s, what the control page asks (/controls and /frame.jpg). Every
 and open file handles from /proc, and pings it over OSC (the answer's latency).
 At the end: the samples, the resident memory's slope over the last two thirds of
 the run (MB per hour, least squares), the spread of threads and handles, the
-/status latencies, and the show's own stats. Linux only (/proc).
+/status latencies, the show's frame rate over the first and the last third of
+the run (from the frame counts /status reports), and the show's own stats.
+Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -81,27 +83,53 @@ def _traffic(port: int, stop: threading.Event, seed: int = 0) -> int:
     return sent
 
 
-def _get_ms(url: str) -> float | None:
-    """Milliseconds for a GET answered 200 in under 2 s, else None."""
+def _get(url: str) -> tuple[float, bytes] | None:
+    """(milliseconds, body) for a GET answered 200 in under 2 s, else None."""
     t0 = time.perf_counter()
     try:
         with urllib.request.urlopen(url, timeout=2.0) as r:  # noqa: S310 - the show's own loopback server
-            r.read()
+            body = r.read()
             ok = r.status == 200
     except OSError:
         return None
-    return (time.perf_counter() - t0) * 1000.0 if ok else None
+    return ((time.perf_counter() - t0) * 1000.0, body) if ok else None
 
 
-def _poll_status(base: str, stop: threading.Event, out: list[float | None]) -> None:
-    """GET /status every STATUS_S s (its latency or None into `out`); the page's requests every PAGE_S s."""
+def _status_sample(base: str) -> dict[str, float] | None:
+    """GET /status: its latency (ms) and the show's own uptime (s) and frame count, else None."""
+    got = _get(base + "/status")
+    if got is None:
+        return None
+    ms, body = got
+    try:
+        status = json.loads(body)
+        return {"ms": ms, "uptime_s": float(status["uptime_s"]), "frames": float(status["frames"])}
+    except (ValueError, KeyError, TypeError):
+        return {"ms": ms, "uptime_s": float("nan"), "frames": float("nan")}
+
+
+def _poll_status(base: str, stop: threading.Event, out: list[dict[str, float] | None]) -> None:
+    """GET /status every STATUS_S s (a `_status_sample` into `out`); the page's requests every PAGE_S s."""
     next_page = 0.0
     while not stop.wait(STATUS_S):
-        out.append(_get_ms(base + "/status"))
+        out.append(_status_sample(base))
         if time.monotonic() >= next_page:
             next_page = time.monotonic() + PAGE_S
-            _get_ms(base + "/controls")
-            _get_ms(base + "/frame.jpg")
+            _get(base + "/controls")
+            _get(base + "/frame.jpg")
+
+
+def _fps_first_last_third(status: list[dict[str, float] | None]) -> list[float | None]:
+    """The show's frame rate over the first and the last third of the /status answers (frames
+    counted by the show over its own uptime), or None where a third has under two answers.
+    A show that slows down as it runs (a growing queue, a leak that costs time) shows here."""
+    answered = [x for x in status if x is not None and np.isfinite(x["frames"])]
+    third = len(answered) // 3
+    rates: list[float | None] = []
+    for part in (answered[:third], answered[len(answered) - third :]):
+        span = part[-1]["uptime_s"] - part[0]["uptime_s"] if len(part) >= 2 else 0.0
+        rates.append(round((part[-1]["frames"] - part[0]["frames"]) / span, 2) if span > 0 else None)
+    return rates
 
 
 def _slope_mb_per_hour(samples: list[dict[str, float]]) -> float:
@@ -132,14 +160,14 @@ def soak(minutes: float, sample_s: float = 30.0) -> dict[str, Any]:
             proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=devnull, stderr=subprocess.PIPE, text=True)
         stop = threading.Event()
         sent = [0]
-        status_ms: list[float | None] = []
+        status: list[dict[str, float] | None] = []
         try:
             if not wait_for_pong(port, 120.0, proc):
                 raise RuntimeError("the soaked show did not answer /ping")
             sender = threading.Thread(target=lambda: sent.__setitem__(0, _traffic(port, stop)), daemon=True)
             sender.start()
             poller = threading.Thread(
-                target=_poll_status, args=(f"http://127.0.0.1:{http_port}", stop, status_ms), daemon=True
+                target=_poll_status, args=(f"http://127.0.0.1:{http_port}", stop, status), daemon=True
             )
             poller.start()
             samples = []
@@ -160,7 +188,7 @@ def soak(minutes: float, sample_s: float = 30.0) -> dict[str, Any]:
                 proc.wait()
         show = json.loads(stats_path.read_text()) if stats_path.exists() else {}
     pings = [x["ping_ms"] for x in samples if x["ping_ms"] is not None]
-    answered = np.array([x for x in status_ms if x is not None] or [0.0])
+    answered = np.array([x["ms"] for x in status if x is not None] or [0.0])
     return {
         "minutes": minutes,
         "sent": sent[0],
@@ -171,12 +199,13 @@ def soak(minutes: float, sample_s: float = 30.0) -> dict[str, Any]:
         "fds": [min(x["fds"] for x in samples), max(x["fds"] for x in samples)],
         "ping_ms": {"answered": len(pings), "of": len(samples), "max": round(max(pings, default=0.0), 2)},
         "status_ms": {
-            "answered": int(sum(x is not None for x in status_ms)),
-            "of": len(status_ms),
+            "answered": int(sum(x is not None for x in status)),
+            "of": len(status),
             "p50": round(float(np.percentile(answered, 50)), 2),
             "p99": round(float(np.percentile(answered, 99)), 2),
             "max": round(float(answered.max()), 2),
         },
+        "fps_first_last_third": _fps_first_last_third(status),
         "show": {k: show.get(k) for k in ("fps", "frame_ms", "late_frames", "frame_errors", "hook_errors", "setlist")},
     }
 
@@ -190,6 +219,7 @@ def format_soak(r: dict[str, Any]) -> str:
         f"{r['threads'][1]}, file handles {r['fds'][0]}-{r['fds'][1]}; /ping answered {r['ping_ms']['answered']}/"
         f"{r['ping_ms']['of']} (max {r['ping_ms']['max']} ms); GET /status every {STATUS_S:g} s answered "
         f"{r['status_ms']['answered']}/{r['status_ms']['of']} (p50 {r['status_ms']['p50']} ms, p99 "
-        f"{r['status_ms']['p99']} ms, max {r['status_ms']['max']} ms); show {s.get('fps')} fps, "
+        f"{r['status_ms']['p99']} ms, max {r['status_ms']['max']} ms); show {s.get('fps')} fps (first third "
+        f"{r['fps_first_last_third'][0]}, last third {r['fps_first_last_third'][1]}), "
         f"late {s.get('late_frames')}, frame errors {s.get('frame_errors')}, setlist {s.get('setlist')}"
     )
