@@ -198,7 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="play scenes live in a window (or headless)")
     show.add_argument(
-        "--scene", action="append", type=Path, help="scene file (repeatable; default scenes/default.toml)"
+        "--scene",
+        action="append",
+        type=Path,
+        help="scene file (repeatable; default: the setlist scenes/default.setlist.toml)",
     )
     _add_picture_args(show)
     show.add_argument("--fullscreen", action="store_true", help="fullscreen on the chosen display")
@@ -389,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds_over(0),
         metavar="MINUTES",
         help="endurance instead: a headless show cycling a setlist every 20 s under random OSC for MINUTES, "
-        "sampling resident memory, threads, file handles and /ping every 30 s (Linux)",
+        "sampling resident memory, threads, file handles and /ping every 10 s (Linux)",
     )
     bench.add_argument(
         "--osc-flood",

@@ -6,9 +6,10 @@ sender throws random well-formed and malformed OSC at it (about 200 messages a
 second). A poller asks GET /status every 5 s (as a monitoring system would) and,
 every 30 s, what the control page asks (/controls and /frame.jpg). Every
 `sample_s` seconds the benchmark reads the show's resident memory, thread count
-and open file handles from /proc, and pings it over OSC (the answer's latency).
-At the end: the samples, the resident memory's slope over the last two thirds of
-the run (MB per hour, least squares), the spread of threads and handles, the
+and open file handles from /proc, and pings it over OSC (the answer's latency);
+then it ends the show with SIGTERM, as a service manager would. At the end: the
+samples, the resident memory's slope over the last two thirds of the run (MB
+per hour, least squares), the spread of threads and handles, the
 /status latencies, the show's frame rate over the first and the last third of
 the run (from the frame counts /status reports), and the show's own stats.
 Linux only (/proc).
@@ -141,7 +142,14 @@ def _slope_mb_per_hour(samples: list[dict[str, float]]) -> float:
     return float(np.polyfit(t, rss, 1)[0])
 
 
-def soak(minutes: float, sample_s: float = 30.0) -> dict[str, Any]:
+# Resident memory scatters by about 0.9 MB (one standard deviation) around its trend as the
+# allocator reuses frames and caches; a slope fitted to n samples spread over t has a spread of
+# 0.9 MB / (sqrt(n) * std(t)). Over a 10-minute soak's last two thirds that is 4.2 MB/h with a
+# sample every 10 s and 6.8 MB/h every 30 s (docs/BENCHMARKS.md, "How long a soak must be").
+SAMPLE_S = 10.0
+
+
+def soak(minutes: float, sample_s: float = SAMPLE_S) -> dict[str, Any]:
     """Run the soak; the samples and their summary (see the module docstring)."""
     port, http_port = free_udp_port(), free_tcp_port()
     seconds = minutes * 60.0
@@ -180,7 +188,10 @@ def soak(minutes: float, sample_s: float = 30.0) -> dict[str, Any]:
             stop.set()
             sender.join(5.0)
             poller.join(5.0)
+            proc.terminate()  # the show stops, writes its stats and exits 0 (its --seconds is a margin)
             _, err = proc.communicate(timeout=120)
+            if proc.returncode != 0:
+                raise RuntimeError(f"the soaked show exited {proc.returncode} on SIGTERM: {err[-2000:]}")
         finally:
             stop.set()
             if proc.poll() is None:
