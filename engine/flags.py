@@ -24,7 +24,7 @@ from engine.eval.options import EvalOptions
 from engine.models.device import PRECISIONS
 from engine.models.gan_arch import ARCHS, PRESET_NAMES
 from engine.train.common import DEFAULT_MINUTES, SeqTrainOptions, TrainOptions
-from engine.train.gan import TRAIN_PRECISIONS, GanTrainOptions
+from engine.train.gan import KEEP_CHOICES, TRAIN_PRECISIONS, GanTrainOptions
 from engine.train.notes import NotesTrainOptions
 from engine.train.text import TextTrainOptions
 from engine.train.vae import VAE_PRESETS, VaeTrainOptions
@@ -554,6 +554,14 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         metavar="R",
         help="with --detail-floor: also push back when the samples hold more than R times the pictures' "
         f"fine detail: against grain (0 = no ceiling; default {d.detail_ceiling:g})",
+    )
+    p.add_argument(
+        "--keep",
+        choices=KEEP_CHOICES,
+        default=d.keep,
+        help="which checkpoint the model file and grid hold: the one with the lowest sample distance so far "
+        "(best) or the latest (last); the state file for --resume always holds the latest "
+        f"(default {d.keep})",
     )
     p.add_argument(
         "--precision",

@@ -61,6 +61,8 @@ def test_two_processes_train_write_once_resume_and_play(tmp_path: Path) -> None:
     out = tmp_path / "m"
     files = ["--data", str(data), "--out", str(out)]
     # --checkpoint-every 0.05: a checkpoint after nearly every step, each one written by rank 0 alone.
+    # --keep last: the model file follows the resumed run's last step (the rank-0 writes are the point).
+    files += ["--keep", "last"]
     summary, log = _torchrun(*files, "--steps", "6", "--checkpoint-every", "0.05")
     assert summary["steps"] == 6 and summary["resumed_from_step"] is None
     assert log.count("distributed: 2 processes (gloo), this is rank 0") == 1

@@ -63,7 +63,8 @@ def _opts(data_dir: Path, out: Path, **kwargs: object) -> GanTrainOptions:
 @pytest.mark.parametrize("arch", ["fast", "classic"])
 def test_train_writes_files_and_resumes(data_dir: Path, tmp_path: Path, arch: str) -> None:
     out = tmp_path / "trained" / "tiny"
-    summary = train_gan(_opts(data_dir, out, steps=3, arch=arch), progress=False)
+    # --keep last: the model file follows the resumed run (--keep best has its own tests below).
+    summary = train_gan(_opts(data_dir, out, steps=3, arch=arch, keep="last"), progress=False)
     model, png, state = out_paths(out)
     assert summary["steps"] == 3 and summary["resumed_from_step"] is None
     assert summary["skipped"] == 1 and summary["skipped_names"] == ["readme.txt"]
@@ -80,7 +81,7 @@ def test_train_writes_files_and_resumes(data_dir: Path, tmp_path: Path, arch: st
     _, st = read_state(state, "gan")
     assert st["step"] == 3
 
-    resumed = train_gan(_opts(data_dir, out, steps=2, resume=True, arch=arch), progress=False)
+    resumed = train_gan(_opts(data_dir, out, steps=2, resume=True, arch=arch, keep="last"), progress=False)
     assert resumed["resumed_from_step"] == 3 and resumed["steps"] == 5
     assert resumed["sample_distance_start"] == pytest.approx(summary["sample_distance_start"])
     assert read_model(model, "gan")[1]["steps"] == 5
@@ -304,6 +305,80 @@ def test_checkpoint_log_line_carries_the_floors_ratios(
     assert re.search(r"\(start [\d.]+\), palette [\d.]+, detail [\d.]+ -> ", line), line
 
 
+def _scripted(run: _GanRun, monkeypatch: pytest.MonkeyPatch, distances: list[float]) -> None:
+    """Make the run's sample distances these, one per checkpoint."""
+    it = iter(distances)
+    monkeypatch.setattr(run, "measure", lambda: next(it))
+
+
+def _steps(run: _GanRun, n: int) -> list[bytes]:
+    """n steps with a checkpoint after each; the grid PNG's bytes after each."""
+    grids = []
+    for _ in range(n):
+        run.train_step()
+        run.checkpoint()
+        grids.append(run.sample_path.read_bytes())
+    return grids
+
+
+def test_keep_best_holds_the_lowest_distance_and_the_state_the_latest(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # On a few pictures the EMA generator's distance falls, then climbs again long before the
+    # budget ends (docs/TRAINING.md, "Which checkpoint the model file keeps"): keep the low point.
+    out = tmp_path / "best"
+    model, png, state = out_paths(out)
+    run = _GanRun(_opts(data_dir, out, steps=3), torch.device("cpu"))
+    run.distance_start = 0.9
+    _scripted(run, monkeypatch, [0.5, 0.3, 0.4])
+    with caplog.at_level(logging.INFO, logger="engine.train.gan"):
+        grids = _steps(run, 3)
+    meta = read_model(model, "gan")[1]
+    assert meta["steps"] == 2 and meta["metrics"]["sample_distance"] == 0.3  # the model file's own distance
+    assert grids[2] == grids[1] != grids[0]  # the grid shows the kept model
+    st = read_state(state, "gan")[1]
+    assert (st["step"], st["sample_distance"], st["kept_step"], st["kept_distance"]) == (3, 0.4, 2, 0.3)
+    assert "checkpoint at step 3: sample distance 0.4000 (start 0.9000)" in caplog.text
+    assert "-> not kept (best 0.3000 at step 2)" in caplog.text
+    assert run.outcome().endswith("sample distance 0.9000 -> 0.4000, model file: step 2 (0.3000)")
+    assert run.results()["kept_step"] == 2
+
+    # A resume remembers the kept checkpoint: a worse one does not overwrite it, a better one does.
+    again = _GanRun(_opts(data_dir, out, steps=2, resume=True), torch.device("cpu"))
+    again.resume()
+    assert again.kept == (0.3, 2)
+    _scripted(again, monkeypatch, [0.35, 0.2])
+    _steps(again, 1)
+    assert read_model(model, "gan")[1]["steps"] == 2
+    _steps(again, 1)
+    assert read_model(model, "gan")[1]["steps"] == 5 and again.kept == (0.2, 5)
+
+
+def test_keep_last_and_state_files_from_before_keep(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "last"
+    model, _, state = out_paths(out)
+    run = _GanRun(_opts(data_dir, out, steps=2, keep="last"), torch.device("cpu"))
+    _scripted(run, monkeypatch, [0.3, 0.5])
+    grids = _steps(run, 2)
+    assert read_model(model, "gan")[1]["steps"] == 2 and grids[0] != grids[1]
+    # A state file written before --keep: its model file held the latest checkpoint.
+    tensors, st = read_state(state, "gan")
+    save_state(state, tensors, kind="gan", state={k: v for k, v in st.items() if not k.startswith("kept_")})
+    again = _GanRun(_opts(data_dir, out, steps=1, resume=True), torch.device("cpu"))
+    again.resume()
+    assert again.kept == (0.5, 2)
+    # The first checkpoint of a run is always kept, even a NaN one: there is always a model file.
+    fresh = _GanRun(_opts(data_dir, tmp_path / "nan", steps=1), torch.device("cpu"))
+    _scripted(fresh, monkeypatch, [float("nan"), 0.4])
+    _steps(fresh, 2)
+    assert read_model(out_paths(tmp_path / "nan")[0], "gan")[1]["steps"] == 2
+    assert fresh.kept == (0.4, 2)
+    with pytest.raises(ValueError, match="--keep must be one of best, last, got 'first'"):
+        train_gan(_opts(data_dir, tmp_path / "x", steps=1, keep="first"), progress=False)
+
+
 def _flags(*argv: str) -> GanTrainOptions:
     options = train_options(build_parser().parse_args(["train", "gan", *argv]))
     assert isinstance(options, GanTrainOptions)
@@ -323,9 +398,10 @@ def test_cli_flags_round_trip() -> None:
     )
     assert opts.device == "auto" and not opts.resume
     assert (opts.checkpoint_every_s, opts.first_checkpoint_s) == (60.0, 30.0)
+    assert (opts.keep, _flags("--data", "d", "--out", "o", "--keep", "last").keep) == ("best", "last")
     fast = _flags("--data", "d", "--out", "o", "--checkpoint-every", "0.5")
     assert (fast.checkpoint_every_s, fast.first_checkpoint_s) == (0.5, 0.5)
-    for bad in (["--checkpoint-every", "0"], ["--steps", "3", "--minutes", "2"], ["--steps", "0"]):
+    for bad in (["--checkpoint-every", "0"], ["--steps", "3", "--minutes", "2"], ["--steps", "0"], ["--keep", "x"]):
         with pytest.raises(SystemExit):
             _flags("--data", "d", "--out", "o", *bad)
 

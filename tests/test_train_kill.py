@@ -60,20 +60,9 @@ def _state_step(path: Path) -> int:
 def test_sigkill_mid_run_then_resume(tmp_path: Path, arch: str) -> None:
     data = _data(tmp_path / "data")
     out = tmp_path / "trained" / "mine"
-    proc = _train(
-        "--arch",
-        arch,
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--minutes",
-        "5",
-        "--checkpoint-every",
-        "0.3",
-        "--seed",
-        "2",
-    )
+    # --keep last: every checkpoint rewrites the model file too, more writes for the kill to land in.
+    run = ["--arch", arch, "--data", str(data), "--out", str(out), "--seed", "2", "--keep", "last"]
+    proc = _train(*run, "--minutes", "5", "--checkpoint-every", "0.3")
     state = out.with_name("mine.state.safetensors")
     deadline = time.monotonic() + 240
     # Let a few checkpoints go by so the kill can land in the middle of one.
@@ -93,7 +82,7 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path, arch: str) -> None:
     killed_at = _state_step(state)
     assert killed_at >= 3
 
-    resumed = _train("--arch", arch, "--data", str(data), "--out", str(out), "--steps", "2", "--resume", "--seed", "2")
+    resumed = _train(*run, "--steps", "2", "--resume")
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr
     assert f"resuming from step {killed_at}" in stderr

@@ -12,9 +12,13 @@ images; Adam with betas (0, 0.99) (fast: FastGAN's (0.5, 0.999)); an exponential
 generator weights, which is the generator that is sampled and shipped.
 
 Outputs per checkpoint (first within 30 s, then every 60 s, and at the end):
-NAME.safetensors (EMA generator, fp16), NAME.png (4x4 grid from fixed
-latents), NAME.state.safetensors (everything --resume needs). All written
-atomically, so a SIGKILL never leaves a torn file.
+NAME.state.safetensors (everything --resume needs, always the latest step);
+NAME.safetensors (EMA generator, fp16) and NAME.png (4x4 grid from fixed
+latents), which by default (--keep best) hold the checkpoint with the lowest
+sample distance so far: on a few pictures the EMA generator's distance falls,
+then often climbs again long before the budget ends (docs/TRAINING.md, "Which
+checkpoint the model file keeps"). All written atomically, so a SIGKILL never
+leaves a torn file.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ _EVAL_SEED_OFFSET = 7919  # eval sets use their own seeds so they never move wit
 
 AUGMENTS = ("color", "translation", "cutout")  # DiffAugment's parts, all on by default
 TRAIN_PRECISIONS = ("fp32", "bf16", "auto")
+KEEP_CHOICES = ("best", "last")  # which checkpoint the model file holds (--keep)
 
 
 def training_dtype(precision: str, device: torch.device) -> torch.dtype:
@@ -106,6 +111,7 @@ class GanTrainOptions(TrainOptions):
     # Weight of detail_floor_loss (docs/TRAINING.md, "The detail floor"); None = 1 for fast, 0 (off) for classic.
     detail_floor: float | None = None
     detail_ceiling: float = 0.0  # detail ratio above which detail_floor_loss also pushes back; 0 = no ceiling
+    keep: str = "best"  # model file and grid: the lowest sample distance so far ("best") or the latest ("last")
 
     def _floor_weight(self, given: float | None) -> float:
         """A floor's weight: as given, else 1 for the fast family and 0 (off) for the classic."""
@@ -175,6 +181,8 @@ def _validate(opts: GanTrainOptions) -> None:
         raise TrainSetupError(f"--palette-floor must be from 0 (off) to 100, got {opts.palette_weight()}")
     if not 0.0 <= opts.detail_weight() <= 100.0:
         raise TrainSetupError(f"--detail-floor must be from 0 (off) to 100, got {opts.detail_weight():g}")
+    if opts.keep not in KEEP_CHOICES:
+        raise TrainSetupError(f"--keep must be one of {', '.join(KEEP_CHOICES)}, got {opts.keep!r}")
     ceiling = opts.detail_ceiling
     if ceiling != 0.0 and not 1.0 <= ceiling <= 100.0:
         raise TrainSetupError(f"--detail-ceiling must be 0 (none) or a ratio from 1 to 100, got {ceiling:g}")
@@ -306,7 +314,8 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.palette = math.nan  # the last batch's palette spread / the pictures' (palette_floor_loss)
         self.detail = math.nan  # the last batch's detail share / the pictures' (detail_floor_loss)
         self.distance_start = math.nan
-        self.distance = math.nan
+        self.distance = math.nan  # the latest checkpoint's sample distance
+        self.kept = (math.inf, -1)  # (sample distance, step) of the checkpoint the model file holds
         self.batch = opts.batch_size()
         self.items_per_step = self.batch  # images
         self.dtype = training_dtype(opts.precision, device)
@@ -397,28 +406,36 @@ class _GanRun(TrainRun[GanTrainOptions]):
             eb.copy_(b)
 
     def checkpoint(self) -> None:
-        """Measure, then write PNG grid, model file and state file (each atomic)."""
+        """Measure; write the model file and grid if this checkpoint is kept (--keep); always
+        write the state file (each atomic)."""
         self.distance = self.measure()
-        save_image_grid(self.generate(self.grid_z), self.sample_path, nrow=4)
-        save_model(
-            self.model_path,
-            self.ema_g.state_dict(),
-            kind="gan",
-            config=self.config.to_dict(),
-            data=self.data_summary(),
-            metrics=self.metrics(),
-            steps=self.step,
-        )
+        # The first checkpoint is always kept, so a model file exists; a NaN distance never beats a
+        # kept one, and any number beats a kept NaN.
+        best, step = self.kept
+        keep = self.opts.keep == "last" or step < 0 or math.isnan(best) or self.distance < best
+        if keep:
+            self.kept = (self.distance, self.step)
+            save_image_grid(self.generate(self.grid_z), self.sample_path, nrow=4)
+            save_model(
+                self.model_path,
+                self.ema_g.state_dict(),
+                kind="gan",
+                config=self.config.to_dict(),
+                data=self.data_summary(),
+                metrics=self.metrics(),
+                steps=self.step,
+            )
         self.save_training_state()
         # The floors' last ratios too: the progress bar that shows them is not in a log file.
         floors = "".join(f", {name} {value:.2f}" for name, value in self.floor_ratios().items())
+        where = str(self.model_path) if keep else f"not kept (best {self.kept[0]:.4f} at step {self.kept[1]})"
         log.info(
             "checkpoint at step %d: sample distance %.4f (start %.4f)%s -> %s",
             self.step,
             self.distance,
             self.distance_start,
             floors,
-            self.model_path,
+            where,
         )
 
     def floor_ratios(self) -> dict[str, float]:
@@ -432,7 +449,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
     def metrics(self) -> dict[str, float]:
         return {
             "sample_distance_start": round(self.distance_start, 6),
-            "sample_distance": round(self.distance, 6),
+            "sample_distance": round(self.kept[0], 6),  # the model file's own, not the latest step's
             "images_per_s": round(self.rate, 2),
         }
 
@@ -454,6 +471,8 @@ class _GanRun(TrainRun[GanTrainOptions]):
             "detail_ceiling": self.opts.detail_ceiling,
             "sample_distance_start": self.distance_start,
             "sample_distance": self.distance,
+            "kept_distance": self.kept[0],
+            "kept_step": self.kept[1],
             "data": self.data_summary(),
         }
 
@@ -470,6 +489,8 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self._set_lr()
         self.distance_start = float(state["sample_distance_start"])
         self.distance = float(state.get("sample_distance", math.nan))
+        # State files from before --keep: their model file held the latest checkpoint.
+        self.kept = (float(state.get("kept_distance", self.distance)), int(state.get("kept_step", self.step)))
         self._make_eval_sets(int(state.get("seed", self.opts.seed)))
         log.info(
             "resuming from step %d (%s, %.0f s trained so far, sample distance %.4f)",
@@ -483,13 +504,16 @@ class _GanRun(TrainRun[GanTrainOptions]):
         return f"gan {self.config.arch} {self.config.size}px"
 
     def outcome(self) -> str:
-        return f"{self.rate:.1f} img/s, sample distance {self.distance_start:.4f} -> {self.distance:.4f}"
+        kept = f", model file: step {self.kept[1]} ({self.kept[0]:.4f})" if self.kept[1] != self.step else ""
+        return f"{self.rate:.1f} img/s, sample distance {self.distance_start:.4f} -> {self.distance:.4f}{kept}"
 
     def results(self) -> dict[str, Any]:
         return {
             "images_per_s": round(self.rate, 2),
             "sample_distance_start": self.distance_start,
             "sample_distance": self.distance,
+            "kept_step": self.kept[1],  # the step the model file holds (--keep)
+            "kept_distance": self.kept[0],
             "paths": self.paths(),
             "images": self.scan.loaded,
             "skipped": self.scan.skipped,
