@@ -315,7 +315,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.detail = math.nan  # the last batch's detail share / the pictures' (detail_floor_loss)
         self.distance_start = math.nan
         self.distance = math.nan  # the latest checkpoint's sample distance
-        self.kept = (math.inf, -1)  # (sample distance, step) of the checkpoint the model file holds
+        self.kept = (math.nan, -1)  # (sample distance, step) of the checkpoint the model file holds; none yet
         self.batch = opts.batch_size()
         self.items_per_step = self.batch  # images
         self.dtype = training_dtype(opts.precision, device)
@@ -409,10 +409,9 @@ class _GanRun(TrainRun[GanTrainOptions]):
         """Measure; write the model file and grid if this checkpoint is kept (--keep); always
         write the state file (each atomic)."""
         self.distance = self.measure()
-        # The first checkpoint is always kept, so a model file exists; a NaN distance never beats a
-        # kept one, and any number beats a kept NaN.
-        best, step = self.kept
-        keep = self.opts.keep == "last" or step < 0 or math.isnan(best) or self.distance < best
+        # Nothing kept yet (or a NaN kept): keep this one, so a model file exists; a NaN distance
+        # never replaces a number.
+        keep = self.opts.keep == "last" or math.isnan(self.kept[0]) or self.distance < self.kept[0]
         if keep:
             self.kept = (self.distance, self.step)
             save_image_grid(self.generate(self.grid_z), self.sample_path, nrow=4)
