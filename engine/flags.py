@@ -556,6 +556,14 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         f"fine detail: against grain (0 = no ceiling; default {d.detail_ceiling:g})",
     )
     p.add_argument(
+        "--lecam",
+        type=float,
+        default=d.lecam,
+        metavar="W",
+        help="weight of LeCam regularisation in D's loss: keeps D's real and fake logits near each "
+        f"other's recent averages, against a D that memorises a few pictures (0 = off; default {d.lecam:g})",
+    )
+    p.add_argument(
         "--keep",
         choices=KEEP_CHOICES,
         default=d.keep,

@@ -31,6 +31,7 @@ from engine.train.gan import (
     _GanRun,
     detail_floor_loss,
     diff_augment,
+    lecam_loss,
     palette_floor_loss,
     train_gan,
     training_dtype,
@@ -302,7 +303,46 @@ def test_checkpoint_log_line_carries_the_floors_ratios(
     with caplog.at_level(logging.INFO, logger="engine.train.gan"):
         train_gan(_opts(data_dir, tmp_path / "on", steps=2, detail_floor=1.0), progress=False)
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("checkpoint at step 2"))
-    assert re.search(r"\(start [\d.]+\), palette [\d.]+, detail [\d.]+ -> ", line), line
+    assert re.search(r"\(start [\d.]+\), palette [\d.]+, detail [\d.]+, D real [-+][\d.]+ fake [-+][\d.]+ -> ", line), (
+        line
+    )
+
+
+def test_lecam_loss_pulls_each_side_towards_the_others_average_and_no_further() -> None:
+    # Anchors per path: real average 1, fake average -1 (main path), 2 and 0 (small path).
+    anchors = torch.tensor([[1.0, 2.0], [-1.0, 0.0]])
+    inside = lecam_loss(torch.tensor([-2.0, -1.5, -1.0, 0.0]), torch.tensor([1.0, 3.0, 2.0, 2.5]), anchors)
+    assert float(inside) == 0.0  # reals below the fake average, fakes above the real average: no push
+    real = torch.tensor([1.0, -1.0, 1.0, 0.0], requires_grad=True)
+    fake = torch.tensor([-1.0, 1.0, 1.0, 3.0], requires_grad=True)
+    loss = lecam_loss(real, fake, anchors)
+    # Main path: reals (1 - -1)^2 and 0, fakes (1 - -1)^2 and 0: means 2 and 2; small path: 1 and 0, 1 and 0.
+    assert float(loss) == pytest.approx(2.0 + 2.0 + 0.5 + 0.5)
+    loss.backward()
+    assert real.grad is not None and fake.grad is not None
+    assert real.grad[0] > 0 and real.grad[1] == 0 and fake.grad[0] < 0 and fake.grad[3] == 0  # reals down, fakes up
+
+
+@pytest.mark.parametrize(("arch", "paths"), [("fast", 2), ("classic", 1)])
+def test_lecam_trains_and_its_anchors_survive_a_resume(data_dir: Path, tmp_path: Path, arch: str, paths: int) -> None:
+    assert _flags("--data", "d", "--out", "o").lecam == 0.0
+    assert _flags("--data", "d", "--out", "o", "--lecam", "0.3").lecam == 0.3
+    with pytest.raises(ValueError, match="--lecam must be from 0 .off. to 100, got -1"):
+        train_gan(_opts(data_dir, tmp_path / "x", steps=1, lecam=-1.0), progress=False)
+    off = _GanRun(_opts(data_dir, tmp_path / "off", steps=1, arch=arch), torch.device("cpu"))
+    assert off.logit_means is None and off.state_meta()["logit_means"] is None
+    off.train_step()  # with LeCam off the means are tracked too (the log line shows them)
+    assert off.logit_means is not None and off.logit_means.shape == (2, paths)
+    out = tmp_path / "on"
+    train_gan(_opts(data_dir, out, steps=3, arch=arch, lecam=0.3), progress=False)
+    st = read_state(out_paths(out)[2], "gan")[1]
+    anchors = torch.tensor(st["logit_means"])
+    assert st["lecam"] == 0.3 and anchors.shape == (2, paths) and torch.isfinite(anchors).all()
+    again = _GanRun(_opts(data_dir, out, steps=1, arch=arch, lecam=0.3, resume=True), torch.device("cpu"))
+    again.resume()
+    assert again.logit_means is not None and torch.equal(again.logit_means, anchors)
+    again.train_step()  # moves them by 1 % towards this batch's means
+    assert not torch.equal(again.logit_means, anchors)
 
 
 def _scripted(run: _GanRun, monkeypatch: pytest.MonkeyPatch, distances: list[float]) -> None:

@@ -72,6 +72,7 @@ _EVAL_SEED_OFFSET = 7919  # eval sets use their own seeds so they never move wit
 AUGMENTS = ("color", "translation", "cutout")  # DiffAugment's parts, all on by default
 TRAIN_PRECISIONS = ("fp32", "bf16", "auto")
 KEEP_CHOICES = ("best", "last")  # which checkpoint the model file holds (--keep)
+LECAM_DECAY = 0.99  # per step: the anchors remember D's mean logits over ~100 steps (Tseng et al. 2021)
 
 
 def training_dtype(precision: str, device: torch.device) -> torch.dtype:
@@ -112,6 +113,7 @@ class GanTrainOptions(TrainOptions):
     detail_floor: float | None = None
     detail_ceiling: float = 0.0  # detail ratio above which detail_floor_loss also pushes back; 0 = no ceiling
     keep: str = "best"  # model file and grid: the lowest sample distance so far ("best") or the latest ("last")
+    lecam: float = 0.0  # weight of lecam_loss in D's loss; 0 = off
 
     def _floor_weight(self, given: float | None) -> float:
         """A floor's weight: as given, else 1 for the fast family and 0 (off) for the classic."""
@@ -183,6 +185,8 @@ def _validate(opts: GanTrainOptions) -> None:
         raise TrainSetupError(f"--detail-floor must be from 0 (off) to 100, got {opts.detail_weight():g}")
     if opts.keep not in KEEP_CHOICES:
         raise TrainSetupError(f"--keep must be one of {', '.join(KEEP_CHOICES)}, got {opts.keep!r}")
+    if not 0.0 <= opts.lecam <= 100.0:
+        raise TrainSetupError(f"--lecam must be from 0 (off) to 100, got {opts.lecam:g}")
     ceiling = opts.detail_ceiling
     if ceiling != 0.0 and not 1.0 <= ceiling <= 100.0:
         raise TrainSetupError(f"--detail-ceiling must be 0 (none) or a ratio from 1 to 100, got {ceiling:g}")
@@ -232,6 +236,24 @@ def detail_floor_loss(fake: torch.Tensor, real_share: float, ceiling: float = 0.
     push back, so the band [1, ceiling] holds it from both sides.
     """
     return _floor(detail_energy_share(fake, keep_grad=True).mean(), real_share, ceiling)
+
+
+def lecam_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """LeCam regularisation of D (Tseng et al. 2021), 0-dim: mean relu(real - fake anchor)^2
+    + mean relu(real anchor - fake)^2 per D path, summed over the paths (as the hinge is).
+
+    logits (P*B,): path-major (the fast D's main path's B, then its small path's B);
+    anchors (2, P): moving averages of D's mean real (row 0) and fake (row 1) logits.
+    Why: on four pictures D's real logits run away from its fake ones as it comes to
+    know the pictures; this keeps each near the other's recent average, so D stays
+    a smooth guide for G instead of a memory of the crops.
+    """
+    paths = anchors.shape[1]
+    real = real_logits.float().view(paths, -1)
+    fake = fake_logits.float().view(paths, -1)
+    on_real = F.relu(real - anchors[1, :, None]).square().mean(dim=1)
+    on_fake = F.relu(anchors[0, :, None] - fake).square().mean(dim=1)
+    return (on_real + on_fake).sum()
 
 
 def diff_augment(x: torch.Tensor, gen: torch.Generator, policy: tuple[str, ...] = AUGMENTS) -> torch.Tensor:
@@ -316,6 +338,8 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.distance_start = math.nan
         self.distance = math.nan  # the latest checkpoint's sample distance
         self.kept = (math.nan, -1)  # (sample distance, step) of the checkpoint the model file holds; none yet
+        # Moving averages (2, paths) of D's mean real (row 0) and fake (row 1) logits; None before D's first step.
+        self.logit_means: torch.Tensor | None = None
         self.batch = opts.batch_size()
         self.items_per_step = self.batch  # images
         self.dtype = training_dtype(opts.precision, device)
@@ -361,6 +385,9 @@ class _GanRun(TrainRun[GanTrainOptions]):
             fake_logits = self.d(diff_augment(fake.detach(), self.gen, aug)).float()
         # Per image, summed over D's paths: logits are (B,), or (2B,) with the fast D's small path.
         d_loss = (F.relu(1.0 - real_logits.float()).sum() + F.relu(1.0 + fake_logits).sum()) / b + recon
+        anchors = self._track_logits(real_logits, fake_logits)
+        if self.opts.lecam > 0.0:
+            d_loss = d_loss + self.opts.lecam * lecam_loss(real_logits, fake_logits, anchors)
         descend(self.opt_d, d_loss)
         # G update against the freshly updated D; D's weights get no gradients.
         self.d.requires_grad_(False)
@@ -379,6 +406,19 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self._update_ema()
         self.step += 1
         return float(d_loss.detach()), float(g_loss.detach())
+
+    @torch.no_grad()
+    def _track_logits(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        """self.logit_means (2, paths) moved towards this batch's mean real and fake logits (the
+        first batch sets them, so they start at D's own scale); lecam_loss's anchors. Tracked
+        with LeCam off too: their gap, in every checkpoint's log line, shows D pulling away."""
+        paths = real_logits.numel() // self.batch
+        means = torch.stack([real_logits.float().view(paths, -1).mean(1), fake_logits.float().view(paths, -1).mean(1)])
+        if self.logit_means is None:
+            self.logit_means = means
+        else:
+            self.logit_means.lerp_(means, 1.0 - LECAM_DECAY)
+        return self.logit_means
 
     def _autocast(self) -> torch.autocast:
         # Backward runs outside the context (as torch recommends), in the dtypes the forward chose.
@@ -426,14 +466,16 @@ class _GanRun(TrainRun[GanTrainOptions]):
             )
         self.save_training_state()
         # The floors' last ratios too: the progress bar that shows them is not in a log file.
-        floors = "".join(f", {name} {value:.2f}" for name, value in self.floor_ratios().items())
+        extras = "".join(f", {name} {value:.2f}" for name, value in self.floor_ratios().items())
+        if self.logit_means is not None:  # D's main path: real and fake logits' moving averages
+            extras += f", D real {float(self.logit_means[0, 0]):+.2f} fake {float(self.logit_means[1, 0]):+.2f}"
         where = str(self.model_path) if keep else f"not kept (best {self.kept[0]:.4f} at step {self.kept[1]})"
         log.info(
             "checkpoint at step %d: sample distance %.4f (start %.4f)%s -> %s",
             self.step,
             self.distance,
             self.distance_start,
-            floors,
+            extras,
             where,
         )
 
@@ -468,6 +510,8 @@ class _GanRun(TrainRun[GanTrainOptions]):
             "palette_floor": self.opts.palette_weight(),
             "detail_floor": self.opts.detail_weight(),
             "detail_ceiling": self.opts.detail_ceiling,
+            "lecam": self.opts.lecam,
+            "logit_means": None if self.logit_means is None else self.logit_means.tolist(),
             "sample_distance_start": self.distance_start,
             "sample_distance": self.distance,
             "kept_distance": self.kept[0],
@@ -490,6 +534,8 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.distance = float(state.get("sample_distance", math.nan))
         # State files from before --keep: their model file held the latest checkpoint.
         self.kept = (float(state.get("kept_distance", self.distance)), int(state.get("kept_step", self.step)))
+        means = state.get("logit_means")  # state files from before LeCam have none: they start again
+        self.logit_means = None if means is None else torch.tensor(means, device=self.device)
         self._make_eval_sets(int(state.get("seed", self.opts.seed)))
         log.info(
             "resuming from step %d (%s, %.0f s trained so far, sample distance %.4f)",
