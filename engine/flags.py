@@ -561,7 +561,8 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         default=d.lecam,
         metavar="W",
         help="weight of LeCam regularisation in D's loss: keeps D's real and fake logits near each "
-        f"other's recent averages, against a D that memorises a few pictures (0 = off; default {d.lecam:g})",
+        "other's recent averages; on the paintings it delayed the low point rather than removing the "
+        f"climb after it (docs/TRAINING.md) (0 = off; default {d.lecam:g})",
     )
     p.add_argument(
         "--keep",

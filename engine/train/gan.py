@@ -244,9 +244,11 @@ def lecam_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, anchors: to
 
     logits (P*B,): path-major (the fast D's main path's B, then its small path's B);
     anchors (2, P): moving averages of D's mean real (row 0) and fake (row 1) logits.
-    Why: on four pictures D's real logits run away from its fake ones as it comes to
-    know the pictures; this keeps each near the other's recent average, so D stays
-    a smooth guide for G instead of a memory of the crops.
+    Why: the published remedy for a D that comes to know a few pictures by heart (its
+    real logits running away from its fake ones). Measured on the paintings it
+    delayed the sample distance's low point instead of removing the climb after it,
+    and D's logits showed why: there D lets go (real and fake logits meet) rather
+    than pulling away (docs/TRAINING.md, "LeCam against the climb"). Off by default.
     """
     paths = anchors.shape[1]
     real = real_logits.float().view(paths, -1)
