@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from engine.errors import ModelFileError, TrainSetupError  # noqa: E402
 from engine.models.checkpoint import read_state  # noqa: E402
 from engine.train.common import out_paths  # noqa: E402
-from engine.train.gan import GanTrainOptions, _GanRun, diff_augment  # noqa: E402
+from engine.train.gan import GanTrainOptions, _GanRun, diff_augment, per_path  # noqa: E402
 from engine.train.images import random_crops  # noqa: E402
 
 
@@ -43,8 +43,7 @@ def d_logits(out: str, data: str, samples: int, seed: int) -> dict[str, Any]:
         real = random_crops(run.images, samples, run.config.size, gen)  # (N, 3, S, S)
         fake = run.g(torch.randn(samples, run.config.latent_dim, generator=gen))
         for name, policy in (("plain", ()), ("augmented", run.opts.augment)):
-            # logits (P*N,), path-major: the mean of each path's N
-            r, f = (run.d(diff_augment(x, gen, policy)).view(-1, samples).mean(1) for x in (real, fake))
+            r, f = (per_path(run.d(diff_augment(x, gen, policy)), samples).mean(1) for x in (real, fake))  # (P,)
             result[name] = {"real": [round(v, 4) for v in r.tolist()], "fake": [round(v, 4) for v in f.tolist()]}
     return result
 

@@ -33,6 +33,7 @@ from engine.train.gan import (
     diff_augment,
     lecam_loss,
     palette_floor_loss,
+    per_path,
     train_gan,
     training_dtype,
 )
@@ -311,11 +312,11 @@ def test_checkpoint_log_line_carries_the_floors_ratios(
 def test_lecam_loss_pulls_each_side_towards_the_others_average_and_no_further() -> None:
     # Anchors per path: real average 1, fake average -1 (main path), 2 and 0 (small path).
     anchors = torch.tensor([[1.0, 2.0], [-1.0, 0.0]])
-    inside = lecam_loss(torch.tensor([-2.0, -1.5, -1.0, 0.0]), torch.tensor([1.0, 3.0, 2.0, 2.5]), anchors)
+    inside = lecam_loss(torch.tensor([[-2.0, -1.5], [-1.0, 0.0]]), torch.tensor([[1.0, 3.0], [2.0, 2.5]]), anchors)
     assert float(inside) == 0.0  # reals below the fake average, fakes above the real average: no push
     real = torch.tensor([1.0, -1.0, 1.0, 0.0], requires_grad=True)
     fake = torch.tensor([-1.0, 1.0, 1.0, 3.0], requires_grad=True)
-    loss = lecam_loss(real, fake, anchors)
+    loss = lecam_loss(per_path(real, 2), per_path(fake, 2), anchors)  # (2 paths, batch 2) each
     # Main path: reals (1 - -1)^2 and 0, fakes (1 - -1)^2 and 0: means 2 and 2; small path: 1 and 0, 1 and 0.
     assert float(loss) == pytest.approx(2.0 + 2.0 + 0.5 + 0.5)
     loss.backward()

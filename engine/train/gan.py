@@ -238,21 +238,23 @@ def detail_floor_loss(fake: torch.Tensor, real_share: float, ceiling: float = 0.
     return _floor(detail_energy_share(fake, keep_grad=True).mean(), real_share, ceiling)
 
 
-def lecam_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+def per_path(logits: torch.Tensor, batch: int) -> torch.Tensor:
+    """D's logits (P*B,), path-major (the fast D's main path's B, then its small path's B) -> (P, B) fp32."""
+    return logits.float().view(-1, batch)
+
+
+def lecam_loss(real: torch.Tensor, fake: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
     """LeCam regularisation of D (Tseng et al. 2021), 0-dim: mean relu(real - fake anchor)^2
     + mean relu(real anchor - fake)^2 per D path, summed over the paths (as the hinge is).
 
-    logits (P*B,): path-major (the fast D's main path's B, then its small path's B);
-    anchors (2, P): moving averages of D's mean real (row 0) and fake (row 1) logits.
+    real, fake: D's logits per path (P, B) (per_path); anchors (2, P): moving averages
+    of D's mean real (row 0) and fake (row 1) logits.
     Why: the published remedy for a D that comes to know a few pictures by heart (its
     real logits running away from its fake ones). Measured on the paintings it
     delayed the sample distance's low point instead of removing the climb after it,
     and D's logits showed why: there D lets go (real and fake logits meet) rather
     than pulling away (docs/TRAINING.md, "LeCam against the climb"). Off by default.
     """
-    paths = anchors.shape[1]
-    real = real_logits.float().view(paths, -1)
-    fake = fake_logits.float().view(paths, -1)
     on_real = F.relu(real - anchors[1, :, None]).square().mean(dim=1)
     on_fake = F.relu(anchors[0, :, None] - fake).square().mean(dim=1)
     return (on_real + on_fake).sum()
@@ -387,9 +389,10 @@ class _GanRun(TrainRun[GanTrainOptions]):
             fake_logits = self.d(diff_augment(fake.detach(), self.gen, aug)).float()
         # Per image, summed over D's paths: logits are (B,), or (2B,) with the fast D's small path.
         d_loss = (F.relu(1.0 - real_logits.float()).sum() + F.relu(1.0 + fake_logits).sum()) / b + recon
-        anchors = self._track_logits(real_logits, fake_logits)
+        real_paths, fake_paths = per_path(real_logits, b), per_path(fake_logits, b)  # (P, B) each
+        anchors = self._track_logits(real_paths, fake_paths)
         if self.opts.lecam > 0.0:
-            d_loss = d_loss + self.opts.lecam * lecam_loss(real_logits, fake_logits, anchors)
+            d_loss = d_loss + self.opts.lecam * lecam_loss(real_paths, fake_paths, anchors)
         descend(self.opt_d, d_loss)
         # G update against the freshly updated D; D's weights get no gradients.
         self.d.requires_grad_(False)
@@ -410,12 +413,11 @@ class _GanRun(TrainRun[GanTrainOptions]):
         return float(d_loss.detach()), float(g_loss.detach())
 
     @torch.no_grad()
-    def _track_logits(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        """self.logit_means (2, paths) moved towards this batch's mean real and fake logits (the
+    def _track_logits(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """self.logit_means (2, P) moved towards this batch's mean real and fake logits (P, B) (the
         first batch sets them, so they start at D's own scale); lecam_loss's anchors. Tracked
-        with LeCam off too: their gap, in every checkpoint's log line, shows D pulling away."""
-        paths = real_logits.numel() // self.batch
-        means = torch.stack([real_logits.float().view(paths, -1).mean(1), fake_logits.float().view(paths, -1).mean(1)])
+        with LeCam off too: their gap, in every checkpoint's log line, shows D pulling away or letting go."""
+        means = torch.stack([real.mean(1), fake.mean(1)])
         if self.logit_means is None:
             self.logit_means = means
         else:
@@ -467,7 +469,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
                 steps=self.step,
             )
         self.save_training_state()
-        # The floors' last ratios too: the progress bar that shows them is not in a log file.
+        # The floors' last ratios and D's logit averages too: the progress bar is not in a log file.
         extras = "".join(f", {name} {value:.2f}" for name, value in self.floor_ratios().items())
         if self.logit_means is not None:  # D's main path: real and fake logits' moving averages
             extras += f", D real {float(self.logit_means[0, 0]):+.2f} fake {float(self.logit_means[1, 0]):+.2f}"
