@@ -27,6 +27,16 @@ def test_kid_is_about_zero_for_one_distribution_and_larger_for_another() -> None
         metrics.kid(a[:3], a[:3])
 
 
+def test_mmd2_unbiased_by_hand_on_sets_of_unequal_size() -> None:
+    # D = 1, so the kernel is (x * y + 1)^3. Real {0, 1}: k(0, 1) = 1, off-diagonal mean 1.
+    # Fake {1, 1, 2}: k(1, 1) = 8, k(1, 2) = 27; off-diagonal pairs 8, 27, 27 twice each: mean 62 / 3.
+    # Cross: k(0, .) = 1 three times, k(1, 1) = 8 twice, k(1, 2) = 27: mean 46 / 6.
+    real, fake = torch.tensor([[0.0], [1.0]]), torch.tensor([[1.0], [1.0], [2.0]])
+    assert metrics.mmd2_unbiased(real, fake) == pytest.approx(1.0 + 62 / 3 - 2 * 46 / 6)
+    a = _gauss(64, 32, 0)
+    assert abs(metrics.mmd2_unbiased(a, _gauss(32, 32, 5))) < 0.1 * metrics.mmd2_unbiased(a, _gauss(32, 32, 5, 1.0))
+
+
 def test_prdc_is_one_for_identical_sets_and_low_for_disjoint_ones() -> None:
     a = _gauss(40, 16, 3)
     same = metrics.prdc(a, a.clone())

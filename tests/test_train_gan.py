@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.eval.metrics import detail_energy_share, palette_spread
+from engine.eval.features import image_features
+from engine.eval.metrics import detail_energy_share, mmd2_unbiased, palette_spread
 from engine.flags import build_parser, train_options
 from engine.models.checkpoint import load_generator, read_model, read_state, save_state
 from engine.models.fastgan import FastGANConfig, FastGenerator
@@ -77,7 +79,7 @@ def test_train_writes_files_and_resumes(data_dir: Path, tmp_path: Path, arch: st
     assert g(torch.randn(1, 16)).shape == (1, 3, 64, 64)
     assert meta["steps"] == 3
     assert meta["data"] == {"folder": "data", "images": 4, "skipped": 1}
-    assert set(meta["metrics"]) == {"sample_distance_start", "sample_distance", "images_per_s"}
+    assert set(meta["metrics"]) == {"sample_distance_start", "sample_distance", "sample_kid", "images_per_s"}
     with Image.open(png) as im:
         assert im.size == (4 * 64, 4 * 64)
     _, st = read_state(state, "gan")
@@ -304,9 +306,31 @@ def test_checkpoint_log_line_carries_the_floors_ratios(
     with caplog.at_level(logging.INFO, logger="engine.train.gan"):
         train_gan(_opts(data_dir, tmp_path / "on", steps=2, detail_floor=1.0), progress=False)
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("checkpoint at step 2"))
-    assert re.search(r"\(start [\d.]+\), palette [\d.]+, detail [\d.]+, D real [-+][\d.]+ fake [-+][\d.]+ -> ", line), (
-        line
-    )
+    assert re.search(
+        r"\(start [\d.]+\), KID [-+][\d.]+, palette [\d.]+, detail [\d.]+, D real [-+][\d.]+ fake [-+][\d.]+ -> ", line
+    ), line
+
+
+def test_every_checkpoint_measures_kid_too_and_the_model_file_keeps_its_own(data_dir: Path, tmp_path: Path) -> None:
+    # The sample distance barely sees colour and KID mostly does (docs/TRAINING.md, "The photos'
+    # second seeds"): each checkpoint measures both on the same samples.
+    out = tmp_path / "kid"
+    model, _, state = out_paths(out)
+    run = _GanRun(_opts(data_dir, out, steps=2), torch.device("cpu"))
+    assert run.real_features.shape == (64, 672) and math.isnan(run.kid)
+    run.train_step()
+    distance = run.measure()
+    assert math.isfinite(distance) and math.isfinite(run.kid)
+    fake = run.generate(run.eval_z)
+    assert run.kid == mmd2_unbiased(run.real_features, image_features(fake))  # same samples, same crops
+    run.checkpoint()
+    kid = run.kid
+    assert read_model(model, "gan")[1]["metrics"]["sample_kid"] == round(kid, 6)
+    st = read_state(state, "gan")[1]
+    assert st["sample_kid"] == st["kept_kid"] == kid
+    again = _GanRun(_opts(data_dir, out, steps=1, resume=True), torch.device("cpu"))
+    again.resume()
+    assert (again.kid, again.kept_kid) == (kid, kid)
 
 
 def test_lecam_loss_pulls_each_side_towards_the_others_average_and_no_further() -> None:
@@ -318,7 +342,7 @@ def test_lecam_loss_pulls_each_side_towards_the_others_average_and_no_further() 
     fake = torch.tensor([-1.0, 1.0, 1.0, 3.0], requires_grad=True)
     loss = lecam_loss(per_path(real, 2), per_path(fake, 2), anchors)  # (2 paths, batch 2) each
     # Main path: reals (1 - -1)^2 and 0, fakes (1 - -1)^2 and 0: means 2 and 2; small path: 1 and 0, 1 and 0.
-    assert float(loss) == pytest.approx(2.0 + 2.0 + 0.5 + 0.5)
+    assert float(loss.detach()) == pytest.approx(2.0 + 2.0 + 0.5 + 0.5)
     loss.backward()
     assert real.grad is not None and fake.grad is not None
     assert real.grad[0] > 0 and real.grad[1] == 0 and fake.grad[0] < 0 and fake.grad[3] == 0  # reals down, fakes up

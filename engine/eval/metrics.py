@@ -42,18 +42,28 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = KID_SUBSETS, seed
     m = min(len(x) // 2, len(y) // 2, 100)
     if m < 2:
         raise ValueError(f"kid needs at least 4 points in each set, got {len(x)} and {len(y)}")
-    d = x.shape[1]
     gen = torch.Generator().manual_seed(seed)
     values = []
     for _ in range(subsets):
         a = x[torch.randperm(len(x), generator=gen)[:m]]  # (m, D)
         b = y[torch.randperm(len(y), generator=gen)[:m]]
-        kxx, kyy, kxy = ((p @ q.T / d + 1.0) ** 3 for p, q in ((a, a), (b, b), (a, b)))  # (m, m) each
-        off = m * (m - 1)
-        mmd = (kxx.sum() - kxx.diagonal().sum()) / off + (kyy.sum() - kyy.diagonal().sum()) / off - 2.0 * kxy.mean()
-        values.append(float(mmd))
+        values.append(mmd2_unbiased(a, b))
     t = torch.tensor(values, dtype=torch.float64)
     return float(t.mean()), float(t.std(unbiased=False))
+
+
+def mmd2_unbiased(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """The unbiased MMD^2 of two feature sets (N, D) and (M, D), N, M >= 2, with KID's cubic kernel.
+
+    One estimate on all points (kid averages it over subsets); the trainer's checkpoints use it
+    on their 32 samples and 64 crops.
+    """
+    x, y = real.double(), fake.double()
+    d = x.shape[1]
+    kxx, kyy, kxy = ((p @ q.T / d + 1.0) ** 3 for p, q in ((x, x), (y, y), (x, y)))  # (N, N), (M, M), (N, M)
+    n, m = len(x), len(y)
+    same = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+    return float(same - 2.0 * kxy.mean())
 
 
 def _kth_radius(points: torch.Tensor, k: int) -> torch.Tensor:

@@ -15,7 +15,8 @@ Outputs per checkpoint (first within 30 s, then every 60 s, and at the end):
 NAME.state.safetensors (everything --resume needs, always the latest step);
 NAME.safetensors (EMA generator, fp16) and NAME.png (4x4 grid from fixed
 latents), which by default (--keep best) hold the checkpoint with the lowest
-sample distance so far: on a few pictures the EMA generator's distance falls,
+sample distance so far (each checkpoint also measures KID on the same samples,
+logged and saved, not used to choose): on a few pictures the EMA generator's distance falls,
 then often climbs again long before the budget ends (docs/TRAINING.md, "Which
 checkpoint the model file keeps"). All written atomically, so a SIGKILL never
 leaves a torn file.
@@ -35,7 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import TrainSetupError
-from engine.eval.metrics import detail_energy_share, palette_spread
+from engine.eval.features import image_features
+from engine.eval.metrics import detail_energy_share, mmd2_unbiased, palette_spread
 from engine.models.checkpoint import save_model
 from engine.models.device import bf16_is_native
 from engine.models.fastgan import FastDiscriminator, FastGenerator
@@ -341,7 +343,9 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.detail = math.nan  # the last batch's detail share / the pictures' (detail_floor_loss)
         self.distance_start = math.nan
         self.distance = math.nan  # the latest checkpoint's sample distance
+        self.kid = math.nan  # the latest checkpoint's KID (its samples and crops in the report's features)
         self.kept = (math.nan, -1)  # (sample distance, step) of the checkpoint the model file holds; none yet
+        self.kept_kid = math.nan  # and its KID
         # Moving averages (2, paths) of D's mean real (row 0) and fake (row 1) logits; None before D's first step.
         self.logit_means: torch.Tensor | None = None
         self.batch = opts.batch_size()
@@ -357,6 +361,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.eval_real = random_crops(self.images, EVAL_REAL, self.config.size, gen)
         self.real_spread = float(palette_spread(self.eval_real))  # fixed per run: 64 crops, not a noisy batch
         self.real_detail = float(detail_energy_share(self.eval_real).mean())  # the same crops
+        self.real_features = image_features(self.eval_real)  # (EVAL_REAL, 672), for the checkpoints' KID
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, chunk: int = 16) -> torch.Tensor:
@@ -365,7 +370,11 @@ class _GanRun(TrainRun[GanTrainOptions]):
         return torch.cat(outs).contiguous()
 
     def measure(self) -> float:
-        return sample_distance(self.generate(self.eval_z), self.eval_real, seed=self.eval_seed)
+        """The sample distance of EVAL_FAKE samples against the fixed crops; also sets self.kid from
+        the same samples (the two see different faults: docs/TRAINING.md, "The photos' second seeds")."""
+        fake = self.generate(self.eval_z)  # (EVAL_FAKE, 3, S, S)
+        self.kid = mmd2_unbiased(self.real_features, image_features(fake))
+        return sample_distance(fake, self.eval_real, seed=self.eval_seed)
 
     def bar_fields(self, losses: tuple[float, float]) -> dict[str, str]:
         fields = {"d_loss": f"{losses[0]:.3f}", "g_loss": f"{losses[1]:.3f}", "img_s": f"{self.rate:.1f}"}
@@ -457,7 +466,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
         # never replaces a number.
         keep = self.opts.keep == "last" or math.isnan(self.kept[0]) or self.distance < self.kept[0]
         if keep:
-            self.kept = (self.distance, self.step)
+            self.kept, self.kept_kid = (self.distance, self.step), self.kid
             save_image_grid(self.generate(self.grid_z), self.sample_path, nrow=4)
             save_model(
                 self.model_path,
@@ -470,7 +479,8 @@ class _GanRun(TrainRun[GanTrainOptions]):
             )
         self.save_training_state()
         # The floors' last ratios and D's logit averages too: the progress bar is not in a log file.
-        extras = "".join(f", {name} {value:.2f}" for name, value in self.floor_ratios().items())
+        extras = "" if math.isnan(self.kid) else f", KID {self.kid:+.4f}"
+        extras += "".join(f", {name} {value:.2f}" for name, value in self.floor_ratios().items())
         if self.logit_means is not None:  # D's main path: real and fake logits' moving averages
             extras += f", D real {float(self.logit_means[0, 0]):+.2f} fake {float(self.logit_means[1, 0]):+.2f}"
         where = str(self.model_path) if keep else f"not kept (best {self.kept[0]:.4f} at step {self.kept[1]})"
@@ -492,11 +502,14 @@ class _GanRun(TrainRun[GanTrainOptions]):
         return {"folder": Path(self.opts.data).resolve().name, "images": self.scan.loaded, "skipped": self.scan.skipped}
 
     def metrics(self) -> dict[str, float]:
-        return {
+        found = {
             "sample_distance_start": round(self.distance_start, 6),
             "sample_distance": round(self.kept[0], 6),  # the model file's own, not the latest step's
             "images_per_s": round(self.rate, 2),
         }
+        if not math.isnan(self.kept_kid):
+            found["sample_kid"] = round(self.kept_kid, 6)
+        return found
 
     def state_parts(self) -> TrainingParts:
         modules = {"g": self.g, "d": self.d, "ema": self.ema_g}
@@ -518,8 +531,10 @@ class _GanRun(TrainRun[GanTrainOptions]):
             "logit_means": None if self.logit_means is None else self.logit_means.tolist(),
             "sample_distance_start": self.distance_start,
             "sample_distance": self.distance,
+            "sample_kid": self.kid,
             "kept_distance": self.kept[0],
             "kept_step": self.kept[1],
+            "kept_kid": self.kept_kid,
             "data": self.data_summary(),
         }
 
@@ -538,6 +553,8 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.distance = float(state.get("sample_distance", math.nan))
         # State files from before --keep: their model file held the latest checkpoint.
         self.kept = (float(state.get("kept_distance", self.distance)), int(state.get("kept_step", self.step)))
+        self.kid = float(state.get("sample_kid", math.nan))  # state files from before it have none
+        self.kept_kid = float(state.get("kept_kid", math.nan))
         means = state.get("logit_means")  # state files from before LeCam have none: they start again
         self.logit_means = None if means is None else torch.tensor(means, device=self.device)
         self._make_eval_sets(int(state.get("seed", self.opts.seed)))
