@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
@@ -20,6 +21,7 @@ from engine.eval.images import ROWS, evaluate_generator, load_pictures, whole_pi
 from engine.eval.options import EvalOptions
 from engine.eval.report import evaluate
 from engine.models.checkpoint import update_metrics
+from engine.train.images import random_crops
 from tests.conftest import make_tiny_gan
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -73,6 +75,35 @@ def test_novelty_tells_a_memoriser_from_unseen_pictures(tmp_path: Path) -> None:
         assert torch.allclose(left, right, atol=1e-3) == (name == "copied")
         assert all(c.startswith("0.000 to picture") for c in captions) == (name == "copied")
     assert (tmp_path / "copied_hist.png").read_bytes() != (tmp_path / "novel_hist.png").read_bytes()
+
+
+class CropDrawer(torch.nn.Module):
+    """A perfect "generator": each call draws fresh random crops of the pictures, as the trainer does."""
+
+    def __init__(self, pictures: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.pictures, self.gen = pictures, torch.Generator().manual_seed(99)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return random_crops(self.pictures, z.shape[0], SIZE, self.gen)
+
+
+def test_the_patch_distance_floor_is_what_real_crops_score(tmp_path: Path) -> None:
+    pictures = load_pictures(_folder(tmp_path / "pics", 5), SIZE)
+    perfect = evaluate_generator(CropDrawer(pictures), 8, pictures, SIZE, samples=24, seed=0).numbers
+    blurred = evaluate_generator(
+        lambda z: F.avg_pool2d(CropDrawer(pictures)(z), 3, 1, 1, count_include_pad=False),
+        8, pictures, SIZE, samples=24, seed=0,
+    ).numbers  # fmt: skip
+    floor = perfect["sample_distance_real"]
+    # Two sets of crops of the same pictures are not 0 apart: the floor is well above 0 ...
+    assert floor > 0.02 and perfect["sample_distance_fine_real"] > 0.0 and perfect["sample_distance_coarse_real"] > 0.0
+    # ... a model that draws real crops lands on it, and one that blurs them (the grain gone) far above it,
+    # above all on the finest level; the floor does not depend on the model.
+    assert abs(perfect["sample_distance"] - floor) < 0.3 * floor
+    assert blurred["sample_distance"] - floor > 2 * abs(perfect["sample_distance"] - floor)
+    assert blurred["sample_distance_fine"] > 2 * blurred["sample_distance_fine_real"]
+    assert all(blurred[k] == perfect[k] for k in ("sample_distance_real", "sample_distance_fine_real"))
 
 
 def _report_numbers(report: Path) -> dict[str, float]:

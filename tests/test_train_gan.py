@@ -79,7 +79,9 @@ def test_train_writes_files_and_resumes(data_dir: Path, tmp_path: Path, arch: st
     assert g(torch.randn(1, 16)).shape == (1, 3, 64, 64)
     assert meta["steps"] == 3
     assert meta["data"] == {"folder": "data", "images": 4, "skipped": 1}
-    assert set(meta["metrics"]) == {"sample_distance_start", "sample_distance", "sample_kid", "images_per_s"}
+    metric_keys = {"sample_distance_start", "sample_distance", "sample_distance_real", "sample_kid", "images_per_s"}
+    assert set(meta["metrics"]) == metric_keys
+    assert 0 < meta["metrics"]["sample_distance_real"] < meta["metrics"]["sample_distance_start"]
     with Image.open(png) as im:
         assert im.size == (4 * 64, 4 * 64)
     _, st = read_state(state, "gan")
@@ -306,9 +308,8 @@ def test_checkpoint_log_line_carries_the_floors_ratios(
     with caplog.at_level(logging.INFO, logger="engine.train.gan"):
         train_gan(_opts(data_dir, tmp_path / "on", steps=2, detail_floor=1.0), progress=False)
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("checkpoint at step 2"))
-    assert re.search(
-        r"\(start [\d.]+\), KID [-+][\d.]+, palette [\d.]+, detail [\d.]+, D real [-+][\d.]+ fake [-+][\d.]+ -> ", line
-    ), line
+    pattern = r"\(start [\d.]+, real crops [\d.]+\), KID [-+][\d.]+, palette [\d.]+, detail [\d.]+, "
+    assert re.search(pattern + r"D real [-+][\d.]+ fake [-+][\d.]+ -> ", line), line
 
 
 def test_every_checkpoint_measures_kid_too_and_the_model_file_keeps_its_own(data_dir: Path, tmp_path: Path) -> None:
@@ -403,7 +404,7 @@ def test_keep_best_holds_the_lowest_distance_and_the_state_the_latest(
     assert grids[2] == grids[1] != grids[0]  # the grid shows the kept model
     st = read_state(state, "gan")[1]
     assert (st["step"], st["sample_distance"], st["kept_step"], st["kept_distance"]) == (3, 0.4, 2, 0.3)
-    assert "checkpoint at step 3: sample distance 0.4000 (start 0.9000)" in caplog.text
+    assert "checkpoint at step 3: sample distance 0.4000 (start 0.9000, real crops " in caplog.text
     assert "-> not kept (best 0.3000 at step 2)" in caplog.text
     assert run.outcome().endswith("sample distance 0.9000 -> 0.4000, model file: step 2 (0.3000)")
     assert run.results()["kept_step"] == 2

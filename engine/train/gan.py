@@ -362,6 +362,10 @@ class _GanRun(TrainRun[GanTrainOptions]):
         self.real_spread = float(palette_spread(self.eval_real))  # fixed per run: 64 crops, not a noisy batch
         self.real_detail = float(detail_energy_share(self.eval_real).mean())  # the same crops
         self.real_features = image_features(self.eval_real)  # (EVAL_REAL, 672), for the checkpoints' KID
+        # What EVAL_FAKE more crops of the pictures score: the floor under the sample distance (two
+        # crop sets of the same pictures are not 0 apart), so a log reader sees how much is left.
+        held_apart = random_crops(self.images, EVAL_FAKE, self.config.size, gen)
+        self.distance_real = sample_distance(held_apart, self.eval_real, seed=seed)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, chunk: int = 16) -> torch.Tensor:
@@ -485,10 +489,11 @@ class _GanRun(TrainRun[GanTrainOptions]):
             extras += f", D real {float(self.logit_means[0, 0]):+.2f} fake {float(self.logit_means[1, 0]):+.2f}"
         where = str(self.model_path) if keep else f"not kept (best {self.kept[0]:.4f} at step {self.kept[1]})"
         log.info(
-            "checkpoint at step %d: sample distance %.4f (start %.4f)%s -> %s",
+            "checkpoint at step %d: sample distance %.4f (start %.4f, real crops %.4f)%s -> %s",
             self.step,
             self.distance,
             self.distance_start,
+            self.distance_real,
             extras,
             where,
         )
@@ -505,6 +510,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
         found = {
             "sample_distance_start": round(self.distance_start, 6),
             "sample_distance": round(self.kept[0], 6),  # the model file's own, not the latest step's
+            "sample_distance_real": round(self.distance_real, 6),  # held-apart crops: the floor
             "images_per_s": round(self.rate, 2),
         }
         if not math.isnan(self.kept_kid):
