@@ -174,7 +174,8 @@ def _distances(images: torch.Tensor, real: torch.Tensor, seed: int) -> dict[str,
 
     Measured for the held-apart crops too: two sets of crops of the same pictures are
     not 0 apart (N patches per level, crops of different places), so that floor is
-    what a perfect generator scores, and a model is judged by how far it sits above it.
+    what a perfect generator scores. A reading aid, not an offset: the distance of two
+    finite sets is not the model's distance plus the floor (docs/TRAINING.md).
     """
     levels = sample_distance_levels(images, real, seed=seed)
     return {
