@@ -82,6 +82,7 @@ def test_train_writes_files_and_resumes(data_dir: Path, tmp_path: Path, arch: st
     metric_keys = {"sample_distance_start", "sample_distance", "sample_distance_real", "sample_kid", "images_per_s"}
     assert set(meta["metrics"]) == metric_keys
     assert 0 < meta["metrics"]["sample_distance_real"] < meta["metrics"]["sample_distance_start"]
+    assert summary["sample_distance_real"] == pytest.approx(meta["metrics"]["sample_distance_real"], abs=1e-6)
     with Image.open(png) as im:
         assert im.size == (4 * 64, 4 * 64)
     _, st = read_state(state, "gan")

@@ -584,6 +584,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             "images_per_s": round(self.rate, 2),
             "sample_distance_start": self.distance_start,
             "sample_distance": self.distance,
+            "sample_distance_real": self.distance_real,  # held-apart real crops: the floor
             "kept_step": self.kept[1],  # the step the model file holds (--keep)
             "kept_distance": self.kept[0],
             "paths": self.paths(),
