@@ -97,10 +97,30 @@ def test_small_path_judges_the_pooled_picture_only() -> None:
     assert FastDiscriminator(TINY).small is None and FastGANConfig().d_small == 0  # files from before: none
 
 
+def test_d_sees_the_finest_detail_through_a_wider_first_conv_or_a_second_top_conv() -> None:
+    config = FastGANConfig(**{**TINY.to_dict(), "size": 128, "d_rgb_kernel": 3, "d_top_convs": 2})
+    d = FastDiscriminator(config)
+    assert d.from_rgb.weight.shape[-2:] == (3, 3)
+    assert [len(block.convs) for block in d.to16] == [2, 2, 2]  # 128 px: the flag's 2; 64 and 32 px: 2 as ever
+    assert [len(block.convs) for block in FastDiscriminator(FastGANConfig(**{**TINY.to_dict(), "size": 128})).to16] == [
+        1,
+        2,
+        2,
+    ]
+    img = torch.rand(2, 3, 128, 128) * 2 - 1
+    logits, recon = d.real_pass(img, quadrant=2)
+    (logits.mean() + recon).backward()
+    assert all(p.grad is not None for p in d.parameters())
+    old = {k: v for k, v in TINY.to_dict().items() if k not in ("d_rgb_kernel", "d_top_convs")}
+    assert gan_config_from_dict(old) == TINY  # state files from before the fields: today's D
+
+
 @pytest.mark.parametrize(
     "kwargs, words",
     [
         ({"size": 100}, "power of two"),
+        ({"d_rgb_kernel": 5}, "'d_rgb_kernel' must be 1 or 3, got 5"),
+        ({"d_top_convs": 3}, "'d_top_convs' must be 1 or 2, got 3"),
         ({"d_small": 4}, "'d_small' must be 0 \\(none\\) or a power of two from 8 to size / 2 \\(64\\), got 4"),
         ({"d_small": 24}, "d_small"),
         ({"d_small": 128}, "d_small"),

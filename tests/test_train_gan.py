@@ -527,6 +527,23 @@ def test_d_small_flag_and_a_run_with_it(data_dir: Path, tmp_path: Path) -> None:
         train_gan(_opts(data_dir, out, steps=3, resume=True, d_small=0), progress=False)
 
 
+def test_d_finest_view_flags_reach_the_config_and_guard_resume(data_dir: Path, tmp_path: Path) -> None:
+    config = _flags("--data", "d", "--out", "o", "--d-rgb-kernel", "3", "--d-top-convs", "2").gan_config()
+    assert isinstance(config, FastGANConfig) and (config.d_rgb_kernel, config.d_top_convs) == (3, 2)
+    assert _flags("--data", "d", "--out", "o").gan_config() == FastGANConfig(d_small=16)  # the presets: 1 and 1
+    bad = (
+        ({"d_rgb_kernel": 3, "arch": "classic"}, "--d-rgb-kernel applies to --arch fast only"),
+        ({"d_top_convs": 2, "arch": "classic"}, "--d-top-convs applies to --arch fast only"),
+    )
+    _assert_setup_errors(data_dir, tmp_path, bad)
+    out = tmp_path / "finest"
+    train_gan(_opts(data_dir, out, steps=2, d_rgb_kernel=3), progress=False)
+    _, state = read_state(out_paths(out)[2], "gan")
+    assert (state["config"]["d_rgb_kernel"], state["config"]["d_top_convs"]) == (3, 1)
+    with pytest.raises(ValueError, match="--d-rgb-kernel"):  # another D than the state's: refused, naming the flags
+        train_gan(_opts(data_dir, out, steps=3, resume=True), progress=False)
+
+
 def test_flag_defaults_are_the_options_defaults() -> None:
     opts = _flags("--data", "d", "--out", "o")
     assert opts == GanTrainOptions(data="d", out="o")

@@ -91,6 +91,10 @@ class FastGANConfig:
     d_small: side in px of D's second, whole-picture path (the image pooled to
         it), a power of two from 8 to size / 2; 0: none (training only, as d_width).
         0 here, which is what a state file from before the path means; the presets set it.
+    d_rgb_kernel: side of D's first conv, from RGB to features at full size: 1 (as
+        the classic D) or 3, which gives D two 3x3 layers at full resolution before
+        its first pooling, a 5x5 view of the finest detail (training only).
+    d_top_convs: convs in each D block at 128 px and above, 1 or 2 (training only).
     arch: always "fast"; tells a model file's reader which family built it.
     """
 
@@ -103,6 +107,8 @@ class FastGANConfig:
     two_convs_up_to: int = 32
     d_width: int = 1
     d_small: int = 0
+    d_rgb_kernel: int = 1
+    d_top_convs: int = 1
     arch: str = ARCH
 
     def validate(self) -> None:
@@ -120,6 +126,10 @@ class FastGANConfig:
             half = self.size // 2
             msg = f"GAN config 'd_small' must be 0 (none) or a power of two from 8 to size / 2 ({half}), got {k}"
             raise ValueError(msg)
+        if self.d_rgb_kernel not in (1, 3):
+            raise ValueError(f"GAN config 'd_rgb_kernel' must be 1 or 3, got {self.d_rgb_kernel}")
+        if self.d_top_convs not in (1, 2):
+            raise ValueError(f"GAN config 'd_top_convs' must be 1 or 2, got {self.d_top_convs}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -345,9 +355,10 @@ class FastDiscriminator(nn.Module):
         def ch(block: int) -> int:
             return max(config.channels_at(block), _D_MIN_CHANNELS) * config.d_width
 
-        self.from_rgb = _sn_conv(3, ch(n), 1)
+        self.from_rgb = _sn_conv(3, ch(n), config.d_rgb_kernel)
         # Block i takes side 4 << i to 4 << (i - 1); down to 16x16 (block index 2 is the 16 px map).
-        self.to16 = nn.Sequential(*[_DownBlock(ch(i), ch(i - 1), 1 if 4 << i >= 128 else 2) for i in range(n, 2, -1)])
+        top = config.d_top_convs
+        self.to16 = nn.Sequential(*[_DownBlock(ch(i), ch(i - 1), top if 4 << i >= 128 else 2) for i in range(n, 2, -1)])
         self.to8 = _DownBlock(ch(2), ch(1), 2)
         self.to4 = _DownBlock(ch(1), ch(0), 2)
         c0 = ch(0)

@@ -104,6 +104,8 @@ class GanTrainOptions(TrainOptions):
     d_width: int | None = None  # fast only: D's width as a multiple of G's; None = the preset's
     two_convs_up_to: int | None = None  # fast only: blocks up to this side (px) get a second conv; None = preset's
     d_small: int | None = None  # fast only: side (px) of D's whole-picture path, 0 none; None = the preset's
+    d_rgb_kernel: int | None = None  # fast only: side of D's first conv (1 or 3); None = the preset's
+    d_top_convs: int | None = None  # fast only: convs per D block at >= 128 px (1 or 2); None = the preset's
     batch: int | None = None  # images per step; None = 8 for fast (as FastGAN), 16 for classic
     lr: float = 2e-4  # discriminator
     lr_g: float | None = None  # generator; None = lr for fast (as FastGAN), lr / 4 for classic (TTUR)
@@ -155,6 +157,8 @@ class GanTrainOptions(TrainOptions):
             d_width=self.d_width,
             two_convs_up_to=self.two_convs_up_to,
             d_small=self.d_small,
+            d_rgb_kernel=self.d_rgb_kernel,
+            d_top_convs=self.d_top_convs,
         )
 
 
@@ -163,7 +167,13 @@ DISTRIBUTED = True  # runs under torchrun (engine.train.dist); notes and text tr
 
 
 def _validate(opts: GanTrainOptions) -> None:
-    fast_only = (("--d-width", opts.d_width), ("--two-convs-up-to", opts.two_convs_up_to), ("--d-small", opts.d_small))
+    fast_only = (
+        ("--d-width", opts.d_width),
+        ("--two-convs-up-to", opts.two_convs_up_to),
+        ("--d-small", opts.d_small),
+        ("--d-rgb-kernel", opts.d_rgb_kernel),
+        ("--d-top-convs", opts.d_top_convs),
+    )
     for flag, value in fast_only:
         if value is not None and opts.arch != "fast":
             raise TrainSetupError(f"{flag} applies to --arch fast only, not {opts.arch}")
@@ -551,7 +561,10 @@ class _GanRun(TrainRun[GanTrainOptions]):
             state = {**state, "config": gan_config_from_dict(state.get("config", {})).to_dict()}
         except ValueError as exc:
             raise TrainSetupError(f"--resume: '{self.state_path}' holds a bad GAN config: {exc}") from None
-        flags = "--arch/--preset/--size/--latent-dim/--channels/--min-channels/--d-width/--two-convs-up-to/--d-small"
+        flags = (
+            "--arch/--preset/--size/--latent-dim/--channels/--min-channels/--d-width/--two-convs-up-to/--d-small"
+            "/--d-rgb-kernel/--d-top-convs"
+        )
         check_resume_config(self.state_path, state, self.config.to_dict(), flags)
         self.load_training_state(tensors, state)
         self._set_lr()
