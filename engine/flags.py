@@ -518,15 +518,14 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         default=d.d_rgb_kernel,
         choices=(1, 3),
         help="fast family: side of the discriminator's first conv at full size; 3 gives it two 3x3 layers "
-        "on the finest detail before it pools; training cost only (default: the preset's, 1)",
+        "on the finest detail before it pools; training cost only (default 1)",
     )
     p.add_argument(
         "--d-top-convs",
         type=int,
         default=d.d_top_convs,
         choices=(1, 2),
-        help="fast family: 3x3 convs in each discriminator block at 128 px and above; training cost only "
-        "(default: the preset's, 1)",
+        help="fast family: 3x3 convs in each discriminator block at 128 px and above; training cost only (default 1)",
     )
     p.add_argument(
         "--batch",
