@@ -22,6 +22,7 @@ from engine.control.midi_ports import API_NAMES
 from engine.core.tempo import SOURCES
 from engine.eval.options import EvalOptions
 from engine.models.device import PRECISIONS
+from engine.models.fastgan import UPSAMPLE_MODES
 from engine.models.gan_arch import ARCHS, PRESET_NAMES
 from engine.train.common import DEFAULT_MINUTES, SeqTrainOptions, TrainOptions
 from engine.train.gan import KEEP_CHOICES, TRAIN_PRECISIONS, GanTrainOptions
@@ -526,6 +527,13 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         default=d.d_top_convs,
         choices=(1, 2),
         help="fast family: 3x3 convs in each discriminator block at 128 px and above; training cost only (default 1)",
+    )
+    p.add_argument(
+        "--upsample",
+        default=d.upsample,
+        choices=UPSAMPLE_MODES,
+        help="fast family: how the generator doubles its maps' side; bicubic blurs less than bilinear, "
+        "nearest (FastGAN's) leaves 2x2 blocks (default bilinear)",
     )
     p.add_argument(
         "--batch",

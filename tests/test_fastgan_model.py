@@ -115,12 +115,38 @@ def test_d_sees_the_finest_detail_through_a_wider_first_conv_or_a_second_top_con
     assert gan_config_from_dict(old) == TINY  # state files from before the fields: today's D
 
 
+@pytest.mark.parametrize("mode", ["nearest", "bicubic"])
+def test_upsample_mode_is_a_config_field_that_a_model_file_keeps(mode: str, tmp_path: Path) -> None:
+    config = FastGANConfig(**{**TINY.to_dict(), "upsample": mode})
+    torch.manual_seed(0)
+    g = FastGenerator(config).eval()
+    assert all(block.mode == mode for block in g.blocks)
+    z = torch.randn(2, 8)
+    with torch.no_grad():
+        img = g(z)
+    assert img.shape == (2, 3, 64, 64) and img.min() >= -1.0 and img.max() <= 1.0
+    # The same weights upsampled another way draw another picture: the field is used.
+    other = FastGenerator(TINY).eval()
+    other.load_state_dict(g.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(other(z), img)
+    path = tmp_path / "g.safetensors"
+    save_model(path, g.state_dict(), kind="gan", config=config.to_dict(), data={}, metrics={}, steps=1)
+    loaded = load_generator(path)[0]
+    assert isinstance(loaded, FastGenerator) and loaded.config.upsample == mode
+    assert all(block.mode == mode for block in loaded.blocks)
+    old = {k: v for k, v in TINY.to_dict().items() if k != "upsample"}
+    assert gan_config_from_dict(old).upsample == "bilinear"  # files from before the field
+
+
 @pytest.mark.parametrize(
     "kwargs, words",
     [
         ({"size": 100}, "power of two"),
         ({"d_rgb_kernel": 5}, "'d_rgb_kernel' must be 1 or 3, got 5"),
         ({"d_top_convs": 3}, "'d_top_convs' must be 1 or 2, got 3"),
+        ({"upsample": "cubic"}, "'upsample' must be one of bilinear, bicubic, nearest, got 'cubic'"),
+        ({"upsample": 2}, "'upsample' must be one of"),
         ({"d_small": 4}, "'d_small' must be 0 \\(none\\) or a power of two from 8 to size / 2 \\(64\\), got 4"),
         ({"d_small": 24}, "d_small"),
         ({"d_small": 128}, "d_small"),

@@ -534,6 +534,7 @@ def test_d_finest_view_flags_reach_the_config_and_guard_resume(data_dir: Path, t
     bad = (
         ({"d_rgb_kernel": 3, "arch": "classic"}, "--d-rgb-kernel applies to --arch fast only"),
         ({"d_top_convs": 2, "arch": "classic"}, "--d-top-convs applies to --arch fast only"),
+        ({"upsample": "nearest", "arch": "classic"}, "--upsample applies to --arch fast only"),
     )
     _assert_setup_errors(data_dir, tmp_path, bad)
     out = tmp_path / "finest"
@@ -541,6 +542,19 @@ def test_d_finest_view_flags_reach_the_config_and_guard_resume(data_dir: Path, t
     _, state = read_state(out_paths(out)[2], "gan")
     assert (state["config"]["d_rgb_kernel"], state["config"]["d_top_convs"]) == (3, 1)
     with pytest.raises(ValueError, match="--d-rgb-kernel"):  # another D than the state's: refused, naming the flags
+        train_gan(_opts(data_dir, out, steps=3, resume=True), progress=False)
+
+
+def test_upsample_flag_reaches_the_config_and_guards_resume(data_dir: Path, tmp_path: Path) -> None:
+    config = _flags("--data", "d", "--out", "o", "--upsample", "nearest").gan_config()
+    assert isinstance(config, FastGANConfig) and config.upsample == "nearest"
+    assert _flags("--data", "d", "--out", "o").gan_config().upsample == "bilinear"  # type: ignore[union-attr]
+    with pytest.raises(SystemExit):  # argparse names the choices
+        _flags("--data", "d", "--out", "o", "--upsample", "cubic")
+    out = tmp_path / "near"
+    train_gan(_opts(data_dir, out, steps=2, upsample="nearest"), progress=False)
+    assert load_generator(out_paths(out)[0])[0].config.upsample == "nearest"
+    with pytest.raises(ValueError, match="--upsample"):  # another G than the state's: refused, naming the flag
         train_gan(_opts(data_dir, out, steps=3, resume=True), progress=False)
 
 

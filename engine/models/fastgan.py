@@ -4,7 +4,7 @@ After Liu et al. 2021, "Towards faster and stabilized GAN training for
 high-fidelity few-shot image synthesis", with the changes a 60 fps CPU show needs:
 
 - Generator: a linear layer makes a 4x4 map, then each block doubles the side
-  with bilinear upsampling (see _UpBlock for why not nearest) and one or two
+  with bilinear upsampling (config `upsample`; _UpBlock says why not nearest) and one or two
   3x3 convolutions (no transposed convolutions: they leave checkerboards). Every conv adds per-pixel noise
   with a learned per-channel strength, then LeakyReLU and pixel norm
   (batch-independent, so batch 1 at show time draws what training drew;
@@ -74,6 +74,7 @@ SLE_RATIO = 8  # a map at side s gates the map at side SLE_RATIO * s
 NOISE_BASES = 8
 _D_MIN_CHANNELS = 16  # D keeps some width at the high resolutions even when G is thinner
 _DECODER_CHANNELS = 64  # the reconstruction decoders' widest map (halved per doubling, floor 16)
+UPSAMPLE_MODES = ("bilinear", "bicubic", "nearest")  # FastGANConfig.upsample (see _UpBlock)
 
 
 @dataclass
@@ -95,6 +96,8 @@ class FastGANConfig:
         the classic D) or 3, which gives D two 3x3 layers at full resolution before
         its first pooling, a 5x5 view of the finest detail (training only).
     d_top_convs: convs in each D block at 128 px and above, 1 or 2 (training only).
+    upsample: how G's blocks double the side: "bilinear" (what a file from before the
+        field means), "bicubic" (sharper, no 2x2 blocks) or "nearest" (FastGAN's own).
     arch: always "fast"; tells a model file's reader which family built it.
     """
 
@@ -109,6 +112,7 @@ class FastGANConfig:
     d_small: int = 0
     d_rgb_kernel: int = 1
     d_top_convs: int = 1
+    upsample: str = "bilinear"
     arch: str = ARCH
 
     def validate(self) -> None:
@@ -130,6 +134,8 @@ class FastGANConfig:
             raise ValueError(f"GAN config 'd_rgb_kernel' must be 1 or 3, got {self.d_rgb_kernel}")
         if self.d_top_convs not in (1, 2):
             raise ValueError(f"GAN config 'd_top_convs' must be 1 or 2, got {self.d_top_convs}")
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"GAN config 'upsample' must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -190,22 +196,30 @@ class _NoisyConv(nn.Module):
 
 
 class _UpBlock(nn.Module):
-    """(B, c_in, H, W) -> (B, c_out, 2H, 2W): bilinear upsample, then 1 or 2 noisy convs.
+    """(B, c_in, H, W) -> (B, c_out, 2H, 2W): upsample (`mode`), then 1 or 2 noisy convs.
 
-    Bilinear, not FastGAN's nearest: nearest copies each coarse pixel into a 2x2
-    block, and with the thin fine layers here (one 3x3 conv at 64 and 128 px)
+    Bilinear by default, not FastGAN's nearest: nearest copies each coarse pixel into
+    a 2x2 block, and with the thin fine layers here (one 3x3 conv at 64 and 128 px)
     those block edges survived as an axis-aligned grid, the plaid of the classic
     family. Measured on the paintings, 5 CPU minutes each (one thread): the
     report's axis_ratio 1.42 with nearest, 0.86 with bilinear (the pictures: 1.0).
+    But five bilinear doublings in a row blur: regressing 16 fixed z onto 16 photo
+    crops (L1, 4 CPU minutes) the finest pyramid level reached 0.43 with bilinear and
+    0.31 with nearest; yet in the GAN (30 minutes, the photos) nearest ended no
+    closer (patch distance 0.167 against 0.160), its early plaid trained away
+    (docs/TRAINING.md, "... how fast G learns the finest band"). Bicubic blurs a
+    little less than bilinear and trained at a third of the speed on a CPU.
     """
 
-    def __init__(self, c_in: int, c_out: int, side: int, convs: int) -> None:
+    def __init__(self, c_in: int, c_out: int, side: int, convs: int, mode: str = "bilinear") -> None:
         super().__init__()
         layers = [_NoisyConv(c_in, c_out, side)] + [_NoisyConv(c_out, c_out, side) for _ in range(convs - 1)]
         self.layers = nn.ModuleList(layers)
+        self.mode = mode
 
     def forward(self, x: Tensor, mix: Tensor) -> Tensor:
-        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        align = None if self.mode == "nearest" else False  # nearest takes no align_corners
+        x = F.interpolate(x, scale_factor=2.0, mode=self.mode, align_corners=align)
         for layer in self.layers:
             x = layer(x, mix)
         return x
@@ -251,7 +265,7 @@ class FastGenerator(nn.Module):
         for i in range(1, n + 1):
             side = 4 << i
             convs = 2 if side <= config.two_convs_up_to else 1
-            blocks.append(_UpBlock(config.channels_at(i - 1), config.channels_at(i), side, convs))
+            blocks.append(_UpBlock(config.channels_at(i - 1), config.channels_at(i), side, convs, config.upsample))
         self.blocks = nn.ModuleList(blocks)
         # sle[k] gates the output of block k + 3 with the map after block k (side 4 << k).
         shift = int(math.log2(SLE_RATIO))

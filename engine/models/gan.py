@@ -94,8 +94,9 @@ def validate_gan_fields(config: Any, arch: str, family: str) -> None:
         raise ValueError(f"{family} config 'arch' must be {arch!r}, got {config.arch!r}")
     for f in fields(config):
         value = getattr(config, f.name)
-        # bool is an int subclass; reject it so `size: true` in a file fails.
-        if f.name != "arch" and (isinstance(value, bool) or not isinstance(value, int)):
+        # bool is an int subclass; reject it so `size: true` in a file fails. Text fields
+        # (arch, the fast family's upsample) are checked by name, here and in their family.
+        if isinstance(f.default, int) and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValueError(f"GAN config '{f.name}' must be an integer, got {value!r}")
     if not (_MIN_SIZE <= config.size <= _MAX_SIZE) or config.size & (config.size - 1):
         raise ValueError(f"GAN config 'size' must be a power of two from {_MIN_SIZE} to {_MAX_SIZE}, got {config.size}")

@@ -70,7 +70,7 @@ PRESETS: dict[str, dict[str, dict[str, int]]] = {
 PRESET_NAMES = ("live", "wide", "hd", "gpu")
 
 
-def preset_config(arch: str, preset: str, **overrides: int | None) -> AnyGANConfig:
+def preset_config(arch: str, preset: str, **overrides: int | str | None) -> AnyGANConfig:
     """The config of `preset` for `arch`, with the `overrides` that are not None; ValueError if bad."""
     if arch not in ARCHS:
         raise ValueError(f"GAN 'arch' must be one of {list(ARCHS)}, got {arch!r}")

@@ -106,6 +106,7 @@ class GanTrainOptions(TrainOptions):
     d_small: int | None = None  # fast only: side (px) of D's whole-picture path, 0 none; None = the preset's
     d_rgb_kernel: int | None = None  # fast only: side of D's first conv (1 or 3); None = 1
     d_top_convs: int | None = None  # fast only: convs per D block at >= 128 px (1 or 2); None = 1
+    upsample: str | None = None  # fast only: how G's blocks double the side; None = "bilinear"
     batch: int | None = None  # images per step; None = 8 for fast (as FastGAN), 16 for classic
     lr: float = 2e-4  # discriminator
     lr_g: float | None = None  # generator; None = lr for fast (as FastGAN), lr / 4 for classic (TTUR)
@@ -159,6 +160,7 @@ class GanTrainOptions(TrainOptions):
             d_small=self.d_small,
             d_rgb_kernel=self.d_rgb_kernel,
             d_top_convs=self.d_top_convs,
+            upsample=self.upsample,
         )
 
 
@@ -173,6 +175,7 @@ def _validate(opts: GanTrainOptions) -> None:
         ("--d-small", opts.d_small),
         ("--d-rgb-kernel", opts.d_rgb_kernel),
         ("--d-top-convs", opts.d_top_convs),
+        ("--upsample", opts.upsample),
     )
     for flag, value in fast_only:
         if value is not None and opts.arch != "fast":
@@ -563,7 +566,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             raise TrainSetupError(f"--resume: '{self.state_path}' holds a bad GAN config: {exc}") from None
         flags = (
             "--arch/--preset/--size/--latent-dim/--channels/--min-channels/--d-width/--two-convs-up-to/--d-small"
-            "/--d-rgb-kernel/--d-top-convs"
+            "/--d-rgb-kernel/--d-top-convs/--upsample"
         )
         check_resume_config(self.state_path, state, self.config.to_dict(), flags)
         self.load_training_state(tensors, state)
