@@ -97,7 +97,8 @@ class FastGANConfig:
         its first pooling, a 5x5 view of the finest detail (training only).
     d_top_convs: convs in each D block at 128 px and above, 1 or 2 (training only).
     upsample: how G's blocks double the side: "bilinear" (what a file from before the
-        field means), "bicubic" (sharper, no 2x2 blocks) or "nearest" (FastGAN's own).
+        field means), "bicubic" (a little sharper, slow to train on a CPU) or "nearest"
+        (FastGAN's own; 2x2 blocks, see _UpBlock).
     arch: always "fast"; tells a model file's reader which family built it.
     """
 
