@@ -217,10 +217,10 @@ class _UpBlock(nn.Module):
         layers = [_NoisyConv(c_in, c_out, side)] + [_NoisyConv(c_out, c_out, side) for _ in range(convs - 1)]
         self.layers = nn.ModuleList(layers)
         self.mode = mode
+        self.align_corners = None if mode == "nearest" else False  # nearest takes no align_corners
 
     def forward(self, x: Tensor, mix: Tensor) -> Tensor:
-        align = None if self.mode == "nearest" else False  # nearest takes no align_corners
-        x = F.interpolate(x, scale_factor=2.0, mode=self.mode, align_corners=align)
+        x = F.interpolate(x, scale_factor=2.0, mode=self.mode, align_corners=self.align_corners)
         for layer in self.layers:
             x = layer(x, mix)
         return x
