@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -289,3 +291,42 @@ def test_output_hostapi_is_what_open_audio_would_open(monkeypatch, table, spec, 
 def test_output_hostapi_without_portaudio(monkeypatch):
     monkeypatch.setattr(devices, "import_sounddevice", lambda: (None, "PortAudio is not available (x)"))
     assert devices.output_hostapi(None) is None
+
+
+class StuckStream:
+    """A stream whose host died after its last callback: PortAudio's stop blocks until `release`."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.closed = False
+
+    def stop(self) -> None:
+        self.release.wait()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_stream_that_will_not_stop_at_the_end_is_left_to_the_os_within_the_timeout(guard, caplog):
+    # jackd stopped half a second before the show's end: the last callback is recent, so the host
+    # looks alive, and the stop blocked the main thread for good (deaf to SIGTERM)
+    stream = StuckStream()
+    started = time.monotonic()
+    with caplog.at_level("ERROR", logger="engine.devices.audio_devices"):
+        closed = devices.close_stream(stream, time.perf_counter() - 0.5, "audio", timeout_s=0.3)
+    waited = time.monotonic() - started
+    try:
+        assert not closed and 0.3 <= waited < 5.0 and guard == [True]  # no Pa_Terminate at exit
+        assert "did not stop within 0.3 s" in caplog.text and not stream.closed
+    finally:
+        stream.release.set()  # let the helper thread end
+
+
+def test_a_stream_that_stops_in_time_is_closed_and_a_failing_stop_is_logged(guard, caplog):
+    stream = StuckStream()
+    stream.release.set()
+    assert devices.close_stream(stream, time.perf_counter(), "audio", timeout_s=5.0) and stream.closed
+    broken = SimpleNamespace(stop=lambda: 1 / 0, close=lambda: None)
+    with caplog.at_level("WARNING", logger="engine.devices.audio_devices"):
+        assert not devices.close_stream(broken, time.perf_counter(), "audio in", timeout_s=5.0)
+    assert "audio in: closing the stream: division by zero" in caplog.text and guard == []

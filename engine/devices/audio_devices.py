@@ -30,6 +30,7 @@ import ctypes
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 Kind = Literal["output", "input"]
 AUTO = ("", "auto", "default")
 HOST_SILENCE_S = 1.0  # seconds without a callback: the host is gone (a 256-frame block is 5.3 ms at 48 kHz)
+CLOSE_TIMEOUT_S = 2.0  # seconds a stream's stop and close may take at the end of a show before it counts as lost
 
 
 @dataclass(frozen=True)
@@ -282,24 +284,53 @@ class HostWatch:
         return {"host_lost": self.lost, "host_losses": self.losses}
 
 
-def close_stream(stream: Any, last_call: float | None, what: str) -> None:
-    """Stop and close a sounddevice stream, unless its host is gone (see `host_lost`).
+def close_stream(stream: Any, last_call: float | None, what: str, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
+    """Stop and close a sounddevice stream, unless its host is gone (see `host_lost`);
+    whether it closed.
 
     With the JACK server killed mid-show, PortAudio's stop waited for good and a
     close after it aborted the whole process (an assertion in its JACK host API),
     so the show could not quit. Such a stream is left alone and PortAudio is not
     terminated at exit (that would close the stream the same way); the OS frees
     both when the process ends (see `_skip_portaudio_exit`).
+
+    A host can also die after the stream's last callback but less than
+    HOST_SILENCE_S before the close (a server stopped a second before the show's
+    end): that looks alive here, and the stop then blocked the main thread for
+    good, deaf to SIGTERM. So stop and close run on a helper thread (cffi releases
+    the GIL in PortAudio's calls) and are given `timeout_s`; a stream that has not
+    closed by then is treated as lost.
     """
     if host_lost(last_call, time.perf_counter()):
         log.warning("%s: the stream's host is gone; leaving the stream to the OS", what)
         _skip_portaudio_exit()
-        return
-    try:
-        stream.stop()
-        stream.close()
-    except Exception as e:  # a device that vanished between its last callback and now
-        log.warning("%s: closing the stream: %s", what, e)
+        return False
+    done = threading.Event()
+    failed: list[Exception] = []
+
+    def stop_and_close() -> None:
+        try:
+            stream.stop()
+            stream.close()
+        except Exception as e:  # noqa: BLE001 - a device that vanished between its last callback and now
+            failed.append(e)
+        finally:
+            done.set()
+
+    # daemon: a stop blocked in PortAudio for good must not hold up the interpreter's exit
+    threading.Thread(target=stop_and_close, name=f"{what} close", daemon=True).start()
+    if not done.wait(timeout_s):
+        log.error(
+            "%s: the stream did not stop within %.1f s (its host went away as the show ended?); leaving it to the OS",
+            what,
+            timeout_s,
+        )
+        _skip_portaudio_exit()
+        return False
+    if failed:
+        log.warning("%s: closing the stream: %s", what, failed[0])
+        return False
+    return True
 
 
 def _skip_portaudio_exit() -> None:
