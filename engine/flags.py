@@ -529,6 +529,14 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         help="fast family: 3x3 convs in each discriminator block at 128 px and above; training cost only (default 1)",
     )
     p.add_argument(
+        "--d-fine",
+        type=int,
+        default=d.d_fine,
+        choices=(0, 1),
+        help="fast family: 1 gives the discriminator a third path that judges the finest band alone "
+        "(the picture minus its 2x blur) at full size; training cost only (default 0)",
+    )
+    p.add_argument(
         "--upsample",
         default=d.upsample,
         choices=UPSAMPLE_MODES,

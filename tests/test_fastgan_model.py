@@ -97,6 +97,25 @@ def test_small_path_judges_the_pooled_picture_only() -> None:
     assert FastDiscriminator(TINY).small is None and FastGANConfig().d_small == 0  # files from before: none
 
 
+def test_fine_path_judges_the_finest_band_only() -> None:
+    config = FastGANConfig(**{**TINY.to_dict(), "d_small": 16, "d_fine": 1})
+    torch.manual_seed(0)
+    d = FastDiscriminator(config).eval()  # eval: no power iteration, so two calls agree
+    img = torch.rand(3, 3, 64, 64) * 2 - 1
+    logits, recon = d.real_pass(img, quadrant=1)
+    assert d(img).shape == (9,) and logits.shape == (9,)  # main, small, then the fine path's 3
+    assert d.fine is not None
+    with torch.no_grad():
+        torch.testing.assert_close(logits[6:], d.fine(img))
+        # A colour shift leaves the band, and so the path's logits, as they were
+        torch.testing.assert_close(d.fine(img + 0.3), d.fine(img), atol=1e-5, rtol=1e-4)
+        grain = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(32, 32) * 0.3  # (64, 64) checkerboard
+        assert not torch.allclose(d.fine(img + grain), d.fine(img))  # grain it sees
+    (logits.mean() + recon).backward()
+    assert all(p.grad is not None for p in d.fine.parameters())
+    assert FastDiscriminator(TINY).fine is None and FastGANConfig().d_fine == 0  # files from before: none
+
+
 def test_d_sees_the_finest_detail_through_a_wider_first_conv_or_a_second_top_conv() -> None:
     config = FastGANConfig(**{**TINY.to_dict(), "size": 128, "d_rgb_kernel": 3, "d_top_convs": 2})
     d = FastDiscriminator(config)
@@ -145,6 +164,7 @@ def test_upsample_mode_is_a_config_field_that_a_model_file_keeps(mode: str, tmp_
         ({"size": 100}, "power of two"),
         ({"d_rgb_kernel": 5}, "'d_rgb_kernel' must be 1 or 3, got 5"),
         ({"d_top_convs": 3}, "'d_top_convs' must be 1 or 2, got 3"),
+        ({"d_fine": 2}, "'d_fine' must be 0 or 1, got 2"),
         ({"upsample": "cubic"}, "'upsample' must be one of bilinear, bicubic, nearest, got 'cubic'"),
         ({"upsample": 2}, "'upsample' must be one of"),
         ({"d_small": 4}, "'d_small' must be 0 \\(none\\) or a power of two from 8 to size / 2 \\(64\\), got 4"),

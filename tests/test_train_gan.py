@@ -310,7 +310,7 @@ def test_checkpoint_log_line_carries_the_floors_ratios(
         train_gan(_opts(data_dir, tmp_path / "on", steps=2, detail_floor=1.0), progress=False)
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("checkpoint at step 2"))
     pattern = r"\(start [\d.]+, real crops [\d.]+\), KID [-+][\d.]+, palette [\d.]+, detail [\d.]+, "
-    assert re.search(pattern + r"D real [-+][\d.]+ fake [-+][\d.]+ -> ", line), line
+    assert re.search(pattern + r"D real [-+][\d.]+(/[-+][\d.]+)* fake [-+][\d.]+(/[-+][\d.]+)* -> ", line), line
 
 
 def test_every_checkpoint_measures_kid_too_and_the_model_file_keeps_its_own(data_dir: Path, tmp_path: Path) -> None:
@@ -528,19 +528,22 @@ def test_d_small_flag_and_a_run_with_it(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_d_finest_view_flags_reach_the_config_and_guard_resume(data_dir: Path, tmp_path: Path) -> None:
-    config = _flags("--data", "d", "--out", "o", "--d-rgb-kernel", "3", "--d-top-convs", "2").gan_config()
-    assert isinstance(config, FastGANConfig) and (config.d_rgb_kernel, config.d_top_convs) == (3, 2)
+    config = _flags(
+        "--data", "d", "--out", "o", "--d-rgb-kernel", "3", "--d-top-convs", "2", "--d-fine", "1"
+    ).gan_config()
+    assert isinstance(config, FastGANConfig) and (config.d_rgb_kernel, config.d_top_convs, config.d_fine) == (3, 2, 1)
     assert _flags("--data", "d", "--out", "o").gan_config() == FastGANConfig(d_small=16)  # the presets: 1 and 1
     bad = (
         ({"d_rgb_kernel": 3, "arch": "classic"}, "--d-rgb-kernel applies to --arch fast only"),
         ({"d_top_convs": 2, "arch": "classic"}, "--d-top-convs applies to --arch fast only"),
+        ({"d_fine": 1, "arch": "classic"}, "--d-fine applies to --arch fast only"),
         ({"upsample": "nearest", "arch": "classic"}, "--upsample applies to --arch fast only"),
     )
     _assert_setup_errors(data_dir, tmp_path, bad)
     out = tmp_path / "finest"
-    train_gan(_opts(data_dir, out, steps=2, d_rgb_kernel=3), progress=False)
+    train_gan(_opts(data_dir, out, steps=2, d_rgb_kernel=3, d_fine=1), progress=False)
     _, state = read_state(out_paths(out)[2], "gan")
-    assert (state["config"]["d_rgb_kernel"], state["config"]["d_top_convs"]) == (3, 1)
+    assert (state["config"]["d_rgb_kernel"], state["config"]["d_top_convs"], state["config"]["d_fine"]) == (3, 1, 1)
     with pytest.raises(ValueError, match="--d-rgb-kernel"):  # another D than the state's: refused, naming the flags
         train_gan(_opts(data_dir, out, steps=3, resume=True), progress=False)
 

@@ -106,6 +106,7 @@ class GanTrainOptions(TrainOptions):
     d_small: int | None = None  # fast only: side (px) of D's whole-picture path, 0 none; None = the preset's
     d_rgb_kernel: int | None = None  # fast only: side of D's first conv (1 or 3); None = 1
     d_top_convs: int | None = None  # fast only: convs per D block at >= 128 px (1 or 2); None = 1
+    d_fine: int | None = None  # fast only: 1 = D's path on the finest band (FastDiscriminator); None = 0
     upsample: str | None = None  # fast only: how G's blocks double the side; None = "bilinear"
     batch: int | None = None  # images per step; None = 8 for fast (as FastGAN), 16 for classic
     lr: float = 2e-4  # discriminator
@@ -160,6 +161,7 @@ class GanTrainOptions(TrainOptions):
             d_small=self.d_small,
             d_rgb_kernel=self.d_rgb_kernel,
             d_top_convs=self.d_top_convs,
+            d_fine=self.d_fine,
             upsample=self.upsample,
         )
 
@@ -175,6 +177,7 @@ def _validate(opts: GanTrainOptions) -> None:
         ("--d-small", opts.d_small),
         ("--d-rgb-kernel", opts.d_rgb_kernel),
         ("--d-top-convs", opts.d_top_convs),
+        ("--d-fine", opts.d_fine),
         ("--upsample", opts.upsample),
     )
     for flag, value in fast_only:
@@ -254,7 +257,7 @@ def detail_floor_loss(fake: torch.Tensor, real_share: float, ceiling: float = 0.
 
 
 def per_path(logits: torch.Tensor, batch: int) -> torch.Tensor:
-    """D's logits (P*B,), path-major (the fast D's main path's B, then its small path's B) -> (P, B) fp32."""
+    """D's logits (P*B,), path-major (the fast D's main path's B, then its small and fine paths' B) -> (P, B) fp32."""
     return logits.float().view(-1, batch)
 
 
@@ -413,7 +416,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             # groups never mix real and fake images. Logits and losses in fp32.
             real_logits, recon = self._real_pass(diff_augment(real, self.gen, aug))
             fake_logits = self.d(diff_augment(fake.detach(), self.gen, aug)).float()
-        # Per image, summed over D's paths: logits are (B,), or (2B,) with the fast D's small path.
+        # Per image, summed over D's paths: logits are (B,), or (P*B,) with the fast D's small and fine paths.
         d_loss = (F.relu(1.0 - real_logits.float()).sum() + F.relu(1.0 + fake_logits).sum()) / b + recon
         real_paths, fake_paths = per_path(real_logits, b), per_path(fake_logits, b)  # (P, B) each
         anchors = self._track_logits(real_paths, fake_paths)
@@ -498,8 +501,9 @@ class _GanRun(TrainRun[GanTrainOptions]):
         # The floors' last ratios and D's logit averages too: the progress bar is not in a log file.
         extras = "" if math.isnan(self.kid) else f", KID {self.kid:+.4f}"
         extras += "".join(f", {name} {value:.2f}" for name, value in self.floor_ratios().items())
-        if self.logit_means is not None:  # D's main path: real and fake logits' moving averages
-            extras += f", D real {float(self.logit_means[0, 0]):+.2f} fake {float(self.logit_means[1, 0]):+.2f}"
+        if self.logit_means is not None:  # D's paths (main first): real and fake logits' moving averages
+            real, fake = ("/".join(f"{float(v):+.2f}" for v in row) for row in self.logit_means)
+            extras += f", D real {real} fake {fake}"
         where = str(self.model_path) if keep else f"not kept (best {self.kept[0]:.4f} at step {self.kept[1]})"
         log.info(
             "checkpoint at step %d: sample distance %.4f (start %.4f, real crops %.4f)%s -> %s",
@@ -566,7 +570,7 @@ class _GanRun(TrainRun[GanTrainOptions]):
             raise TrainSetupError(f"--resume: '{self.state_path}' holds a bad GAN config: {exc}") from None
         flags = (
             "--arch/--preset/--size/--latent-dim/--channels/--min-channels/--d-width/--two-convs-up-to/--d-small"
-            "/--d-rgb-kernel/--d-top-convs/--upsample"
+            "/--d-rgb-kernel/--d-top-convs/--d-fine/--upsample"
         )
         check_resume_config(self.state_path, state, self.config.to_dict(), flags)
         self.load_training_state(tensors, state)
