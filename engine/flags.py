@@ -519,7 +519,7 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         default=d.d_rgb_kernel,
         choices=(1, 3),
         help="fast family: side of the discriminator's first conv at full size; 3 gives it two 3x3 layers "
-        "on the finest detail before it pools; training cost only (default 1)",
+        "on the finest detail before it pools; training cost only (default: the preset's, 3)",
     )
     p.add_argument(
         "--d-top-convs",
@@ -534,7 +534,7 @@ def _add_gan_args(p: argparse.ArgumentParser) -> None:
         default=d.d_fine,
         choices=(0, 1),
         help="fast family: 1 gives the discriminator a third path that judges the finest band alone "
-        "(the picture minus its 2x blur) at full size; training cost only (default 0)",
+        "(the picture minus its 2x blur) at full size; training cost only (default: the preset's, 1)",
     )
     p.add_argument(
         "--upsample",

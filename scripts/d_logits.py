@@ -4,7 +4,7 @@
 
 OUT is a `train gan --out` path: its state file (OUT.state.safetensors) holds D,
 G and the config. Prints one JSON line: D's mean logit per path (the main path,
-then the fast family's small path) on SAMPLES random crops of the pictures and on
+then the fast family's small and fine paths) on SAMPLES random crops of the pictures and on
 SAMPLES of G's samples, plain and through the training augmentation. Why: on a
 few pictures the sample distance falls, then climbs again (docs/TRAINING.md, "LeCam
 against the climb"); a D that memorises the pictures shows real logits far above

@@ -21,7 +21,7 @@ _spec.loader.exec_module(d_logits)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.parametrize(("arch", "paths"), [("fast", 2), ("classic", 1)])
+@pytest.mark.parametrize(("arch", "paths"), [("fast", 3), ("classic", 1)])  # fast: main, small, fine
 def test_logits_per_path_from_a_state_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], arch: str, paths: int
 ) -> None:

@@ -198,7 +198,7 @@ def test_presets_and_overrides() -> None:
             config = preset_config(arch, name)
             assert config.arch == arch and config.to_dict().items() >= values.items()
     assert preset_config("classic", "live") == GANConfig()
-    assert preset_config("fast", "live") == FastGANConfig(d_small=16)  # D's small path: a preset's, not G's
+    assert preset_config("fast", "live") == FastGANConfig(d_small=16, d_rgb_kernel=3, d_fine=1)  # D's: a preset's
     assert preset_config("fast", "gpu", size=128).d_small == 16  # 1/8 of a smaller size, as the preset's
     assert preset_config("fast", "gpu", size=128, d_small=32).d_small == 32  # unless given
     small = preset_config("fast", "gpu", size=64, channels=16)  # the preset's other fields shrink with them

@@ -350,7 +350,7 @@ def test_lecam_loss_pulls_each_side_towards_the_others_average_and_no_further() 
     assert real.grad[0] > 0 and real.grad[1] == 0 and fake.grad[0] < 0 and fake.grad[3] == 0  # reals down, fakes up
 
 
-@pytest.mark.parametrize(("arch", "paths"), [("fast", 2), ("classic", 1)])
+@pytest.mark.parametrize(("arch", "paths"), [("fast", 3), ("classic", 1)])  # fast: main, small, fine
 def test_lecam_trains_and_its_anchors_survive_a_resume(data_dir: Path, tmp_path: Path, arch: str, paths: int) -> None:
     assert _flags("--data", "d", "--out", "o").lecam == 0.0
     assert _flags("--data", "d", "--out", "o", "--lecam", "0.3").lecam == 0.3
@@ -476,7 +476,7 @@ def test_cli_flags_round_trip() -> None:
 def test_arch_and_preset_flags() -> None:
     opts = _flags("--data", "d", "--out", "o")
     assert (opts.arch, opts.preset, opts.generator_lr()) == ("fast", "live", opts.lr)
-    assert opts.gan_config() == FastGANConfig(d_small=16)
+    assert opts.gan_config() == FastGANConfig(d_small=16, d_rgb_kernel=3, d_fine=1)
     hd = _flags("--data", "d", "--out", "o", "--preset", "hd", "--channels", "64")
     assert (hd.gan_config().size, hd.gan_config().channels) == (256, 64)  # flags override the preset
     classic = _flags("--data", "d", "--out", "o", "--arch", "classic", "--min-channels", "32")
@@ -532,7 +532,7 @@ def test_d_finest_view_flags_reach_the_config_and_guard_resume(data_dir: Path, t
         "--data", "d", "--out", "o", "--d-rgb-kernel", "3", "--d-top-convs", "2", "--d-fine", "1"
     ).gan_config()
     assert isinstance(config, FastGANConfig) and (config.d_rgb_kernel, config.d_top_convs, config.d_fine) == (3, 2, 1)
-    assert _flags("--data", "d", "--out", "o").gan_config() == FastGANConfig(d_small=16)  # the presets: 1 and 1
+    assert _flags("--data", "d", "--out", "o").gan_config() == FastGANConfig(d_small=16, d_rgb_kernel=3, d_fine=1)
     bad = (
         ({"d_rgb_kernel": 3, "arch": "classic"}, "--d-rgb-kernel applies to --arch fast only"),
         ({"d_top_convs": 2, "arch": "classic"}, "--d-top-convs applies to --arch fast only"),
@@ -541,11 +541,12 @@ def test_d_finest_view_flags_reach_the_config_and_guard_resume(data_dir: Path, t
     )
     _assert_setup_errors(data_dir, tmp_path, bad)
     out = tmp_path / "finest"
-    train_gan(_opts(data_dir, out, steps=2, d_rgb_kernel=3, d_fine=1), progress=False)
+    train_gan(_opts(data_dir, out, steps=2, d_rgb_kernel=1, d_fine=0), progress=False)  # D as before the presets'
     _, state = read_state(out_paths(out)[2], "gan")
-    assert (state["config"]["d_rgb_kernel"], state["config"]["d_top_convs"], state["config"]["d_fine"]) == (3, 1, 1)
-    with pytest.raises(ValueError, match="--d-rgb-kernel"):  # another D than the state's: refused, naming the flags
+    assert (state["config"]["d_rgb_kernel"], state["config"]["d_top_convs"], state["config"]["d_fine"]) == (1, 1, 0)
+    with pytest.raises(ValueError, match="--d-rgb-kernel/--d-top-convs/--d-fine"):  # another D: refused, naming them
         train_gan(_opts(data_dir, out, steps=3, resume=True), progress=False)
+    train_gan(_opts(data_dir, out, steps=3, resume=True, d_rgb_kernel=1, d_fine=0), progress=False)  # as it was
 
 
 def test_upsample_flag_reaches_the_config_and_guards_resume(data_dir: Path, tmp_path: Path) -> None:

@@ -103,6 +103,8 @@ class FastGANConfig:
     d_top_convs: convs in each D block at 128 px and above, 1 or 2 (training only).
     d_fine: 1 gives D a third path that judges the finest band alone (the picture
         minus its 2x blur) at full size, 0 none (training only; see _FinePath).
+        d_rgb_kernel and d_fine default here to what a state file from before them
+        means (1 and 0); the presets set 3 and 1.
     upsample: how G's blocks double the side: "bilinear" (what a file from before the
         field means), "bicubic" (a little sharper, slow to train on a CPU) or "nearest"
         (FastGAN's own; 2x2 blocks, see _UpBlock).

@@ -43,7 +43,7 @@ def build_discriminator(config: AnyGANConfig) -> AnyDiscriminator:
     return FastDiscriminator(config) if isinstance(config, FastGANConfig) else Discriminator(config)
 
 
-# Model sizes by name, per arch: (size, channels, min_channels[, two_convs_up_to, d_small]).
+# Model sizes by name, per arch: (size, channels, min_channels[, two_convs_up_to, D's fields]).
 # live: 128 px, no slower at batch 1 on one CPU thread than the classic default
 #   (the default scene keeps 60 fps on a 2-core laptop); hd: 256 px for a CPU show
 #   at 30 fps; gpu: 512 px with wide high-resolution maps, for a graphics card.
@@ -51,14 +51,18 @@ def build_discriminator(config: AnyGANConfig) -> AnyDiscriminator:
 # to 12 at 64 and 128 px, and only blocks up to 32 px have two convs. D's small path
 # (training only) sees the picture at 1/8 of its side, as FastGAN's: at 128 px it took the
 # paintings' patch distance from 0.092 to 0.081 and KID from 0.0032 to 0.0013 (three seeds,
-# docs/TRAINING.md); at 256 and 512 px the same ratio, not measured.
+# docs/TRAINING.md); at 256 and 512 px the same ratio, not measured. D's finest view (a 3x3
+# conv from RGB, and the fine path on the picture minus its 2x blur) took the photos from
+# 0.75x to 0.60x the classic's patch distance at 128 px (wide, two seeds; docs/TRAINING.md,
+# "A D path for the finest band"); the other presets share it, not measured there.
+_D_FINEST = {"d_rgb_kernel": 3, "d_fine": 1}
 PRESETS: dict[str, dict[str, dict[str, int]]] = {
     fastgan.ARCH: {
-        "live": {"size": 128, "channels": 192, "min_channels": 12, "two_convs_up_to": 32, "d_small": 16},
+        "live": {"size": 128, "channels": 192, "min_channels": 12, "two_convs_up_to": 32, "d_small": 16, **_D_FINEST},
         # 32 maps at 64-128 px: the paintings' palette and KID (docs/TRAINING.md), ~3x live's FLOPs.
-        "wide": {"size": 128, "channels": 192, "min_channels": 32, "two_convs_up_to": 32, "d_small": 16},
-        "hd": {"size": 256, "channels": 256, "min_channels": 16, "two_convs_up_to": 32, "d_small": 32},
-        "gpu": {"size": 512, "channels": 512, "min_channels": 32, "two_convs_up_to": 128, "d_small": 64},
+        "wide": {"size": 128, "channels": 192, "min_channels": 32, "two_convs_up_to": 32, "d_small": 16, **_D_FINEST},
+        "hd": {"size": 256, "channels": 256, "min_channels": 16, "two_convs_up_to": 32, "d_small": 32, **_D_FINEST},
+        "gpu": {"size": 512, "channels": 512, "min_channels": 32, "two_convs_up_to": 128, "d_small": 64, **_D_FINEST},
     },
     gan.ARCH: {
         "live": {"size": 128, "channels": 256, "min_channels": 16},  # GANConfig()'s defaults

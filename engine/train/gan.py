@@ -104,9 +104,9 @@ class GanTrainOptions(TrainOptions):
     d_width: int | None = None  # fast only: D's width as a multiple of G's; None = the preset's
     two_convs_up_to: int | None = None  # fast only: blocks up to this side (px) get a second conv; None = preset's
     d_small: int | None = None  # fast only: side (px) of D's whole-picture path, 0 none; None = the preset's
-    d_rgb_kernel: int | None = None  # fast only: side of D's first conv (1 or 3); None = 1
+    d_rgb_kernel: int | None = None  # fast only: side of D's first conv (1 or 3); None = the preset's (3)
     d_top_convs: int | None = None  # fast only: convs per D block at >= 128 px (1 or 2); None = 1
-    d_fine: int | None = None  # fast only: 1 = D's path on the finest band (FastDiscriminator); None = 0
+    d_fine: int | None = None  # fast only: 1 = D's path on the finest band (FastDiscriminator); None = the preset's (1)
     upsample: str | None = None  # fast only: how G's blocks double the side; None = "bilinear"
     batch: int | None = None  # images per step; None = 8 for fast (as FastGAN), 16 for classic
     lr: float = 2e-4  # discriminator
