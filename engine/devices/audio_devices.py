@@ -305,7 +305,6 @@ def close_stream(stream: Any, last_call: float | None, what: str, timeout_s: flo
         log.warning("%s: the stream's host is gone; leaving the stream to the OS", what)
         _skip_portaudio_exit()
         return False
-    done = threading.Event()
     failed: list[Exception] = []
 
     def stop_and_close() -> None:
@@ -314,12 +313,12 @@ def close_stream(stream: Any, last_call: float | None, what: str, timeout_s: flo
             stream.close()
         except Exception as e:  # noqa: BLE001 - a device that vanished between its last callback and now
             failed.append(e)
-        finally:
-            done.set()
 
     # daemon: a stop blocked in PortAudio for good must not hold up the interpreter's exit
-    threading.Thread(target=stop_and_close, name=f"{what} close", daemon=True).start()
-    if not done.wait(timeout_s):
+    closer = threading.Thread(target=stop_and_close, name=f"{what} close", daemon=True)
+    closer.start()
+    closer.join(timeout_s)
+    if closer.is_alive():
         log.error(
             "%s: the stream did not stop within %.1f s (its host went away as the show ended?); leaving it to the OS",
             what,
